@@ -1,0 +1,422 @@
+"""The experiment config: typed schema with every default, YAML loading, `--set` overrides,
+validation that names the key path, and the resolved dict saved with each run.
+
+Every default lives in this file, with its meaning and units. A value left at `None` where
+the comment says "per-..." is filled in by `resolve()`, so the saved config.yaml is complete
+and re-runs the same experiment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence, get_args, get_origin, get_type_hints
+
+import yaml
+
+from .errors import ConfigError
+
+# The choices of every "name" key. Each family's registry must hold exactly these names
+# (tests/test_registries.py checks it), so this table is the one schema of the project.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.dataset": ("mnist", "fashion-mnist"),
+    "data.scale": ("unit", "symmetric", "standard", "none"),
+    "model.activation": ("relu", "leaky_relu", "tanh", "sigmoid"),
+    "model.init": ("normal", "uniform", "gaussian", "lecun", "glorot", "he"),
+    "model.norm": ("none", "batch", "layer"),
+    "optimizer.name": ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"),
+    "schedule.name": ("constant", "exponential", "step", "cosine", "plateau"),
+    "early_stopping.monitor": ("val_loss", "val_acc"),
+}
+
+# Learning rate used when `optimizer.lr` is not given: each rule's usual starting point.
+DEFAULT_LR = {
+    "sgd": 0.1,
+    "momentum": 0.01,
+    "nesterov": 0.01,
+    "adagrad": 0.01,
+    "rmsprop": 0.001,
+    "adam": 0.001,
+    "adamw": 0.001,
+}
+DEFAULT_ADAMW_WEIGHT_DECAY = 0.01
+# `schedule.gamma` when not given: the lesson's 0.98 per epoch, or a tenfold cut per step.
+DEFAULT_GAMMA = {"exponential": 0.98, "step": 0.1}
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "mnist"  # mnist | fashion-mnist
+    dir: str | None = None  # folder with the four IDX files; None: search (see README)
+    val_size: int = 5000  # training examples held out for validation
+    split_seed: int = 0  # seed of the train/validation split, independent of `seed`
+    train_limit: int | None = None  # train on only this many examples (None: all)
+    scale: str = "unit"  # unit [0,1] | symmetric [-1,1] | standard (z-score) | none (0..255)
+
+
+@dataclass
+class ModelConfig:
+    hidden: list[int] = field(default_factory=lambda: [256, 128])  # hidden layer widths
+    activation: str = "relu"  # relu | leaky_relu (slope 0.01) | tanh | sigmoid
+    init: str = "he"  # weight initializer, see initializers.py for each formula
+    norm: str = "none"  # none | batch | layer, between affine map and activation
+    bn_momentum: float = 0.9  # running = momentum * running + (1 - momentum) * batch
+    dropout: float = 0.0  # inverted-dropout rate after each hidden activation, in [0, 1)
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adam"
+    lr: float | None = None  # learning rate; None: per-optimizer default (DEFAULT_LR)
+    momentum: float = 0.9  # gamma of momentum and nesterov
+    beta1: float = 0.9  # adam/adamw first-moment decay
+    beta2: float = 0.999  # adam/adamw second-moment decay
+    eps: float = 1e-8  # added to the denominator of adagrad, rmsprop, adam, adamw
+    rho: float = 0.9  # rmsprop's decay of the squared-gradient average
+    weight_decay: float | None = None  # adamw's decoupled decay; None: 0.01 for adamw, else 0
+
+
+@dataclass
+class RegularizationConfig:
+    l2: float = 0.0  # adds l2/2 * sum(w^2) over weight matrices to the loss
+    l1: float = 0.0  # adds l1 * sum(|w|) over weight matrices to the loss
+
+
+@dataclass
+class ClipConfig:
+    norm: float | None = None  # rescale the gradient to this global L2 norm when above it
+    value: float | None = None  # clamp each gradient element to [-value, value]
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "constant"
+    gamma: float | None = None  # exponential/step factor; None: 0.98 (exponential), 0.1 (step)
+    step_size: int = 10  # step: epochs between cuts
+    min_lr: float = 0.0  # cosine: final lr; plateau: lr never goes below it
+    factor: float = 0.5  # plateau: lr multiplier after `patience` epochs without improvement
+    patience: int = 3  # plateau: epochs without improvement of early_stopping.monitor
+    warmup_epochs: int = 0  # linear warm-up from lr/(warmup_epochs+1) to lr, before the schedule
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30  # maximum number of epochs
+    batch_size: int = 128  # examples per gradient step; data reshuffled every epoch
+
+
+@dataclass
+class EarlyStoppingConfig:
+    enabled: bool = True
+    monitor: str = "val_loss"  # val_loss (lower is better) | val_acc (higher is better)
+    patience: int = 5  # epochs without an improvement larger than min_delta before stopping
+    min_delta: float = 0.0  # smallest change that counts as an improvement
+    restore_best: bool = True  # evaluate and save the best weights (False: the last ones)
+
+
+@dataclass
+class Config:
+    name: str | None = None  # run name; None: the config file's name without extension
+    seed: int = 0  # seeds initialization, shuffling and dropout (separate streams)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------------------
+# YAML: PyYAML follows YAML 1.1, where `1e-3` is a string. Users write learning rates that
+# way, so floats are resolved with the YAML 1.2 rule instead.
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_FLOAT_12 = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:float"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+_INT = re.compile(r"^[-+]?[0-9]+$")
+
+
+def _construct_float_or_int(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    text = loader.construct_scalar(node)
+    return int(text) if _INT.match(text) else loader.construct_yaml_float(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float_or_int)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{source}: malformed YAML{where}: {problem}") from None
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style for sections, flow style for lists: `hidden: [512, 256]`."""
+
+
+_Dumper.add_representer(
+    list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
+)
+
+
+def dump_yaml(data: Mapping[str, Any]) -> str:
+    return yaml.dump(dict(data), Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+
+
+# ---------------------------------------------------------------------------------------
+# Building a Config from plain data, with errors that name the key path.
+
+
+def _closest(key: str, valid: Sequence[str]) -> str:
+    match = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else f" (valid keys: {', '.join(valid)})"
+
+
+def _check_value(path: str, value: Any, hint: Any) -> Any:
+    """Coerce `value` to the annotated type `hint` or raise ConfigError naming `path`."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is not None and type(None) in args:  # Optional[X]
+        if value is None:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        origin, args = get_origin(hint), get_args(hint)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        return [_check_value(f"{path}[{i}]", item, args[0]) for i, item in enumerate(value)]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{path}: expected a whole number, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{path}: expected a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{path}: expected text, got {value!r}")
+    raise TypeError(f"unsupported annotation {hint!r} at {path}")  # a bug in the schema
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        where = path or "config"
+        raise ConfigError(f"{where}: expected a mapping of keys to values, got {data!r}")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{path}.{key}" if path else str(key)
+        if key not in hints:
+            raise ConfigError(f"unknown key {full!r}{_closest(str(key), names)}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, full)
+        else:
+            kwargs[key] = _check_value(full, value, hint)
+    return cls(**kwargs)
+
+
+def _range(path: str, value: float | int | None, lo=None, hi=None, lo_open=False, hi_open=False):
+    """Check lo <= value <= hi (with open ends where asked); None passes."""
+    if value is None:
+        return
+    bad_lo = lo is not None and (value <= lo if lo_open else value < lo)
+    bad_hi = hi is not None and (value >= hi if hi_open else value > hi)
+    if bad_lo or bad_hi or value != value:  # value != value: NaN
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        lo_s = "-inf" if lo is None else lo
+        hi_s = "inf" if hi is None else hi
+        raise ConfigError(f"{path}: {value!r} is out of range; allowed {left}{lo_s}, {hi_s}{right}")
+
+
+def validate(cfg: Config) -> Config:
+    """Check choices and ranges; return `cfg` unchanged or raise ConfigError."""
+    for path, choices in CHOICES.items():
+        section, key = path.split(".")
+        value = getattr(getattr(cfg, section), key)
+        if value not in choices:
+            close = difflib.get_close_matches(str(value), choices, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{path}: unknown choice {value!r}{hint}; choose one of: {', '.join(choices)}")
+    if cfg.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}", cfg.name):
+        raise ConfigError(
+            f"name: {cfg.name!r} cannot name a run directory; use letters, digits, '.', '_', '+' or '-'"
+        )
+    _range("seed", cfg.seed, 0)
+    d = cfg.data
+    _range("data.val_size", d.val_size, 1, 59_999)
+    _range("data.split_seed", d.split_seed, 0)
+    _range("data.train_limit", d.train_limit, 1)
+    m = cfg.model
+    if not m.hidden:
+        raise ConfigError("model.hidden: the list of hidden widths is empty; give at least one, e.g. [256]")
+    for i, width in enumerate(m.hidden):
+        _range(f"model.hidden[{i}]", width, 1, 65_536)
+    _range("model.bn_momentum", m.bn_momentum, 0, 1, hi_open=True)
+    _range("model.dropout", m.dropout, 0, 1, hi_open=True)
+    o = cfg.optimizer
+    _range("optimizer.lr", o.lr, 0, lo_open=True)
+    _range("optimizer.momentum", o.momentum, 0, 1, hi_open=True)
+    _range("optimizer.beta1", o.beta1, 0, 1, hi_open=True)
+    _range("optimizer.beta2", o.beta2, 0, 1, hi_open=True)
+    _range("optimizer.eps", o.eps, 0, lo_open=True)
+    _range("optimizer.rho", o.rho, 0, 1, hi_open=True)
+    _range("optimizer.weight_decay", o.weight_decay, 0)
+    if o.weight_decay and o.name != "adamw":
+        raise ConfigError(
+            f"optimizer.weight_decay: decoupled weight decay belongs to adamw, not {o.name}; "
+            "use regularization.l2 for a penalty in the loss"
+        )
+    _range("regularization.l2", cfg.regularization.l2, 0)
+    _range("regularization.l1", cfg.regularization.l1, 0)
+    _range("clip.norm", cfg.clip.norm, 0, lo_open=True)
+    _range("clip.value", cfg.clip.value, 0, lo_open=True)
+    s = cfg.schedule
+    _range("schedule.gamma", s.gamma, 0, 1, lo_open=True)
+    _range("schedule.step_size", s.step_size, 1)
+    _range("schedule.min_lr", s.min_lr, 0)
+    _range("schedule.factor", s.factor, 0, 1, lo_open=True, hi_open=True)
+    _range("schedule.patience", s.patience, 0)
+    _range("schedule.warmup_epochs", s.warmup_epochs, 0)
+    _range("train.epochs", cfg.train.epochs, 1)
+    _range("train.batch_size", cfg.train.batch_size, 1)
+    e = cfg.early_stopping
+    _range("early_stopping.patience", e.patience, 0)
+    _range("early_stopping.min_delta", e.min_delta, 0)
+    for path in ("optimizer.lr", "clip.norm", "clip.value", "regularization.l2", "regularization.l1"):
+        section, key = path.split(".")
+        value = getattr(getattr(cfg, section), key)
+        if value is not None and value == float("inf"):
+            raise ConfigError(f"{path}: must be finite, got {value!r}")
+    return cfg
+
+
+def resolve(cfg: Config) -> Config:
+    """Fill in the defaults that depend on other keys, so the saved config is explicit."""
+    o = dataclasses.replace(cfg.optimizer)
+    if o.lr is None:
+        o.lr = DEFAULT_LR[o.name]
+    if o.weight_decay is None:
+        o.weight_decay = DEFAULT_ADAMW_WEIGHT_DECAY if o.name == "adamw" else 0.0
+    s = dataclasses.replace(cfg.schedule)
+    if s.gamma is None:
+        s.gamma = DEFAULT_GAMMA.get(s.name, 0.98)
+    return dataclasses.replace(cfg, optimizer=o, schedule=s)
+
+
+# ---------------------------------------------------------------------------------------
+# Overrides and the public entry point.
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`"optimizer.lr=0.01"` -> (["optimizer", "lr"], 0.01); the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
+        raise ConfigError(
+            f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. --set optimizer.lr=0.01"
+        )
+    return key.split("."), parse_yaml(raw, f"--set {key}") if raw.strip() else None
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Return a copy of `data` with each KEY=VALUE override set (unknown keys fail later)."""
+    out = _deep_copy(data)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = out
+        for i, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: {'.'.join(keys[: i + 1])} is not a section")
+            node = child
+        node[keys[-1]] = value
+    return out
+
+
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, Mapping):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deep_copy(v) for v in data]
+    return data
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} not found; try one of configs/*.yaml") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config {str(path)!r} is a folder; give a YAML file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {err}") from None
+    data = parse_yaml(text, str(path))
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values at the top, got {type(data).__name__}")
+    return data
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any],
+    overrides: Sequence[str] = (),
+    *,
+    name: str | None = None,
+    seed: int | None = None,
+) -> Config:
+    """Read, override, validate and resolve a config.
+
+    `source` is a YAML file path or an already-parsed mapping. `overrides` are `--set`
+    strings; `name` and `seed` (the CLI's --name and --seed) win over everything.
+    """
+    if isinstance(source, Mapping):
+        data, default_name = _deep_copy(source), "run"
+    else:
+        data = read_config_file(source)
+        default_name = re.sub(r"[^A-Za-z0-9._+-]+", "-", Path(source).stem).strip("-.") or "run"
+    data = apply_overrides(data, overrides)
+    if name is not None:
+        data["name"] = name
+    if seed is not None:
+        data["seed"] = seed
+    cfg = _build(Config, data, "")
+    if cfg.name is None:
+        cfg.name = default_name
+    return resolve(validate(cfg))

@@ -1,0 +1,265 @@
+"""Layers with explicit forward and backward passes, each backward beside its forward.
+
+Conventions shared by every layer:
+- `forward(x, train)` returns the output; `backward(grad)` takes dLoss/dOutput and returns
+  dLoss/dInput (or None where nobody needs it), writing parameter gradients into the
+  gradient views the layer was built with.
+- Parameters and their gradients are views into the model's flat buffers (see model.py);
+  running statistics are buffers, separate from parameters; `train` is an argument.
+- Outputs are written into per-layer scratch arrays reused across batches of the same
+  shape, so a returned array is valid until the same layer is called again. No layer writes
+  into an array it was given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Scratch:
+    """Reusable output arrays, one per (purpose, shape): no allocation per batch."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple, np.ndarray] = {}
+
+    def get(self, key: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        full = (key, shape, np.dtype(dtype).str)
+        arr = self._arrays.get(full)
+        if arr is None:
+            arr = self._arrays[full] = np.empty(shape, dtype)
+        return arr
+
+
+class Dense:
+    """y = x W + b, with W of shape (n_in, n_out).
+
+    Backward: dW = x^T g, db = sum over the batch of g, dx = g W^T. The input gradient is
+    skipped for the first layer (`input_grad=False`): nothing upstream needs it.
+    """
+
+    def __init__(self, W, gW, b=None, gb=None, *, input_grad: bool = True):
+        self.W, self.gW, self.b, self.gb = W, gW, b, gb
+        self.input_grad = input_grad
+        self._scratch = Scratch()
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        self._x = x
+        out = self._scratch.get("out", (x.shape[0], self.W.shape[1]), self.W.dtype)
+        np.matmul(x, self.W, out=out)
+        if self.b is not None:
+            out += self.b
+        return out
+
+    def backward(self, grad: np.ndarray) -> np.ndarray | None:
+        np.matmul(self._x.T, grad, out=self.gW)
+        if self.gb is not None:
+            np.sum(grad, axis=0, out=self.gb)
+        if not self.input_grad:
+            return None
+        dx = self._scratch.get("dx", self._x.shape, grad.dtype)
+        return np.matmul(grad, self.W.T, out=dx)
+
+
+class ReLU:
+    """y = max(x, 0); dy/dx = 1 where y > 0, else 0."""
+
+    saturating = False
+
+    def __init__(self) -> None:
+        self._scratch = Scratch()
+        self.output: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        self.output = np.maximum(x, 0, out=self._scratch.get("out", x.shape, x.dtype))
+        return self.output
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        active = np.greater(self.output, 0, out=self._scratch.get("mask", grad.shape, bool))
+        return np.multiply(grad, active, out=self._scratch.get("dx", grad.shape, grad.dtype))
+
+
+class LeakyReLU:
+    """y = x for x > 0, slope * x otherwise (slope 0.01); dy/dx = 1 or slope."""
+
+    saturating = False
+
+    def __init__(self, slope: float = 0.01) -> None:
+        self.slope = slope
+        self._scratch = Scratch()
+        self.output: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        out = np.multiply(x, self.slope, out=self._scratch.get("out", x.shape, x.dtype))
+        self.output = np.maximum(x, out, out=out)  # max(x, a x) = leaky ReLU for 0 < a < 1
+        return self.output
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        dx = np.multiply(grad, self.slope, out=self._scratch.get("dx", grad.shape, grad.dtype))
+        positive = np.greater(self.output, 0, out=self._scratch.get("mask", grad.shape, bool))
+        np.copyto(dx, grad, where=positive)
+        return dx
+
+
+class Tanh:
+    """y = tanh(x); dy/dx = 1 - y^2. Saturated where |y| > 0.99."""
+
+    saturating = True
+
+    def __init__(self) -> None:
+        self._scratch = Scratch()
+        self.output: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        self.output = np.tanh(x, out=self._scratch.get("out", x.shape, x.dtype))
+        return self.output
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        dx = np.multiply(self.output, self.output, out=self._scratch.get("dx", grad.shape, grad.dtype))
+        np.subtract(1, dx, out=dx)
+        return np.multiply(dx, grad, out=dx)
+
+    @staticmethod
+    def saturated(output: np.ndarray) -> np.ndarray:
+        return np.abs(output) > 0.99
+
+
+class Sigmoid:
+    """y = 1 / (1 + exp(-x)); dy/dx = y (1 - y). Saturated where y < 0.01 or y > 0.99."""
+
+    saturating = True
+
+    def __init__(self) -> None:
+        self._scratch = Scratch()
+        self.output: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        out = np.negative(x, out=self._scratch.get("out", x.shape, x.dtype))
+        with np.errstate(over="ignore"):  # exp(-x) -> inf gives y = 0, which is right
+            np.exp(out, out=out)
+        out += 1
+        self.output = np.reciprocal(out, out=out)
+        return self.output
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        dx = np.subtract(1, self.output, out=self._scratch.get("dx", grad.shape, grad.dtype))
+        dx *= self.output
+        return np.multiply(dx, grad, out=dx)
+
+    @staticmethod
+    def saturated(output: np.ndarray) -> np.ndarray:
+        return (output < 0.01) | (output > 0.99)
+
+
+ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "tanh": Tanh, "sigmoid": Sigmoid}
+
+
+class BatchNorm:
+    """Batch normalization over the batch axis, between the affine map and the activation.
+
+    Training: xhat = (x - mean_B) / sqrt(var_B + eps), y = gamma * xhat + beta, with the
+    biased batch variance; running statistics follow
+    running = momentum * running + (1 - momentum) * batch (Keras's convention; PyTorch's
+    momentum is 1 minus this). Evaluation uses the running statistics.
+    Backward (training): dx = (1/N) / sqrt(var+eps) * (N dxhat - sum dxhat - xhat sum(dxhat xhat)),
+    with dxhat = g * gamma.
+    """
+
+    def __init__(self, gamma, g_gamma, beta, g_beta, running_mean, running_var,
+                 *, momentum: float = 0.9, eps: float = 1e-5):
+        self.gamma, self.g_gamma, self.beta, self.g_beta = gamma, g_gamma, beta, g_beta
+        self.running_mean, self.running_var = running_mean, running_var
+        self.momentum, self.eps = momentum, eps
+        self._scratch = Scratch()
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        xhat = self._scratch.get("xhat", x.shape, x.dtype)
+        if train:
+            mean = x.mean(axis=0)
+            var = x.var(axis=0)
+            m = self.momentum
+            self.running_mean *= m
+            self.running_mean += (1 - m) * mean
+            self.running_var *= m
+            self.running_var += (1 - m) * var
+        else:
+            mean, var = self.running_mean, self.running_var
+        self._inv_std = 1.0 / np.sqrt(var + self.eps)
+        np.subtract(x, mean, out=xhat)
+        xhat *= self._inv_std
+        self._xhat = xhat
+        out = np.multiply(xhat, self.gamma, out=self._scratch.get("out", x.shape, x.dtype))
+        out += self.beta
+        return out
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        xhat, n = self._xhat, grad.shape[0]
+        np.sum(grad, axis=0, out=self.g_beta)
+        dxhat = np.multiply(grad, xhat, out=self._scratch.get("dx", grad.shape, grad.dtype))
+        np.sum(dxhat, axis=0, out=self.g_gamma)
+        # dxhat * xhat summed = g_gamma * gamma; dxhat summed = g_beta * gamma
+        np.multiply(grad, self.gamma, out=dxhat)
+        dxhat -= (self.g_beta * self.gamma) / n
+        dxhat -= xhat * ((self.g_gamma * self.gamma) / n)
+        dxhat *= self._inv_std
+        return dxhat
+
+
+class LayerNorm:
+    """Layer normalization over the features of each example, in batch norm's place.
+
+    xhat = (x - mean_row) / sqrt(var_row + eps), y = gamma * xhat + beta; the same in
+    training and evaluation (no running statistics).
+    Backward: dx = (1/F) / sqrt(var+eps) * (F dxhat - sum_row dxhat - xhat sum_row(dxhat xhat)).
+    """
+
+    def __init__(self, gamma, g_gamma, beta, g_beta, *, eps: float = 1e-5):
+        self.gamma, self.g_gamma, self.beta, self.g_beta = gamma, g_gamma, beta, g_beta
+        self.eps = eps
+        self._scratch = Scratch()
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        mean = x.mean(axis=1, keepdims=True)
+        var = x.var(axis=1, keepdims=True)
+        self._inv_std = 1.0 / np.sqrt(var + self.eps)
+        xhat = np.subtract(x, mean, out=self._scratch.get("xhat", x.shape, x.dtype))
+        xhat *= self._inv_std
+        self._xhat = xhat
+        out = np.multiply(xhat, self.gamma, out=self._scratch.get("out", x.shape, x.dtype))
+        out += self.beta
+        return out
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        xhat = self._xhat
+        np.sum(grad, axis=0, out=self.g_beta)
+        np.sum(grad * xhat, axis=0, out=self.g_gamma)
+        dxhat = np.multiply(grad, self.gamma, out=self._scratch.get("dx", grad.shape, grad.dtype))
+        dxhat -= dxhat.mean(axis=1, keepdims=True) + xhat * (dxhat * xhat).mean(axis=1, keepdims=True)
+        dxhat *= self._inv_std
+        return dxhat
+
+
+class Dropout:
+    """Inverted dropout: in training each unit is kept with probability 1 - rate and scaled
+    by 1 / (1 - rate), so evaluation is the identity. The mask comes from `rng`."""
+
+    def __init__(self, rate: float, rng: np.random.Generator):
+        self.rate, self.rng = rate, rng
+        self._scratch = Scratch()
+        self._mask: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        if not train or self.rate == 0:
+            self._mask = None
+            return x
+        mask = self._scratch.get("mask", x.shape, x.dtype)
+        self.rng.random(dtype=mask.dtype, out=mask)
+        np.greater_equal(mask, self.rate, out=mask)  # 1.0 where kept, 0.0 where dropped
+        mask *= 1.0 / (1.0 - self.rate)
+        self._mask = mask
+        return np.multiply(x, mask, out=self._scratch.get("out", x.shape, x.dtype))
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        if self._mask is None:
+            return grad
+        return np.multiply(grad, self._mask, out=self._scratch.get("dx", grad.shape, grad.dtype))

@@ -1,0 +1,50 @@
+"""Softmax cross-entropy, fused and numerically stable, and the L1/L2 weight penalties."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax_cross_entropy(
+    logits: np.ndarray, labels: np.ndarray, grad_out: np.ndarray | None = None
+) -> tuple[float, int, np.ndarray | None]:
+    """Mean cross-entropy of softmax(logits) against integer labels.
+
+    Returns (loss, number of correct predictions, dLoss/dlogits or None). Stable because
+    the row maximum is subtracted before exp; the gradient is (softmax - onehot) / N,
+    written into `grad_out` when given (so the training loop reuses one array).
+    """
+    n = logits.shape[0]
+    rows = np.arange(n)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=1)
+    # log softmax of the true class: shifted[y] - log(sum exp(shifted))
+    loss = float(np.mean(np.log(total, dtype=np.float64) - shifted[rows, labels]))
+    correct = int(np.count_nonzero(shifted.argmax(axis=1) == labels))
+    if grad_out is None:
+        return loss, correct, None
+    np.divide(exp, total[:, None] * n, out=grad_out)
+    grad_out[rows, labels] -= 1.0 / n
+    return loss, correct, grad_out
+
+
+def weight_penalty(weights: np.ndarray, l2: float, l1: float) -> float:
+    """l2/2 * sum(w^2) + l1 * sum(|w|), in float64 for an exact record."""
+    total = 0.0
+    if l2:
+        total += 0.5 * l2 * float(np.dot(weights, weights))
+    if l1:
+        total += l1 * float(np.abs(weights).sum(dtype=np.float64))
+    return total
+
+
+def add_penalty_grad(weights: np.ndarray, grads: np.ndarray, l2: float, l1: float, scratch: np.ndarray) -> None:
+    """grads += l2 * w + l1 * sign(w) (sign(0) = 0, the subgradient chosen at zero)."""
+    if l2:
+        np.multiply(weights, l2, out=scratch)
+        grads += scratch
+    if l1:
+        np.sign(weights, out=scratch)
+        scratch *= l1
+        grads += scratch

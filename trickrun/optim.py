@@ -1,0 +1,242 @@
+"""Update rules as plain functions over flat arrays and explicit state, with thin classes
+around them, and global-norm clipping in one place.
+
+Every rule updates `p` in place from the gradient `g` at learning rate `lr`; `tmp` is a
+scratch array of the same size, so a step allocates nothing. The formulas, in the
+conventions chosen (t counts steps from 1):
+
+  sgd       w <- w - lr g
+  momentum  v <- gamma v - lr g;  w <- w + v                      (the lesson's form)
+  nesterov  v <- gamma v - lr g;  w <- w + gamma v - lr g         (Sutskever's look-ahead
+            form, as Keras writes it; equals PyTorch's nesterov=True up to the scale of v)
+  adagrad   G <- G + g^2;  w <- w - lr g / (sqrt(G) + eps)        (G starts at 0)
+  rmsprop   E <- rho E + (1 - rho) g^2;  w <- w - lr g / (sqrt(E) + eps)
+  adam      m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
+            w <- w - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)   (Kingma & Ba; eps
+            outside the square root, as PyTorch and Keras do)
+  adamw     w <- w - lr wd w on the weight matrices (decoupled, before the Adam step;
+            Loshchilov & Hutter, as PyTorch's AdamW), then the Adam step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .registry import Registry
+
+OPTIMIZERS: Registry = Registry("optimizer")
+
+
+# --- the rules ----------------------------------------------------------------------------
+def sgd_update(p, g, lr, tmp):
+    np.multiply(g, lr, out=tmp)
+    p -= tmp
+
+
+def momentum_update(p, g, v, lr, gamma, tmp):
+    v *= gamma
+    np.multiply(g, lr, out=tmp)
+    v -= tmp
+    p += v
+
+
+def nesterov_update(p, g, v, lr, gamma, tmp):
+    v *= gamma
+    np.multiply(g, lr, out=tmp)
+    v -= tmp
+    p -= tmp
+    np.multiply(v, gamma, out=tmp)
+    p += tmp
+
+
+def adagrad_update(p, g, G, lr, eps, tmp):
+    np.multiply(g, g, out=tmp)
+    G += tmp
+    np.sqrt(G, out=tmp)
+    tmp += eps
+    np.divide(g, tmp, out=tmp)
+    tmp *= lr
+    p -= tmp
+
+
+def rmsprop_update(p, g, E, lr, rho, eps, tmp):
+    np.multiply(g, g, out=tmp)  # E += (1 - rho) (g^2 - E) is rho E + (1 - rho) g^2
+    tmp -= E
+    tmp *= 1.0 - rho
+    E += tmp
+    np.sqrt(E, out=tmp)
+    tmp += eps
+    np.divide(g, tmp, out=tmp)
+    tmp *= lr
+    p -= tmp
+
+
+def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, tmp):
+    np.subtract(g, m, out=tmp)  # m += (1 - b1)(g - m) is b1 m + (1 - b1) g
+    tmp *= 1.0 - beta1
+    m += tmp
+    np.multiply(g, g, out=tmp)
+    tmp -= v
+    tmp *= 1.0 - beta2
+    v += tmp
+    # lr (m/bc1) / (sqrt(v/bc2) + eps) = [lr sqrt(bc2)/bc1] m / (sqrt(v) + eps sqrt(bc2))
+    bc1, bc2 = 1.0 - beta1**t, 1.0 - beta2**t
+    np.sqrt(v, out=tmp)
+    tmp += eps * math.sqrt(bc2)
+    np.divide(m, tmp, out=tmp)
+    tmp *= lr * math.sqrt(bc2) / bc1
+    p -= tmp
+
+
+# --- thin classes holding the state -----------------------------------------------------
+class Optimizer:
+    """Holds hyper-parameters and state arrays; `step` applies the rule to flat arrays.
+
+    `n_weights` marks `p[:n_weights]` as the weight matrices (for decoupled weight decay).
+    """
+
+    state_names: tuple[str, ...] = ()
+
+    def __init__(self, size: int, dtype=np.float32, n_weights: int | None = None):
+        self.size, self.dtype = size, np.dtype(dtype)
+        self.n_weights = size if n_weights is None else n_weights
+        self.t = 0
+        self.state = {name: np.zeros(size, self.dtype) for name in self.state_names}
+        self._tmp = np.empty(size, self.dtype)
+
+    def step(self, p: np.ndarray, g: np.ndarray, lr: float) -> None:
+        self.t += 1
+        self._update(p, g, lr)
+
+    def _update(self, p, g, lr):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return {}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"t": np.array(self.t), **{k: v.copy() for k, v in self.state.items()}}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.t = int(state["t"])
+        for k, v in self.state.items():
+            v[...] = state[k]
+
+
+@OPTIMIZERS.register("sgd")
+class SGD(Optimizer):
+    def _update(self, p, g, lr):
+        sgd_update(p, g, lr, self._tmp)
+
+
+@OPTIMIZERS.register("momentum")
+class Momentum(Optimizer):
+    state_names = ("velocity",)
+
+    def __init__(self, size, dtype=np.float32, n_weights=None, *, momentum: float = 0.9):
+        super().__init__(size, dtype, n_weights)
+        self.momentum = momentum
+
+    def _update(self, p, g, lr):
+        momentum_update(p, g, self.state["velocity"], lr, self.momentum, self._tmp)
+
+    def get_config(self):
+        return {"momentum": self.momentum}
+
+
+@OPTIMIZERS.register("nesterov")
+class Nesterov(Momentum):
+    def _update(self, p, g, lr):
+        nesterov_update(p, g, self.state["velocity"], lr, self.momentum, self._tmp)
+
+
+@OPTIMIZERS.register("adagrad")
+class Adagrad(Optimizer):
+    state_names = ("sum_sq",)
+
+    def __init__(self, size, dtype=np.float32, n_weights=None, *, eps: float = 1e-8):
+        super().__init__(size, dtype, n_weights)
+        self.eps = eps
+
+    def _update(self, p, g, lr):
+        adagrad_update(p, g, self.state["sum_sq"], lr, self.eps, self._tmp)
+
+    def get_config(self):
+        return {"eps": self.eps}
+
+
+@OPTIMIZERS.register("rmsprop")
+class RMSProp(Optimizer):
+    state_names = ("mean_sq",)
+
+    def __init__(self, size, dtype=np.float32, n_weights=None, *, rho: float = 0.9, eps: float = 1e-8):
+        super().__init__(size, dtype, n_weights)
+        self.rho, self.eps = rho, eps
+
+    def _update(self, p, g, lr):
+        rmsprop_update(p, g, self.state["mean_sq"], lr, self.rho, self.eps, self._tmp)
+
+    def get_config(self):
+        return {"rho": self.rho, "eps": self.eps}
+
+
+@OPTIMIZERS.register("adam")
+class Adam(Optimizer):
+    state_names = ("m", "v")
+
+    def __init__(self, size, dtype=np.float32, n_weights=None, *,
+                 beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+        super().__init__(size, dtype, n_weights)
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+
+    def _update(self, p, g, lr):
+        adam_update(p, g, self.state["m"], self.state["v"], self.t, lr,
+                    self.beta1, self.beta2, self.eps, self._tmp)
+
+    def get_config(self):
+        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+
+@OPTIMIZERS.register("adamw")
+class AdamW(Adam):
+    def __init__(self, size, dtype=np.float32, n_weights=None, *, beta1: float = 0.9,
+                 beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01):
+        super().__init__(size, dtype, n_weights, beta1=beta1, beta2=beta2, eps=eps)
+        self.weight_decay = weight_decay
+
+    def _update(self, p, g, lr):
+        if self.weight_decay:
+            p[: self.n_weights] *= 1.0 - lr * self.weight_decay
+        super()._update(p, g, lr)
+
+    def get_config(self):
+        return {**super().get_config(), "weight_decay": self.weight_decay}
+
+
+def make_optimizer(opt_cfg, size: int, dtype, n_weights: int) -> Optimizer:
+    """Build the optimizer named in the config section, passing the keys its rule uses."""
+    cls = OPTIMIZERS.get(opt_cfg.name)
+    wanted = {
+        "momentum": ("momentum",), "nesterov": ("momentum",), "adagrad": ("eps",),
+        "rmsprop": ("rho", "eps"), "adam": ("beta1", "beta2", "eps"),
+        "adamw": ("beta1", "beta2", "eps", "weight_decay"),
+    }.get(opt_cfg.name, ())
+    return cls(size, dtype, n_weights, **{k: getattr(opt_cfg, k) for k in wanted})
+
+
+# --- clipping -----------------------------------------------------------------------------
+def clip_gradients(g: np.ndarray, norm: float, max_norm: float | None, max_value: float | None) -> bool:
+    """Clip `g` in place: elementwise to [-max_value, max_value], then rescale to global L2
+    norm `max_norm` when above it. `norm` is the norm of `g` as given (computed by the
+    caller, who also logs it). Returns whether anything changed."""
+    clipped = False
+    if max_value is not None and (g.max() > max_value or g.min() < -max_value):
+        np.clip(g, -max_value, max_value, out=g)
+        norm = math.sqrt(float(np.dot(g, g)))
+        clipped = True
+    if max_norm is not None and norm > max_norm:
+        g *= max_norm / norm
+        clipped = True
+    return clipped

@@ -1,0 +1,87 @@
+"""What `trickrun train` shows while it trains, on stderr: a rich display on a terminal, one
+plain line per epoch otherwise, nothing with --quiet. The training loop calls `start`,
+`batch` and `epoch`; the display decides how often to redraw."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .train import NullReporter
+
+
+def epoch_line(record: dict, epochs: int) -> str:
+    return (
+        f"epoch {record['epoch']:>3}/{epochs}  lr {record['lr']:.3g}  "
+        f"train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}  "
+        f"val loss {record['val_loss']:.4f} acc {record['val_acc']:.4f}  "
+        f"grad {record['grad_norm']:.3g}  {record['epoch_s']:.1f}s"
+    )
+
+
+class PlainReporter(NullReporter):
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.epochs = 0
+
+    def start(self, *, epochs: int, batches: int, run_dir) -> None:
+        self.epochs = epochs
+        print(f"run directory: {run_dir}", file=self.stream, flush=True)
+
+    def epoch(self, record: dict) -> None:
+        print(epoch_line(record, self.epochs), file=self.stream, flush=True)
+
+
+class RichReporter(NullReporter):
+    """Epoch and batch bars with live loss and accuracy and time left; redrawn at most
+    ten times a second so that drawing never slows training."""
+
+    REDRAW_S = 0.1
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
+            console=self.console, transient=True,
+        )
+        self._last_draw = 0.0
+        self._loss = self._correct = self._seen = 0
+
+    def start(self, *, epochs: int, batches: int, run_dir) -> None:
+        self.epochs = epochs
+        self.console.print(f"run directory: {run_dir}")
+        self.epoch_task = self.progress.add_task("epochs", total=epochs, info="")
+        self.batch_task = self.progress.add_task("batches", total=batches, info="")
+        self.progress.start()
+
+    def batch(self, epoch: int, index: int, loss: float, correct: int, size: int) -> None:
+        self._loss += loss * size
+        self._correct += correct
+        self._seen += size
+        now = time.monotonic()
+        if now - self._last_draw >= self.REDRAW_S:
+            self._last_draw = now
+            info = f"loss {self._loss / self._seen:.4f}  acc {self._correct / self._seen:.4f}"
+            self.progress.update(self.batch_task, completed=index, info=info,
+                                 description=f"epoch {epoch}")
+
+    def epoch(self, record: dict) -> None:
+        self._loss = self._correct = self._seen = 0
+        self.progress.console.print(epoch_line(record, self.epochs))
+        self.progress.update(self.epoch_task, completed=record["epoch"],
+                             info=f"val acc {record['val_acc']:.4f}")
+        self.progress.reset(self.batch_task)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def make_reporter(mode: str):
+    """`quiet` | `plain` | `rich` | `auto` (rich on a terminal, plain otherwise)."""
+    if mode == "auto":
+        mode = "rich" if sys.stderr.isatty() else "plain"
+    return {"quiet": NullReporter, "plain": PlainReporter, "rich": RichReporter}[mode]()

@@ -1,0 +1,221 @@
+"""The run directory: exclusive creation, fixed file names, atomic writes.
+
+A run directory `<runs>/<name>-<YYYYmmdd-HHMMSS>[-N]` holds:
+  config.yaml    the resolved config (re-runnable with `trickrun train`)
+  metrics.jsonl  one JSON object per epoch, appended and flushed as each epoch ends
+  summary.json   status and results; written with status "running" at start, rewritten at end
+  model.npz      the weights that were evaluated on the test set
+Every file but metrics.jsonl is replaced atomically (temporary file, fsync, rename), so a
+reader never sees half a file, and a crash leaves the previous complete version.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import RunDirError
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+MODEL_FILE = "model.npz"
+
+
+def runs_root(runs_dir: str | Path | None = None) -> Path:
+    """The runs folder: the argument, else $TRICKRUN_RUNS_DIR, else ./runs."""
+    if runs_dir is not None:
+        return Path(runs_dir)
+    return Path(os.environ.get("TRICKRUN_RUNS_DIR") or "runs")
+
+
+def _disk_error(action: str, path: Path, err: OSError) -> RunDirError:
+    if err.errno == errno.ENOSPC:
+        why = "the disk is full; free some space"
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = "permission denied; choose a writable folder with --runs-dir"
+    else:
+        why = err.strerror or str(err)
+    return RunDirError(f"cannot {action} {path}: {why}")
+
+
+def create_run_dir(root: Path, name: str, now: float | None = None) -> Path:
+    """Make a new, empty run directory; never reuse one, even when two start in one second."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _disk_error("create the runs folder", root, err) from None
+    for n in range(1, 10_000):
+        path = root / (f"{name}-{stamp}" if n == 1 else f"{name}-{stamp}-{n}")
+        try:
+            path.mkdir()  # exclusive: fails if another process made it first
+            return path
+        except FileExistsError:
+            continue
+        except OSError as err:
+            raise _disk_error("create a run directory in", root, err) from None
+    raise RunDirError(f"cannot find a free run-directory name for {name!r} in {root}")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        _remove_quietly(tmp)
+        raise _disk_error("write", path, err) from None
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+
+
+def _remove_quietly(path: str | Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _jsonable(value: Any) -> Any:
+    """NumPy scalars to Python; non-finite floats to None (JSON has no NaN)."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def to_json(data: Mapping[str, Any], indent: int | None = None) -> str:
+    return json.dumps(_jsonable(data), indent=indent, allow_nan=False)
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    write_atomic(path, (to_json(data, indent=2) + "\n").encode())
+
+
+def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_atomic(path, buf.getvalue())
+
+
+class MetricsLog:
+    """Append-only metrics.jsonl: one line per epoch, flushed and fsynced as written."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self._file = open(path, "a", encoding="utf-8")
+        except OSError as err:
+            raise _disk_error("open", path, err) from None
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        try:
+            self._file.write(to_json(record) + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as err:
+            raise _disk_error("append to", self.path, err) from None
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except OSError:
+            pass
+
+
+def environment() -> dict[str, str]:
+    """Versions that make a result reproducible: trickrun, Python, numpy and its BLAS."""
+    import platform
+
+    from . import __version__
+
+    blas = "unknown"
+    try:
+        from threadpoolctl import threadpool_info
+
+        for lib in threadpool_info():
+            if lib.get("user_api") == "blas":
+                blas = (f"{lib.get('internal_api')} {lib.get('version')} "
+                        f"({lib.get('architecture')}, {lib.get('num_threads')} threads)")
+                break
+    except Exception:  # threadpoolctl missing or confused: the run matters more
+        pass
+    return {"trickrun": __version__, "python": platform.python_version(), "numpy": np.__version__, "blas": blas}
+
+
+class RunWriter:
+    """Writes one run directory: config and a "running" summary at start, metrics as each
+    epoch ends, the model and the final summary at the end."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._metrics: MetricsLog | None = None
+        self._summary: dict[str, Any] = {}
+
+    @classmethod
+    def create(cls, root: Path, name: str, config_yaml: str, seed: int) -> "RunWriter":
+        import socket
+
+        writer = cls(create_run_dir(root, name))
+        writer._started = time.time()
+        writer._summary = {
+            "status": "running",
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(writer._started)),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "seed": seed,
+            "versions": environment(),
+        }
+        writer.write_file(CONFIG_FILE, config_yaml.encode())
+        write_json(writer.path / SUMMARY_FILE, writer._summary)
+        writer._metrics = MetricsLog(writer.path / METRICS_FILE)
+        return writer
+
+    def write_file(self, name: str, data: bytes) -> None:
+        write_atomic(self.path / name, data)
+
+    def append_metrics(self, record: Mapping[str, Any]) -> None:
+        self._metrics.append(record)
+
+    def save_model(self, arrays: Mapping[str, np.ndarray]) -> None:
+        write_npz(self.path / MODEL_FILE, arrays)
+
+    def finish(self, result: Mapping[str, Any]) -> dict[str, Any]:
+        """Write the final summary: the start fields, the result, and timing."""
+        finished = time.time()
+        summary = {
+            "status": result["status"],
+            **{k: v for k, v in result.items() if k != "status"},
+            "wall_s": finished - self._started,
+            "seed": self._summary["seed"],
+            "started": self._summary["started"],
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)),
+            "pid": self._summary["pid"],
+            "host": self._summary["host"],
+            "versions": self._summary["versions"],
+        }
+        write_json(self.path / SUMMARY_FILE, summary)
+        if self._metrics is not None:
+            self._metrics.close()
+        return json.loads(to_json(summary))
