@@ -1,0 +1,189 @@
+"""Downloading through a real HTTP server on 127.0.0.1: success, bad bytes, drops, 404s."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import trickrun.data as data
+from helpers import FILES, fake_arrays, idx_bytes, write_fake_dataset
+from trickrun.config import DataConfig
+from trickrun.errors import DataError
+
+SMALL = dict(val_size=100)
+
+
+class Mirror:
+    """A local HTTP server: `files` maps a URL path to its bytes, `behaviour` to how to serve it.
+
+    behaviours: "ok" (default), "drop" (send a full Content-Length, then half the body
+    and close), "404". `requests` records every path asked for.
+    """
+
+    def __init__(self, files: dict[str, bytes]):
+        self.files = dict(files)
+        self.behaviour: dict[str, str] = {}
+        self.requests: list[str] = []
+        mirror = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                mirror.requests.append(self.path)
+                body = mirror.files.get(self.path)
+                how = mirror.behaviour.get(self.path, "ok")
+                if body is None or how == "404":
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/gzip")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if how == "drop":
+                    self.wfile.write(body[: len(body) // 2])
+                    self.close_connection = True
+                else:
+                    self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/mnist/"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """The gzipped bytes of a fake mnist by file name, with SHA256["mnist"] patched to match."""
+    sums = write_fake_dataset(tmp_path / "source")
+    monkeypatch.setitem(data.SHA256, "mnist", sums)
+    monkeypatch.delenv("TRICKRUN_DATA_DIR", raising=False)
+    return {name: (tmp_path / "source" / f"{name}.gz").read_bytes() for name in FILES}
+
+
+@pytest.fixture
+def start_mirror():
+    started = []
+
+    def start(files: dict[str, bytes]) -> Mirror:
+        mirror = Mirror({f"/mnist/{name}.gz": body for name, body in files.items()})
+        started.append(mirror)
+        return mirror
+
+    yield start
+    for mirror in started:
+        mirror.close()
+
+
+@pytest.fixture
+def cache(tmp_path) -> Path:
+    return tmp_path / "cache" / "trickrun" / "mnist"
+
+
+def use_mirrors(monkeypatch, *mirrors: Mirror) -> None:
+    monkeypatch.setenv("TRICKRUN_MIRRORS", ",".join(m.url for m in mirrors))
+
+
+def test_download_lands_in_cache_verifies_and_loads(served, start_mirror, cache, monkeypatch, capsys):
+    mirror = start_mirror(served)
+    use_mirrors(monkeypatch, mirror)
+    ds = data.load_dataset(DataConfig(**SMALL), progress=True)
+    assert mirror.requests == [f"/mnist/{name}.gz" for name in FILES]
+    assert ds.source == str(cache)
+    for name in FILES:
+        assert (cache / f"{name}.gz").read_bytes() == served[name]
+    assert not list(cache.glob(".*")), "no temporary file left"
+    assert ds.x_train.shape == (500, 784) and ds.x_test.shape == (200, 784)
+    assert "t10k-labels-idx1-ubyte.gz" in capsys.readouterr().err  # the progress bar's rows
+    mirror.close()  # served once, then the cache answers
+    again = data.load_dataset(DataConfig(**SMALL))
+    np.testing.assert_array_equal(again.x_train, ds.x_train)
+
+
+def test_wrong_bytes_are_rejected_and_leave_nothing(served, start_mirror, cache, monkeypatch):
+    other = idx_bytes(fake_arrays(seed=1)["train-images-idx3-ubyte"])
+    mirror = start_mirror({**served, "train-images-idx3-ubyte": gzip.compress(other)})
+    use_mirrors(monkeypatch, mirror)
+    with pytest.raises(DataError) as err:
+        data.load_dataset(DataConfig(**SMALL))
+    assert err.value.exit_code == 3
+    assert f"{mirror.url}train-images-idx3-ubyte.gz: " in str(err.value)
+    assert "checksum mismatch: expected sha256 " in str(err.value)
+    assert list(cache.iterdir()) == [], "neither the bad file nor a temporary file is kept"
+    assert mirror.requests == ["/mnist/train-images-idx3-ubyte.gz"]  # gave up at the first file
+
+
+def test_dropped_connection_is_an_error(served, start_mirror, cache, monkeypatch):
+    mirror = start_mirror(served)
+    mirror.behaviour["/mnist/train-labels-idx1-ubyte.gz"] = "drop"
+    use_mirrors(monkeypatch, mirror)
+    size = len(served["train-labels-idx1-ubyte"])
+    with pytest.raises(DataError, match=f"connection closed after {size // 2} of {size} bytes") as err:
+        data.load_dataset(DataConfig(**SMALL))
+    assert err.value.exit_code == 3
+    assert sorted(p.name for p in cache.iterdir()) == ["train-images-idx3-ubyte.gz"]  # verified one stays
+
+
+def test_dropped_connection_falls_through_to_the_next_mirror(served, start_mirror, cache, monkeypatch):
+    first, second = start_mirror(served), start_mirror(served)
+    first.behaviour["/mnist/train-images-idx3-ubyte.gz"] = "drop"
+    use_mirrors(monkeypatch, first, second)
+    ds = data.load_dataset(DataConfig(**SMALL))
+    assert first.requests == ["/mnist/train-images-idx3-ubyte.gz"]
+    # the mirror that worked is asked first for the remaining files
+    assert second.requests == [f"/mnist/{name}.gz" for name in FILES]
+    assert sorted(p.name for p in cache.glob("*.gz")) == sorted(f"{n}.gz" for n in FILES)
+    assert not list(cache.glob(".*"))
+    assert ds.x_val.shape == (100, 784)
+
+
+def test_404_falls_through_to_the_next_mirror(served, start_mirror, cache, monkeypatch):
+    first, second = start_mirror({}), start_mirror(served)
+    use_mirrors(monkeypatch, first, second)
+    ds = data.load_dataset(DataConfig(**SMALL))
+    assert first.requests == ["/mnist/train-images-idx3-ubyte.gz"]
+    assert len(second.requests) == 4
+    assert ds.source == str(cache)
+
+
+def test_all_mirrors_failing_lists_each_url_and_error(served, start_mirror, monkeypatch):
+    first, second = start_mirror({}), start_mirror(served)
+    second.behaviour["/mnist/train-images-idx3-ubyte.gz"] = "drop"
+    use_mirrors(monkeypatch, first, second)
+    with pytest.raises(DataError) as err:
+        data.load_dataset(DataConfig(**SMALL))
+    message = str(err.value)
+    assert f"{first.url}train-images-idx3-ubyte.gz: HTTP 404" in message
+    assert f"{second.url}train-images-idx3-ubyte.gz: connection closed after" in message
+    assert "To supply the files" in message
+
+
+def test_interrupted_download_in_cache_is_completed(served, start_mirror, cache, monkeypatch):
+    cache.mkdir(parents=True)
+    for name in FILES[:2]:
+        (cache / f"{name}.gz").write_bytes(served[name])
+    mirror = start_mirror(served)
+    use_mirrors(monkeypatch, mirror)
+    ds = data.load_dataset(DataConfig(**SMALL))
+    assert mirror.requests == [f"/mnist/{name}.gz" for name in FILES[2:]]
+    assert ds.x_test.shape == (200, 784)
+
+
+def test_download_function_directly(served, start_mirror, tmp_path):
+    mirror = start_mirror(served)
+    dest = tmp_path / "dest"
+    paths = data.download("mnist", dest, ["t10k-labels-idx1-ubyte"], urls=[mirror.url])
+    assert paths == {"t10k-labels-idx1-ubyte": dest / "t10k-labels-idx1-ubyte.gz"}
+    assert sorted(p.name for p in dest.iterdir()) == ["t10k-labels-idx1-ubyte.gz"]
