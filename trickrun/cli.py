@@ -104,7 +104,7 @@ def train(
         typer.echo(to_json({**summary, "run_dir": str(result.run_dir)}, indent=2))
     else:
         if not quiet:
-            err_console.print(_result_line(summary))
+            err_console.print(_result_line(summary), soft_wrap=True)
         typer.echo(str(result.run_dir))
     if summary["status"] == "interrupted":
         raise typer.Exit(130)
@@ -131,6 +131,167 @@ def validate(config: ConfigArg, set_: SetOption = None) -> None:
 
 
 # --- compare, ls, show (runs inspection) ----------------------------------------------
+
+# Imported here, beside the commands that use them; matplotlib is imported only for --plot.
+from . import compare as cmp  # noqa: E402
+from .compare import OutputFormat, SortKey  # noqa: E402
+from .errors import ConfigError  # noqa: E402
+from .runlog import load_run, resolve_run, resolve_runs, scan_runs  # noqa: E402
+from .runs import runs_root  # noqa: E402
+
+import os  # noqa: E402
+
+PIPED_WIDTH = 200  # columns of report tables when stdout is not a terminal
+
+FormatOption = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--format",
+        "-f",
+        help="table (terminal), markdown (for a README), csv or json (one record per row, for scripts).",
+        case_sensitive=False,
+    ),
+]
+PlotOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--plot",
+        help="Also write a PNG figure of losses, accuracies, learning rate and per-layer gradient norms.",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+
+
+def _stdout() -> Console:
+    """stdout for reports: the terminal's width, or a wide page when piped (rich would
+    otherwise squeeze tables into 80 columns); $COLUMNS wins over both."""
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(highlight=False, soft_wrap=False, width=PIPED_WIDTH)
+    return console
+
+
+def _warn(messages) -> None:
+    for message in messages:
+        err_console.print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True, highlight=False)
+
+
+@app.command()
+@reports_errors
+def compare(
+    runs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="RUN...",
+            help="Runs: a run directory, a run name or unique prefix under the runs folder, or a glob "
+            "such as 'runs/adam-*'.",
+            show_default=False,
+        ),
+    ],
+    baseline: Annotated[
+        Optional[str],
+        typer.Option("--baseline", "-b", help="The run changes are measured against (default: the first).",
+                     show_default=False),
+    ] = None,
+    metric: Annotated[
+        str,
+        typer.Option("--metric", "-m", help="Metric the results and curves emphasise: any numeric "
+                     "metrics.jsonl key, e.g. val_acc, val_loss, train_loss, grad_norm, lr."),
+    ] = "val_acc",
+    group: Annotated[
+        bool,
+        typer.Option("--group", help="Merge runs that differ only in seed: mean ± sd and n; with two groups, "
+                     "Welch's t-test on test accuracy."),
+    ] = False,
+    all_keys: Annotated[
+        bool, typer.Option("--all", help="Show every config key, not only those that differ.")
+    ] = False,
+    fmt: FormatOption = OutputFormat.table,
+    plot: PlotOption = None,
+    runs_dir: RunsDirOption = None,
+) -> None:
+    """Compare runs: config diff, results, curves and gradient diagnostics.
+
+    Example: trickrun compare 'runs/adam-*' sgd --baseline sgd --group --plot compare.png
+    """
+    root = runs_root(runs_dir)
+    paths = resolve_runs(runs, root)
+    base_index = 0
+    if baseline is not None:
+        base_paths = [p.resolve() for p in resolve_run(baseline, root)]
+        if len(base_paths) != 1:
+            raise ConfigError(f"--baseline {baseline!r} matches {len(base_paths)} runs; name one run")
+        if base_paths[0] not in paths:
+            paths.insert(0, base_paths[0])
+        base_index = paths.index(base_paths[0])
+    loaded = [load_run(p) for p in paths]
+    _warn(w for run in loaded for w in run.warnings)
+    console = _stdout()
+    report = cmp.compare_report(loaded, baseline=base_index, metric=metric, group=group, all_keys=all_keys,
+                                spark_width=cmp.spark_width(console, 2 if metric in ("val_acc", "val_loss") else 3))
+    if plot is not None:
+        from .plots import plot_runs
+
+        plot_runs(loaded, plot, labels=cmp.run_labels(loaded))
+    cmp.compare_output(report, fmt, console)
+    if plot is not None:
+        err_console.print(f"wrote {plot}", highlight=False)
+
+
+@app.command("ls")
+@reports_errors
+def list_runs(
+    runs_dir: RunsDirOption = None,
+    sort: Annotated[
+        SortKey,
+        typer.Option("--sort", "-s", help="Order rows by this column (accuracies best first).",
+                     case_sensitive=False),
+    ] = SortKey.started,
+    reverse: Annotated[bool, typer.Option("--reverse", "-r", help="Reverse the order.")] = False,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """List runs: name, status, epochs, best val acc, test acc, started, duration.
+
+    Example: trickrun ls --sort test_acc --format csv
+    """
+    root = runs_root(runs_dir)
+    entries, skipped = scan_runs(root)
+    if skipped:
+        shown = ", ".join(skipped[:10]) + (f", ... ({len(skipped) - 10} more)" if len(skipped) > 10 else "")
+        err_console.print(f"note: skipped {len(skipped)} folder(s) in {root} that are not runs: {shown}",
+                          highlight=False, soft_wrap=True)
+    cmp.ls_output(cmp.sort_entries(entries, sort, reverse), fmt, _stdout())
+
+
+@app.command()
+@reports_errors
+def show(
+    run: Annotated[
+        str,
+        typer.Argument(metavar="RUN", help="A run directory, a run name or unique prefix under the runs folder.",
+                       show_default=False),
+    ],
+    fmt: FormatOption = OutputFormat.table,
+    plot: PlotOption = None,
+    runs_dir: RunsDirOption = None,
+) -> None:
+    """Show one run in full: config, summary, per-epoch metrics, per-layer diagnostics, curves.
+
+    Example: trickrun show adam --plot adam.png
+    """
+    paths = resolve_run(run, runs_root(runs_dir))
+    if len(paths) != 1:
+        raise ConfigError(f"{run!r} matches {len(paths)} runs; show takes one (use compare for several)")
+    loaded = load_run(paths[0])
+    _warn(loaded.warnings)
+    if plot is not None:
+        from .plots import plot_runs
+
+        plot_runs([loaded], plot, title=loaded.dirname)
+    cmp.show_output(loaded, fmt, _stdout())
+    if plot is not None:
+        err_console.print(f"wrote {plot}", highlight=False)
 
 
 def main() -> None:

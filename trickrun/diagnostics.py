@@ -23,7 +23,8 @@ from .model import MLP
 
 def _norm(x: np.ndarray) -> float:
     flat = x.reshape(-1)
-    return math.sqrt(float(np.dot(flat, flat)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return math.sqrt(float(np.dot(flat, flat)))
 
 
 def layer_stats(model: MLP, probe_x: np.ndarray, grad_norm_means: list[float],
