@@ -53,3 +53,57 @@ def train(
     finally:
         getattr(reporter, "close", lambda: None)()
     return RunResult(writer.path, writer.finish(result))
+
+
+def resume(run_dir: str | Path, *, progress: str = "auto") -> RunResult:
+    """Continue an interrupted run (or one whose process died) from its last checkpoint.
+
+    The run goes on exactly as if it had never stopped: its metrics are appended to the same
+    metrics.jsonl and equal, timings aside, those of an uninterrupted run of the same config
+    and seed on the same machine. A finished run (completed, early_stopped, diverged) or one
+    whose process is still alive is a ConfigError.
+    """
+    import json
+
+    import numpy as np
+
+    from .errors import ConfigError, RunDirError
+    from .progress import RichReporter, make_reporter
+    from .runlog import pid_alive
+    from .runs import CHECKPOINT_FILE, CONFIG_FILE, FINISHED, SUMMARY_FILE
+    from .train import Trainer
+
+    path = Path(run_dir)
+    if not (path / CONFIG_FILE).is_file() or not (path / SUMMARY_FILE).is_file():
+        raise ConfigError(f"{path} is not a run directory (it needs {CONFIG_FILE} and {SUMMARY_FILE})")
+    try:
+        summary = json.loads((path / SUMMARY_FILE).read_text())
+    except ValueError:
+        raise RunDirError(f"{path / SUMMARY_FILE} is not valid JSON") from None
+    status = summary.get("status")
+    if status in FINISHED:
+        raise ConfigError(f"{path} already finished (status {status}); nothing to resume. "
+                          f"To train it again: trickrun train {path / CONFIG_FILE}")
+    if status == "running" and pid_alive(summary.get("pid"), summary.get("host")):
+        raise ConfigError(f"{path} is still running (pid {summary.get('pid')}); stop it first")
+    cfg = load_config(path / CONFIG_FILE)
+    reporter = make_reporter(progress)
+    data = load_dataset(cfg.data, progress=isinstance(reporter, RichReporter))
+    checkpoint = None
+    if (path / CHECKPOINT_FILE).is_file():
+        try:
+            with np.load(path / CHECKPOINT_FILE, allow_pickle=False) as npz:
+                checkpoint = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as err:
+            raise RunDirError(f"{path / CHECKPOINT_FILE} cannot be read ({err}); "
+                              "the run cannot be resumed, train it again") from None
+    epochs_done = json.loads(str(checkpoint["meta"]))["epochs_done"] if checkpoint else 0
+    writer = RunWriter.reopen(path, epochs_done)
+    trainer = Trainer(cfg, data, writer, reporter)
+    if checkpoint is not None:
+        trainer.load_checkpoint(checkpoint)
+    try:
+        result = trainer.run()
+    finally:
+        getattr(reporter, "close", lambda: None)()
+    return RunResult(writer.path, writer.finish(result))

@@ -91,7 +91,6 @@ def train(
     Example: trickrun train configs/baseline.yaml --set optimizer.lr=0.01 --set model.hidden=[512,256]
     """
     from .api import train as train_run
-    from .runs import to_json
 
     progress = "quiet" if quiet else "auto"
     try:
@@ -99,6 +98,13 @@ def train(
     except KeyboardInterrupt:  # before the run directory existed: nothing to keep
         err_console.print("interrupted")
         raise typer.Exit(130) from None
+    _print_result(result, quiet, json_)
+
+
+def _print_result(result, quiet: bool, json_: bool) -> None:
+    """The end of train and resume: the summary or run directory on stdout, exit 130 if interrupted."""
+    from .runs import to_json
+
     summary = result.summary
     if json_:
         typer.echo(to_json({**summary, "run_dir": str(result.run_dir)}, indent=2))
@@ -115,6 +121,27 @@ def _result_line(summary: dict) -> str:
     acc = f"test acc {test['acc']:.4f}  loss {test['loss']:.4f}" if test else "no test evaluation"
     return (f"{summary['status']}: {summary['stop_reason']}; best epoch {summary['best_epoch']}; "
             f"{acc}; {summary['wall_s']:.1f}s")
+
+
+@app.command()
+@reports_errors
+def resume(
+    run: Annotated[Path, typer.Argument(help="Run directory to continue, e.g. runs/baseline-20260101-120000.", show_default=False)],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show only errors while training.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print only summary.json plus run_dir, as JSON, on stdout.")] = False,
+) -> None:
+    """Continue an interrupted run from its last checkpoint, appending to its metrics.
+
+    Example: trickrun resume runs/baseline-20261127-151131
+    """
+    from .api import resume as resume_run
+
+    try:
+        result = resume_run(run, progress="quiet" if quiet else "auto")
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise typer.Exit(130) from None
+    _print_result(result, quiet, json_)
 
 
 @app.command()

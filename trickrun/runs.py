@@ -5,6 +5,7 @@ A run directory `<runs>/<name>-<YYYYmmdd-HHMMSS>[-N]` holds:
   metrics.jsonl  one JSON object per epoch, appended and flushed as each epoch ends
   summary.json   status and results; written with status "running" at start, rewritten at end
   model.npz      the weights that were evaluated on the test set
+  checkpoint.npz everything needed to resume after the last finished epoch
 Every file but metrics.jsonl is replaced atomically (temporary file, fsync, rename), so a
 reader never sees half a file, and a crash leaves the previous complete version.
 """
@@ -28,6 +29,8 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 MODEL_FILE = "model.npz"
+CHECKPOINT_FILE = "checkpoint.npz"
+FINISHED = ("completed", "early_stopped", "diverged")
 
 
 def runs_root(runs_dir: str | Path | None = None) -> Path:
@@ -201,6 +204,34 @@ class RunWriter:
     def save_model(self, arrays: Mapping[str, np.ndarray]) -> None:
         write_npz(self.path / MODEL_FILE, arrays)
 
+    def save_checkpoint(self, arrays: Mapping[str, np.ndarray]) -> None:
+        write_npz(self.path / CHECKPOINT_FILE, arrays)
+
+    @classmethod
+    def reopen(cls, path: Path, epochs_done: int) -> "RunWriter":
+        """Continue writing an existing run after `epochs_done` epochs: metrics.jsonl keeps
+        exactly its first `epochs_done` records (a torn line or records written after the
+        last checkpoint are dropped) and summary.json says "running" again."""
+        import socket
+
+        writer = cls(path)
+        summary = json.loads((path / SUMMARY_FILE).read_text())
+        lines = _complete_lines(path / METRICS_FILE)[:epochs_done]
+        write_atomic(path / METRICS_FILE, "".join(lines).encode())
+        writer._started = time.time() - float(summary.get("wall_s") or 0.0)
+        writer._summary = {
+            "status": "running",
+            "started": summary.get("started"),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "seed": summary.get("seed"),
+            "versions": environment(),
+            "resumed": int(summary.get("resumed", 0)) + 1,
+        }
+        write_json(path / SUMMARY_FILE, writer._summary)
+        writer._metrics = MetricsLog(path / METRICS_FILE)
+        return writer
+
     def finish(self, result: Mapping[str, Any]) -> dict[str, Any]:
         """Write the final summary: the start fields, the result, and timing."""
         finished = time.time()
@@ -215,7 +246,25 @@ class RunWriter:
             "host": self._summary["host"],
             "versions": self._summary["versions"],
         }
+        if "resumed" in self._summary:
+            summary["resumed"] = self._summary["resumed"]
         write_json(self.path / SUMMARY_FILE, summary)
+        if summary["status"] in FINISHED:  # nothing left to resume: free the space
+            _remove_quietly(self.path / CHECKPOINT_FILE)
         if self._metrics is not None:
             self._metrics.close()
         return json.loads(to_json(summary))
+
+
+def _complete_lines(path: Path) -> list[str]:
+    """The lines of a JSONL file that parse, in order; a torn or garbled line is skipped."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            json.loads(line)
+        except ValueError:
+            continue
+        out.append(line + "\n")
+    return out

@@ -8,6 +8,7 @@ and saved.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -155,14 +156,22 @@ class Trainer:
 
     # --- the run ------------------------------------------------------------------------
     def run(self) -> dict:
+        """Train until a stop condition holds, from epoch 1 or from a loaded checkpoint."""
         cfg, m = self.cfg, self.model
         n_batches = -(-len(self.data.x_train) // cfg.train.batch_size)
         self.reporter.start(epochs=cfg.train.epochs, batches=n_batches, run_dir=self.writer.path)
         probe = self.data.x_val[:PROBE_SIZE]
         started = time.perf_counter()
-        status, reason = "completed", f"reached the epoch limit ({cfg.train.epochs})"
         try:
-            while self.epoch < cfg.train.epochs:
+            while True:
+                if self.stopper.should_stop:
+                    status = "early_stopped"
+                    reason = (f"{self.stopper.monitor} did not improve by more than "
+                              f"{cfg.early_stopping.min_delta:g} for {self.stopper.wait} epochs")
+                    break
+                if self.epoch >= cfg.train.epochs:
+                    status, reason = "completed", f"reached the epoch limit ({cfg.train.epochs})"
+                    break
                 self.epoch += 1
                 t0 = time.perf_counter()
                 lr = self.schedule.lr(self.epoch)
@@ -194,15 +203,38 @@ class Trainer:
                           "epoch_s": time.perf_counter() - t0, "layers": layers}
                 self.writer.append_metrics(record)
                 self.epochs_done = self.epoch
+                self.writer.save_checkpoint(self.checkpoint())
                 self.reporter.epoch(record)
-                if self.stopper.should_stop:
-                    status = "early_stopped"
-                    reason = (f"{self.stopper.monitor} did not improve by more than "
-                              f"{cfg.early_stopping.min_delta:g} for {self.stopper.wait} epochs")
-                    break
         except KeyboardInterrupt:
             status, reason = "interrupted", f"interrupted (Ctrl-C) during epoch {self.epoch}"
         return self._finish(status, reason, time.perf_counter() - started)
+
+    # --- checkpoints: everything the loop needs to go on exactly where it stopped ------------
+    def checkpoint(self) -> dict[str, np.ndarray]:
+        """State after `epochs_done` epochs, as arrays for checkpoint.npz."""
+        meta = {
+            "epochs_done": self.epochs_done,
+            "stopper": self.stopper.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "best_values": self.best_values,
+            "rngs": {name: getattr(self.rngs, name).bit_generator.state for name in ("shuffle", "dropout")},
+        }
+        arrays = {"model": self.model.flat_state(), "best": self.best_state, "meta": np.array(json.dumps(meta))}
+        arrays.update({f"optimizer.{k}": v for k, v in self.optimizer.state_dict().items()})
+        return arrays
+
+    def load_checkpoint(self, arrays) -> None:
+        meta = json.loads(str(arrays["meta"]))
+        self.model.load_flat_state(arrays["model"])
+        np.copyto(self.best_state, arrays["best"])
+        self.optimizer.load_state_dict({k[len("optimizer."):]: arrays[k] for k in arrays
+                                        if k.startswith("optimizer.")})
+        self.stopper.load_state_dict(meta["stopper"])
+        self.schedule.load_state_dict(meta["schedule"])
+        self.best_values = meta["best_values"]
+        for name, state in meta["rngs"].items():
+            getattr(self.rngs, name).bit_generator.state = state
+        self.epoch = self.epochs_done = meta["epochs_done"]
 
     def _finish(self, status: str, reason: str, train_s: float) -> dict:
         cfg, m = self.cfg, self.model

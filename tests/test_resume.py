@@ -1,0 +1,155 @@
+"""Checkpoints and `trickrun resume`: a run stopped by Ctrl-C or kill -9 goes on exactly
+where it stopped, and ends with the metrics of a run that never stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from trickrun.api import resume, train
+from trickrun.cli import app
+from trickrun.runs import CHECKPOINT_FILE
+from trickrun.train import NullReporter
+
+runner = CliRunner()
+CFG = {"data": {"val_size": 100}, "model": {"hidden": [16], "dropout": 0.3, "norm": "batch"},
+       "train": {"epochs": 5}, "schedule": {"name": "plateau", "patience": 1}}
+
+
+def metrics_without_times(run_dir: Path) -> list[dict]:
+    out = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        record.pop("epoch_s")
+        out.append(record)
+    return out
+
+
+class InterruptAt(NullReporter):
+    def __init__(self, epoch: int, batch: int):
+        self.at = (epoch, batch)
+
+    def batch(self, epoch, index, loss, correct, size):
+        if (epoch, index) == self.at:
+            raise KeyboardInterrupt
+
+
+def test_resume_after_ctrl_c_matches_an_uninterrupted_run(fake_data, monkeypatch):
+    whole = train(CFG, progress="quiet")
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: InterruptAt(3, 2))
+    cut = train(CFG, progress="quiet")
+    assert cut.summary["status"] == "interrupted" and cut.summary["epochs_run"] == 2
+    assert (cut.run_dir / CHECKPOINT_FILE).exists()
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: NullReporter())
+    resumed = resume(cut.run_dir, progress="quiet")
+    assert resumed.run_dir == cut.run_dir
+    assert metrics_without_times(resumed.run_dir) == metrics_without_times(whole.run_dir)
+    for key in ("status", "epochs_run", "best_epoch", "stopped_epoch", "best", "test"):
+        assert resumed.summary[key] == whole.summary[key], key
+    assert resumed.summary["resumed"] == 1
+    assert not (resumed.run_dir / CHECKPOINT_FILE).exists()  # finished: nothing left to resume
+
+
+def test_resume_drops_a_torn_last_line_and_records_past_the_checkpoint(fake_data, monkeypatch):
+    whole = train(CFG, progress="quiet")
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: InterruptAt(4, 1))
+    cut = train(CFG, progress="quiet")
+    metrics = cut.run_dir / "metrics.jsonl"
+    lines = metrics.read_text().splitlines(keepends=True)
+    # As if the process died after writing a record the checkpoint does not cover, mid-line.
+    metrics.write_text("".join(lines) + lines[-1] + '{"epoch": 5, "lr": 0.0')
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: NullReporter())
+    resumed = resume(cut.run_dir, progress="quiet")
+    assert metrics_without_times(resumed.run_dir) == metrics_without_times(whole.run_dir)
+
+
+def test_resuming_a_finished_run_is_an_error(fake_data):
+    done = train(CFG, progress="quiet")
+    result = runner.invoke(app, ["resume", str(done.run_dir)])
+    assert result.exit_code == 2
+    assert "already finished" in result.stderr and "Traceback" not in result.output
+
+
+def test_resuming_a_folder_that_is_not_a_run_is_an_error(tmp_path):
+    result = runner.invoke(app, ["resume", str(tmp_path)])
+    assert result.exit_code == 2 and "not a run directory" in result.stderr
+
+
+# --- real processes: kill -9, SIGINT, two at once (need the real MNIST files) ----------------
+QUICK_REAL = ["--set", "data.train_limit=12000", "--set", "model.hidden=[64]", "--set", "train.epochs=4",
+              "--set", "model.dropout=0.2", "--quiet"]
+BASELINE = str(Path(__file__).parents[1] / "configs" / "baseline.yaml")
+
+
+def trickrun(*args: str) -> list[str]:
+    return [sys.executable, "-m", "trickrun", *args]
+
+
+def start_and_wait_for_epochs(runs: Path, epochs: int, env: dict) -> tuple[subprocess.Popen, Path]:
+    proc = subprocess.Popen(trickrun("train", BASELINE, "--runs-dir", str(runs), *QUICK_REAL), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        dirs = list(runs.glob("baseline-*"))
+        if dirs and (dirs[0] / "metrics.jsonl").exists():
+            if len((dirs[0] / "metrics.jsonl").read_text().splitlines()) >= epochs:
+                time.sleep(0.05)  # into the next epoch
+                return proc, dirs[0]
+        time.sleep(0.005)
+    proc.kill()
+    pytest.fail("training did not reach the expected epoch in time")
+
+
+@pytest.mark.slow
+def test_kill_9_in_the_third_epoch_then_resume_equals_an_uninterrupted_run(real_mnist, tmp_path):
+    env = {**os.environ}
+    whole = subprocess.run(trickrun("train", BASELINE, "--runs-dir", str(tmp_path / "a"), *QUICK_REAL, "--json"),
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    whole_summary = json.loads(whole.stdout)
+
+    proc, run_dir = start_and_wait_for_epochs(tmp_path / "b", 2, env)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"
+
+    resumed = subprocess.run(trickrun("resume", str(run_dir), "--json", "--quiet"), env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["test"] == whole_summary["test"]
+    assert metrics_without_times(run_dir) == metrics_without_times(Path(whole_summary["run_dir"]))
+
+
+@pytest.mark.slow
+def test_sigint_mid_epoch_exits_130_and_resumes(real_mnist, tmp_path):
+    proc, run_dir = start_and_wait_for_epochs(tmp_path, 1, {**os.environ})
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["epochs_run"] >= 1
+    resumed = subprocess.run(trickrun("resume", str(run_dir), "--json", "--quiet"),
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["epochs_run"] == 4
+
+
+@pytest.mark.slow
+def test_two_runs_started_together_get_two_complete_directories(real_mnist, tmp_path):
+    args = trickrun("train", BASELINE, "--runs-dir", str(tmp_path), "--name", "same",
+                    "--set", "data.train_limit=2000", "--set", "train.epochs=1", "--set", "model.hidden=[16]", "--quiet")
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    dirs = {Path(out.strip()) for out, _ in outs}
+    assert len(dirs) == 2
+    for d in dirs:
+        assert json.loads((d / "summary.json").read_text())["status"] == "completed"
