@@ -175,6 +175,8 @@ class _Dumper(yaml.SafeDumper):
     """Block style for sections, flow style for lists: `hidden: [512, 256]`."""
 
 
+# Quote strings such as "1e5" that our loader would read as numbers, so dump/load round-trips.
+_Dumper.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
 _Dumper.add_representer(
     list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
 )

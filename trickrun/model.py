@@ -160,7 +160,8 @@ class MLP:
 def model_arrays(model: MLP) -> dict[str, np.ndarray]:
     """What model.npz holds: every parameter and buffer by name, and the architecture."""
     arrays = model.state()
-    meta = {"n_in": model.n_in, "n_out": model.n_out, "model": dataclasses.asdict(model.cfg)}
+    meta = {"n_in": model.n_in, "n_out": model.n_out, "dtype": model.dtype.name,
+            "model": dataclasses.asdict(model.cfg)}
     arrays["__meta__"] = np.array(json.dumps(meta))
     return arrays
 
@@ -171,6 +172,7 @@ def load_model(path) -> tuple[MLP, dict]:
         meta = json.loads(str(npz["__meta__"]))
         cfg = ModelConfig(**meta["model"])
         rng = np.random.default_rng(0)
-        model = MLP(meta["n_in"], meta["n_out"], cfg, init_rng=rng, dropout_rng=rng)
+        model = MLP(meta["n_in"], meta["n_out"], cfg, init_rng=rng, dropout_rng=rng,
+                    dtype=meta.get("dtype", "float32"))
         model.load_state({k: npz[k] for k in npz.files if k != "__meta__"})
     return model, meta

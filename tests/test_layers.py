@@ -1,0 +1,335 @@
+"""Central-difference gradient checks (float64) for every layer, the loss, the penalties and
+the assembled MLP, plus the mode-dependent behaviour of batch norm and dropout."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from trickrun.config import ModelConfig
+from trickrun.layers import ACTIVATIONS, BatchNorm, Dense, Dropout, LayerNorm, LeakyReLU, ReLU, Sigmoid, Tanh
+from trickrun.losses import add_penalty_grad, softmax_cross_entropy, weight_penalty
+from trickrun.model import MLP
+
+EPS = 1e-6
+N, F_IN, F_OUT = 7, 6, 5
+
+
+def numeric_grad(f, x: np.ndarray, eps: float = EPS) -> np.ndarray:
+    """dF/dx by central differences, perturbing `x` in place one entry at a time."""
+    grad = np.zeros_like(x, dtype=np.float64)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        up = f()
+        flat[i] = old - eps
+        down = f()
+        flat[i] = old
+        gflat[i] = (up - down) / (2 * eps)
+    return grad
+
+
+def assert_grad_close(analytic: np.ndarray, numeric: np.ndarray, rel: float = 1e-6) -> None:
+    analytic, numeric = np.asarray(analytic, np.float64), np.asarray(numeric, np.float64)
+    assert analytic.shape == numeric.shape
+    assert np.all(np.isfinite(analytic))
+    scale = np.linalg.norm(analytic) + np.linalg.norm(numeric)
+    assert scale > 0, "all-zero gradients prove nothing"
+    assert np.linalg.norm(analytic - numeric) / scale < rel
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
+
+
+def projection_loss(layer, x: np.ndarray, R: np.ndarray, train: bool = True):
+    """L = sum(layer(x) * R), so dL/doutput = R; returns a closure for numeric_grad."""
+    return lambda: float(np.sum(layer.forward(x, train) * R))
+
+
+# --- Dense ------------------------------------------------------------------------------
+@pytest.mark.parametrize("bias", [True, False])
+def test_dense_gradients(bias):
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(F_IN, F_OUT))
+    gW = np.zeros_like(W)
+    b = rng.normal(size=F_OUT) if bias else None
+    gb = np.zeros(F_OUT) if bias else None
+    x = rng.normal(size=(N, F_IN))
+    R = rng.normal(size=(N, F_OUT))
+    layer = Dense(W, gW, b, gb)
+
+    out = layer.forward(x, True)
+    expected = x @ W + (b if bias else 0.0)
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    dx = layer.backward(R).copy()
+    gW_a = gW.copy()
+    gb_a = gb.copy() if bias else None
+
+    f = projection_loss(layer, x, R)
+    assert_grad_close(gW_a, numeric_grad(f, W))
+    assert_grad_close(dx, numeric_grad(f, x))
+    if bias:
+        assert_grad_close(gb_a, numeric_grad(f, b))
+
+
+def test_dense_first_layer_skips_input_gradient_but_fills_weight_gradients():
+    rng = np.random.default_rng(1)
+    W, gW = rng.normal(size=(F_IN, F_OUT)), np.zeros((F_IN, F_OUT))
+    b, gb = np.zeros(F_OUT), np.zeros(F_OUT)
+    x, R = rng.normal(size=(N, F_IN)), rng.normal(size=(N, F_OUT))
+    layer = Dense(W, gW, b, gb, input_grad=False)
+    layer.forward(x, True)
+    assert layer.backward(R) is None
+    np.testing.assert_allclose(gW, x.T @ R, rtol=1e-12)
+    np.testing.assert_allclose(gb, R.sum(axis=0), rtol=1e-12)
+
+
+# --- activations --------------------------------------------------------------------------
+def _activation_input(name: str, rng: np.random.Generator) -> np.ndarray:
+    if name in ("relu", "leaky_relu"):  # stay away from the kink at 0
+        return rng.uniform(0.1, 2.0, size=(N, F_OUT)) * rng.choice([-1.0, 1.0], size=(N, F_OUT))
+    return rng.normal(scale=1.5, size=(N, F_OUT))
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_gradient(name):
+    rng = np.random.default_rng(2)
+    x = _activation_input(name, rng)
+    R = rng.normal(size=x.shape)
+    layer = ACTIVATIONS[name]()
+    layer.forward(x, True)
+    dx = layer.backward(R).copy()
+    assert_grad_close(dx, numeric_grad(projection_loss(layer, x, R), x))
+
+
+def test_activation_forward_values():
+    x = np.array([[-2.0, -0.5, 0.5, 3.0]])
+    np.testing.assert_allclose(ReLU().forward(x, True), [[0.0, 0.0, 0.5, 3.0]])
+    np.testing.assert_allclose(LeakyReLU().forward(x, True), [[-0.02, -0.005, 0.5, 3.0]])
+    np.testing.assert_allclose(Tanh().forward(x, True), np.tanh(x), rtol=1e-12)
+    np.testing.assert_allclose(Sigmoid().forward(x, True), 1 / (1 + np.exp(-x)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [Sigmoid, Tanh])
+def test_saturating_activations_are_stable_at_large_inputs(cls):
+    x = np.array([[-1000.0, 1000.0, -50.0, 50.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow RuntimeWarning fails the test
+        layer = cls()
+        y = layer.forward(x, True).copy()
+        dx = layer.backward(np.ones_like(x))
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(dx))
+    low = 0.0 if cls is Sigmoid else -1.0
+    np.testing.assert_allclose(y[0, :2], [low, 1.0], atol=1e-15)
+    np.testing.assert_allclose(dx[0, :2], [0.0, 0.0], atol=1e-15)
+
+
+# --- normalization -----------------------------------------------------------------------
+def _affine(rng, width):
+    gamma = rng.uniform(0.5, 1.5, size=width)  # not 1: a missing gamma factor must show
+    beta = rng.normal(size=width)
+    return gamma, np.zeros(width), beta, np.zeros(width)
+
+
+def test_batchnorm_training_gradients():
+    rng = np.random.default_rng(3)
+    gamma, g_gamma, beta, g_beta = _affine(rng, F_OUT)
+    layer = BatchNorm(gamma, g_gamma, beta, g_beta, np.zeros(F_OUT), np.ones(F_OUT), momentum=0.9)
+    x = rng.normal(loc=2.0, scale=3.0, size=(N, F_OUT))
+    R = rng.normal(size=x.shape)
+    layer.forward(x, True)
+    dx = layer.backward(R).copy()
+    gg, gb = g_gamma.copy(), g_beta.copy()
+    f = projection_loss(layer, x, R, train=True)
+    assert_grad_close(dx, numeric_grad(f, x))
+    assert_grad_close(gg, numeric_grad(f, gamma))
+    assert_grad_close(gb, numeric_grad(f, beta))
+
+
+def test_batchnorm_running_statistics_update_and_eval_mode():
+    rng = np.random.default_rng(4)
+    m, eps = 0.8, 1e-5
+    gamma, g_gamma, beta, g_beta = _affine(rng, 3)
+    rm0, rv0 = rng.normal(size=3), rng.uniform(0.5, 2.0, size=3)
+    running_mean, running_var = rm0.copy(), rv0.copy()
+    layer = BatchNorm(gamma, g_gamma, beta, g_beta, running_mean, running_var, momentum=m, eps=eps)
+
+    x = rng.normal(loc=1.0, scale=2.0, size=(4, 3))  # N = 4: biased and unbiased var differ by 4/3
+    out = layer.forward(x, True)
+    batch_mean = x.sum(axis=0) / 4
+    batch_var = ((x - batch_mean) ** 2).sum(axis=0) / 4
+    np.testing.assert_allclose(out, gamma * (x - batch_mean) / np.sqrt(batch_var + eps) + beta, rtol=1e-12)
+    np.testing.assert_allclose(running_mean, m * rm0 + (1 - m) * batch_mean, rtol=1e-12)
+    np.testing.assert_allclose(running_var, m * rv0 + (1 - m) * batch_var, rtol=1e-12)
+
+    rm1, rv1 = running_mean.copy(), running_var.copy()
+    x_eval = rng.normal(size=(5, 3))
+    out_eval = layer.forward(x_eval, False)
+    np.testing.assert_allclose(out_eval, gamma * (x_eval - rm1) / np.sqrt(rv1 + eps) + beta, rtol=1e-12)
+    np.testing.assert_array_equal(running_mean, rm1)  # evaluation leaves the buffers alone
+    np.testing.assert_array_equal(running_var, rv1)
+
+
+def test_layernorm_gradients_and_train_eval_equal():
+    rng = np.random.default_rng(5)
+    gamma, g_gamma, beta, g_beta = _affine(rng, F_OUT)
+    layer = LayerNorm(gamma, g_gamma, beta, g_beta)
+    x = rng.normal(loc=-1.0, scale=2.0, size=(N, F_OUT))
+    R = rng.normal(size=x.shape)
+    out = layer.forward(x, True).copy()
+    mu, var = x.mean(axis=1, keepdims=True), x.var(axis=1, keepdims=True)
+    np.testing.assert_allclose(out, gamma * (x - mu) / np.sqrt(var + 1e-5) + beta, rtol=1e-12)
+    np.testing.assert_allclose(layer.forward(x, False), out, rtol=1e-15)
+
+    layer.forward(x, True)
+    dx = layer.backward(R).copy()
+    gg, gb = g_gamma.copy(), g_beta.copy()
+    f = projection_loss(layer, x, R)
+    assert_grad_close(dx, numeric_grad(f, x))
+    assert_grad_close(gg, numeric_grad(f, gamma))
+    assert_grad_close(gb, numeric_grad(f, beta))
+
+
+# --- dropout --------------------------------------------------------------------------------
+def test_dropout_gradient_with_fixed_mask():
+    rng = np.random.default_rng(6)
+    x, R = rng.normal(size=(N, F_OUT)), rng.normal(size=(N, F_OUT))
+    layer = Dropout(0.5, np.random.default_rng(123))
+
+    def f():
+        layer.rng = np.random.default_rng(123)  # same mask on every evaluation
+        return float(np.sum(layer.forward(x, True) * R))
+
+    f()
+    dx = layer.backward(R).copy()
+    mask = layer._mask.copy()
+    assert np.any(mask == 0) and np.any(mask == 2.0), "the mask should drop some units and keep some"
+    assert_grad_close(dx, numeric_grad(f, x))
+    np.testing.assert_allclose(dx, R * mask, rtol=1e-15)
+
+
+def test_dropout_eval_is_identity():
+    x = np.random.default_rng(7).normal(size=(N, F_OUT))
+    layer = Dropout(0.5, np.random.default_rng(0))
+    np.testing.assert_array_equal(layer.forward(x, False), x)
+    g = np.ones_like(x)
+    np.testing.assert_array_equal(layer.backward(g), g)
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.5])
+def test_dropout_training_mask_keeps_one_minus_rate_scaled(rate):
+    x = np.ones((400, 500))
+    out = Dropout(rate, np.random.default_rng(8)).forward(x, True)
+    kept = out != 0
+    assert abs(kept.mean() - (1 - rate)) < 0.01  # 200,000 draws: std ~0.001
+    np.testing.assert_allclose(out[kept], 1.0 / (1.0 - rate), rtol=1e-12)
+    assert abs(out.mean() - 1.0) < 0.02  # inverted dropout keeps the expectation
+
+
+def test_dropout_masks_differ_between_batches():
+    layer = Dropout(0.5, np.random.default_rng(9))
+    x = np.ones((20, 30))
+    first = layer.forward(x, True).copy()
+    second = layer.forward(x, True)
+    assert not np.array_equal(first, second)
+
+
+# --- loss and penalties --------------------------------------------------------------------
+def test_softmax_cross_entropy_value_gradient_and_count():
+    rng = np.random.default_rng(10)
+    logits = rng.normal(scale=2.0, size=(N, 4))
+    labels = rng.integers(0, 4, size=N)
+    loss, correct, grad = softmax_cross_entropy(logits, labels, np.empty_like(logits))
+
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert loss == pytest.approx(-np.mean(np.log(p[np.arange(N), labels])), rel=1e-12)
+    assert correct == int(np.sum(logits.argmax(axis=1) == labels))
+    grad = grad.copy()
+    f = lambda: softmax_cross_entropy(logits, labels)[0]  # noqa: E731
+    assert_grad_close(grad, numeric_grad(f, logits))
+
+
+def test_softmax_cross_entropy_is_stable_for_huge_logits():
+    logits = np.array([[1e4, 0.0, -1e4], [0.0, 1e4, 1e4 - 2.0]])
+    labels = np.array([1, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss, correct, grad = softmax_cross_entropy(logits, labels, np.empty_like(logits))
+    # row 0: -log softmax = 1e4; row 1: log(1 + e^-2)
+    assert loss == pytest.approx((1e4 + np.log1p(np.exp(-2.0))) / 2, rel=1e-12)
+    assert correct == 1
+    assert np.all(np.isfinite(grad))
+    np.testing.assert_allclose(grad.sum(axis=1), 0.0, atol=1e-15)
+
+
+def test_weight_penalty_values():
+    w = np.array([1.0, -2.0, 3.0])
+    assert weight_penalty(w, l2=0.1, l1=0.0) == pytest.approx(0.05 * 14)
+    assert weight_penalty(w, l2=0.0, l1=0.01) == pytest.approx(0.01 * 6)
+    assert weight_penalty(w, l2=0.1, l1=0.01) == pytest.approx(0.76)
+    assert weight_penalty(w, l2=0.0, l1=0.0) == 0.0
+
+
+@pytest.mark.parametrize("l2, l1", [(0.3, 0.0), (0.0, 0.2), (0.3, 0.2)])
+def test_penalty_gradient_matches_penalty(l2, l1):
+    rng = np.random.default_rng(11)
+    w = rng.uniform(0.1, 2.0, size=12) * rng.choice([-1.0, 1.0], size=12)  # |w| >= 0.1: no L1 kink
+    base = rng.normal(size=12)
+    grads = base.copy()
+    add_penalty_grad(w, grads, l2, l1, np.empty_like(w))
+    analytic = grads - base  # it adds to the existing gradient
+    assert_grad_close(analytic, numeric_grad(lambda: weight_penalty(w, l2, l1), w))
+
+
+def test_add_penalty_grad_does_not_touch_weights_and_l1_subgradient_at_zero_is_zero():
+    w = np.array([0.0, 1.5, -0.5])
+    w0 = w.copy()
+    grads = np.zeros(3)
+    add_penalty_grad(w, grads, 0.0, 0.7, np.empty(3))
+    np.testing.assert_array_equal(w, w0)
+    np.testing.assert_allclose(grads, [0.0, 0.7, -0.7])
+
+
+# --- the assembled float64 MLP ------------------------------------------------------------
+def _randomize_non_weights(model: MLP, rng: np.random.Generator) -> None:
+    for name in model.param_names():
+        if name.endswith(".gamma"):
+            model.param(name)[...] = rng.uniform(0.5, 1.5, size=model.param(name).shape)
+        elif not name.endswith(".W"):
+            model.param(name)[...] = rng.normal(scale=0.5, size=model.param(name).shape)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("norm", ["none", "batch", "layer"])
+def test_mlp_gradients_match_finite_differences(norm, activation, dropout):
+    cfg = ModelConfig(hidden=[5, 4], activation=activation, init="glorot", norm=norm, dropout=dropout)
+    model = MLP(F_IN, 3, cfg, init_rng=np.random.default_rng(12),
+                dropout_rng=np.random.default_rng(13), dtype=np.float64)
+    assert model.params.dtype == np.float64
+    rng = np.random.default_rng(14)
+    _randomize_non_weights(model, rng)
+    x = rng.normal(size=(N, F_IN))
+    y = rng.integers(0, 3, size=N)
+    dropouts = [b.dropout for b in model.blocks if b.dropout is not None]
+    assert len(dropouts) == (2 if dropout else 0)
+
+    def loss() -> float:
+        shared = np.random.default_rng(99)  # the layers share one stream, as in the model
+        for layer in dropouts:
+            layer.rng = shared
+        return softmax_cross_entropy(model.forward(x, True), y)[0]
+
+    shared = np.random.default_rng(99)
+    for layer in dropouts:
+        layer.rng = shared
+    logits = model.forward(x, True)
+    _, _, g_logits = softmax_cross_entropy(logits, y, np.empty_like(logits))
+    model.grads[...] = np.nan  # backward must overwrite every entry
+    model.backward(g_logits)
+    analytic = model.grads.copy()
+    if dropout:
+        assert any(np.any(layer._mask == 0) for layer in dropouts)
+
+    assert_grad_close(analytic, numeric_grad(loss, model.params))
