@@ -160,13 +160,13 @@ def validate(config: ConfigArg, set_: SetOption = None) -> None:
 # --- compare, ls, show (runs inspection) ----------------------------------------------
 
 # Imported here, beside the commands that use them; matplotlib is imported only for --plot.
+import os  # noqa: E402
+
 from . import compare as cmp  # noqa: E402
 from .compare import OutputFormat, SortKey  # noqa: E402
 from .errors import ConfigError  # noqa: E402
 from .runlog import load_run, resolve_run, resolve_runs, scan_runs  # noqa: E402
 from .runs import runs_root  # noqa: E402
-
-import os  # noqa: E402
 
 PIPED_WIDTH = 200  # columns of report tables when stdout is not a terminal
 

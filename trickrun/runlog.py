@@ -1,0 +1,555 @@
+"""Reading run directories back: finding them by name, prefix or glob, loading what they hold,
+and deriving results for runs that never finished.
+
+Every reader here tolerates the ways a run directory can be incomplete:
+  - metrics.jsonl's last line may be torn by a crash mid-write: it is skipped quietly;
+    an unparsable line anywhere else is skipped with a warning naming the line.
+  - summary.json may still say "running" (only the start-time fields), or be missing; the
+    results are then derived from metrics.jsonl. A "running" run whose process is gone
+    (same host, `os.kill(pid, 0)` fails) is reported as "stale".
+  - config.yaml may be missing or unreadable (a warning; the run has an empty config).
+A folder holding none of config.yaml, summary.json, metrics.jsonl is not a run.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import json
+import math
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from .config import parse_yaml
+from .errors import ConfigError, RunDirError
+from .runs import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
+
+RUN_FILES = (CONFIG_FILE, SUMMARY_FILE, METRICS_FILE)
+
+# Statuses written by the training command, plus the ones only a reader can tell:
+#   stale       summary says "running" but its process is gone from this host
+#   incomplete  no summary.json at all (the run died before writing it, or a partial copy)
+FINISHED = ("completed", "early_stopped", "diverged", "interrupted")
+STATUSES = FINISHED + ("running", "stale", "incomplete")
+
+# `<name>-<YYYYmmdd-HHMMSS>[-N]`, the directory name runs.create_run_dir() makes.
+_STAMP = re.compile(r"^(?P<name>.+)-(?P<stamp>\d{8}-\d{6})(?:-(?P<n>\d+))?$")
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+# Per-epoch keys of metrics.jsonl that are not metrics one can plot or rank.
+_NOT_METRICS = ("epoch", "layers")
+# Metric keys the training command writes, in the order tables show them.
+METRIC_KEYS = (
+    "lr",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "penalty",
+    "grad_norm",
+    "clip_fraction",
+    "epoch_s",
+)
+LAYER_KEYS = (
+    "act_mean",
+    "act_std",
+    "dead_frac",
+    "saturated_frac",
+    "weight_norm",
+    "grad_norm",
+    "update_ratio",
+)
+
+
+def higher_is_better(metric: str) -> bool | None:
+    """True for accuracies, False for losses, None for metrics with no better direction."""
+    if metric.endswith("acc"):
+        return True
+    if metric.endswith("loss"):
+        return False
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Small, tolerant file readers.
+
+
+def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The epoch records of a metrics.jsonl and warnings about lines that were skipped.
+
+    A missing file is no records. The last line is skipped without a warning when it does
+    not parse (a torn write); any other line that is not a JSON object is skipped with one.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return [], []
+    except OSError as err:
+        return [], [f"{path}: cannot be read ({err.strerror or err}); no epochs shown"]
+    lines = data.split(b"\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    records, warnings = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        elif number != len(lines):
+            warnings.append(f"{path}: line {number} is not a JSON object; skipped")
+    return records, warnings
+
+
+def read_summary(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
+    """summary.json as a dict, or None (with a warning if it exists but is unreadable)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, []
+    except (OSError, UnicodeDecodeError) as err:
+        return None, [f"{path}: cannot be read ({err}); treated as missing"]
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        return None, [f"{path}: not valid JSON ({err}); treated as missing"]
+    if not isinstance(data, dict):
+        return None, [f"{path}: not a JSON object; treated as missing"]
+    return data, []
+
+
+def read_config(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """config.yaml as a dict; an empty dict with a warning when it is missing or unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}, [f"{path}: missing; the run's config is unknown"]
+    except (OSError, UnicodeDecodeError) as err:
+        return {}, [f"{path}: cannot be read ({err}); the run's config is unknown"]
+    try:
+        data = parse_yaml(text, str(path))
+    except ConfigError as err:
+        return {}, [f"{err}; the run's config is unknown"]
+    if not isinstance(data, dict):
+        return {}, [f"{path}: not a mapping; the run's config is unknown"]
+    return data, []
+
+
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and any((path / f).is_file() for f in RUN_FILES)
+
+
+def pid_alive(pid: Any, host: Any) -> bool | None:
+    """Whether process `pid` still exists; None when it cannot be told (another host)."""
+    if host != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return None
+    return True
+
+
+def effective_status(summary: Mapping[str, Any] | None) -> str:
+    """The summary's status, "stale" for a dead "running" one, "incomplete" without summary."""
+    if summary is None:
+        return "incomplete"
+    status = summary.get("status")
+    if not isinstance(status, str):
+        return "incomplete"
+    if status == "running" and pid_alive(summary.get("pid"), summary.get("host")) is False:
+        return "stale"
+    return status
+
+
+def split_dir_name(dirname: str) -> tuple[str, datetime | None]:
+    """`adam-20240501-120000-2` -> ("adam", datetime(2024, 5, 1, 12, 0, 0))."""
+    match = _STAMP.match(dirname)
+    if not match:
+        return dirname, None
+    try:
+        return match["name"], datetime.strptime(match["stamp"], "%Y%m%d-%H%M%S")
+    except ValueError:
+        return match["name"], None
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+# ---------------------------------------------------------------------------------------
+# A loaded run.
+
+
+@dataclass
+class Run:
+    """Everything one run directory holds, read once."""
+
+    path: Path
+    config: dict[str, Any]
+    summary: dict[str, Any] | None
+    records: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def dirname(self) -> str:
+        return self.path.name
+
+    @property
+    def name(self) -> str:
+        name = self.config.get("name")
+        return name if isinstance(name, str) and name else split_dir_name(self.dirname)[0]
+
+    @property
+    def seed(self) -> Any:
+        return self.config.get("seed", (self.summary or {}).get("seed"))
+
+    @property
+    def status(self) -> str:
+        return effective_status(self.summary)
+
+    @property
+    def finished(self) -> bool:
+        return self.summary is not None and self.summary.get("status") in FINISHED
+
+    @property
+    def epochs(self) -> list[int]:
+        return [r.get("epoch", i + 1) for i, r in enumerate(self.records)]
+
+    def series(self, key: str) -> list[float | None]:
+        """One value per epoch record; None where missing or non-finite."""
+        return [_finite(r.get(key)) for r in self.records]
+
+    def layer_names(self) -> list[str]:
+        names: list[str] = []
+        for record in self.records:
+            for layer in record.get("layers") or ():
+                if isinstance(layer, dict) and layer.get("name") not in names:
+                    names.append(layer.get("name"))
+        return names
+
+    def layer_series(self, layer: str, key: str) -> list[float | None]:
+        out = []
+        for record in self.records:
+            found = None
+            for entry in record.get("layers") or ():
+                if isinstance(entry, dict) and entry.get("name") == layer:
+                    found = _finite(entry.get(key))
+                    break
+            out.append(found)
+        return out
+
+    def metric_names(self) -> list[str]:
+        """Numeric per-epoch keys present in this run's records."""
+        names = []
+        for record in self.records:
+            for key, value in record.items():
+                if key in _NOT_METRICS or key in names:
+                    continue
+                if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+                    names.append(key)
+        return names
+
+    def monitor(self) -> str:
+        best = (self.summary or {}).get("best")
+        if isinstance(best, dict) and best.get("monitor") in ("val_loss", "val_acc"):
+            return best["monitor"]
+        monitor = (self.config.get("early_stopping") or {}).get("monitor")
+        return monitor if monitor in ("val_loss", "val_acc") else "val_loss"
+
+    def best_index(self, metric: str | None = None) -> int | None:
+        """Index into `records` of the best epoch: the summary's when it has one and `metric`
+        is not given, else the best finite value of `metric` (the monitor by default)."""
+        if metric is None:
+            best_epoch = (self.summary or {}).get("best_epoch")
+            if isinstance(best_epoch, int):
+                for i, epoch in enumerate(self.epochs):
+                    if epoch == best_epoch:
+                        return i
+            metric = self.monitor()
+        direction = higher_is_better(metric)
+        values = self.series(metric)
+        candidates = [(v, i) for i, v in enumerate(values) if v is not None]
+        if not candidates:
+            return None
+        if direction is None:
+            return candidates[-1][1]
+        if direction:
+            return max(candidates, key=lambda c: (c[0], -c[1]))[1]
+        return min(candidates, key=lambda c: (c[0], c[1]))[1]
+
+    def results(self) -> dict[str, Any]:
+        """The result fields shown by `compare`, from summary.json where it has them and from
+        metrics.jsonl otherwise (unfinished runs)."""
+        summary = self.summary or {}
+        finished = self.finished
+        best = summary.get("best") if isinstance(summary.get("best"), dict) else {}
+        test = summary.get("test") if isinstance(summary.get("test"), dict) else {}
+        best_i = self.best_index()
+        epochs_run = summary.get("epochs_run") if finished else None
+        if not isinstance(epochs_run, int):
+            epochs_run = len(self.records)
+        best_epoch = summary.get("best_epoch") if finished else None
+        if not isinstance(best_epoch, int):
+            best_epoch = self.epochs[best_i] if best_i is not None else None
+        val_acc = _finite(best.get("val_acc")) if finished else None
+        val_loss = _finite(best.get("val_loss")) if finished else None
+        if best_i is not None and (val_acc is None and val_loss is None):
+            val_acc = _finite(self.records[best_i].get("val_acc"))
+            val_loss = _finite(self.records[best_i].get("val_loss"))
+        epoch_times = [t for t in self.series("epoch_s") if t is not None]
+        wall_s = _finite(summary.get("wall_s")) if finished else None
+        if wall_s is None and epoch_times:
+            wall_s = sum(epoch_times)
+        if epoch_times:
+            s_per_epoch = sum(epoch_times) / len(epoch_times)
+        elif wall_s is not None and epochs_run:
+            s_per_epoch = wall_s / epochs_run
+        else:
+            s_per_epoch = None
+        return {
+            "status": self.status,
+            "epochs_run": epochs_run,
+            "best_epoch": best_epoch,
+            "best_val_acc": val_acc,
+            "best_val_loss": val_loss,
+            "test_acc": _finite(test.get("acc")),
+            "test_loss": _finite(test.get("loss")),
+            "wall_s": wall_s,
+            "s_per_epoch": s_per_epoch,
+        }
+
+
+def load_run(path: Path) -> Run:
+    """Read one run directory; ConfigError (exit 2) if it is not one."""
+    if not path.is_dir():
+        raise ConfigError(f"{path} is not a folder")
+    if not is_run_dir(path):
+        raise ConfigError(f"{path} is not a run directory (it has none of {', '.join(RUN_FILES)})")
+    config, w1 = read_config(path / CONFIG_FILE)
+    summary, w2 = read_summary(path / SUMMARY_FILE)
+    records, w3 = read_metrics(path / METRICS_FILE)
+    return Run(path=path, config=config, summary=summary, records=records, warnings=w1 + w2 + w3)
+
+
+# ---------------------------------------------------------------------------------------
+# Finding runs from what the user typed.
+
+
+def _candidates(root: Path) -> list[Path]:
+    try:
+        return sorted(p for p in root.iterdir() if p.is_dir())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"runs folder {str(root)!r} does not exist; pass --runs-dir or set TRICKRUN_RUNS_DIR"
+        ) from None
+    except NotADirectoryError:
+        raise ConfigError(f"runs folder {str(root)!r} is not a folder") from None
+    except OSError as err:
+        raise RunDirError(f"cannot list the runs folder {root}: {err.strerror or err}") from None
+
+
+def _listing(paths: Iterable[Path], limit: int = 8) -> str:
+    names = [p.name for p in paths]
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def resolve_run(spec: str, root: Path) -> list[Path]:
+    """The run directories `spec` names: a path, a glob, a directory name under `root`, a run
+    name, or a unique prefix of a directory name. Raises ConfigError (naming `spec`) when it is
+    not a run, matches nothing, or (for a name or prefix) matches several runs."""
+    if _GLOB_CHARS.search(spec):
+        return _resolve_glob(spec, root)
+    direct = Path(spec)
+    if direct.is_dir():
+        if not is_run_dir(direct):
+            raise ConfigError(
+                f"{spec!r} is not a run directory (it has none of {', '.join(RUN_FILES)})"
+            )
+        return [direct]
+    if direct.exists():
+        raise ConfigError(f"{spec!r} is a file, not a run directory")
+    if os.sep in spec or (os.altsep and os.altsep in spec):
+        raise ConfigError(f"run {spec!r} not found: no such folder")
+    candidates = [p for p in _candidates(root) if is_run_dir(p)]
+    exact = [p for p in candidates if p.name == spec]
+    if exact:
+        return exact
+    by_name = [p for p in candidates if split_dir_name(p.name)[0] == spec]
+    if len(by_name) == 1:
+        return by_name
+    if len(by_name) > 1:
+        raise ConfigError(
+            f"run name {spec!r} matches {len(by_name)} runs in {root}: {_listing(by_name)}; "
+            "give the full directory name, or a glob such as "
+            f"'{root / spec}-*' to take them all"
+        )
+    by_prefix = [p for p in candidates if p.name.startswith(spec)]
+    if len(by_prefix) == 1:
+        return by_prefix
+    if len(by_prefix) > 1:
+        raise ConfigError(
+            f"run prefix {spec!r} matches {len(by_prefix)} runs in {root}: {_listing(by_prefix)}; "
+            "give more of the name"
+        )
+    if (root / spec).is_dir():
+        raise ConfigError(
+            f"{str(root / spec)!r} is not a run directory (it has none of {', '.join(RUN_FILES)})"
+        )
+    raise ConfigError(f"run {spec!r} matches no run in {root}")
+
+
+def _resolve_glob(spec: str, root: Path) -> list[Path]:
+    matches = sorted(globlib.glob(spec))
+    if not matches and not Path(spec).is_absolute():
+        matches = sorted(globlib.glob(str(root / spec)))
+    dirs = [Path(m) for m in matches if Path(m).is_dir()]
+    runs = [d for d in dirs if is_run_dir(d)]
+    if not runs:
+        what = f"only folders that are not runs ({_listing(dirs)})" if dirs else "nothing"
+        raise ConfigError(f"glob {spec!r} matches {what}")
+    return runs
+
+
+def resolve_runs(specs: Iterable[str], root: Path) -> list[Path]:
+    """All runs the specs name, in order, each once."""
+    seen: dict[Path, None] = {}
+    for spec in specs:
+        for path in resolve_run(spec, root):
+            seen.setdefault(path.resolve(), None)
+    return list(seen)
+
+
+def load_runs(specs: Iterable[str], root: Path) -> list[Run]:
+    return [load_run(p) for p in resolve_runs(specs, root)]
+
+
+# ---------------------------------------------------------------------------------------
+# `ls`: one cheap record per run, from summary.json alone.
+
+
+@dataclass
+class RunEntry:
+    """A row of `trickrun ls`."""
+
+    name: str
+    status: str
+    epochs: int | None
+    best_val_acc: float | None
+    test_acc: float | None
+    started: datetime | None
+    duration_s: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "epochs": self.epochs,
+            "best_val_acc": self.best_val_acc,
+            "test_acc": self.test_acc,
+            "started": self.started.isoformat(timespec="seconds") if self.started else None,
+            "duration_s": self.duration_s,
+        }
+
+
+def _count_lines(path: Path) -> int | None:
+    """Complete lines of a file (the epochs of an unfinished run), without parsing them."""
+    try:
+        with open(path, "rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except OSError:
+        return None
+
+
+def scan_entry(path: Path, now: datetime | None = None) -> RunEntry | None:
+    """The `ls` row of one directory, or None if it is not a run. Reads summary.json only
+    (and counts the lines of metrics.jsonl for a run that has not finished)."""
+    summary, _ = read_summary(path / SUMMARY_FILE)
+    if summary is None and not any((path / f).is_file() for f in (CONFIG_FILE, METRICS_FILE)):
+        return None
+    status = effective_status(summary)
+    summary = summary or {}
+    started = parse_time(summary.get("started")) or split_dir_name(path.name)[1]
+    if status in FINISHED:
+        epochs = summary.get("epochs_run") if isinstance(summary.get("epochs_run"), int) else None
+        best = summary.get("best") if isinstance(summary.get("best"), dict) else {}
+        test = summary.get("test") if isinstance(summary.get("test"), dict) else {}
+        return RunEntry(
+            name=path.name,
+            status=status,
+            epochs=epochs,
+            best_val_acc=_finite(best.get("val_acc")),
+            test_acc=_finite(test.get("acc")),
+            started=started,
+            duration_s=_finite(summary.get("wall_s")),
+        )
+    duration = None
+    if status == "running" and started is not None:
+        now = now or datetime.now(started.tzinfo)
+        try:
+            duration = max(0.0, (now - started).total_seconds())
+        except TypeError:  # naive vs aware
+            duration = None
+    return RunEntry(
+        name=path.name,
+        status=status,
+        epochs=_count_lines(path / METRICS_FILE),
+        best_val_acc=None,
+        test_acc=None,
+        started=started,
+        duration_s=duration,
+    )
+
+
+def scan_runs(root: Path) -> tuple[list[RunEntry], list[str]]:
+    """The `ls` rows of every run under `root`, and the names of folders that are not runs."""
+    try:
+        entries = list(os.scandir(root))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"runs folder {str(root)!r} does not exist; pass --runs-dir or set TRICKRUN_RUNS_DIR"
+        ) from None
+    except NotADirectoryError:
+        raise ConfigError(f"runs folder {str(root)!r} is not a folder") from None
+    except OSError as err:
+        raise RunDirError(f"cannot list the runs folder {root}: {err.strerror or err}") from None
+    rows, skipped = [], []
+    for entry in sorted(entries, key=lambda e: e.name):
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue
+        row = scan_entry(Path(entry.path))
+        if row is None:
+            skipped.append(entry.name)
+        else:
+            rows.append(row)
+    return rows, skipped
+
+
+def iter_warnings(runs: Iterable[Run]) -> Iterator[str]:
+    for run in runs:
+        yield from run.warnings
+
