@@ -760,9 +760,9 @@ def _results_section(fields, results: list[dict[str, Any]], names: list[str], ba
         for row in cells:
             for c in row:
                 c.note = ""
-        footer.append(f"best of each column in bold; Δ: change against the baseline, {baseline_label}")
+        footer.append(f"best of each column in bold; Δ: change against the baseline run {baseline_label}")
     elif len(results) > 1:
-        footer.append(f"best of each row in bold; (±) change against the baseline, {baseline_label}")
+        footer.append(f"best of each row in bold; (±) change against the baseline run {baseline_label}")
     return _orient("Results", labels, names, cells, "", footer)
 
 
@@ -1001,7 +1001,7 @@ def ls_output(entries: Sequence[RunEntry], fmt: OutputFormat, console: Console) 
         ]
         for e in entries
     ]
-    section = Section(f"{len(entries)} runs", columns, rows)
+    section = Section(f"{len(entries)} run{'' if len(entries) == 1 else 's'}", columns, rows)
     if fmt is OutputFormat.markdown:
         console.out(markdown_sections([section]), highlight=False, end="")
         return
