@@ -74,7 +74,7 @@ class RichReporter(NullReporter):
         self.progress.console.print(epoch_line(record, self.epochs))
         self.progress.update(self.epoch_task, completed=record["epoch"],
                              info=f"val acc {record['val_acc']:.4f}")
-        self.progress.reset(self.batch_task)
+        self.progress.reset(self.batch_task, info="")
 
     def close(self) -> None:
         self.progress.stop()

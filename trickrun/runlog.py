@@ -359,9 +359,10 @@ def load_run(path: Path) -> Run:
 # Finding runs from what the user typed.
 
 
-def _candidates(root: Path) -> list[Path]:
+def _scan_folder(root: Path) -> list[os.DirEntry]:
+    """The entries of the runs folder, or a clear error saying why it cannot be listed."""
     try:
-        return sorted(p for p in root.iterdir() if p.is_dir())
+        return list(os.scandir(root))
     except FileNotFoundError:
         raise ConfigError(
             f"runs folder {str(root)!r} does not exist; pass --runs-dir or set TRICKRUN_RUNS_DIR"
@@ -370,6 +371,10 @@ def _candidates(root: Path) -> list[Path]:
         raise ConfigError(f"runs folder {str(root)!r} is not a folder") from None
     except OSError as err:
         raise RunDirError(f"cannot list the runs folder {root}: {err.strerror or err}") from None
+
+
+def _candidates(root: Path) -> list[Path]:
+    return sorted(Path(e.path) for e in _scan_folder(root) if e.is_dir())
 
 
 def _listing(paths: Iterable[Path], limit: int = 8) -> str:
@@ -527,16 +532,7 @@ def scan_entry(path: Path, now: datetime | None = None) -> RunEntry | None:
 
 def scan_runs(root: Path) -> tuple[list[RunEntry], list[str]]:
     """The `ls` rows of every run under `root`, and the names of folders that are not runs."""
-    try:
-        entries = list(os.scandir(root))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"runs folder {str(root)!r} does not exist; pass --runs-dir or set TRICKRUN_RUNS_DIR"
-        ) from None
-    except NotADirectoryError:
-        raise ConfigError(f"runs folder {str(root)!r} is not a folder") from None
-    except OSError as err:
-        raise RunDirError(f"cannot list the runs folder {root}: {err.strerror or err}") from None
+    entries = _scan_folder(root)
     rows, skipped = [], []
     for entry in sorted(entries, key=lambda e: e.name):
         if entry.name.startswith(".") or not entry.is_dir():
