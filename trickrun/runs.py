@@ -45,6 +45,8 @@ def _disk_error(action: str, path: Path, err: OSError) -> RunDirError:
         why = "the disk is full; free some space"
     elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         why = "permission denied; choose a writable folder with --runs-dir"
+    elif err.errno in (errno.EEXIST, errno.ENOTDIR):  # mkdir(exist_ok=True) on a file says EEXIST
+        why = "a file is in the way, not a folder; choose another folder with --runs-dir"
     else:
         why = err.strerror or str(err)
     return RunDirError(f"cannot {action} {path}: {why}")
@@ -216,8 +218,10 @@ class RunWriter:
 
         writer = cls(path)
         summary = json.loads((path / SUMMARY_FILE).read_text())
-        lines = _complete_lines(path / METRICS_FILE)[:epochs_done]
-        write_atomic(path / METRICS_FILE, "".join(lines).encode())
+        from .runlog import read_metrics  # the tolerant reader: torn or garbled lines skipped
+
+        records, _ = read_metrics(path / METRICS_FILE)
+        write_atomic(path / METRICS_FILE, "".join(to_json(r) + "\n" for r in records[:epochs_done]).encode())
         writer._started = time.time() - float(summary.get("wall_s") or 0.0)
         writer._summary = {
             "status": "running",
@@ -255,16 +259,3 @@ class RunWriter:
             self._metrics.close()
         return json.loads(to_json(summary))
 
-
-def _complete_lines(path: Path) -> list[str]:
-    """The lines of a JSONL file that parse, in order; a torn or garbled line is skipped."""
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            json.loads(line)
-        except ValueError:
-            continue
-        out.append(line + "\n")
-    return out
