@@ -1,25 +1,55 @@
-"""The same as `trickrun train`, from Python (for notebooks and scripts).
+"""The same as `trickrun train` and `trickrun resume`, from Python (notebooks, scripts).
 
-    >>> from trickrun import train
+    >>> from trickrun.api import train
     >>> result = train("configs/baseline.yaml", ["optimizer.lr=0.01"], progress="quiet")
     >>> result.run_dir, result.summary["test"]["acc"]
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from .config import Config, dump_yaml, load_config
 from .data import load_dataset
-from .runs import RunWriter, runs_root
+from .errors import ConfigError, RunDirError
+from .runs import CHECKPOINT_FILE, CONFIG_FILE, FINISHED, SUMMARY_FILE, RunWriter, runs_root
 
 
 @dataclass
 class RunResult:
     run_dir: Path
     summary: dict[str, Any]
+
+
+def _prepare(cfg: Config, progress: str):
+    """Reporter, data and trainer: everything that can fail on the user's input, done
+    before the run directory exists so that a failure leaves nothing behind."""
+    from .progress import RichReporter, make_reporter
+    from .train import Trainer
+
+    reporter = make_reporter(progress)
+    data = load_dataset(cfg.data, progress=isinstance(reporter, RichReporter))
+    try:
+        trainer = Trainer(cfg, data, None, reporter)
+    except MemoryError:
+        raise ConfigError(
+            f"model.hidden: {cfg.model.hidden} needs more memory than this machine has; use smaller layers"
+        ) from None
+    return reporter, trainer
+
+
+def _run(trainer, writer: RunWriter, reporter) -> RunResult:
+    trainer.writer = writer
+    try:
+        result = trainer.run()
+    finally:
+        getattr(reporter, "close", lambda: None)()
+    return RunResult(writer.path, writer.finish(result))
 
 
 def train(
@@ -39,20 +69,12 @@ def train(
     ConfigError or DataError before any run directory is made. A Ctrl-C ends the run with
     status "interrupted" (the summary says so) instead of raising.
     """
-    from .progress import RichReporter, make_reporter
-    from .train import Trainer
-
     if isinstance(config, Config):
         config = config.to_dict()
     cfg = load_config(config, overrides, name=name, seed=seed)
-    reporter = make_reporter(progress)
-    data = load_dataset(cfg.data, progress=isinstance(reporter, RichReporter))
+    reporter, trainer = _prepare(cfg, progress)
     writer = RunWriter.create(runs_root(runs_dir), cfg.name, dump_yaml(cfg.to_dict()), cfg.seed)
-    try:
-        result = Trainer(cfg, data, writer, reporter).run()
-    finally:
-        getattr(reporter, "close", lambda: None)()
-    return RunResult(writer.path, writer.finish(result))
+    return _run(trainer, writer, reporter)
 
 
 def resume(run_dir: str | Path, *, progress: str = "auto") -> RunResult:
@@ -61,25 +83,20 @@ def resume(run_dir: str | Path, *, progress: str = "auto") -> RunResult:
     The run goes on exactly as if it had never stopped: its metrics are appended to the same
     metrics.jsonl and equal, timings aside, those of an uninterrupted run of the same config
     and seed on the same machine. A finished run (completed, early_stopped, diverged) or one
-    whose process is still alive is a ConfigError.
+    whose process is still alive is a ConfigError; an unreadable checkpoint a RunDirError,
+    raised before anything in the run directory changes.
     """
-    import json
-
-    import numpy as np
-
-    from .errors import ConfigError, RunDirError
-    from .progress import RichReporter, make_reporter
     from .runlog import pid_alive
-    from .runs import CHECKPOINT_FILE, CONFIG_FILE, FINISHED, SUMMARY_FILE
-    from .train import Trainer
 
     path = Path(run_dir)
     if not (path / CONFIG_FILE).is_file() or not (path / SUMMARY_FILE).is_file():
         raise ConfigError(f"{path} is not a run directory (it needs {CONFIG_FILE} and {SUMMARY_FILE})")
     try:
         summary = json.loads((path / SUMMARY_FILE).read_text())
-    except ValueError:
-        raise RunDirError(f"{path / SUMMARY_FILE} is not valid JSON") from None
+    except (OSError, ValueError):
+        summary = None
+    if not isinstance(summary, dict):
+        raise RunDirError(f"{path / SUMMARY_FILE} is not a readable JSON object; the run cannot be resumed")
     status = summary.get("status")
     if status in FINISHED:
         raise ConfigError(f"{path} already finished (status {status}); nothing to resume. "
@@ -87,23 +104,15 @@ def resume(run_dir: str | Path, *, progress: str = "auto") -> RunResult:
     if status == "running" and pid_alive(summary.get("pid"), summary.get("host")):
         raise ConfigError(f"{path} is still running (pid {summary.get('pid')}); stop it first")
     cfg = load_config(path / CONFIG_FILE)
-    reporter = make_reporter(progress)
-    data = load_dataset(cfg.data, progress=isinstance(reporter, RichReporter))
-    checkpoint = None
+    reporter, trainer = _prepare(cfg, progress)
+    epochs_done = 0
     if (path / CHECKPOINT_FILE).is_file():
         try:
             with np.load(path / CHECKPOINT_FILE, allow_pickle=False) as npz:
-                checkpoint = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as err:
-            raise RunDirError(f"{path / CHECKPOINT_FILE} cannot be read ({err}); "
-                              "the run cannot be resumed, train it again") from None
-    epochs_done = json.loads(str(checkpoint["meta"]))["epochs_done"] if checkpoint else 0
-    writer = RunWriter.reopen(path, epochs_done)
-    trainer = Trainer(cfg, data, writer, reporter)
-    if checkpoint is not None:
-        trainer.load_checkpoint(checkpoint)
-    try:
-        result = trainer.run()
-    finally:
-        getattr(reporter, "close", lambda: None)()
-    return RunResult(writer.path, writer.finish(result))
+                trainer.load_checkpoint({k: npz[k] for k in npz.files})
+        except Exception as err:  # any damage: zip, npy, missing key, wrong shape
+            raise RunDirError(f"{path / CHECKPOINT_FILE} cannot be read ({type(err).__name__}: {err}); "
+                              f"the run cannot be resumed: train it again with trickrun train "
+                              f"{path / CONFIG_FILE}") from None
+        epochs_done = trainer.epochs_done
+    return _run(trainer, RunWriter.reopen(path, epochs_done), reporter)

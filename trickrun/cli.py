@@ -10,6 +10,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .errors import TrickrunError
@@ -32,7 +33,7 @@ def reports_errors(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except TrickrunError as err:
-            err_console.print(f"[bold red]error:[/] {err}", markup=True, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", markup=True, soft_wrap=True)
             raise typer.Exit(err.exit_code) from None
 
     return run

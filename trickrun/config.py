@@ -169,6 +169,12 @@ def parse_yaml(text: str, source: str) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err)
         raise ConfigError(f"{source}: malformed YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: malformed YAML: nested too deeply") from None
+    except Exception as err:  # PyYAML's constructors raise bare errors on some scalars and tags
+        # (ValueError for 2001-13-45 or an int of 5000 digits, AttributeError for `!!timestamp 1`)
+        why = str(err) if isinstance(err, ValueError) else "a tagged value that cannot be constructed"
+        raise ConfigError(f"{source}: unreadable YAML value: {why}") from None
 
 
 class _Dumper(yaml.SafeDumper):
@@ -370,11 +376,22 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     return out
 
 
-def _deep_copy(data: Any) -> Any:
+def _deep_copy(data: Any, memo: dict[int, Any] | None = None) -> Any:
+    """Copy dicts and lists; YAML aliases stay shared, so `&a [*a]` or a billion laughs
+    copies in linear time instead of recursing without end."""
+    memo = {} if memo is None else memo
+    if id(data) in memo:
+        return memo[id(data)]
     if isinstance(data, Mapping):
-        return {k: _deep_copy(v) for k, v in data.items()}
+        copy: dict = {}
+        memo[id(data)] = copy
+        copy.update((k, _deep_copy(v, memo)) for k, v in data.items())
+        return copy
     if isinstance(data, list):
-        return [_deep_copy(v) for v in data]
+        items: list = []
+        memo[id(data)] = items
+        items.extend(_deep_copy(v, memo) for v in data)
+        return items
     return data
 
 

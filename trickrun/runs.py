@@ -192,9 +192,15 @@ class RunWriter:
             "seed": seed,
             "versions": environment(),
         }
-        writer.write_file(CONFIG_FILE, config_yaml.encode())
-        write_json(writer.path / SUMMARY_FILE, writer._summary)
-        writer._metrics = MetricsLog(writer.path / METRICS_FILE)
+        try:
+            writer.write_file(CONFIG_FILE, config_yaml.encode())
+            write_json(writer.path / SUMMARY_FILE, writer._summary)
+            writer._metrics = MetricsLog(writer.path / METRICS_FILE)
+        except RunDirError:  # a run directory that never started is no run: leave no trace
+            import shutil
+
+            shutil.rmtree(writer.path, ignore_errors=True)
+            raise
         return writer
 
     def write_file(self, name: str, data: bytes) -> None:
