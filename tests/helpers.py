@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from trickrun.train import NullReporter
 
 FILES = (
     "train-images-idx3-ubyte",
@@ -103,3 +104,14 @@ def real_data_dir() -> Path | None:
 requires_real_mnist = pytest.mark.skipif(
     real_data_dir() is None, reason="TRICKRUN_DATA_DIR does not hold mnist/ with the four IDX files"
 )
+
+
+class InterruptAt(NullReporter):
+    """A progress reporter that raises KeyboardInterrupt, as Ctrl-C would, at one batch."""
+
+    def __init__(self, epoch: int, batch: int):
+        self.at = (epoch, batch)
+
+    def batch(self, epoch, index, loss, correct, size):
+        if (epoch, index) == self.at:
+            raise KeyboardInterrupt

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 import trickrun.data
 import trickrun.runs
-from helpers import fake_arrays, idx_bytes, write_fake_dataset
+from helpers import InterruptAt, fake_arrays, idx_bytes, write_fake_dataset
 from trickrun.api import train
 from trickrun.cli import app
 from trickrun.config import load_config
@@ -322,15 +322,6 @@ def test_atomic_write_syncs_the_data_before_renaming(tmp_path, monkeypatch):
 
 
 # --- resuming from a garbage checkpoint ---------------------------------------------------------------
-
-
-class InterruptAt(NullReporter):
-    def __init__(self, epoch: int, batch: int):
-        self.at = (epoch, batch)
-
-    def batch(self, epoch, index, loss, correct, size):
-        if (epoch, index) == self.at:
-            raise KeyboardInterrupt
 
 
 def _npz(**arrays) -> bytes:

@@ -18,6 +18,7 @@ from trickrun.api import resume, train
 from trickrun.cli import app
 from trickrun.runs import CHECKPOINT_FILE
 from trickrun.train import NullReporter
+from helpers import InterruptAt
 
 runner = CliRunner()
 CFG = {"data": {"val_size": 100}, "model": {"hidden": [16], "dropout": 0.3, "norm": "batch"},
@@ -31,15 +32,6 @@ def metrics_without_times(run_dir: Path) -> list[dict]:
         record.pop("epoch_s")
         out.append(record)
     return out
-
-
-class InterruptAt(NullReporter):
-    def __init__(self, epoch: int, batch: int):
-        self.at = (epoch, batch)
-
-    def batch(self, epoch, index, loss, correct, size):
-        if (epoch, index) == self.at:
-            raise KeyboardInterrupt
 
 
 def test_resume_after_ctrl_c_matches_an_uninterrupted_run(fake_data, monkeypatch):

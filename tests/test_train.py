@@ -18,24 +18,14 @@ from trickrun.config import load_config
 from trickrun.data import load_dataset
 from trickrun.model import load_model
 from trickrun.runs import create_run_dir
-from trickrun.train import NullReporter, evaluate, flush_subnormals
+from helpers import InterruptAt
+from trickrun.train import evaluate, flush_subnormals
 
 BASE = {"data": {"val_size": 100}, "model": {"hidden": [16]}, "train": {"epochs": 3}}
 
 
 def records(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-class InterruptAt(NullReporter):
-    """Raises KeyboardInterrupt (as Ctrl-C would) at a given epoch and batch."""
-
-    def __init__(self, epoch: int, batch: int):
-        self.at = (epoch, batch)
-
-    def batch(self, epoch, index, loss, correct, size):
-        if (epoch, index) == self.at:
-            raise KeyboardInterrupt
 
 
 def test_ctrl_c_ends_with_status_interrupted_and_keeps_what_finished(fake_data, monkeypatch):
