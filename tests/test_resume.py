@@ -112,6 +112,9 @@ def test_kill_9_in_the_third_epoch_then_resume_equals_an_uninterrupted_run(real_
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"
+    listing = subprocess.run(trickrun("ls", "--runs-dir", str(tmp_path / "b"), "--format", "json"),
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert [row["status"] for row in json.loads(listing.stdout)] == ["stale"]
 
     resumed = subprocess.run(trickrun("resume", str(run_dir), "--json", "--quiet"), env=env,
                              capture_output=True, text=True, timeout=300)
