@@ -12,21 +12,27 @@ def softmax_cross_entropy(
 
     Returns (loss, number of correct predictions, dLoss/dlogits or None). Stable because
     the row maximum is subtracted before exp; the gradient is (softmax - onehot) / N,
-    written into `grad_out` when given (so the training loop reuses one array).
+    written into `grad_out` when given (so the training loop reuses one array; the
+    intermediate values pass through it too, so it must not be `logits`).
     """
     n = logits.shape[0]
     rows = np.arange(n)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
+    # argmax and a gather, not max(axis=1): numpy's reductions along a 10-wide last axis
+    # are slow, argmax is not. The gathered maximum is the same value (NaN rows included).
+    predicted = logits.argmax(axis=1)
+    correct = int(np.count_nonzero(predicted == labels))
+    shifted = np.subtract(logits, logits[rows, predicted][:, None], out=grad_out)
+    picked = shifted[rows, labels]
+    exp = np.exp(shifted, out=shifted)
     total = exp.sum(axis=1)
     # log softmax of the true class: shifted[y] - log(sum exp(shifted))
-    loss = float(np.mean(np.log(total, dtype=np.float64) - shifted[rows, labels]))
-    correct = int(np.count_nonzero(shifted.argmax(axis=1) == labels))
+    loss = float(np.mean(np.log(total, dtype=np.float64) - picked))
     if grad_out is None:
         return loss, correct, None
-    np.divide(exp, total[:, None] * n, out=grad_out)
-    grad_out[rows, labels] -= 1.0 / n
-    return loss, correct, grad_out
+    total *= n
+    exp /= total[:, None]
+    exp[rows, labels] -= 1.0 / n
+    return loss, correct, exp
 
 
 def weight_penalty(weights: np.ndarray, l2: float, l1: float) -> float:

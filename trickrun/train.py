@@ -110,8 +110,10 @@ class Trainer:
                 batch_x[size] = (np.empty((size, x.shape[1]), x.dtype), np.empty(size, y.dtype))
                 grad_logits[size] = np.empty((size, 10), m.dtype)
             xb, yb = batch_x[size]
-            np.take(x, idx, axis=0, out=xb)
-            np.take(y, idx, out=yb)
+            # mode="clip" (idx is a permutation, always in range): with the default "raise"
+            # numpy gathers into a temporary buffer and copies it into `out` afterwards.
+            np.take(x, idx, axis=0, out=xb, mode="clip")
+            np.take(y, idx, out=yb, mode="clip")
             with np.errstate(over="ignore", invalid="ignore"):
                 logits = m.forward(xb, train=True)
                 loss, correct, dlogits = softmax_cross_entropy(logits, yb, grad_out=grad_logits[size])
@@ -126,7 +128,8 @@ class Trainer:
                     sq[i] = np.dot(g, g)
                 norm = math.sqrt(sq.sum())
             if not math.isfinite(norm):
-                bad = next(b.name for b, s in zip(m.blocks, sq) if not math.isfinite(s))
+                bad = next((b.name for b, s in zip(m.blocks, sq) if not math.isfinite(s)),
+                           "biases or normalization")
                 return self._diverged(index + 1, lr, xb, layer=(bad, "gradients"))
             block_norm_sums += np.sqrt(sq[:-1])
             norm_sum += norm
@@ -141,6 +144,12 @@ class Trainer:
             self.reporter.batch(self.epoch, index + 1, loss, correct, size)
         if m.dtype == np.float32:
             flush_subnormals(params)
+            # Optimizer state gets stuck at subnormals: a moment whose gradient stays 0
+            # decays until the decrement rounds to 0, and every later step then does
+            # slow subnormal arithmetic on it. Zeroing changes no update: an update built
+            # from a subnormal moment is far below the parameter's rounding step.
+            for state in self.optimizer.state.values():
+                flush_subnormals(state)
         return {
             "train_loss": loss_sum / n,
             "train_acc": correct_sum / n,

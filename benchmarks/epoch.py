@@ -1,0 +1,251 @@
+"""One training epoch of trickrun against its matmul-only lower bound.
+
+For each configuration this measures, in one process and interleaved (bound, real, bound,
+real, ...) so that machine noise hits both alike:
+
+- the lower bound: only the matrix products of one epoch of the same architecture and batch
+  sizes, with the same BLAS thread count: per batch, the forward product of every Dense
+  layer, its weight-gradient product x^T g, and its input-gradient product g W^T except for
+  the first layer (nothing upstream needs it). Outputs are preallocated (`out=`);
+- trickrun's real training step loop, `Trainer._train_epoch` called directly (no
+  validation, diagnostics or run directory), on a Trainer built with a stub writer.
+
+Each figure is the median of the timed epochs after one warm-up epoch. An epoch is 55,000
+examples of MNIST-shaped float32 data: real MNIST (training split less 5,000 validation
+examples) when $TRICKRUN_DATA_DIR holds it, else uniform random pixels in [0, 1].
+
+    python benchmarks/epoch.py             # the full table (under 3 minutes on 2 cores)
+    python benchmarks/epoch.py --quick     # a smoke run: 1 timed epoch of 10% of the data
+    python benchmarks/epoch.py --threads 1 # BLAS threads (default: threadpoolctl's count)
+    python benchmarks/epoch.py --only b128 # only the configurations whose label contains it
+    python benchmarks/epoch.py --profile   # also where the time of a real epoch goes
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from trickrun.config import DataConfig, load_config  # noqa: E402
+from trickrun.data import Dataset, load_dataset  # noqa: E402
+from trickrun.train import Trainer  # noqa: E402
+
+N_TRAIN = 55_000  # examples per epoch
+HIDDEN = [512, 256]  # 784-512-256-10
+
+
+@dataclass(frozen=True)
+class Case:
+    label: str
+    batch_size: int
+    optimizer: str = "adam"
+    norm: str = "none"
+    dropout: float = 0.0
+    target: float | None = None  # ratio to the lower bound that the issue asks for
+
+    def config(self) -> dict:
+        return {
+            "name": "bench",
+            "model": {"hidden": HIDDEN, "norm": self.norm, "dropout": self.dropout},
+            "optimizer": {"name": self.optimizer},
+            "train": {"batch_size": self.batch_size, "epochs": 1000},
+            "early_stopping": {"enabled": False},
+        }
+
+
+CASES = [
+    Case("adam b32", 32, target=3.0),
+    Case("adam b128", 128, target=1.4),
+    Case("adam b512", 512, target=1.15),
+    Case("adam b32 bn+dropout0.2", 32, norm="batch", dropout=0.2),
+    Case("adam b128 bn+dropout0.2", 128, norm="batch", dropout=0.2, target=1.8),
+    Case("adam b512 bn+dropout0.2", 512, norm="batch", dropout=0.2),
+    Case("momentum b32", 32, optimizer="momentum"),
+    Case("momentum b128", 128, optimizer="momentum", target=1.25),
+    Case("momentum b512", 512, optimizer="momentum"),
+]
+
+
+class StubWriter:
+    """`Trainer` only touches its writer in `run()`, which is never called here."""
+
+    path = None
+
+
+def load_data(n: int) -> Dataset:
+    root = os.environ.get("TRICKRUN_DATA_DIR")
+    if root and (Path(root) / "mnist").is_dir():
+        d = load_dataset(DataConfig(dataset="mnist", val_size=5000))
+        x, y, source = d.x_train[:n], d.y_train[:n], f"MNIST from {d.source}"
+    else:
+        rng = np.random.default_rng(0)
+        x = rng.random((n, 784), dtype=np.float32)
+        y = rng.integers(0, 10, n).astype(np.intp)
+        source = "random float32 pixels (set TRICKRUN_DATA_DIR for real MNIST)"
+    x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
+    small_x, small_y = x[:10], y[:10]
+    return Dataset("mnist", x, y, small_x, small_y, small_x, small_y, source)
+
+
+class Bound:
+    """The matrix products of one epoch, with every operand and output preallocated."""
+
+    def __init__(self, widths: list[int], n: int, batch_size: int, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.sizes = [min(batch_size, n - s) for s in range(0, n, batch_size)]
+        self.W = [rng.standard_normal((a, b), dtype=np.float32) * 0.05 for a, b in zip(widths, widths[1:])]
+        self.gW = [np.empty_like(w) for w in self.W]
+        self.buffers = {}
+        for size in set(self.sizes):
+            acts = [rng.random((size, w), dtype=np.float32) for w in widths]
+            grads = [rng.standard_normal((size, w), dtype=np.float32) for w in widths]
+            self.buffers[size] = acts, grads
+
+    def epoch(self) -> None:
+        W, gW = self.W, self.gW
+        for size in self.sizes:
+            acts, grads = self.buffers[size]
+            for i, w in enumerate(W):
+                np.matmul(acts[i], w, out=acts[i + 1])
+            for i in reversed(range(len(W))):
+                np.matmul(acts[i].T, grads[i + 1], out=gW[i])
+                if i > 0:
+                    np.matmul(grads[i + 1], W[i].T, out=grads[i])
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def measure(case: Case, data: Dataset, epochs: int) -> tuple[list[float], list[float]]:
+    """Seconds of each timed epoch: (bounds, trickrun's), measured alternately."""
+    cfg = load_config(case.config())
+    trainer = Trainer(cfg, data, StubWriter())
+    lr = trainer.schedule.lr(1)
+    bound = Bound([784, *HIDDEN, 10], len(data.x_train), case.batch_size)
+
+    def real() -> None:
+        trainer.epoch += 1
+        if trainer._train_epoch(lr) is None:
+            raise RuntimeError(f"{case.label}: training diverged: {trainer.divergence}")
+
+    bound.epoch()  # warm-up: allocations, page faults, BLAS thread start
+    real()
+    b_times, r_times = [], []
+    for _ in range(epochs):
+        b_times.append(timed(bound.epoch))
+        r_times.append(timed(real))
+    return b_times, r_times
+
+
+def profile_epoch(case: Case, data: Dataset) -> dict[str, float]:
+    """Seconds per epoch of each part of a real training epoch (after a warm-up epoch),
+    timed by wrapping the layers, the loss and the optimizer step of one Trainer."""
+    import trickrun.train
+
+    trainer = Trainer(load_config(case.config()), data, StubWriter())
+    lr = trainer.schedule.lr(1)
+    spent: dict[str, float] = {}
+
+    def timing(part: str, fn):
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            out = fn(*args, **kwargs)
+            spent[part] = spent.get(part, 0.0) + time.perf_counter() - t0
+            return out
+        return wrapper
+
+    for layer in trainer.model._layers:
+        part = "Dense layers" if type(layer).__name__ == "Dense" else "other layers"
+        layer.forward, layer.backward = timing(part, layer.forward), timing(part, layer.backward)
+    trainer.optimizer.step = timing("optimizer step", trainer.optimizer.step)
+    loss = trickrun.train.softmax_cross_entropy
+    trickrun.train.softmax_cross_entropy = timing("loss", loss)
+    try:
+        trainer._train_epoch(lr)
+        spent.clear()
+        total = timed(lambda: trainer._train_epoch(lr))
+    finally:
+        trickrun.train.softmax_cross_entropy = loss
+    spent["rest of the loop"] = total - sum(spent.values())
+    spent["epoch"] = total
+    return spent
+
+
+def blas_description() -> list[str]:
+    lines = []
+    for lib in threadpool_info():
+        lines.append(
+            f"- {lib['user_api']}: {lib['internal_api']} {lib['version']}, kernel "
+            f"{lib.get('architecture')}, {lib['num_threads']} threads ({Path(lib['filepath']).name})"
+        )
+    env = {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS_", "OMP_", "MKL_"))}
+    lines.append(f"- environment: {env or 'no OPENBLAS_/OMP_/MKL_ variables'}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run: 10%% of an epoch, 1 timed epoch")
+    ap.add_argument("--threads", type=int, default=None, help="BLAS threads (default: as found)")
+    ap.add_argument("--epochs", type=int, default=3, help="timed epochs per configuration, after 1 warm-up")
+    ap.add_argument("--only", default=None, help="run only configurations whose label contains this")
+    ap.add_argument("--profile", action="store_true", help="also split one real epoch into its parts, per config")
+    args = ap.parse_args(argv)
+
+    n = N_TRAIN // 10 if args.quick else N_TRAIN
+    epochs = 1 if args.quick else args.epochs
+    cases = [c for c in CASES if args.only is None or args.only in c.label]
+    started = time.perf_counter()
+    data = load_data(n)
+    with threadpool_limits(args.threads, user_api="blas") if args.threads else nullcontext():
+        print(f"# trickrun epoch benchmark: 784-{'-'.join(map(str, HIDDEN))}-10 ReLU MLP, float32")
+        print(f"- data: {n} examples per epoch, {data.source}")
+        print(f"- {epochs} timed epoch(s) per config after 1 warm-up; medians; bound and real interleaved")
+        print(f"- numpy {np.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPUs")
+        print("\n".join(blas_description()))
+        print()
+        print("| config | bound s/epoch | trickrun s/epoch | ratio | target | ratio of minima | spread |")
+        print("| --- | ---: | ---: | ---: | --- | ---: | ---: |")
+        for case in cases:
+            bounds, reals = measure(case, data, epochs)
+            b, r = statistics.median(bounds), statistics.median(reals)
+            ratio = r / b
+            target = "" if case.target is None else (
+                f"<= {case.target:g} {'ok' if ratio <= case.target else 'MISSED'}")
+            # Noise only ever adds time: the ratio of the fastest epochs is the steadier
+            # figure, and the spread (slowest over fastest epoch, worse of the two series)
+            # says how much the machine disturbed this row.
+            spread = max(max(t) / min(t) - 1 for t in (bounds, reals))
+            print(f"| {case.label} | {b:.3f} | {r:.3f} | {ratio:.2f} | {target} | "
+                  f"{min(reals) / min(bounds):.2f} | {spread:.0%} |", flush=True)
+        if args.profile:
+            parts = ("Dense layers", "other layers", "loss", "optimizer step", "rest of the loop", "epoch")
+            print("\nWhere a real epoch goes, s/epoch (one epoch after a warm-up; the wrappers add a little;"
+                  " Dense layers = products + bias; rest = gather, gradient norms, bookkeeping):\n")
+            print("| config | " + " | ".join(parts) + " |")
+            print("| --- |" + " ---: |" * len(parts))
+            for case in cases:
+                p = profile_epoch(case, data)
+                print(f"| {case.label} | " + " | ".join(f"{p.get(k, 0.0):.3f}" for k in parts) + " |", flush=True)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(f"\npeak RSS {peak_mib:.0f} MiB; total {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
