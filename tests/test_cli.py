@@ -250,3 +250,13 @@ def test_real_mnist_slice_end_to_end(real_mnist, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["epochs_run"] == 2 and summary["test"]["acc"] > 0.9
+
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_shipped_config_validates_and_starts_with_a_comment(path):
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert path.read_text().startswith(f"# {path.stem}:")
