@@ -72,14 +72,20 @@ class Dense:
         return np.matmul(grad, self.W.T, out=dx)
 
 
-class ReLU:
-    """y = max(x, 0); dy/dx = 1 where y > 0, else 0."""
+class Activation:
+    """An elementwise nonlinearity; backward uses the cached `output` of forward.
+    `saturating` tells the diagnostics which statistic applies: saturated units (tanh,
+    sigmoid) or dead units (the ReLU family)."""
 
     saturating = False
 
     def __init__(self) -> None:
         self._scratch = Scratch()
         self.output: np.ndarray | None = None
+
+
+class ReLU(Activation):
+    """y = max(x, 0); dy/dx = 1 where y > 0, else 0."""
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         # Against a row of zeros numpy runs its vectorized array loop; against the scalar 0
@@ -93,15 +99,12 @@ class ReLU:
         return np.multiply(grad, active, out=self._scratch.get("dx", grad.shape, grad.dtype))
 
 
-class LeakyReLU:
+class LeakyReLU(Activation):
     """y = x for x > 0, slope * x otherwise (slope 0.01); dy/dx = 1 or slope."""
 
-    saturating = False
-
     def __init__(self, slope: float = 0.01) -> None:
+        super().__init__()
         self.slope = slope
-        self._scratch = Scratch()
-        self.output: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         out = np.multiply(x, self.slope, out=self._scratch.get("out", x.shape, x.dtype))
@@ -115,14 +118,10 @@ class LeakyReLU:
         return dx
 
 
-class Tanh:
+class Tanh(Activation):
     """y = tanh(x); dy/dx = 1 - y^2. Saturated where |y| > 0.99."""
 
     saturating = True
-
-    def __init__(self) -> None:
-        self._scratch = Scratch()
-        self.output: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         self.output = np.tanh(x, out=self._scratch.get("out", x.shape, x.dtype))
@@ -138,14 +137,10 @@ class Tanh:
         return np.abs(output) > 0.99
 
 
-class Sigmoid:
+class Sigmoid(Activation):
     """y = 1 / (1 + exp(-x)); dy/dx = y (1 - y). Saturated where y < 0.01 or y > 0.99."""
 
     saturating = True
-
-    def __init__(self) -> None:
-        self._scratch = Scratch()
-        self.output: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         out = np.negative(x, out=self._scratch.get("out", x.shape, x.dtype))
