@@ -94,12 +94,20 @@ def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, tmp):
 class Optimizer:
     """Holds hyper-parameters and state arrays; `step` applies the rule to flat arrays.
 
-    `n_weights` marks `p[:n_weights]` as the weight matrices (for decoupled weight decay).
+    `defaults` names a rule's hyper-parameters (the config keys it reads) with their default
+    values; `n_weights` marks `p[:n_weights]` as the weight matrices (for decoupled weight
+    decay).
     """
 
     state_names: tuple[str, ...] = ()
+    defaults: dict[str, float] = {}
 
-    def __init__(self, size: int, dtype=np.float32, n_weights: int | None = None):
+    def __init__(self, size: int, dtype=np.float32, n_weights: int | None = None, **hyper: float):
+        unknown = set(hyper) - set(self.defaults)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} takes no hyper-parameter {', '.join(sorted(unknown))}")
+        for name, value in {**self.defaults, **hyper}.items():
+            setattr(self, name, value)
         self.size, self.dtype = size, np.dtype(dtype)
         self.n_weights = size if n_weights is None else n_weights
         self.t = 0
@@ -114,7 +122,7 @@ class Optimizer:
         raise NotImplementedError
 
     def get_config(self) -> dict:
-        return {}
+        return {name: getattr(self, name) for name in self.defaults}
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"t": np.array(self.t), **{k: v.copy() for k, v in self.state.items()}}
@@ -134,16 +142,10 @@ class SGD(Optimizer):
 @OPTIMIZERS.register("momentum")
 class Momentum(Optimizer):
     state_names = ("velocity",)
-
-    def __init__(self, size, dtype=np.float32, n_weights=None, *, momentum: float = 0.9):
-        super().__init__(size, dtype, n_weights)
-        self.momentum = momentum
+    defaults = {"momentum": 0.9}
 
     def _update(self, p, g, lr):
         momentum_update(p, g, self.state["velocity"], lr, self.momentum, self._tmp)
-
-    def get_config(self):
-        return {"momentum": self.momentum}
 
 
 @OPTIMIZERS.register("nesterov")
@@ -155,75 +157,45 @@ class Nesterov(Momentum):
 @OPTIMIZERS.register("adagrad")
 class Adagrad(Optimizer):
     state_names = ("sum_sq",)
-
-    def __init__(self, size, dtype=np.float32, n_weights=None, *, eps: float = 1e-8):
-        super().__init__(size, dtype, n_weights)
-        self.eps = eps
+    defaults = {"eps": 1e-8}
 
     def _update(self, p, g, lr):
         adagrad_update(p, g, self.state["sum_sq"], lr, self.eps, self._tmp)
-
-    def get_config(self):
-        return {"eps": self.eps}
 
 
 @OPTIMIZERS.register("rmsprop")
 class RMSProp(Optimizer):
     state_names = ("mean_sq",)
-
-    def __init__(self, size, dtype=np.float32, n_weights=None, *, rho: float = 0.9, eps: float = 1e-8):
-        super().__init__(size, dtype, n_weights)
-        self.rho, self.eps = rho, eps
+    defaults = {"rho": 0.9, "eps": 1e-8}
 
     def _update(self, p, g, lr):
         rmsprop_update(p, g, self.state["mean_sq"], lr, self.rho, self.eps, self._tmp)
-
-    def get_config(self):
-        return {"rho": self.rho, "eps": self.eps}
 
 
 @OPTIMIZERS.register("adam")
 class Adam(Optimizer):
     state_names = ("m", "v")
-
-    def __init__(self, size, dtype=np.float32, n_weights=None, *,
-                 beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        super().__init__(size, dtype, n_weights)
-        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+    defaults = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
 
     def _update(self, p, g, lr):
         adam_update(p, g, self.state["m"], self.state["v"], self.t, lr,
                     self.beta1, self.beta2, self.eps, self._tmp)
 
-    def get_config(self):
-        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
-
 
 @OPTIMIZERS.register("adamw")
 class AdamW(Adam):
-    def __init__(self, size, dtype=np.float32, n_weights=None, *, beta1: float = 0.9,
-                 beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01):
-        super().__init__(size, dtype, n_weights, beta1=beta1, beta2=beta2, eps=eps)
-        self.weight_decay = weight_decay
+    defaults = {**Adam.defaults, "weight_decay": 0.01}
 
     def _update(self, p, g, lr):
         if self.weight_decay:
             p[: self.n_weights] *= 1.0 - lr * self.weight_decay
         super()._update(p, g, lr)
 
-    def get_config(self):
-        return {**super().get_config(), "weight_decay": self.weight_decay}
-
 
 def make_optimizer(opt_cfg, size: int, dtype, n_weights: int) -> Optimizer:
     """Build the optimizer named in the config section, passing the keys its rule uses."""
     cls = OPTIMIZERS.get(opt_cfg.name)
-    wanted = {
-        "momentum": ("momentum",), "nesterov": ("momentum",), "adagrad": ("eps",),
-        "rmsprop": ("rho", "eps"), "adam": ("beta1", "beta2", "eps"),
-        "adamw": ("beta1", "beta2", "eps", "weight_decay"),
-    }.get(opt_cfg.name, ())
-    return cls(size, dtype, n_weights, **{k: getattr(opt_cfg, k) for k in wanted})
+    return cls(size, dtype, n_weights, **{k: getattr(opt_cfg, k) for k in cls.defaults})
 
 
 # --- clipping -----------------------------------------------------------------------------
