@@ -51,7 +51,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -63,6 +62,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from .atomic import replacing
 from .config import DataConfig
 from .errors import ConfigError, DataError
 from .registry import Registry
@@ -360,41 +360,33 @@ def _progress_bar(enabled: bool) -> Iterator:
 
 def _fetch(url: str, target: Path, sha256: str, bar) -> Path:
     """Download `url` into a temporary file beside `target`, verify it, rename it to `target`."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
-    done = False
-    try:
-        with os.fdopen(fd, "wb") as out:
-            request = urllib.request.Request(url, headers={"User-Agent": "trickrun"})
-            try:
-                with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:
-                    length = response.headers.get("Content-Length")
-                    total = int(length) if length and length.isdigit() else None
-                    task = bar.add_task(target.name, total=total)
-                    received = 0
-                    try:
-                        while chunk := response.read(_CHUNK):
-                            out.write(chunk)
-                            received += len(chunk)
-                            bar.update(task, completed=received)
-                        if total is not None and received != total:
-                            raise DataError(f"connection closed after {received} of {total} bytes")
-                    except BaseException:
-                        bar.remove_task(task)  # a failed attempt leaves no half-full bar
-                        raise
-            except urllib.error.HTTPError as err:
-                raise DataError(f"HTTP {err.code} {err.reason}") from None
-            except urllib.error.URLError as err:
-                raise DataError(str(err.reason)) from None
-            except (OSError, HTTPException, ValueError) as err:
-                raise DataError(f"{type(err).__name__}: {err}") from None
-        verify(tmp, sha256)
-        os.replace(tmp, target)
-        done = True
-        return target
-    finally:
-        if not done:
-            tmp.unlink(missing_ok=True)
+    with replacing(target) as (out, tmp):
+        request = urllib.request.Request(url, headers={"User-Agent": "trickrun"})
+        try:
+            with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:
+                length = response.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+                task = bar.add_task(target.name, total=total)
+                received = 0
+                try:
+                    while chunk := response.read(_CHUNK):
+                        out.write(chunk)
+                        received += len(chunk)
+                        bar.update(task, completed=received)
+                    if total is not None and received != total:
+                        raise DataError(f"connection closed after {received} of {total} bytes")
+                except BaseException:
+                    bar.remove_task(task)  # a failed attempt leaves no half-full bar
+                    raise
+        except urllib.error.HTTPError as err:
+            raise DataError(f"HTTP {err.code} {err.reason}") from None
+        except urllib.error.URLError as err:
+            raise DataError(str(err.reason)) from None
+        except (OSError, HTTPException, ValueError) as err:
+            raise DataError(f"{type(err).__name__}: {err}") from None
+        out.flush()
+        verify(tmp, sha256)  # a wrong file raises here, and `replacing` deletes it
+    return target
 
 
 def download(
@@ -467,22 +459,12 @@ def _read_cached(npy: Path, stamp: Path, source: dict) -> np.ndarray | None:
     return array
 
 
-def _write_atomic(path: Path, write: Callable) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def _write_cached(npy: Path, stamp: Path, source: dict, array: np.ndarray) -> None:
     """Store `array` and its stamp; an unwritable cache is silently skipped."""
     try:
         npy.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(npy, lambda f: np.save(f, array, allow_pickle=False))
+        with replacing(npy) as (f, _):
+            np.save(f, array, allow_pickle=False)
         st = npy.stat()
         record = {
             "format": _CACHE_FORMAT,
@@ -490,7 +472,8 @@ def _write_cached(npy: Path, stamp: Path, source: dict, array: np.ndarray) -> No
             "shape": list(array.shape),
             "npy": {"size": st.st_size, "mtime_ns": st.st_mtime_ns},
         }
-        _write_atomic(stamp, lambda f: f.write(json.dumps(record, indent=1).encode("utf-8")))
+        with replacing(stamp) as (f, _):
+            f.write(json.dumps(record, indent=1).encode("utf-8"))
     except OSError:
         pass
 

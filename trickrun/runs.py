@@ -16,13 +16,13 @@ import errno
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from .atomic import replacing
 from .errors import RunDirError
 
 CONFIG_FILE = "config.yaml"
@@ -73,19 +73,11 @@ def create_run_dir(root: Path, name: str, now: float | None = None) -> Path:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never a part."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with replacing(path) as (f, _):
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
     except OSError as err:
-        _remove_quietly(tmp)
         raise _disk_error("write", path, err) from None
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
 
 
 def _remove_quietly(path: str | Path) -> None:
