@@ -16,7 +16,9 @@ from typer.testing import CliRunner
 from runfactory import DEAD_PID, LAYERS, curve_records, make_run
 from trickrun import compare as cmp
 from trickrun.cli import app
+from trickrun.render import SPARK_CHARS, SPARK_MISSING, sparkline
 from trickrun.runlog import load_run
+from trickrun.stats import t_two_sided_p, welch_t_test
 
 runner = CliRunner()
 
@@ -142,19 +144,19 @@ def test_divergence_from_the_summary_is_flagged(tmp_path: Path) -> None:
 
 
 def test_sparkline_scales_values_and_marks_the_best() -> None:
-    line, pos = cmp.sparkline([0.0, 0.5, 1.0, None], 0.0, 1.0, mark=2)
-    assert line == "▁▅█" + cmp.SPARK_MISSING and pos == 2
+    line, pos = sparkline([0.0, 0.5, 1.0, None], 0.0, 1.0, mark=2)
+    assert line == "▁▅█" + SPARK_MISSING and pos == 2
 
 
 def test_sparkline_buckets_long_runs_to_its_width() -> None:
     values = [float(i) for i in range(100)]
-    line, pos = cmp.sparkline(values, 0.0, 99.0, mark=99, width=10)
+    line, pos = sparkline(values, 0.0, 99.0, mark=99, width=10)
     assert len(line) == 10 and line[0] == "▁" and line[-1] == "█" and pos == 9
-    assert cmp.sparkline(values, 0.0, 99.0, mark=0, width=10)[1] == 0
+    assert sparkline(values, 0.0, 99.0, mark=0, width=10)[1] == 0
 
 
 def test_sparkline_of_a_constant_is_flat() -> None:
-    assert cmp.sparkline([2.0, 2.0], 2.0, 2.0)[0] == cmp.SPARK_CHARS[len(cmp.SPARK_CHARS) // 2] * 2
+    assert sparkline([2.0, 2.0], 2.0, 2.0)[0] == SPARK_CHARS[len(SPARK_CHARS) // 2] * 2
 
 
 # --- Welch's t-test ----------------------------------------------------------------------
@@ -162,17 +164,17 @@ def test_sparkline_of_a_constant_is_flat() -> None:
 
 @pytest.mark.parametrize("t", [0.0, 0.5, 1.0, 3.0, 12.706])
 def test_t_p_value_df1_is_the_cauchy_closed_form(t: float) -> None:
-    assert cmp.t_two_sided_p(t, 1.0) == pytest.approx(1 - 2 / math.pi * math.atan(t), abs=1e-12)
+    assert t_two_sided_p(t, 1.0) == pytest.approx(1 - 2 / math.pi * math.atan(t), abs=1e-12)
 
 
 @pytest.mark.parametrize("t", [0.3, 1.0, 2.0, 4.303, 10.0])
 def test_t_p_value_df2_closed_form(t: float) -> None:
-    assert cmp.t_two_sided_p(t, 2.0) == pytest.approx(1 - t / math.sqrt(2 + t * t), abs=1e-12)
+    assert t_two_sided_p(t, 2.0) == pytest.approx(1 - t / math.sqrt(2 + t * t), abs=1e-12)
 
 
 @pytest.mark.parametrize(("t", "df"), [(2.228139, 10), (2.085963, 20), (1.959964, 1e6)])
 def test_t_p_value_of_textbook_critical_values_is_five_percent(t: float, df: float) -> None:
-    assert cmp.t_two_sided_p(t, df) == pytest.approx(0.05, abs=2e-6)
+    assert t_two_sided_p(t, df) == pytest.approx(0.05, abs=2e-6)
 
 
 def _p_by_integration(t: float, df: float, steps: int = 20000) -> float:
@@ -193,7 +195,7 @@ def _p_by_integration(t: float, df: float, steps: int = 20000) -> float:
 
 @pytest.mark.parametrize(("t", "df"), [(1.5, 3.7), (2.5, 7.25), (4.0, 2.97), (0.8, 15.5)])
 def test_t_p_value_matches_numeric_integration_for_fractional_df(t: float, df: float) -> None:
-    assert cmp.t_two_sided_p(t, df) == pytest.approx(_p_by_integration(t, df), rel=1e-6)
+    assert t_two_sided_p(t, df) == pytest.approx(_p_by_integration(t, df), rel=1e-6)
 
 
 def test_welch_t_and_df_by_hand() -> None:
@@ -201,7 +203,7 @@ def test_welch_t_and_df_by_hand() -> None:
     # means 0.974333.., 0.965; sample variances 2.3333e-6 and 9e-6
     va, vb = 7e-6 / 3, 9e-6
     se2 = va / 3 + vb / 3
-    result = cmp.welch_t_test(a, b)
+    result = welch_t_test(a, b)
     assert result.t == pytest.approx((0.974 + 0.976 + 0.973 - 0.965 - 0.968 - 0.962) / 3 / math.sqrt(se2))
     assert result.df == pytest.approx(se2**2 / ((va / 3) ** 2 / 2 + (vb / 3) ** 2 / 2))
     assert result.df == pytest.approx(2.9717, abs=1e-4)
@@ -213,15 +215,15 @@ def test_welch_matches_scipy_when_available() -> None:
     stats = pytest.importorskip("scipy.stats")
     a, b = [0.971, 0.975, 0.969, 0.973], [0.968, 0.974, 0.966]
     expected = stats.ttest_ind(a, b, equal_var=False)
-    result = cmp.welch_t_test(a, b)
+    result = welch_t_test(a, b)
     assert result.t == pytest.approx(expected.statistic) and result.p == pytest.approx(expected.pvalue)
 
 
 def test_welch_edge_cases() -> None:
-    assert cmp.welch_t_test([1.0, 1.0], [1.0, 1.0]).p == 1.0
-    assert cmp.welch_t_test([1.0, 1.0], [2.0, 2.0]).p == 0.0
+    assert welch_t_test([1.0, 1.0], [1.0, 1.0]).p == 1.0
+    assert welch_t_test([1.0, 1.0], [2.0, 2.0]).p == 0.0
     with pytest.raises(ValueError):
-        cmp.welch_t_test([1.0], [1.0, 2.0])
+        welch_t_test([1.0], [1.0, 2.0])
 
 
 def test_group_runs_merges_seeds_only(tmp_path: Path) -> None:
@@ -336,7 +338,7 @@ def test_compare_shows_incomplete_runs_with_their_status(root: Path, two) -> Non
     assert got["live"]["test_acc"] is None and got["live"]["best_val_acc"] is not None
     assert got["boom"]["test_acc"] is None
     table = invoke("compare", "adam", "live", "dead", "bare", "boom")
-    assert table.exit_code == 0 and "stale" in table.stdout and cmp.SPARK_MISSING in table.stdout
+    assert table.exit_code == 0 and "stale" in table.stdout and SPARK_MISSING in table.stdout
 
 
 def test_compare_warns_about_a_garbage_line_and_goes_on(root: Path, two) -> None:
@@ -401,7 +403,7 @@ def test_group_json_has_mean_sd_n_and_welch(root: Path, seeds) -> None:
     assert adam["test_acc_mean"] == pytest.approx(sum(ADAM_ACCS) / 3)
     assert adam["test_acc_sd"] == pytest.approx(math.sqrt(7e-6 / 3))
     assert "optimizer.name" in adam and "seed" not in adam
-    expected = cmp.welch_t_test(SGD_ACCS, ADAM_ACCS)  # the other group minus the baseline
+    expected = welch_t_test(SGD_ACCS, ADAM_ACCS)  # the other group minus the baseline
     assert adam["welch_p"] is None
     assert sgd["welch_t"] == pytest.approx(expected.t) and sgd["welch_t"] < 0
     assert sgd["welch_df"] == pytest.approx(expected.df)

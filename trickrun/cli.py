@@ -4,7 +4,6 @@ TrickrunError into its exit code with a one-line message on stderr (never a trac
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
@@ -164,8 +163,9 @@ def validate(config: ConfigArg, set_: SetOption = None) -> None:
 import os  # noqa: E402
 
 from . import compare as cmp  # noqa: E402
-from .compare import OutputFormat, SortKey  # noqa: E402
+from .compare import SortKey  # noqa: E402
 from .errors import ConfigError  # noqa: E402
+from .render import OutputFormat, spark_width  # noqa: E402
 from .runlog import load_run, resolve_run, resolve_runs, scan_runs  # noqa: E402
 from .runs import runs_root  # noqa: E402
 
@@ -257,7 +257,7 @@ def compare(
     _warn(w for run in loaded for w in run.warnings)
     console = _stdout()
     report = cmp.compare_report(loaded, baseline=base_index, metric=metric, group=group, all_keys=all_keys,
-                                spark_width=cmp.spark_width(console, 2 if metric in ("val_acc", "val_loss") else 3))
+                                spark_width=spark_width(console, 2 if metric in ("val_acc", "val_loss") else 3))
     if plot is not None:
         from .plots import plot_runs
 

@@ -14,56 +14,54 @@ Diagnostic flags (each a named constant below):
 
 Seed statistics (`--group`): runs whose resolved configs are equal except for `seed` (and
 the run `name`, a label) form a group, shown as mean ± sample standard deviation (n-1) and n.
-With exactly two groups, their test accuracies are compared with Welch's unequal-variance
-t-test: t = (m1 - m2) / sqrt(s1²/n1 + s2²/n2), Welch-Satterthwaite degrees of freedom, and
-the two-sided p-value from the Student t distribution, P(|T| > |t|) = I_{df/(df+t²)}(df/2, 1/2)
-with I the regularized incomplete beta function (continued fraction, Numerical Recipes §6.4).
-The difference is called larger than the seed-to-seed noise when p < SIGNIFICANCE_LEVEL (0.05).
+With exactly two groups, their test accuracies are compared with Welch's t-test (stats.py);
+the difference is called larger than the seed-to-seed noise when p < SIGNIFICANCE_LEVEL (0.05).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Iterable, Mapping, Sequence
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from .config import dump_yaml
 from .errors import ConfigError
+from .render import (
+    EMPTY,
+    RUN_COLUMNS_MAX,
+    SPARK_CHARS,
+    SPARK_MISSING,
+    SPARK_WIDTH,
+    Cell,
+    OutputFormat,
+    Section,
+    orient,
+    spark_scale,
+    fmt_config,
+    fmt_delta,
+    fmt_duration,
+    fmt_number,
+    markdown_sections,
+    records_text,
+    render_sections,
+    sparkline,
+    spark_width,
+)
 from .runlog import FINISHED, METRIC_KEYS, Run, RunEntry, higher_is_better
 from .runs import to_json
+from .stats import SIGNIFICANCE_LEVEL, WelchResult, mean_sd, welch_t_test
 
 VANISHING_RATIO = 1e-3  # layer grad norm / largest layer grad norm of the same epoch
 EXPLODING_GRAD_NORM = 1e3  # a gradient norm above this explodes
 DEAD_FRACTION = 0.5  # fraction of never-active ReLU units that flags a layer
 SATURATED_FRACTION = 0.5  # fraction of saturated tanh/sigmoid units that flags a layer
-SIGNIFICANCE_LEVEL = 0.05  # Welch's two-sided p below this: larger than seed noise
-RUN_COLUMNS_MAX = 6  # up to this many runs, one column per run; beyond it, one row per run
-SPARK_WIDTH = 40  # characters of a sparkline; longer runs are averaged into buckets
-SPARK_CHARS = "▁▂▃▄▅▆▇█"
-SPARK_MISSING = "×"  # an epoch whose value is null (non-finite) or absent
 DEFAULT_METRIC = "val_acc"
-EMPTY = "—"
-WRAPPING_COLUMNS = ("flags", "flag", "value", "run", "group")  # long text; others never wrap
-WRAP_MIN_WIDTH = 24  # a wrapping column is never squeezed narrower than this
-LABEL_WIDTH = 24  # a run label longer than this wraps
 RICH_ROWS_MAX = 500  # `ls` tables longer than this are printed as plain aligned text
-
-
-class OutputFormat(str, Enum):
-    table = "table"
-    markdown = "markdown"
-    csv = "csv"
-    json = "json"
 
 
 class SortKey(str, Enum):
@@ -85,200 +83,6 @@ STATUS_STYLE = {
     "stale": "magenta",
     "incomplete": "dim",
 }
-
-
-# ---------------------------------------------------------------------------------------
-# A neutral document model: sections of cells, rendered by rich or as Markdown.
-
-
-@dataclass
-class Cell:
-    text: str
-    best: bool = False  # the best value of its row (or column): highlighted
-    note: str = ""  # shown dimmed after the text, e.g. the change against the baseline
-    style: str = ""  # rich style of the text
-    mark: int | None = None  # index of one character to highlight (a sparkline's best epoch)
-
-
-@dataclass
-class Section:
-    title: str
-    columns: list[str] = field(default_factory=list)
-    rows: list[list[Cell]] = field(default_factory=list)
-    footer: list[str] = field(default_factory=list)  # lines after the table
-    text: str | None = None  # a preformatted block instead of a table
-    language: str = ""  # of `text`, for Markdown fences
-
-
-def _cell(value: Any) -> Cell:
-    return value if isinstance(value, Cell) else Cell(EMPTY if value is None else str(value))
-
-
-def render_sections(sections: Sequence[Section], fmt: OutputFormat, console: Console) -> None:
-    if fmt is OutputFormat.markdown:
-        console.out(markdown_sections(sections), highlight=False, end="")
-        return
-    for section in sections:
-        if section.text is not None:
-            console.print(Text(section.title, style="bold"))
-            console.out(section.text.rstrip("\n"), highlight=False)
-        elif section.rows:
-            table = Table(
-                title=section.title,
-                title_justify="left",
-                title_style="bold",
-                box=box.SIMPLE_HEAD,
-                pad_edge=False,
-            )
-            for i, column in enumerate(section.columns):
-                wraps = column in WRAPPING_COLUMNS
-                longest = max((len(_cell(row[i]).text) for row in section.rows if i < len(row)), default=0)
-                label = i == 0 and column in ("run", "group")  # fixed width: never squeezed away
-                table.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis",
-                                 min_width=min(longest, WRAP_MIN_WIDTH) if wraps else None,
-                                 width=min(longest, LABEL_WIDTH) if label else None)
-            for row in section.rows:
-                table.add_row(*(_rich_text(_cell(c)) for c in row))
-            console.print(table)
-        else:
-            console.print(Text(section.title, style="bold"))
-        for line in section.footer:
-            console.print(Text(line, style="dim"))
-        console.print()
-
-
-def _rich_text(cell: Cell) -> Text:
-    style = cell.style + (" bold green" if cell.best else "")
-    text = Text(cell.text, style=style.strip())
-    if cell.mark is not None and 0 <= cell.mark < len(cell.text):
-        text.stylize("bold red reverse", cell.mark, cell.mark + 1)
-    if cell.note:
-        text.append(" " + cell.note, style="dim")
-    return text
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def markdown_sections(sections: Sequence[Section]) -> str:
-    out = []
-    for section in sections:
-        out.append(f"### {section.title}\n")
-        if section.text is not None:
-            out.append(f"```{section.language}\n{section.text.rstrip()}\n```\n")
-        elif section.rows:
-            out.append("| " + " | ".join(_md_escape(c) for c in section.columns) + " |")
-            out.append("|" + "|".join("---" for _ in section.columns) + "|")
-            for row in section.rows:
-                cells = []
-                for c in map(_cell, row):
-                    text = f"**{c.text}**" if c.best and c.text != EMPTY else c.text
-                    if c.text.strip() and c.text[0] in SPARK_CHARS + SPARK_MISSING:
-                        text = f"`{text}`"
-                    cells.append(_md_escape(text + (f" {c.note}" if c.note else "")))
-                out.append("| " + " | ".join(cells) + " |")
-            out.append("")
-        for line in section.footer:
-            out.append(f"{line}  ")
-        if section.footer:
-            out.append("")
-    return "\n".join(out) + "\n"
-
-
-def _orient(title: str, row_labels: list[str], names: list[str], cells: list[list[Cell]],
-            corner: str, footer: list[str] | None = None) -> Section:
-    """A section with one column per run (few runs) or one row per run (many)."""
-    if len(names) <= RUN_COLUMNS_MAX:
-        rows = [[Cell(label)] + row for label, row in zip(row_labels, cells)]
-        return Section(title, [corner] + names, rows, footer or [])
-    transposed = [[Cell(name)] + [cells[r][c] for r in range(len(row_labels))] for c, name in enumerate(names)]
-    return Section(title, ["run"] + row_labels, transposed, footer or [])
-
-
-def records_text(records: Sequence[Mapping[str, Any]], fmt: OutputFormat) -> str:
-    """JSON (one array of objects) or CSV (header of every field seen, in order)."""
-    if fmt is OutputFormat.json:
-        return to_json_list(records) + "\n"
-    fields: dict[str, None] = {}
-    for record in records:
-        fields.update(dict.fromkeys(record))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        writer.writerow({k: _csv_value(v) for k, v in record.items()})
-    return buf.getvalue()
-
-
-def to_json_list(records: Sequence[Mapping[str, Any]]) -> str:
-    body = ",\n".join("  " + to_json(r) for r in records)
-    return f"[\n{body}\n]" if records else "[]"
-
-
-def _csv_value(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, float) and not math.isfinite(value):
-        return ""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
-
-
-# ---------------------------------------------------------------------------------------
-# Number formatting.
-
-
-def fmt_number(value: Any, key: str = "") -> str:
-    if value is None:
-        return EMPTY
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    if not math.isfinite(value):
-        return str(value)
-    if (key.endswith("acc") or key.endswith("loss")) and abs(value) < 1e4:
-        return f"{value:.4f}"
-    if key in ("wall_s",):
-        return f"{value:.1f}"
-    if key in ("s_per_epoch", "epoch_s"):
-        return f"{value:.2f}"
-    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-        return f"{value:.2e}"
-    return f"{value:.4g}"
-
-
-def fmt_delta(value: float, key: str) -> str:
-    text = fmt_number(abs(value), key)
-    return ("+" if value >= 0 else "-") + text
-
-
-def fmt_config(value: Any) -> str:
-    """A config value as YAML would show it, long floats cut to 6 significant digits."""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and len(repr(value)) > 10:
-        return f"{value:.6g}"
-    return str(value)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return EMPTY
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
 
 
 # ---------------------------------------------------------------------------------------
@@ -410,138 +214,6 @@ THRESHOLDS_NOTE = (
 def first_last_grad(run: Run, layer: str) -> tuple[float | None, float | None]:
     values = [v for v in run.layer_series(layer, "grad_norm") if v is not None]
     return (values[0], values[-1]) if values else (None, None)
-
-
-# ---------------------------------------------------------------------------------------
-# Sparklines.
-
-
-def sparkline(values: Sequence[float | None], lo: float, hi: float, *, mark: int | None = None,
-              width: int = SPARK_WIDTH, log: bool = False) -> tuple[str, int | None]:
-    """One character per value (or per bucket of values when there are more than `width`),
-    scaled from `lo` (▁) to `hi` (█); returns the line and the position of index `mark`."""
-    n = len(values)
-    if n == 0:
-        return "", None
-    width = max(1, width)
-    buckets = min(n, width)
-    edges = [i * n // buckets for i in range(buckets + 1)]
-    scale = (lambda v: math.log10(v)) if log else (lambda v: v)
-    lo_s, hi_s = scale(lo), scale(hi)
-    chars = []
-    for b in range(buckets):
-        chunk = [v for v in values[edges[b]:edges[b + 1]] if v is not None and (not log or v > 0)]
-        if not chunk:
-            chars.append(SPARK_MISSING)
-            continue
-        v = scale(sum(chunk) / len(chunk))
-        if hi_s <= lo_s:
-            level = len(SPARK_CHARS) // 2
-        else:
-            level = round((v - lo_s) / (hi_s - lo_s) * (len(SPARK_CHARS) - 1))
-        chars.append(SPARK_CHARS[max(0, min(len(SPARK_CHARS) - 1, level))])
-    pos = None
-    if mark is not None and 0 <= mark < n:
-        pos = next(b for b in range(buckets) if edges[b] <= mark < edges[b + 1])
-    return "".join(chars), pos
-
-
-def _spark_scale(all_values: Iterable[float | None], metric: str) -> tuple[float, float, bool]:
-    finite = [v for v in all_values if v is not None]
-    if not finite:
-        return 0.0, 1.0, False
-    lo, hi = min(finite), max(finite)
-    log = higher_is_better(metric) is not True and lo > 0 and hi / lo > 100
-    return lo, hi, log
-
-
-# ---------------------------------------------------------------------------------------
-# Welch's t-test.
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny, eps = 1e-300, 1e-15
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 500):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        step = d * c
-        h *= step
-        if abs(step - 1.0) < eps:
-            break
-    return h
-
-
-def betainc(a: float, b: float, x: float) -> float:
-    """The regularized incomplete beta function I_x(a, b), for a, b > 0 and 0 <= x <= 1."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    front = math.exp(log_front)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def t_two_sided_p(t: float, df: float) -> float:
-    """P(|T| >= |t|) for Student's t with `df` (real, > 0) degrees of freedom."""
-    if math.isnan(t):
-        return math.nan
-    if math.isinf(t):
-        return 0.0
-    return betainc(df / 2.0, 0.5, df / (df + t * t))
-
-
-@dataclass
-class WelchResult:
-    mean_a: float
-    mean_b: float
-    sd_a: float
-    sd_b: float
-    n_a: int
-    n_b: int
-    t: float
-    df: float
-    p: float
-
-    @property
-    def significant(self) -> bool:
-        return self.p < SIGNIFICANCE_LEVEL
-
-
-def welch_t_test(a: Sequence[float], b: Sequence[float]) -> WelchResult:
-    """Welch's unequal-variance t-test of mean(a) - mean(b); needs two values in each."""
-    if len(a) < 2 or len(b) < 2:
-        raise ValueError("Welch's t-test needs at least two values in each sample")
-    ma, mb = statistics.fmean(a), statistics.fmean(b)
-    va, vb = statistics.variance(a), statistics.variance(b)
-    na, nb = len(a), len(b)
-    se2 = va / na + vb / nb
-    if se2 == 0:
-        t = 0.0 if ma == mb else math.copysign(math.inf, ma - mb)
-        df = float(na + nb - 2)
-        p = 1.0 if ma == mb else 0.0
-    else:
-        t = (ma - mb) / math.sqrt(se2)
-        df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
-        p = t_two_sided_p(t, df)
-    return WelchResult(ma, mb, math.sqrt(va), math.sqrt(vb), na, nb, t, df, p)
 
 
 # ---------------------------------------------------------------------------------------
@@ -718,7 +390,7 @@ def _diff_section(diff: list[tuple[str, list[Any]]], names: list[str], all_keys:
             note = "the configs are identical" + ("" if all_keys else " (--all lists them)")
         return Section(title, footer=[note])
     cells = [[Cell(fmt_config(v)) for v in values] for _, values in diff]
-    return _orient(title, [k for k, _ in diff], names, cells, "key")
+    return orient(title, [k for k, _ in diff], names, cells, "key")
 
 
 def _results_section(fields, results: list[dict[str, Any]], names: list[str], baseline: int,
@@ -763,7 +435,7 @@ def _results_section(fields, results: list[dict[str, Any]], names: list[str], ba
         footer.append(f"best of each column in bold; Δ: change against the baseline run {baseline_label}")
     elif len(results) > 1:
         footer.append(f"best of each row in bold; (±) change against the baseline run {baseline_label}")
-    return _orient("Results", labels, names, cells, "", footer)
+    return orient("Results", labels, names, cells, "", footer)
 
 
 def _curve_metrics(metric: str) -> list[str]:
@@ -776,7 +448,7 @@ def _curves_section(runs: Sequence[Run], labels: list[str], metric: str, width: 
     footer = []
     scales = {}
     for m in metrics:
-        lo, hi, log = _spark_scale((v for r in runs for v in r.series(m)), m)
+        lo, hi, log = spark_scale((v for r in runs for v in r.series(m)), m)
         scales[m] = (lo, hi, log)
         columns += [f"{m} curve", f"{m} @best"]
         footer.append(f"{m}: {SPARK_CHARS[0]} {fmt_number(lo, m)} … {SPARK_CHARS[-1]} {fmt_number(hi, m)}"
@@ -818,16 +490,6 @@ def _diagnostics_section(runs: Sequence[Run], labels: list[str], flags: list[lis
 
 # --- compare --group ---------------------------------------------------------------------
 
-NUMERIC_RESULTS = [f for f in RESULT_ROWS if f[0] not in ("status",)]
-
-
-def _mean_sd(values: Sequence[Any]) -> tuple[float | None, float | None, int]:
-    finite = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)
-              and math.isfinite(v)]
-    if not finite:
-        return None, None, 0
-    sd = statistics.stdev(finite) if len(finite) > 1 else None
-    return statistics.fmean(finite), sd, len(finite)
 
 
 def _group_report(runs: Sequence[Run], baseline: int, metric: str, all_keys: bool, width: int) -> Report:
@@ -838,7 +500,7 @@ def _group_report(runs: Sequence[Run], baseline: int, metric: str, all_keys: boo
     diff = config_diff([g.config for g in groups], all_keys, ignore=GROUP_IGNORES)
     fields = [f for f in result_fields(metric) if f[0] != "status"]
     per_group = [[run_results(r, metric) for r in g.runs] for g in groups]
-    stats = [{key: _mean_sd([res.get(key) for res in rs]) for key, _, _ in fields} for rs in per_group]
+    stats = [{key: mean_sd([res.get(key) for res in rs]) for key, _, _ in fields} for rs in per_group]
     welch = welch_between(per_group, base_g) if len(groups) == 2 else None
 
     sections = [_diff_section(diff, names, all_keys)]
@@ -863,7 +525,7 @@ def _group_report(runs: Sequence[Run], baseline: int, metric: str, all_keys: boo
         footer.append(welch_sentence(welch, groups[1 - base_g].label, groups[base_g].label))
     elif len(groups) > 2:
         footer.append("significance is tested only when exactly two groups are compared")
-    sections.append(_orient("Results by group", labels, names, cells, "", footer))
+    sections.append(orient("Results by group", labels, names, cells, "", footer))
     sections.append(_group_curves(groups, metric, width))
     run_labels_ = run_labels(runs)
     sections.append(_diagnostics_section(runs, run_labels_, [diagnose(r) for r in runs]))
@@ -933,7 +595,7 @@ def _group_curves(groups: Sequence[Group], metric: str, width: int) -> Section:
     footer = []
     for m in metrics:
         columns += [f"{m} curve", f"{m} @best"]
-        lo, hi, log = _spark_scale((v for _, vs in curves[m] for v in vs), m)
+        lo, hi, log = spark_scale((v for _, vs in curves[m] for v in vs), m)
         footer.append(f"{m} (mean over seeds): {SPARK_CHARS[0]} {fmt_number(lo, m)} … "
                       f"{SPARK_CHARS[-1]} {fmt_number(hi, m)}" + (" (log scale)" if log else ""))
     rows = []
@@ -941,7 +603,7 @@ def _group_curves(groups: Sequence[Group], metric: str, width: int) -> Section:
         row = [Cell(group.label)]
         for m in metrics:
             epochs, values = curves[m][gi]
-            lo, hi, log = _spark_scale((v for _, vs in curves[m] for v in vs), m)
+            lo, hi, log = spark_scale((v for _, vs in curves[m] for v in vs), m)
             finite = [(v, i) for i, v in enumerate(values) if v is not None]
             direction = higher_is_better(m)
             best_i = None
@@ -1087,7 +749,7 @@ def show_report(run: Run, spark_width: int = SPARK_WIDTH) -> Report:
     curve_rows = []
     for m in ("val_acc", "val_loss", "train_loss", "lr"):
         values = run.series(m)
-        lo, hi, log = _spark_scale(values, m)
+        lo, hi, log = spark_scale(values, m)
         line, pos = sparkline(values, lo, hi, mark=best_i, width=spark_width, log=log)
         curve_rows.append([Cell(m), Cell(line or EMPTY, mark=pos),
                            Cell(f"{fmt_number(lo, m)} … {fmt_number(hi, m)}")])
@@ -1141,9 +803,3 @@ def compare_output(report: Report, fmt: OutputFormat, console: Console) -> None:
         console.out(records_text(report.records, fmt), highlight=False, end="")
     else:
         render_sections(report.sections, fmt, console)
-
-
-def spark_width(console: Console, columns: int = 2) -> int:
-    """A sparkline width that lets `columns` curves and their labels fit the terminal."""
-    return max(8, min(SPARK_WIDTH, (console.width - 30) // columns - 16))
-

@@ -1,0 +1,279 @@
+"""Output rendering: sections of cells drawn as rich tables or Markdown, records as CSV or
+JSON, and the formatting of numbers, durations, config values and sparklines."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Iterable, Mapping, Sequence
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .runlog import higher_is_better
+from .runs import to_json
+
+RUN_COLUMNS_MAX = 6  # up to this many runs, one column per run; beyond it, one row per run
+SPARK_WIDTH = 40  # characters of a sparkline; longer runs are averaged into buckets
+SPARK_CHARS = "▁▂▃▄▅▆▇█"
+SPARK_MISSING = "×"  # an epoch whose value is null (non-finite) or absent
+EMPTY = "—"
+WRAPPING_COLUMNS = ("flags", "flag", "value", "run", "group")  # long text; others never wrap
+WRAP_MIN_WIDTH = 24  # a wrapping column is never squeezed narrower than this
+LABEL_WIDTH = 24  # a run label longer than this wraps
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
+
+
+# ---------------------------------------------------------------------------------------
+# A neutral document model: sections of cells, rendered by rich or as Markdown.
+
+
+@dataclass
+class Cell:
+    text: str
+    best: bool = False  # the best value of its row (or column): highlighted
+    note: str = ""  # shown dimmed after the text, e.g. the change against the baseline
+    style: str = ""  # rich style of the text
+    mark: int | None = None  # index of one character to highlight (a sparkline's best epoch)
+
+
+@dataclass
+class Section:
+    title: str
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[Cell]] = field(default_factory=list)
+    footer: list[str] = field(default_factory=list)  # lines after the table
+    text: str | None = None  # a preformatted block instead of a table
+    language: str = ""  # of `text`, for Markdown fences
+
+
+def _cell(value: Any) -> Cell:
+    return value if isinstance(value, Cell) else Cell(EMPTY if value is None else str(value))
+
+
+def render_sections(sections: Sequence[Section], fmt: OutputFormat, console: Console) -> None:
+    if fmt is OutputFormat.markdown:
+        console.out(markdown_sections(sections), highlight=False, end="")
+        return
+    for section in sections:
+        if section.text is not None:
+            console.print(Text(section.title, style="bold"))
+            console.out(section.text.rstrip("\n"), highlight=False)
+        elif section.rows:
+            table = Table(
+                title=section.title,
+                title_justify="left",
+                title_style="bold",
+                box=box.SIMPLE_HEAD,
+                pad_edge=False,
+            )
+            for i, column in enumerate(section.columns):
+                wraps = column in WRAPPING_COLUMNS
+                longest = max((len(_cell(row[i]).text) for row in section.rows if i < len(row)), default=0)
+                label = i == 0 and column in ("run", "group")  # fixed width: never squeezed away
+                table.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis",
+                                 min_width=min(longest, WRAP_MIN_WIDTH) if wraps else None,
+                                 width=min(longest, LABEL_WIDTH) if label else None)
+            for row in section.rows:
+                table.add_row(*(_rich_text(_cell(c)) for c in row))
+            console.print(table)
+        else:
+            console.print(Text(section.title, style="bold"))
+        for line in section.footer:
+            console.print(Text(line, style="dim"))
+        console.print()
+
+
+def _rich_text(cell: Cell) -> Text:
+    style = cell.style + (" bold green" if cell.best else "")
+    text = Text(cell.text, style=style.strip())
+    if cell.mark is not None and 0 <= cell.mark < len(cell.text):
+        text.stylize("bold red reverse", cell.mark, cell.mark + 1)
+    if cell.note:
+        text.append(" " + cell.note, style="dim")
+    return text
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_sections(sections: Sequence[Section]) -> str:
+    out = []
+    for section in sections:
+        out.append(f"### {section.title}\n")
+        if section.text is not None:
+            out.append(f"```{section.language}\n{section.text.rstrip()}\n```\n")
+        elif section.rows:
+            out.append("| " + " | ".join(_md_escape(c) for c in section.columns) + " |")
+            out.append("|" + "|".join("---" for _ in section.columns) + "|")
+            for row in section.rows:
+                cells = []
+                for c in map(_cell, row):
+                    text = f"**{c.text}**" if c.best and c.text != EMPTY else c.text
+                    if c.text.strip() and c.text[0] in SPARK_CHARS + SPARK_MISSING:
+                        text = f"`{text}`"
+                    cells.append(_md_escape(text + (f" {c.note}" if c.note else "")))
+                out.append("| " + " | ".join(cells) + " |")
+            out.append("")
+        for line in section.footer:
+            out.append(f"{line}  ")
+        if section.footer:
+            out.append("")
+    return "\n".join(out) + "\n"
+
+
+def orient(title: str, row_labels: list[str], names: list[str], cells: list[list[Cell]],
+            corner: str, footer: list[str] | None = None) -> Section:
+    """A section with one column per run (few runs) or one row per run (many)."""
+    if len(names) <= RUN_COLUMNS_MAX:
+        rows = [[Cell(label)] + row for label, row in zip(row_labels, cells)]
+        return Section(title, [corner] + names, rows, footer or [])
+    transposed = [[Cell(name)] + [cells[r][c] for r in range(len(row_labels))] for c, name in enumerate(names)]
+    return Section(title, ["run"] + row_labels, transposed, footer or [])
+
+
+def records_text(records: Sequence[Mapping[str, Any]], fmt: OutputFormat) -> str:
+    """JSON (one array of objects) or CSV (header of every field seen, in order)."""
+    if fmt is OutputFormat.json:
+        return to_json_list(records) + "\n"
+    fields: dict[str, None] = {}
+    for record in records:
+        fields.update(dict.fromkeys(record))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: _csv_value(v) for k, v in record.items()})
+    return buf.getvalue()
+
+
+def to_json_list(records: Sequence[Mapping[str, Any]]) -> str:
+    body = ",\n".join("  " + to_json(r) for r in records)
+    return f"[\n{body}\n]" if records else "[]"
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# Number formatting.
+
+
+def fmt_number(value: Any, key: str = "") -> str:
+    if value is None:
+        return EMPTY
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if not math.isfinite(value):
+        return str(value)
+    if (key.endswith("acc") or key.endswith("loss")) and abs(value) < 1e4:
+        return f"{value:.4f}"
+    if key in ("wall_s",):
+        return f"{value:.1f}"
+    if key in ("s_per_epoch", "epoch_s"):
+        return f"{value:.2f}"
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+        return f"{value:.2e}"
+    return f"{value:.4g}"
+
+
+def fmt_delta(value: float, key: str) -> str:
+    text = fmt_number(abs(value), key)
+    return ("+" if value >= 0 else "-") + text
+
+
+def fmt_config(value: Any) -> str:
+    """A config value as YAML would show it, long floats cut to 6 significant digits."""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and len(repr(value)) > 10:
+        return f"{value:.6g}"
+    return str(value)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return EMPTY
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+# ---------------------------------------------------------------------------------------
+# Sparklines.
+
+
+def sparkline(values: Sequence[float | None], lo: float, hi: float, *, mark: int | None = None,
+              width: int = SPARK_WIDTH, log: bool = False) -> tuple[str, int | None]:
+    """One character per value (or per bucket of values when there are more than `width`),
+    scaled from `lo` (▁) to `hi` (█); returns the line and the position of index `mark`."""
+    n = len(values)
+    if n == 0:
+        return "", None
+    width = max(1, width)
+    buckets = min(n, width)
+    edges = [i * n // buckets for i in range(buckets + 1)]
+    scale = (lambda v: math.log10(v)) if log else (lambda v: v)
+    lo_s, hi_s = scale(lo), scale(hi)
+    chars = []
+    for b in range(buckets):
+        chunk = [v for v in values[edges[b]:edges[b + 1]] if v is not None and (not log or v > 0)]
+        if not chunk:
+            chars.append(SPARK_MISSING)
+            continue
+        v = scale(sum(chunk) / len(chunk))
+        if hi_s <= lo_s:
+            level = len(SPARK_CHARS) // 2
+        else:
+            level = round((v - lo_s) / (hi_s - lo_s) * (len(SPARK_CHARS) - 1))
+        chars.append(SPARK_CHARS[max(0, min(len(SPARK_CHARS) - 1, level))])
+    pos = None
+    if mark is not None and 0 <= mark < n:
+        pos = next(b for b in range(buckets) if edges[b] <= mark < edges[b + 1])
+    return "".join(chars), pos
+
+
+def spark_scale(all_values: Iterable[float | None], metric: str) -> tuple[float, float, bool]:
+    finite = [v for v in all_values if v is not None]
+    if not finite:
+        return 0.0, 1.0, False
+    lo, hi = min(finite), max(finite)
+    log = higher_is_better(metric) is not True and lo > 0 and hi / lo > 100
+    return lo, hi, log
+
+
+def spark_width(console: Console, columns: int = 2) -> int:
+    """A sparkline width that lets `columns` curves and their labels fit the terminal."""
+    return max(8, min(SPARK_WIDTH, (console.width - 30) // columns - 16))
+
