@@ -148,3 +148,13 @@ def test_two_runs_started_together_get_two_complete_directories(real_mnist, tmp_
     assert len(dirs) == 2
     for d in dirs:
         assert json.loads((d / "summary.json").read_text())["status"] == "completed"
+
+
+def test_resume_takes_a_run_name_under_the_runs_folder(fake_data, monkeypatch):
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: InterruptAt(2, 1))
+    cut = train({**CFG, "name": "named"}, progress="quiet")
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: NullReporter())
+    result = runner.invoke(app, ["resume", "named", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert Path(result.stdout.strip()) == cut.run_dir
+    assert json.loads((cut.run_dir / "summary.json").read_text())["status"] == "completed"

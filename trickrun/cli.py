@@ -75,6 +75,10 @@ SetOption = Annotated[
 ]
 
 
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Show only errors while training.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print only summary.json plus run_dir, as JSON, on stdout.")]
+
+
 @app.command()
 @reports_errors
 def train(
@@ -83,8 +87,8 @@ def train(
     name: Annotated[Optional[str], typer.Option("--name", help="Run name (default: config's name, else the file name).")] = None,
     runs_dir: RunsDirOption = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides the config's seed).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show only errors while training.")] = False,
-    json_: Annotated[bool, typer.Option("--json", help="Print only summary.json plus run_dir, as JSON, on stdout.")] = False,
+    quiet: QuietOption = False,
+    json_: JsonOption = False,
 ) -> None:
     """Train the MLP of CONFIG and write a new run directory.
 
@@ -110,10 +114,22 @@ def _print_result(result, quiet: bool, json_: bool) -> None:
         typer.echo(to_json({**summary, "run_dir": str(result.run_dir)}, indent=2))
     else:
         if not quiet:
-            err_console.print(_result_line(summary), soft_wrap=True)
+            err_console.print(escape(_result_line(summary)), soft_wrap=True)
         typer.echo(str(result.run_dir))
     if summary["status"] == "interrupted":
         raise typer.Exit(130)
+
+
+def _one_run(spec: str, runs_dir: Path | None, command: str) -> Path:
+    """The single run directory `spec` names (a path, a name or a unique prefix)."""
+    from .errors import ConfigError
+    from .runlog import resolve_run
+    from .runs import runs_root
+
+    paths = resolve_run(spec, runs_root(runs_dir))
+    if len(paths) != 1:
+        raise ConfigError(f"{spec!r} matches {len(paths)} runs; {command} takes one")
+    return paths[0]
 
 
 def _result_line(summary: dict) -> str:
@@ -126,18 +142,21 @@ def _result_line(summary: dict) -> str:
 @app.command()
 @reports_errors
 def resume(
-    run: Annotated[Path, typer.Argument(help="Run directory to continue, e.g. runs/baseline-20260101-120000.", show_default=False)],
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show only errors while training.")] = False,
-    json_: Annotated[bool, typer.Option("--json", help="Print only summary.json plus run_dir, as JSON, on stdout.")] = False,
+    run: Annotated[str, typer.Argument(help="The run to continue: its directory, or its name or a unique prefix under the runs folder.", show_default=False)],
+    runs_dir: RunsDirOption = None,
+    quiet: QuietOption = False,
+    json_: JsonOption = False,
 ) -> None:
-    """Continue an interrupted run from its last checkpoint, appending to its metrics.
+    """Continue an interrupted run (or one whose process died) from its last checkpoint,
+    appending to its metrics.
 
     Example: trickrun resume runs/baseline-20261127-151131
     """
     from .api import resume as resume_run
 
+    path = _one_run(run, runs_dir, "resume")
     try:
-        result = resume_run(run, progress="quiet" if quiet else "auto")
+        result = resume_run(path, progress="quiet" if quiet else "auto")
     except KeyboardInterrupt:
         err_console.print("interrupted")
         raise typer.Exit(130) from None
@@ -308,10 +327,7 @@ def show(
 
     Example: trickrun show adam --plot adam.png
     """
-    paths = resolve_run(run, runs_root(runs_dir))
-    if len(paths) != 1:
-        raise ConfigError(f"{run!r} matches {len(paths)} runs; show takes one (use compare for several)")
-    loaded = load_run(paths[0])
+    loaded = load_run(_one_run(run, runs_dir, "show"))
     _warn(loaded.warnings)
     if plot is not None:
         from .plots import plot_runs
