@@ -51,14 +51,19 @@ def nesterov_update(p, g, v, lr, gamma, tmp):
     p += tmp
 
 
+def _scaled_step(p, numerator, squares, lr, eps, tmp):
+    """p <- p - lr * numerator / (sqrt(squares) + eps): the tail of adagrad, rmsprop and adam."""
+    np.sqrt(squares, out=tmp)
+    tmp += eps
+    np.divide(numerator, tmp, out=tmp)
+    tmp *= lr
+    p -= tmp
+
+
 def adagrad_update(p, g, G, lr, eps, tmp):
     np.multiply(g, g, out=tmp)
     G += tmp
-    np.sqrt(G, out=tmp)
-    tmp += eps
-    np.divide(g, tmp, out=tmp)
-    tmp *= lr
-    p -= tmp
+    _scaled_step(p, g, G, lr, eps, tmp)
 
 
 def rmsprop_update(p, g, E, lr, rho, eps, tmp):
@@ -66,11 +71,7 @@ def rmsprop_update(p, g, E, lr, rho, eps, tmp):
     tmp -= E
     tmp *= 1.0 - rho
     E += tmp
-    np.sqrt(E, out=tmp)
-    tmp += eps
-    np.divide(g, tmp, out=tmp)
-    tmp *= lr
-    p -= tmp
+    _scaled_step(p, g, E, lr, eps, tmp)
 
 
 def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, tmp):
@@ -83,11 +84,7 @@ def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, tmp):
     v += tmp
     # lr (m/bc1) / (sqrt(v/bc2) + eps) = [lr sqrt(bc2)/bc1] m / (sqrt(v) + eps sqrt(bc2))
     bc1, bc2 = 1.0 - beta1**t, 1.0 - beta2**t
-    np.sqrt(v, out=tmp)
-    tmp += eps * math.sqrt(bc2)
-    np.divide(m, tmp, out=tmp)
-    tmp *= lr * math.sqrt(bc2) / bc1
-    p -= tmp
+    _scaled_step(p, m, v, lr * math.sqrt(bc2) / bc1, eps * math.sqrt(bc2), tmp)
 
 
 # --- thin classes holding the state -----------------------------------------------------
