@@ -557,3 +557,13 @@ def test_every_inspection_option_has_help() -> None:
     for command in ("compare", "ls", "show"):
         result = invoke(command, "--help")
         assert result.exit_code == 0 and "Example: trickrun " + command in " ".join(result.stdout.split())
+
+
+def test_diagnostics_columns_follow_the_layers_of_the_deepest_run(tmp_path):
+    make_run(tmp_path, "shallow", records=curve_records(3, layers=("hidden1", "output")))
+    make_run(tmp_path, "deep", stamp="20240501-130000",
+             records=curve_records(3, layers=("hidden1", "hidden2", "hidden3", "output")))
+    result = invoke("compare", "shallow", "deep", "--runs-dir", tmp_path, "--format", "markdown")
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.stdout.splitlines() if line.startswith("| run | hidden1 grad"))
+    assert [c.split()[0] for c in header.strip("|").split("|")[1:-1]] == ["hidden1", "hidden2", "hidden3", "output"]

@@ -472,10 +472,18 @@ def _curves_section(runs: Sequence[Run], labels: list[str], metric: str, width: 
     return Section("Curves", columns, rows, footer)
 
 
+def _layer_order(name: str) -> tuple[int, int, str]:
+    """hiddenN in numeric order, then output, then any other name."""
+    if name.startswith("hidden") and name[6:].isdigit():
+        return (0, int(name[6:]), "")
+    return (1 if name == "output" else 2, 0, name)
+
+
 def _diagnostics_section(runs: Sequence[Run], labels: list[str], flags: list[list[Flag]]) -> Section:
     layers: list[str] = []
     for run in runs:
         layers += [n for n in run.layer_names() if n not in layers]
+    layers.sort(key=_layer_order)  # hidden1, hidden2, ..., output, whatever the runs' depths
     columns = ["run"] + [f"{name} grad first → last" for name in layers] + ["flags"]
     rows = []
     for run, label, fl in zip(runs, labels, flags):
