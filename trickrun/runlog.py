@@ -404,23 +404,17 @@ def resolve_run(spec: str, root: Path) -> list[Path]:
     exact = [p for p in candidates if p.name == spec]
     if exact:
         return exact
-    by_name = [p for p in candidates if split_dir_name(p.name)[0] == spec]
-    if len(by_name) == 1:
-        return by_name
-    if len(by_name) > 1:
-        raise ConfigError(
-            f"run name {spec!r} matches {len(by_name)} runs in {root}: {_listing(by_name)}; "
-            "give the full directory name, or a glob such as "
-            f"'{root / spec}-*' to take them all"
-        )
-    by_prefix = [p for p in candidates if p.name.startswith(spec)]
-    if len(by_prefix) == 1:
-        return by_prefix
-    if len(by_prefix) > 1:
-        raise ConfigError(
-            f"run prefix {spec!r} matches {len(by_prefix)} runs in {root}: {_listing(by_prefix)}; "
-            "give more of the name"
-        )
+    ways = (
+        ("name", lambda p: split_dir_name(p.name)[0] == spec,
+         f"give the full directory name, or a glob such as '{root / spec}-*' to take them all"),
+        ("prefix", lambda p: p.name.startswith(spec), "give more of the name"),
+    )
+    for kind, matches, hint in ways:  # a run name first, then a prefix of a directory name
+        found = [p for p in candidates if matches(p)]
+        if len(found) == 1:
+            return found
+        if found:
+            raise ConfigError(f"run {kind} {spec!r} matches {len(found)} runs in {root}: {_listing(found)}; {hint}")
     if (root / spec).is_dir():
         raise ConfigError(
             f"{str(root / spec)!r} is not a run directory (it has none of {', '.join(RUN_FILES)})"
