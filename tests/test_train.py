@@ -181,3 +181,14 @@ def test_evaluate_matches_a_direct_computation(fake_data):
     loss = -logp[np.arange(len(logp)), data.y_test].mean()
     acc = np.mean(logits.argmax(1) == data.y_test)
     assert evaluate(model, data.x_test, data.y_test) == pytest.approx((loss, acc), rel=1e-5)
+
+
+def test_ctrl_c_with_restore_best_false_still_evaluates_a_finished_epoch(fake_data, monkeypatch):
+    snapshots = weights_after_each_epoch(monkeypatch)
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: InterruptAt(3, 2))
+    cfg = {**BASE, "train": {"epochs": 5}, "early_stopping": {"restore_best": False}}
+    result = train(cfg, progress="quiet")
+    s = result.summary
+    assert s["status"] == "interrupted" and s["test"]["weights_of_epoch"] == s["best_epoch"]
+    model, _ = load_model(result.run_dir / "model.npz")
+    np.testing.assert_array_equal(model.params, snapshots[s["best_epoch"] - 1])

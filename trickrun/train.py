@@ -250,7 +250,9 @@ class Trainer:
         best_epoch = self.stopper.best_epoch
         epochs_run = self.epochs_done
         test = None
-        if cfg.early_stopping.restore_best or status == "diverged":
+        # After a divergence the last weights are not finite, after Ctrl-C they are from the
+        # middle of an epoch: either way the best ones are what there is to evaluate.
+        if cfg.early_stopping.restore_best or status in ("diverged", "interrupted"):
             m.load_flat_state(self.best_state)
             evaluated = best_epoch
         else:
