@@ -17,7 +17,7 @@ import numpy as np
 from .config import Config, dump_yaml, load_config
 from .data import load_dataset
 from .errors import ConfigError, RunDirError
-from .runs import CHECKPOINT_FILE, CONFIG_FILE, FINISHED, SUMMARY_FILE, RunWriter, runs_root
+from .runs import CHECKPOINT_FILE, CONFIG_FILE, NOT_RESUMABLE, SUMMARY_FILE, RunWriter, runs_root
 
 
 @dataclass
@@ -98,7 +98,7 @@ def resume(run_dir: str | Path, *, progress: str = "auto") -> RunResult:
     if not isinstance(summary, dict):
         raise RunDirError(f"{path / SUMMARY_FILE} is not a readable JSON object; the run cannot be resumed")
     status = summary.get("status")
-    if status in FINISHED:
+    if status in NOT_RESUMABLE:
         raise ConfigError(f"{path} already finished (status {status}); nothing to resume. "
                           f"To train it again: trickrun train {path / CONFIG_FILE}")
     if status == "running" and pid_alive(summary.get("pid"), summary.get("host")):

@@ -30,7 +30,7 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 MODEL_FILE = "model.npz"
 CHECKPOINT_FILE = "checkpoint.npz"
-FINISHED = ("completed", "early_stopped", "diverged")
+NOT_RESUMABLE = ("completed", "early_stopped", "diverged")  # final statuses with nothing left to resume
 
 
 def runs_root(runs_dir: str | Path | None = None) -> Path:
@@ -251,7 +251,7 @@ class RunWriter:
         if "resumed" in self._summary:
             summary["resumed"] = self._summary["resumed"]
         write_json(self.path / SUMMARY_FILE, summary)
-        if summary["status"] in FINISHED:  # nothing left to resume: free the space
+        if summary["status"] in NOT_RESUMABLE:  # nothing left to resume: free the space
             _remove_quietly(self.path / CHECKPOINT_FILE)
         if self._metrics is not None:
             self._metrics.close()
