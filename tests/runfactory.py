@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from trickrun.config import Config, dump_yaml
-from trickrun.runs import to_json
+from trickrun.rundir.writer import to_json
 
 LAYERS = ("hidden1", "hidden2", "output")
 DEAD_PID = 2**30  # above Linux's pid_max: never a live process

@@ -18,7 +18,7 @@ from trickrun.cli import app
 from trickrun.config import CHOICES
 from trickrun.data import load_dataset
 from trickrun.config import load_config
-from trickrun.model import load_model
+from trickrun.nn.model import load_model
 from trickrun.train import evaluate
 
 runner = CliRunner()

@@ -14,11 +14,11 @@ import pytest
 from typer.testing import CliRunner
 
 from runfactory import DEAD_PID, LAYERS, curve_records, make_run
-from trickrun import compare as cmp
+from trickrun.analysis import compare as cmp
 from trickrun.cli import app
-from trickrun.render import SPARK_CHARS, SPARK_MISSING, sparkline
-from trickrun.runlog import load_run
-from trickrun.stats import t_two_sided_p, welch_t_test
+from trickrun.analysis.render import SPARK_CHARS, SPARK_MISSING, sparkline
+from trickrun.rundir.reader import load_run
+from trickrun.analysis.stats import t_two_sided_p, welch_t_test
 
 runner = CliRunner()
 

@@ -21,7 +21,7 @@ import yaml
 from typer.testing import CliRunner
 
 import trickrun.data
-import trickrun.runs
+import trickrun.rundir.writer
 from helpers import InterruptAt, fake_arrays, idx_bytes, write_fake_dataset
 from trickrun.api import train
 from trickrun.cli import app
@@ -298,10 +298,10 @@ def _fail_replace(exc: BaseException):
                                  KeyboardInterrupt()], ids=["ENOSPC", "EIO", "ctrl-c"])
 def test_interrupted_atomic_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch, exc):
     path = tmp_path / "summary.json"
-    trickrun.runs.write_atomic(path, b"old, complete")
+    trickrun.rundir.writer.write_atomic(path, b"old, complete")
     monkeypatch.setattr(os, "replace", _fail_replace(exc))
     with pytest.raises(RunDirError if isinstance(exc, OSError) else KeyboardInterrupt) as info:
-        trickrun.runs.write_atomic(path, b"new")
+        trickrun.rundir.writer.write_atomic(path, b"new")
     assert path.read_bytes() == b"old, complete"
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
     if isinstance(exc, OSError):
@@ -315,7 +315,7 @@ def test_atomic_write_syncs_the_data_before_renaming(tmp_path, monkeypatch):
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", _target_of(fd))), real_fsync(fd)))
     monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", Path(b).name)), real_replace(a, b)))
-    trickrun.runs.write_atomic(tmp_path / "model.npz", b"weights")
+    trickrun.rundir.writer.write_atomic(tmp_path / "model.npz", b"weights")
     assert events == [("fsync", "model.npz"), ("replace", "model.npz")]
     assert (tmp_path / "model.npz").read_bytes() == b"weights"
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]

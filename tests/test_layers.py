@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from trickrun.config import ModelConfig
-from trickrun.layers import ACTIVATIONS, BatchNorm, Dense, Dropout, LayerNorm, LeakyReLU, ReLU, Sigmoid, Tanh
-from trickrun.losses import add_penalty_grad, softmax_cross_entropy, weight_penalty
-from trickrun.model import MLP
+from trickrun.nn.layers import ACTIVATIONS, BatchNorm, Dense, Dropout, LayerNorm, LeakyReLU, ReLU, Sigmoid, Tanh
+from trickrun.nn.losses import add_penalty_grad, softmax_cross_entropy, weight_penalty
+from trickrun.nn.model import MLP
 
 EPS = 1e-6
 N, F_IN, F_OUT = 7, 6, 5

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from trickrun.config import ModelConfig
-from trickrun.model import MLP, load_model, model_arrays
+from trickrun.nn.model import MLP, load_model, model_arrays
 
 N_IN, N_OUT = 6, 3
 

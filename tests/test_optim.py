@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from trickrun.config import OptimizerConfig
-from trickrun.optim import OPTIMIZERS, clip_gradients, make_optimizer
+from trickrun.nn.optim import OPTIMIZERS, clip_gradients, make_optimizer
 
 SIZE, N_WEIGHTS = 6, 4  # the last two entries play biases: adamw must not decay them
 HP = dict(lr=0.1, momentum=0.8, rho=0.7, beta1=0.8, beta2=0.9, eps=1e-3, weight_decay=0.1)

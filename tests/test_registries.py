@@ -11,11 +11,11 @@ import pytest
 
 from trickrun.config import CHOICES, OptimizerConfig
 from trickrun.errors import ConfigError
-from trickrun.initializers import INITIALIZERS
-from trickrun.layers import ACTIVATIONS
-from trickrun.optim import OPTIMIZERS, make_optimizer
+from trickrun.nn.initializers import INITIALIZERS
+from trickrun.nn.layers import ACTIVATIONS
+from trickrun.nn.optim import OPTIMIZERS, make_optimizer
 from trickrun.registry import Registry
-from trickrun.schedules import SCHEDULES
+from trickrun.nn.schedules import SCHEDULES
 
 FAMILIES = {
     "model.init": INITIALIZERS,

@@ -11,7 +11,7 @@ import pytest
 
 from runfactory import DEAD_PID, curve_records, make_run
 from trickrun.errors import ConfigError
-from trickrun.runlog import (
+from trickrun.rundir.reader import (
     effective_status,
     load_run,
     read_config,

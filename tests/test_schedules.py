@@ -7,7 +7,7 @@ import math
 import pytest
 
 from trickrun.config import ScheduleConfig
-from trickrun.schedules import SCHEDULES, LRSchedule
+from trickrun.nn.schedules import SCHEDULES, LRSchedule
 
 LR, EPOCHS, MIN_LR = 0.1, 12, 0.004
 GAMMA = {"exponential": 0.98, "step": 0.5}

@@ -16,8 +16,8 @@ from trickrun.api import train
 from trickrun.cli import app
 from trickrun.config import load_config
 from trickrun.data import load_dataset
-from trickrun.model import load_model
-from trickrun.runs import create_run_dir
+from trickrun.nn.model import load_model
+from trickrun.rundir.writer import create_run_dir
 from helpers import InterruptAt
 from trickrun.train import evaluate, flush_subnormals
 
@@ -110,7 +110,7 @@ def test_diverging_after_a_good_epoch_evaluates_the_best_weights(fake_data, monk
     def lr(self, epoch):  # a schedule that explodes in epoch 2
         return 1e-3 if epoch == 1 else 1e30
 
-    monkeypatch.setattr("trickrun.schedules.LRSchedule.lr", lr)
+    monkeypatch.setattr("trickrun.nn.schedules.LRSchedule.lr", lr)
     cfg = {**BASE, "optimizer": {"name": "sgd"}, "data": {"val_size": 100, "scale": "none"}}
     result = train(cfg, progress="quiet")
     s = result.summary

@@ -17,7 +17,7 @@ import numpy as np
 from .config import Config, dump_yaml, load_config
 from .data import load_dataset
 from .errors import ConfigError, RunDirError
-from .runs import CHECKPOINT_FILE, CONFIG_FILE, NOT_RESUMABLE, SUMMARY_FILE, RunWriter, runs_root
+from .rundir.writer import CHECKPOINT_FILE, CONFIG_FILE, NOT_RESUMABLE, SUMMARY_FILE, RunWriter, runs_root
 
 
 @dataclass
@@ -86,7 +86,7 @@ def resume(run_dir: str | Path, *, progress: str = "auto") -> RunResult:
     whose process is still alive is a ConfigError; an unreadable checkpoint a RunDirError,
     raised before anything in the run directory changes.
     """
-    from .runlog import pid_alive
+    from .rundir.reader import pid_alive
 
     path = Path(run_dir)
     if not (path / CONFIG_FILE).is_file() or not (path / SUMMARY_FILE).is_file():

@@ -107,7 +107,7 @@ def train(
 
 def _print_result(result, quiet: bool, json_: bool) -> None:
     """The end of train and resume: the summary or run directory on stdout, exit 130 if interrupted."""
-    from .runs import to_json
+    from .rundir.writer import to_json
 
     summary = result.summary
     if json_:
@@ -123,8 +123,8 @@ def _print_result(result, quiet: bool, json_: bool) -> None:
 def _one_run(spec: str, runs_dir: Path | None, command: str) -> Path:
     """The single run directory `spec` names (a path, a name or a unique prefix)."""
     from .errors import ConfigError
-    from .runlog import resolve_run
-    from .runs import runs_root
+    from .rundir.reader import resolve_run
+    from .rundir.writer import runs_root
 
     paths = resolve_run(spec, runs_root(runs_dir))
     if len(paths) != 1:
@@ -181,12 +181,12 @@ def validate(config: ConfigArg, set_: SetOption = None) -> None:
 # Imported here, beside the commands that use them; matplotlib is imported only for --plot.
 import os  # noqa: E402
 
-from . import compare as cmp  # noqa: E402
-from .compare import SortKey  # noqa: E402
+from .analysis import compare as cmp  # noqa: E402
+from .analysis.compare import SortKey  # noqa: E402
 from .errors import ConfigError  # noqa: E402
-from .render import OutputFormat, spark_width  # noqa: E402
-from .runlog import load_run, resolve_run, resolve_runs, scan_runs  # noqa: E402
-from .runs import runs_root  # noqa: E402
+from .analysis.render import OutputFormat, spark_width  # noqa: E402
+from .rundir.reader import load_run, resolve_run, resolve_runs, scan_runs  # noqa: E402
+from .rundir.writer import runs_root  # noqa: E402
 
 PIPED_WIDTH = 200  # columns of report tables when stdout is not a terminal
 
@@ -278,7 +278,7 @@ def compare(
     report = cmp.compare_report(loaded, baseline=base_index, metric=metric, group=group, all_keys=all_keys,
                                 spark_width=spark_width(console, 2 if metric in ("val_acc", "val_loss") else 3))
     if plot is not None:
-        from .plots import plot_runs
+        from .analysis.plots import plot_runs
 
         plot_runs(loaded, plot, labels=cmp.run_labels(loaded))
     cmp.compare_output(report, fmt, console)
@@ -330,7 +330,7 @@ def show(
     loaded = load_run(_one_run(run, runs_dir, "show"))
     _warn(loaded.warnings)
     if plot is not None:
-        from .plots import plot_runs
+        from .analysis.plots import plot_runs
 
         plot_runs([loaded], plot, title=loaded.dirname)
     cmp.show_output(loaded, fmt, _stdout())

@@ -17,12 +17,12 @@ import numpy as np
 
 from .config import Config
 from .data import Dataset
-from .diagnostics import first_nonfinite_layer, layer_stats
+from .nn.diagnostics import first_nonfinite_layer, layer_stats
 from .early_stopping import EarlyStopping
-from .losses import add_penalty_grad, softmax_cross_entropy, weight_penalty
-from .model import MLP, model_arrays
-from .optim import clip_gradients, make_optimizer
-from .schedules import LRSchedule
+from .nn.losses import add_penalty_grad, softmax_cross_entropy, weight_penalty
+from .nn.model import MLP, model_arrays
+from .nn.optim import clip_gradients, make_optimizer
+from .nn.schedules import LRSchedule
 
 PROBE_SIZE = 512  # validation examples behind the per-layer activation statistics
 EVAL_CHUNK = 2048  # examples per forward pass when evaluating

@@ -24,9 +24,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from .config import parse_yaml
-from .errors import ConfigError, RunDirError
-from .runs import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
+from ..config import parse_yaml
+from ..errors import ConfigError, RunDirError
+from .writer import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 
 RUN_FILES = (CONFIG_FILE, SUMMARY_FILE, METRICS_FILE)
 

@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .runlog import higher_is_better
-from .runs import to_json
+from ..rundir.reader import higher_is_better
+from ..rundir.writer import to_json
 
 RUN_COLUMNS_MAX = 6  # up to this many runs, one column per run; beyond it, one row per run
 SPARK_WIDTH = 40  # characters of a sparkline; longer runs are averaged into buckets

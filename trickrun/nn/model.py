@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import ModelConfig
+from ..config import ModelConfig
 from .initializers import INITIALIZERS
 from .layers import ACTIVATIONS, BatchNorm, Dense, Dropout, LayerNorm
 

@@ -29,8 +29,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from rich.console import Console
 
-from .config import dump_yaml
-from .errors import ConfigError
+from ..config import dump_yaml
+from ..errors import ConfigError
 from .render import (
     EMPTY,
     RUN_COLUMNS_MAX,
@@ -52,8 +52,8 @@ from .render import (
     sparkline,
     spark_width,
 )
-from .runlog import FINISHED, METRIC_KEYS, Run, RunEntry, higher_is_better
-from .runs import to_json
+from ..rundir.reader import FINISHED, METRIC_KEYS, Run, RunEntry, higher_is_better
+from ..rundir.writer import to_json
 from .stats import SIGNIFICANCE_LEVEL, WelchResult, mean_sd, welch_t_test
 
 VANISHING_RATIO = 1e-3  # layer grad norm / largest layer grad norm of the same epoch

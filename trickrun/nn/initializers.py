@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .registry import Registry
+from ..registry import Registry
 
 INITIALIZERS: Registry = Registry("initializer")
 

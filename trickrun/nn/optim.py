@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from .registry import Registry
+from ..registry import Registry
 
 OPTIMIZERS: Registry = Registry("optimizer")
 

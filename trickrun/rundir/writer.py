@@ -22,8 +22,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .atomic import replacing
-from .errors import RunDirError
+from ..atomic import replacing
+from ..errors import RunDirError
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -145,7 +145,7 @@ def environment() -> dict[str, str]:
     """Versions that make a result reproducible: trickrun, Python, numpy and its BLAS."""
     import platform
 
-    from . import __version__
+    from .. import __version__
 
     blas = "unknown"
     try:
@@ -216,7 +216,7 @@ class RunWriter:
 
         writer = cls(path)
         summary = json.loads((path / SUMMARY_FILE).read_text())
-        from .runlog import read_metrics  # the tolerant reader: torn or garbled lines skipped
+        from .reader import read_metrics  # the tolerant reader: torn or garbled lines skipped
 
         records, _ = read_metrics(path / METRICS_FILE)
         write_atomic(path / METRICS_FILE, "".join(to_json(r) + "\n" for r in records[:epochs_done]).encode())

@@ -19,8 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from .errors import ConfigError, RunDirError  # noqa: E402
-from .runlog import Run  # noqa: E402
+from ..errors import ConfigError, RunDirError  # noqa: E402
+from ..rundir.reader import Run  # noqa: E402
 
 PANELS = (
     ("train_loss", "training loss"),
