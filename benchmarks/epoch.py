@@ -8,7 +8,7 @@ real, ...) so that machine noise hits both alike:
   layer, its weight-gradient product x^T g, and its input-gradient product g W^T except for
   the first layer (nothing upstream needs it). Outputs are preallocated (`out=`);
 - trickrun's real training step loop, `Trainer._train_epoch` called directly (no
-  validation, diagnostics or run directory), on a Trainer built with a stub writer.
+  validation, diagnostics or run directory), on a Trainer that is never given a writer.
 
 Each figure is the median of the timed epochs after one warm-up epoch. An epoch is 55,000
 examples of MNIST-shaped float32 data: real MNIST (training split less 5,000 validation
@@ -40,8 +40,8 @@ from threadpoolctl import threadpool_info, threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trickrun.config import DataConfig, load_config  # noqa: E402
-from trickrun.data import Dataset, load_dataset  # noqa: E402
-from trickrun.train import Trainer  # noqa: E402
+from trickrun.data.load import Dataset, load_dataset  # noqa: E402
+from trickrun.train import Divergence, Trainer  # noqa: E402
 
 N_TRAIN = 55_000  # examples per epoch
 HIDDEN = [512, 256]  # 784-512-256-10
@@ -77,12 +77,6 @@ CASES = [
     Case("momentum b128", 128, optimizer="momentum", target=1.25),
     Case("momentum b512", 512, optimizer="momentum"),
 ]
-
-
-class StubWriter:
-    """`Trainer` only touches its writer in `run()`, which is never called here."""
-
-    path = None
 
 
 def load_data(n: int) -> Dataset:
@@ -135,14 +129,15 @@ def timed(fn) -> float:
 def measure(case: Case, data: Dataset, epochs: int) -> tuple[list[float], list[float]]:
     """Seconds of each timed epoch: (bounds, trickrun's), measured alternately."""
     cfg = load_config(case.config())
-    trainer = Trainer(cfg, data, StubWriter())
+    trainer = Trainer(cfg, data)
     lr = trainer.schedule.lr(1)
     bound = Bound([784, *HIDDEN, 10], len(data.x_train), case.batch_size)
 
     def real() -> None:
         trainer.epoch += 1
-        if trainer._train_epoch(lr) is None:
-            raise RuntimeError(f"{case.label}: training diverged: {trainer.divergence}")
+        stats = trainer._train_epoch(lr)
+        if isinstance(stats, Divergence):
+            raise RuntimeError(f"{case.label}: training diverged: {stats.reason()}")
 
     bound.epoch()  # warm-up: allocations, page faults, BLAS thread start
     real()
@@ -158,7 +153,7 @@ def profile_epoch(case: Case, data: Dataset) -> dict[str, float]:
     timed by wrapping the layers, the loss and the optimizer step of one Trainer."""
     import trickrun.train
 
-    trainer = Trainer(load_config(case.config()), data, StubWriter())
+    trainer = Trainer(load_config(case.config()), data)
     lr = trainer.schedule.lr(1)
     spent: dict[str, float] = {}
 
@@ -170,7 +165,7 @@ def profile_epoch(case: Case, data: Dataset) -> dict[str, float]:
             return out
         return wrapper
 
-    for layer in trainer.model._layers:
+    for layer in [layer for block in trainer.model.blocks for layer in block.layers()]:
         part = "Dense layers" if type(layer).__name__ == "Dense" else "other layers"
         layer.forward, layer.backward = timing(part, layer.forward), timing(part, layer.backward)
     trainer.optimizer.step = timing("optimizer step", trainer.optimizer.step)

@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -28,17 +30,29 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def fake_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def expect_sums(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """`expect_sums(sums, dataset="mnist", **fields)`: until the test ends, the catalog expects
+    the checksums `sums` (file name -> sha256) for `dataset`, and any other DatasetInfo
+    `fields` given (e.g. system_dirs)."""
+    from trickrun.data import catalog
+
+    def expect(sums: dict[str, str], dataset: str = "mnist", **fields) -> None:
+        info = dataclasses.replace(catalog.DATASETS[dataset], sha256=sums, **fields)
+        monkeypatch.setitem(catalog.DATASETS, dataset, info)
+
+    return expect
+
+
+@pytest.fixture
+def fake_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, expect_sums) -> Path:
     """A small fake mnist (600 train, 200 test) as TRICKRUN_DATA_DIR; returns the data root.
 
-    The files are in <root>/mnist and trickrun.data.SHA256["mnist"] is patched to their
-    checksums. Load it with e.g. DataConfig(val_size=100).
+    The files are in <root>/mnist and the catalog expects their checksums for mnist
+    (see `expect_sums`). Load it with e.g. DataConfig(val_size=100).
     """
-    import trickrun.data
-
     root = tmp_path / "data"
     sums = write_fake_dataset(root / "mnist")
-    monkeypatch.setitem(trickrun.data.SHA256, "mnist", sums)
+    expect_sums(sums)
     monkeypatch.setenv("TRICKRUN_DATA_DIR", str(root))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return root

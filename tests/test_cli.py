@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from trickrun import __version__
 from trickrun.cli import app
 from trickrun.config import CHOICES
-from trickrun.data import load_dataset
+from trickrun.data.load import load_dataset
 from trickrun.config import load_config
 from trickrun.nn.model import load_model
 from trickrun.train import evaluate

@@ -14,11 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from runfactory import DEAD_PID, LAYERS, curve_records, make_run
-from trickrun.analysis import compare as cmp
-from trickrun.cli import app
+from trickrun.analysis import analyze
+from trickrun.analysis.compare import flags_summary
 from trickrun.analysis.render import SPARK_CHARS, SPARK_MISSING, sparkline
+from trickrun.analysis.stats import welch_t_test
+from trickrun.cli import app
 from trickrun.rundir.reader import load_run
-from trickrun.analysis.stats import t_two_sided_p, welch_t_test
 
 runner = CliRunner()
 
@@ -45,28 +46,28 @@ def two(root: Path) -> tuple[Path, Path]:
 
 
 def test_flatten_makes_dotted_keys_and_keeps_lists() -> None:
-    assert cmp.flatten({"a": 1, "m": {"hidden": [2, 3], "x": {"y": None}}}) == {
+    assert analyze.flatten({"a": 1, "m": {"hidden": [2, 3], "x": {"y": None}}}) == {
         "a": 1, "m.hidden": [2, 3], "m.x.y": None}
 
 
 def test_config_diff_keeps_only_differing_keys_in_order() -> None:
     a = {"seed": 0, "optimizer": {"name": "adam", "lr": 0.001}, "model": {"hidden": [256]}}
     b = {"seed": 0, "optimizer": {"name": "sgd", "lr": 0.001}, "model": {"hidden": [256, 128]}}
-    assert cmp.config_diff([a, b]) == [("optimizer.name", ["adam", "sgd"]),
+    assert analyze.config_diff([a, b]) == [("optimizer.name", ["adam", "sgd"]),
                                        ("model.hidden", [[256], [256, 128]])]
-    assert [k for k, _ in cmp.config_diff([a, b], all_keys=True)] == [
+    assert [k for k, _ in analyze.config_diff([a, b], all_keys=True)] == [
         "seed", "optimizer.name", "optimizer.lr", "model.hidden"]
 
 
 def test_config_diff_shows_a_key_one_run_lacks() -> None:
-    assert cmp.config_diff([{"a": 1}, {"a": 1, "b": 2}]) == [("b", [None, 2])]
+    assert analyze.config_diff([{"a": 1}, {"a": 1, "b": 2}]) == [("b", [None, 2])]
 
 
 # --- diagnostics -------------------------------------------------------------------------
 
 
-def flags_of(tmp_path: Path, layer_fn, **kwargs) -> list[cmp.Flag]:
-    return cmp.diagnose(load_run(make_run(tmp_path, records=curve_records(4, layer_fn=layer_fn), **kwargs)))
+def flags_of(tmp_path: Path, layer_fn, **kwargs) -> list[analyze.Flag]:
+    return analyze.diagnose(load_run(make_run(tmp_path, records=curve_records(4, layer_fn=layer_fn), **kwargs)))
 
 
 def test_a_healthy_run_has_no_flags(tmp_path: Path) -> None:
@@ -76,7 +77,7 @@ def test_a_healthy_run_has_no_flags(tmp_path: Path) -> None:
 def test_vanishing_gradient_is_flagged_below_the_ratio(tmp_path: Path) -> None:
     def fn(epoch: int, layer: dict) -> None:
         if layer["name"] == "hidden1" and epoch >= 3:
-            layer["grad_norm"] = 0.9 * cmp.VANISHING_RATIO * (0.1 / epoch)  # others: 0.1/epoch
+            layer["grad_norm"] = 0.9 * analyze.VANISHING_RATIO * (0.1 / epoch)  # others: 0.1/epoch
 
     (flag,) = flags_of(tmp_path, fn)
     assert (flag.kind, flag.layer, flag.epoch) == ("vanishing", "hidden1", 3)
@@ -85,7 +86,7 @@ def test_vanishing_gradient_is_flagged_below_the_ratio(tmp_path: Path) -> None:
 def test_a_gradient_just_above_the_ratio_is_not_flagged(tmp_path: Path) -> None:
     def fn(epoch: int, layer: dict) -> None:
         if layer["name"] == "hidden1":
-            layer["grad_norm"] = 1.1 * cmp.VANISHING_RATIO * (0.1 / epoch)
+            layer["grad_norm"] = 1.1 * analyze.VANISHING_RATIO * (0.1 / epoch)
 
     assert flags_of(tmp_path, fn) == []
 
@@ -93,7 +94,7 @@ def test_a_gradient_just_above_the_ratio_is_not_flagged(tmp_path: Path) -> None:
 def test_exploding_and_non_finite_gradients_are_flagged(tmp_path: Path) -> None:
     def fn(epoch: int, layer: dict) -> None:
         if layer["name"] == "hidden2" and epoch == 2:
-            layer["grad_norm"] = cmp.EXPLODING_GRAD_NORM * 2
+            layer["grad_norm"] = analyze.EXPLODING_GRAD_NORM * 2
         if layer["name"] == "output" and epoch == 4:
             layer["grad_norm"] = None  # how a non-finite value is written
 
@@ -124,11 +125,11 @@ def test_all_zero_gradients_are_one_flag(tmp_path: Path) -> None:
 
 def test_flags_summary_groups_by_kind() -> None:
     flags = [
-        cmp.Flag("exploding", "hidden1", 1, "exploding grad hidden1 @ep1 (2.0e+03)"),
-        cmp.Flag("exploding", "output", 2, "exploding grad output @ep2 (non-finite)"),
-        cmp.Flag("dead", "hidden2", None, "dead hidden2 80%"),
+        analyze.Flag("exploding", "hidden1", 1, "exploding grad hidden1 @ep1 (2.0e+03)"),
+        analyze.Flag("exploding", "output", 2, "exploding grad output @ep2 (non-finite)"),
+        analyze.Flag("dead", "hidden2", None, "dead hidden2 80%"),
     ]
-    assert cmp.flags_summary(flags) == "exploding grad: hidden1@ep1, output@ep2; dead: hidden2 80%"
+    assert flags_summary(flags) == "exploding grad: hidden1@ep1, output@ep2; dead: hidden2 80%"
 
 
 def test_divergence_from_the_summary_is_flagged(tmp_path: Path) -> None:
@@ -136,7 +137,7 @@ def test_divergence_from_the_summary_is_flagged(tmp_path: Path) -> None:
     summary = json.loads((path / "summary.json").read_text())
     summary["divergence"] = {"epoch": 4, "batch": 17, "layer": "hidden2", "where": "weights", "lr": 3.0}
     (path / "summary.json").write_text(json.dumps(summary))
-    (flag,) = cmp.diagnose(load_run(path))
+    (flag,) = analyze.diagnose(load_run(path))
     assert flag.kind == "diverged" and flag.text == "diverged @ep4 batch 17 (weights of hidden2, lr 3)"
 
 
@@ -159,77 +160,13 @@ def test_sparkline_of_a_constant_is_flat() -> None:
     assert sparkline([2.0, 2.0], 2.0, 2.0)[0] == SPARK_CHARS[len(SPARK_CHARS) // 2] * 2
 
 
-# --- Welch's t-test ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("t", [0.0, 0.5, 1.0, 3.0, 12.706])
-def test_t_p_value_df1_is_the_cauchy_closed_form(t: float) -> None:
-    assert t_two_sided_p(t, 1.0) == pytest.approx(1 - 2 / math.pi * math.atan(t), abs=1e-12)
-
-
-@pytest.mark.parametrize("t", [0.3, 1.0, 2.0, 4.303, 10.0])
-def test_t_p_value_df2_closed_form(t: float) -> None:
-    assert t_two_sided_p(t, 2.0) == pytest.approx(1 - t / math.sqrt(2 + t * t), abs=1e-12)
-
-
-@pytest.mark.parametrize(("t", "df"), [(2.228139, 10), (2.085963, 20), (1.959964, 1e6)])
-def test_t_p_value_of_textbook_critical_values_is_five_percent(t: float, df: float) -> None:
-    assert t_two_sided_p(t, df) == pytest.approx(0.05, abs=2e-6)
-
-
-def _p_by_integration(t: float, df: float, steps: int = 20000) -> float:
-    """2 * integral from |t| to infinity of the t density, by Simpson's rule on u = 1/x."""
-    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-
-    def f(u: float) -> float:  # density(1/u) / u^2
-        if u == 0:
-            return 0.0
-        x = 1 / u
-        return math.exp(log_c - (df + 1) / 2 * math.log1p(x * x / df)) / (u * u)
-
-    b = 1 / abs(t)
-    h = b / steps
-    total = f(0) + f(b) + sum((4 if i % 2 else 2) * f(i * h) for i in range(1, steps))
-    return 2 * total * h / 3
-
-
-@pytest.mark.parametrize(("t", "df"), [(1.5, 3.7), (2.5, 7.25), (4.0, 2.97), (0.8, 15.5)])
-def test_t_p_value_matches_numeric_integration_for_fractional_df(t: float, df: float) -> None:
-    assert t_two_sided_p(t, df) == pytest.approx(_p_by_integration(t, df), rel=1e-6)
-
-
-def test_welch_t_and_df_by_hand() -> None:
-    a, b = [0.974, 0.976, 0.973], [0.965, 0.968, 0.962]
-    # means 0.974333.., 0.965; sample variances 2.3333e-6 and 9e-6
-    va, vb = 7e-6 / 3, 9e-6
-    se2 = va / 3 + vb / 3
-    result = welch_t_test(a, b)
-    assert result.t == pytest.approx((0.974 + 0.976 + 0.973 - 0.965 - 0.968 - 0.962) / 3 / math.sqrt(se2))
-    assert result.df == pytest.approx(se2**2 / ((va / 3) ** 2 / 2 + (vb / 3) ** 2 / 2))
-    assert result.df == pytest.approx(2.9717, abs=1e-4)
-    assert result.p == pytest.approx(_p_by_integration(result.t, result.df), rel=1e-6)
-    assert result.significant
-
-
-def test_welch_matches_scipy_when_available() -> None:
-    stats = pytest.importorskip("scipy.stats")
-    a, b = [0.971, 0.975, 0.969, 0.973], [0.968, 0.974, 0.966]
-    expected = stats.ttest_ind(a, b, equal_var=False)
-    result = welch_t_test(a, b)
-    assert result.t == pytest.approx(expected.statistic) and result.p == pytest.approx(expected.pvalue)
-
-
-def test_welch_edge_cases() -> None:
-    assert welch_t_test([1.0, 1.0], [1.0, 1.0]).p == 1.0
-    assert welch_t_test([1.0, 1.0], [2.0, 2.0]).p == 0.0
-    with pytest.raises(ValueError):
-        welch_t_test([1.0], [1.0, 2.0])
+# --- seed groups -------------------------------------------------------------------------
 
 
 def test_group_runs_merges_seeds_only(tmp_path: Path) -> None:
     runs = [load_run(make_run(tmp_path, "adam", seed=s, stamp=f"20240501-12000{s}")) for s in range(3)]
     runs.append(load_run(make_run(tmp_path, "adam-wd", seed=0, **{"regularization.l2": 1e-4})))
-    groups = cmp.group_runs(runs)
+    groups = analyze.group_runs(runs)
     assert [(g.label, len(g.runs)) for g in groups] == [("adam", 3), ("adam-wd", 1)]
 
 

@@ -249,6 +249,21 @@ def test_resolve_fills_adamw_weight_decay_and_zero_elsewhere():
     assert load_config({"optimizer": {"name": "adam"}}).optimizer.weight_decay == 0.0
 
 
+def test_optimizer_defaults_are_read_from_the_optimizers(monkeypatch):
+    """config.py keeps no copy: a rule's defaults decide what resolve() and the schema give."""
+    from trickrun.nn.optim import OPTIMIZERS
+
+    monkeypatch.setattr(OPTIMIZERS.get("sgd"), "default_lr", 0.123)
+    monkeypatch.setitem(OPTIMIZERS.get("adamw").defaults, "weight_decay", 0.04)
+    assert load_config({"optimizer": {"name": "sgd"}}).optimizer.lr == 0.123
+    assert load_config({"optimizer": {"name": "adamw"}}).optimizer.weight_decay == 0.04
+    schema = Config().optimizer
+    for name in OPTIMIZERS.names():
+        for key, value in OPTIMIZERS.get(name).defaults.items():
+            if key != "weight_decay":  # None in the schema: it depends on the optimizer
+                assert getattr(schema, key) == value, (name, key)
+
+
 def test_resolve_fills_schedule_gamma():
     assert load_config({"schedule": {"name": "exponential"}}).schedule.gamma == 0.98
     assert load_config({"schedule": {"name": "step"}}).schedule.gamma == 0.1

@@ -6,17 +6,19 @@ import gzip
 import hashlib
 import os
 import shutil
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import trickrun.data as data
+from trickrun.data import catalog, download, idx, load, lookup, scaling
 from helpers import FILES, closed_port_url, fake_arrays, idx_bytes, read_fake, write_fake_dataset, write_idx
 from trickrun.config import CHOICES, DataConfig, load_config
 from trickrun.errors import ConfigError, DataError
 
 SMALL = dict(val_size=100)  # the fake training set has 600 examples
+LABELS_SIZE = catalog.SIZE["train-labels-idx1-ubyte"]
 
 
 def mnist_cache(tmp_path: Path) -> Path:
@@ -29,8 +31,8 @@ def mnist_cache(tmp_path: Path) -> Path:
 
 def test_parse_idx_decodes_images_and_labels():
     arrays = fake_arrays(n_train=7, n_test=3)
-    images = data.parse_idx(idx_bytes(arrays["train-images-idx3-ubyte"]), "images", "x")
-    labels = data.parse_idx(idx_bytes(arrays["train-labels-idx1-ubyte"]), "labels", "y")
+    images = idx.parse_idx(idx_bytes(arrays["train-images-idx3-ubyte"]), "images", "x")
+    labels = idx.parse_idx(idx_bytes(arrays["train-labels-idx1-ubyte"]), "labels", "y")
     assert images.shape == (7, 28, 28) and images.dtype == np.uint8
     np.testing.assert_array_equal(images, arrays["train-images-idx3-ubyte"])
     np.testing.assert_array_equal(labels, arrays["train-labels-idx1-ubyte"])
@@ -39,34 +41,34 @@ def test_parse_idx_decodes_images_and_labels():
 def test_parse_idx_rejects_wrong_magic():
     labels = idx_bytes(np.zeros(5, np.uint8))
     with pytest.raises(DataError, match=r"f\.idx: wrong magic number 2049 .*2051"):
-        data.parse_idx(labels, "images", "f.idx")
+        idx.parse_idx(labels, "images", "f.idx")
     images = idx_bytes(np.zeros((2, 28, 28), np.uint8))
     with pytest.raises(DataError, match="wrong magic number 2051"):
-        data.parse_idx(images, "labels", "f.idx")
+        idx.parse_idx(images, "labels", "f.idx")
 
 
 @pytest.mark.parametrize("cut", [2, 10, 16 + 28 * 28 * 2 - 1])
 def test_parse_idx_rejects_truncated(cut):
     raw = idx_bytes(np.zeros((2, 28, 28), np.uint8))[:cut]
     with pytest.raises(DataError, match=r"^f\.idx: truncated"):
-        data.parse_idx(raw, "images", "f.idx")
+        idx.parse_idx(raw, "images", "f.idx")
 
 
 def test_parse_idx_rejects_extra_bytes():
     raw = idx_bytes(np.zeros(5, np.uint8)) + b"\0"
     with pytest.raises(DataError, match=r"f\.idx: wrong length: 14 bytes, expected 13 .*1 bytes too many"):
-        data.parse_idx(raw, "labels", "f.idx")
+        idx.parse_idx(raw, "labels", "f.idx")
 
 
 def test_parse_idx_rejects_images_not_28x28():
     raw = idx_bytes(np.zeros((2, 27, 28), np.uint8))
     with pytest.raises(DataError, match="bad dimensions 2x27x28: images must be 28x28"):
-        data.parse_idx(raw, "images", "f.idx")
+        idx.parse_idx(raw, "images", "f.idx")
 
 
 def test_parse_idx_rejects_labels_out_of_range():
     with pytest.raises(DataError, match="label 10 out of range"):
-        data.parse_idx(idx_bytes(np.array([1, 10], np.uint8)), "labels", "f.idx")
+        idx.parse_idx(idx_bytes(np.array([1, 10], np.uint8)), "labels", "f.idx")
 
 
 # ---------------------------------------------------------------------------------------
@@ -82,19 +84,19 @@ def labels_raw() -> bytes:
 def test_verify_accepts_plain_and_gzipped(tmp_path, labels_raw, gz):
     path = write_idx(tmp_path, "train-labels-idx1-ubyte", labels_raw, gz=gz)
     assert path.read_bytes()[:2] == (b"\x1f\x8b" if gz else b"\0\0")
-    assert data.verify(path, hashlib.sha256(labels_raw).hexdigest()) == labels_raw
+    assert idx.verify(path, hashlib.sha256(labels_raw).hexdigest(), LABELS_SIZE) == labels_raw
 
 
 def test_verify_accepts_gunzipped_file_still_named_gz(tmp_path, labels_raw):
     path = tmp_path / "train-labels-idx1-ubyte.gz"
     path.write_bytes(labels_raw)
-    assert data.verify(path, hashlib.sha256(labels_raw).hexdigest()) == labels_raw
+    assert idx.verify(path, hashlib.sha256(labels_raw).hexdigest(), LABELS_SIZE) == labels_raw
 
 
 def test_verify_accepts_recompressed_file(tmp_path, labels_raw):
     path = tmp_path / "train-labels-idx1-ubyte.gz"
     path.write_bytes(gzip.compress(labels_raw, compresslevel=1, mtime=12345))
-    assert data.verify(path, hashlib.sha256(labels_raw).hexdigest()) == labels_raw
+    assert idx.verify(path, hashlib.sha256(labels_raw).hexdigest(), LABELS_SIZE) == labels_raw
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
@@ -108,15 +110,44 @@ def test_verify_rejects_corrupt_gzip(tmp_path, damage):
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(bytes(packed))
     with pytest.raises(DataError, match=f"^{path}: corrupt gzip file"):
-        data.verify(path, hashlib.sha256(raw).hexdigest())
+        idx.verify(path, hashlib.sha256(raw).hexdigest(), catalog.SIZE["train-images-idx3-ubyte"])
 
 
 def test_verify_rejects_checksum_mismatch(tmp_path, labels_raw):
     path = write_idx(tmp_path, "train-labels-idx1-ubyte", labels_raw)
     got = hashlib.sha256(labels_raw).hexdigest()
     with pytest.raises(DataError) as err:
-        data.verify(path, "0" * 64)
+        idx.verify(path, "0" * 64, LABELS_SIZE)
     assert str(err.value).startswith(f"{path}: checksum mismatch: expected sha256 {'0' * 64}, got {got}")
+    assert err.value.exit_code == 3
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_verify_stops_at_the_genuine_size(tmp_path, labels_raw, gz):
+    raw = bytes(LABELS_SIZE + 1)  # one byte more than any genuine train-labels file
+    path = write_idx(tmp_path, "train-labels-idx1-ubyte", raw, gz=gz)
+    what = "decompresses to" if gz else "holds"
+    with pytest.raises(DataError, match=f"^{path}: too large: {what} more than {LABELS_SIZE} bytes") as err:
+        idx.verify(path, hashlib.sha256(raw).hexdigest(), LABELS_SIZE)
+    assert err.value.exit_code == 3
+    exact = write_idx(tmp_path / "exact", "train-labels-idx1-ubyte", raw[:-1], gz=gz)
+    assert idx.verify(exact, hashlib.sha256(raw[:-1]).hexdigest(), LABELS_SIZE) == raw[:-1]
+
+
+def test_gzip_bomb_is_not_decompressed_whole(fake_data):
+    """256 MiB of zeros in 256 KB (one gzip member repeated), named like the 60 kB labels file."""
+    bomb = fake_data / "mnist" / "train-labels-idx1-ubyte.gz"
+    bomb.write_bytes(gzip.compress(bytes(1 << 20), mtime=0) * 256)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=f"^{bomb}: too large: decompresses to more than {LABELS_SIZE} "):
+            idx.verify(bomb, "0" * 64, LABELS_SIZE)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"{peak} bytes allocated"
+    with pytest.raises(DataError, match=f"{bomb}: too large: decompresses to more than ") as err:
+        load.load_dataset(DataConfig(**SMALL))
     assert err.value.exit_code == 3
 
 
@@ -124,13 +155,14 @@ def test_load_rejects_file_with_wrong_checksum_and_names_it(fake_data):
     bad = fake_data / "mnist" / "t10k-labels-idx1-ubyte.gz"
     bad.write_bytes(gzip.compress(idx_bytes(np.zeros(200, np.uint8))))
     with pytest.raises(DataError, match=f"{bad}: checksum mismatch: expected sha256 ") as err:
-        data.load_dataset(DataConfig(**SMALL))
+        load.load_dataset(DataConfig(**SMALL))
     assert err.value.exit_code == 3
 
 
 def test_real_checksums_are_built_in():
-    assert set(data.SHA256) == set(CHOICES["data.dataset"])
-    for sums in data.SHA256.values():
+    assert set(catalog.DATASETS) == set(CHOICES["data.dataset"])
+    for info in catalog.DATASETS.values():
+        sums = info.sha256
         assert set(sums) == set(FILES)
         assert all(len(s) == 64 and int(s, 16) >= 0 for s in sums.values())
 
@@ -140,58 +172,57 @@ def test_real_checksums_are_built_in():
 
 
 @pytest.fixture
-def three_copies(tmp_path, monkeypatch):
+def three_copies(tmp_path, monkeypatch, expect_sums):
     """The same fake mnist in data.dir candidate, $TRICKRUN_DATA_DIR/mnist and the cache."""
     explicit, env_root = tmp_path / "explicit", tmp_path / "env"
     sums = write_fake_dataset(explicit)
     write_fake_dataset(env_root / "mnist", gz=False)
     write_fake_dataset(mnist_cache(tmp_path))
-    monkeypatch.setitem(data.SHA256, "mnist", sums)
+    expect_sums(sums)
     monkeypatch.setenv("TRICKRUN_DATA_DIR", str(env_root))
     return explicit, env_root / "mnist", mnist_cache(tmp_path)
 
 
 def test_search_order_data_dir_then_env_then_cache(three_copies, monkeypatch):
     explicit, env_dir, cache = three_copies
-    assert data.load_dataset(DataConfig(dir=str(explicit), **SMALL)).source == str(explicit)
-    assert data.load_dataset(DataConfig(**SMALL)).source == str(env_dir)
+    assert load.load_dataset(DataConfig(dir=str(explicit), **SMALL)).source == str(explicit)
+    assert load.load_dataset(DataConfig(**SMALL)).source == str(env_dir)
     monkeypatch.delenv("TRICKRUN_DATA_DIR")
-    assert data.load_dataset(DataConfig(**SMALL)).source == str(cache)
+    assert load.load_dataset(DataConfig(**SMALL)).source == str(cache)
 
 
 def test_env_folder_without_dataset_falls_through_to_cache(three_copies, tmp_path, monkeypatch):
     monkeypatch.setenv("TRICKRUN_DATA_DIR", str(tmp_path / "nothing-here"))
-    assert data.load_dataset(DataConfig(**SMALL)).source == str(three_copies[2])
+    assert load.load_dataset(DataConfig(**SMALL)).source == str(three_copies[2])
 
 
-def test_system_folder_searched_for_fashion_mnist_between_env_and_cache(tmp_path, monkeypatch):
+def test_system_folder_searched_for_fashion_mnist_between_env_and_cache(tmp_path, monkeypatch, expect_sums):
     system = tmp_path / "usr-share" / "fashion-mnist"
     sums = write_fake_dataset(system)
     write_fake_dataset(tmp_path / "cache" / "trickrun" / "fashion-mnist")
-    monkeypatch.setitem(data.SHA256, "fashion-mnist", sums)
-    monkeypatch.setitem(data.SYSTEM_DIRS, "fashion-mnist", (system,))
+    expect_sums(sums, "fashion-mnist", system_dirs=(system,))
     monkeypatch.delenv("TRICKRUN_DATA_DIR", raising=False)
     cfg = DataConfig(dataset="fashion-mnist", **SMALL)
-    assert data.load_dataset(cfg).source == str(system)
+    assert load.load_dataset(cfg).source == str(system)
     env_root = tmp_path / "env"
     write_fake_dataset(env_root / "fashion-mnist")
     monkeypatch.setenv("TRICKRUN_DATA_DIR", str(env_root))
-    assert data.load_dataset(cfg).source == str(env_root / "fashion-mnist")
-    assert system not in data.search_dirs("mnist")
+    assert load.load_dataset(cfg).source == str(env_root / "fashion-mnist")
+    assert system not in lookup.search_dirs("mnist")
 
 
 def test_explicit_data_dir_lacking_files_is_an_error_not_a_fallback(three_copies, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DataError, match=f"data.dir: {empty} holds none of the files train-images-idx3-ubyte"):
-        data.load_dataset(DataConfig(dir=str(empty), **SMALL))
+        load.load_dataset(DataConfig(dir=str(empty), **SMALL))
     with pytest.raises(DataError, match=f"data.dir: {tmp_path / 'absent'} is not a folder"):
-        data.load_dataset(DataConfig(dir=str(tmp_path / "absent"), **SMALL))
+        load.load_dataset(DataConfig(dir=str(tmp_path / "absent"), **SMALL))
 
 
 def test_explicit_data_dir_pointing_at_the_root_gives_a_hint(three_copies, tmp_path):
     with pytest.raises(DataError, match=r"it has a mnist/ folder: set data.dir to .*/env/mnist"):
-        data.load_dataset(DataConfig(dir=str(tmp_path / "env"), **SMALL))
+        load.load_dataset(DataConfig(dir=str(tmp_path / "env"), **SMALL))
 
 
 @pytest.mark.parametrize("explicit", [False, True])
@@ -200,7 +231,7 @@ def test_folder_missing_one_file_names_it_and_the_folder(fake_data, explicit):
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
     cfg = DataConfig(dir=str(folder) if explicit else None, **SMALL)
     with pytest.raises(DataError) as err:
-        data.load_dataset(cfg)
+        load.load_dataset(cfg)
     message = str(err.value)
     assert f"{folder} holds only some of the dataset files; missing: t10k-labels-idx1-ubyte " in message
     assert "train-images" not in message.split("missing:")[1]
@@ -212,7 +243,7 @@ def test_nothing_found_and_no_network_lists_every_place(tmp_path, monkeypatch):
     monkeypatch.setenv("TRICKRUN_DATA_DIR", str(env_root))
     monkeypatch.setenv("TRICKRUN_MIRRORS", mirror)
     with pytest.raises(DataError) as err:
-        data.load_dataset(DataConfig())
+        load.load_dataset(DataConfig())
     message = str(err.value)
     assert err.value.exit_code == 3
     assert "data.dir: not set" in message
@@ -230,14 +261,14 @@ def test_nothing_found_with_empty_mirror_list_says_so(monkeypatch):
     monkeypatch.delenv("TRICKRUN_DATA_DIR", raising=False)
     monkeypatch.setenv("TRICKRUN_MIRRORS", "")
     with pytest.raises(DataError, match="TRICKRUN_MIRRORS is set but empty"):
-        data.load_dataset(DataConfig())
+        load.load_dataset(DataConfig())
 
 
 def test_mirrors_env_replaces_builtin_list(monkeypatch):
     monkeypatch.delenv("TRICKRUN_MIRRORS")
-    assert data.mirrors("mnist")[0] == "https://ossci-datasets.s3.amazonaws.com/mnist/"
+    assert download.mirrors("mnist")[0] == "https://ossci-datasets.s3.amazonaws.com/mnist/"
     monkeypatch.setenv("TRICKRUN_MIRRORS", " http://a/x/ , http://b/ ,")
-    assert data.mirrors("mnist") == ["http://a/x/", "http://b/"]
+    assert download.mirrors("mnist") == ["http://a/x/", "http://b/"]
 
 
 def test_partial_cache_without_network_names_missing_files(tmp_path, monkeypatch):
@@ -245,29 +276,29 @@ def test_partial_cache_without_network_names_missing_files(tmp_path, monkeypatch
     write_fake_dataset(mnist_cache(tmp_path))
     (mnist_cache(tmp_path) / "t10k-images-idx3-ubyte.gz").unlink()
     with pytest.raises(DataError) as err:
-        data.load_dataset(DataConfig())
+        load.load_dataset(DataConfig())
     message = str(err.value)
     assert f"{mnist_cache(tmp_path)} (user cache): missing t10k-images-idx3-ubyte" in message
     assert "t10k-images-idx3-ubyte.gz: " in message  # only the missing file was requested
     assert "train-images-idx3-ubyte.gz: " not in message
 
 
-def test_image_and_label_counts_must_agree(tmp_path, monkeypatch):
+def test_image_and_label_counts_must_agree(tmp_path, expect_sums):
     folder = tmp_path / "d"
     sums = write_fake_dataset(folder)
     raw = idx_bytes(np.zeros(599, np.uint8))
     write_idx(folder, "train-labels-idx1-ubyte", raw)
     sums["train-labels-idx1-ubyte"] = hashlib.sha256(raw).hexdigest()
-    monkeypatch.setitem(data.SHA256, "mnist", sums)
+    expect_sums(sums)
     with pytest.raises(DataError, match="holds 600 images but train-labels-idx1-ubyte.gz holds 599 labels"):
-        data.load_dataset(DataConfig(dir=str(folder), **SMALL))
+        load.load_dataset(DataConfig(dir=str(folder), **SMALL))
 
 
 def test_unknown_dataset_or_scale_is_a_config_error(fake_data):
     with pytest.raises(ConfigError, match="data.dataset: unknown dataset 'cifar'"):
-        data.load_dataset(DataConfig(dataset="cifar"))
+        load.load_dataset(DataConfig(dataset="cifar"))
     with pytest.raises(ConfigError, match="unknown data.scale 'minmax'"):
-        data.load_dataset(DataConfig(scale="minmax", **SMALL))
+        load.load_dataset(DataConfig(scale="minmax", **SMALL))
 
 
 # ---------------------------------------------------------------------------------------
@@ -275,7 +306,7 @@ def test_unknown_dataset_or_scale_is_a_config_error(fake_data):
 
 
 def test_loaded_dataset_types_and_shapes(fake_data):
-    ds = data.load_dataset(DataConfig(**SMALL))
+    ds = load.load_dataset(DataConfig(**SMALL))
     assert ds.name == "mnist" and ds.source == str(fake_data / "mnist")
     assert (ds.x_train.shape, ds.x_val.shape, ds.x_test.shape) == ((500, 784), (100, 784), (200, 784))
     for x, y in ((ds.x_train, ds.y_train), (ds.x_val, ds.y_val), (ds.x_test, ds.y_test)):
@@ -293,7 +324,7 @@ def _row_ids(x: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def test_train_and_val_are_disjoint_and_cover_the_training_file(fake_data):
-    ds = data.load_dataset(DataConfig(scale="none", **SMALL))
+    ds = load.load_dataset(DataConfig(scale="none", **SMALL))
     raw_x = read_fake(fake_data / "mnist", "train-images-idx3-ubyte").reshape(600, 784).astype(np.float32)
     raw_y = read_fake(fake_data / "mnist", "train-labels-idx1-ubyte")
     train_ids, val_ids = _row_ids(ds.x_train, raw_x), _row_ids(ds.x_val, raw_x)
@@ -307,11 +338,11 @@ def test_train_and_val_are_disjoint_and_cover_the_training_file(fake_data):
 
 def test_split_follows_split_seed_only():
     x, y = np.arange(50)[:, None], np.arange(50) % 10
-    first = data.split(x, y, val_size=10, seed=3)
+    first = load.split(x, y, val_size=10, seed=3)
     np.random.seed(12345)  # the legacy global RNG must play no part
     np.random.random(7)
-    again = data.split(x, y, val_size=10, seed=3)
-    other = data.split(x, y, val_size=10, seed=4)
+    again = load.split(x, y, val_size=10, seed=3)
+    other = load.split(x, y, val_size=10, seed=4)
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[2], other[2])
@@ -322,37 +353,37 @@ def test_split_follows_split_seed_only():
 
 def test_split_is_the_same_for_every_run_seed(fake_data):
     loaded = [
-        data.load_dataset(load_config({"seed": seed, "data": {"val_size": 100, "split_seed": 7}}).data)
+        load.load_dataset(load_config({"seed": seed, "data": {"val_size": 100, "split_seed": 7}}).data)
         for seed in (0, 99)
     ]
     np.testing.assert_array_equal(loaded[0].x_val, loaded[1].x_val)
     np.testing.assert_array_equal(loaded[0].y_train, loaded[1].y_train)
-    other = data.load_dataset(DataConfig(val_size=100, split_seed=8))
+    other = load.load_dataset(DataConfig(val_size=100, split_seed=8))
     assert not np.array_equal(loaded[0].x_val, other.x_val)
 
 
 def test_train_limit_keeps_the_first_of_the_training_part():
     x, y = np.arange(50)[:, None], np.zeros(50, int)
-    full_train = data.split(x, y, 10, seed=1)[0]
-    limited = data.split(x, y, 10, seed=1, train_limit=15)
+    full_train = load.split(x, y, 10, seed=1)[0]
+    limited = load.split(x, y, 10, seed=1, train_limit=15)
     np.testing.assert_array_equal(limited[0], full_train[:15])
-    np.testing.assert_array_equal(limited[2], data.split(x, y, 10, seed=1)[2])  # val unchanged
-    assert len(data.split(x, y, 10, seed=1, train_limit=1000)[0]) == 40  # more than there is: all
+    np.testing.assert_array_equal(limited[2], load.split(x, y, 10, seed=1)[2])  # val unchanged
+    assert len(load.split(x, y, 10, seed=1, train_limit=1000)[0]) == 40  # more than there is: all
 
 
 def test_train_limit_via_load(fake_data):
-    ds = data.load_dataset(DataConfig(train_limit=64, **SMALL))
+    ds = load.load_dataset(DataConfig(train_limit=64, **SMALL))
     assert ds.x_train.shape == (64, 784) and ds.x_val.shape == (100, 784)
 
 
 @pytest.mark.parametrize("val_size", [600, 601, 0])
 def test_val_size_must_leave_training_examples(fake_data, val_size):
     with pytest.raises(ConfigError, match=f"data.val_size: {val_size} out of 600"):
-        data.load_dataset(DataConfig(val_size=val_size))
+        load.load_dataset(DataConfig(val_size=val_size))
 
 
 def test_scales_are_exactly_the_configured_choices():
-    assert data.SCALES.names() == CHOICES["data.scale"]
+    assert scaling.SCALES.names() == CHOICES["data.scale"]
 
 
 @pytest.mark.parametrize(
@@ -365,7 +396,7 @@ def test_scales_are_exactly_the_configured_choices():
 )
 def test_fixed_scales(method, expected):
     pixels = np.array([[0, 51, 255]], np.uint8)
-    (out,) = data.scale(method, pixels)
+    (out,) = scaling.scale(method, pixels)
     assert out.dtype == np.float32 and out.flags.c_contiguous
     np.testing.assert_allclose(out[0], expected, rtol=0, atol=1e-6)
 
@@ -373,7 +404,7 @@ def test_fixed_scales(method, expected):
 def test_standard_scale_uses_training_statistics_for_every_part():
     train = np.array([[0, 2, 0, 2]], np.uint8)  # mean 1, population std 1
     val, test = np.array([[4]], np.uint8), np.array([[1, 0]], np.uint8)
-    out_train, out_val, out_test = data.scale("standard", train, val, test)
+    out_train, out_val, out_test = scaling.scale("standard", train, val, test)
     np.testing.assert_array_equal(out_train, [[-1, 1, -1, 1]])
     np.testing.assert_array_equal(out_val, [[3]])
     np.testing.assert_array_equal(out_test, [[0, -1]])
@@ -382,15 +413,15 @@ def test_standard_scale_uses_training_statistics_for_every_part():
 
 def test_scaling_does_not_touch_its_inputs():
     pixels = np.array([[0, 51, 255]], np.uint8)
-    for method in data.SCALES.names():
-        data.scale(method, pixels)
+    for method in scaling.SCALES.names():
+        scaling.scale(method, pixels)
     np.testing.assert_array_equal(pixels, [[0, 51, 255]])
 
 
 @pytest.mark.parametrize("method", CHOICES["data.scale"])
 def test_each_scale_on_loaded_data(fake_data, method):
-    ds = data.load_dataset(DataConfig(scale=method, train_limit=300, **SMALL))
-    raw = data.load_dataset(DataConfig(scale="none", train_limit=300, **SMALL))
+    ds = load.load_dataset(DataConfig(scale=method, train_limit=300, **SMALL))
+    raw = load.load_dataset(DataConfig(scale="none", train_limit=300, **SMALL))
     x = ds.x_train
     if method == "unit":
         assert (x.min(), x.max()) == (0.0, 1.0)
@@ -418,60 +449,60 @@ def _forbid_reading(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the source file was read again")
 
-    monkeypatch.setattr(data, "verify", fail)
-    monkeypatch.setattr(data, "parse_idx", fail)
+    monkeypatch.setattr(idx, "verify", fail)
+    monkeypatch.setattr(idx, "parse_idx", fail)
 
 
 def test_npy_cache_is_written_beside_a_stamp_and_reused(fake_data, tmp_path, monkeypatch):
-    first = data.load_dataset(DataConfig(**SMALL))
+    first = load.load_dataset(DataConfig(**SMALL))
     cache = mnist_cache(tmp_path)
     assert sorted(p.name for p in cache.iterdir()) == sorted(
         [f"{n}.npy" for n in FILES] + [f"{n}.stamp.json" for n in FILES]
     )
     assert sorted(p.name for p in (fake_data / "mnist").iterdir()) == sorted(f"{n}.gz" for n in FILES)
     _forbid_reading(monkeypatch)
-    second = data.load_dataset(DataConfig(**SMALL))
+    second = load.load_dataset(DataConfig(**SMALL))
     np.testing.assert_array_equal(first.x_train, second.x_train)
     np.testing.assert_array_equal(first.y_test, second.y_test)
 
 
-def test_npy_cache_invalidated_when_the_source_changes(fake_data, monkeypatch):
+def test_npy_cache_invalidated_when_the_source_changes(fake_data, expect_sums):
     cfg = DataConfig(**SMALL)
-    first = data.load_dataset(cfg)
+    first = load.load_dataset(cfg)
     folder = fake_data / "mnist"
     shutil.rmtree(folder)
     sums = write_fake_dataset(folder, seed=1)
-    monkeypatch.setitem(data.SHA256, "mnist", sums)
-    second = data.load_dataset(cfg)
+    expect_sums(sums)
+    second = load.load_dataset(cfg)
     assert not np.array_equal(first.x_test, second.x_test)
     np.testing.assert_array_equal(second.y_test, read_fake(folder, "t10k-labels-idx1-ubyte"))
 
 
 def test_npy_cache_invalidated_by_a_new_mtime(fake_data, monkeypatch):
     cfg = DataConfig(**SMALL)
-    data.load_dataset(cfg)
+    load.load_dataset(cfg)
     source = fake_data / "mnist" / "t10k-labels-idx1-ubyte.gz"
     st = source.stat()
     os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     verified = []
-    real_verify = data.verify
-    monkeypatch.setattr(data, "verify", lambda path, sha: verified.append(path.name) or real_verify(path, sha))
-    data.load_dataset(cfg)
+    real_verify = idx.verify
+    monkeypatch.setattr(idx, "verify", lambda path, *args: verified.append(path.name) or real_verify(path, *args))
+    load.load_dataset(cfg)
     assert verified == ["t10k-labels-idx1-ubyte.gz"]
 
 
-def test_npy_cache_invalidated_when_expected_checksum_changes(fake_data, monkeypatch):
-    data.load_dataset(DataConfig(**SMALL))
-    monkeypatch.setitem(data.SHA256["mnist"], "train-labels-idx1-ubyte", "f" * 64)
+def test_npy_cache_invalidated_when_expected_checksum_changes(fake_data, expect_sums):
+    load.load_dataset(DataConfig(**SMALL))
+    expect_sums({**catalog.DATASETS["mnist"].sha256, "train-labels-idx1-ubyte": "f" * 64})
     with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz: checksum mismatch"):
-        data.load_dataset(DataConfig(**SMALL))
+        load.load_dataset(DataConfig(**SMALL))
 
 
 def test_damaged_npy_is_rebuilt(fake_data, tmp_path):
-    first = data.load_dataset(DataConfig(**SMALL))
+    first = load.load_dataset(DataConfig(**SMALL))
     npy = mnist_cache(tmp_path) / "train-images-idx3-ubyte.npy"
     npy.write_bytes(npy.read_bytes()[:1000])
-    second = data.load_dataset(DataConfig(**SMALL))
+    second = load.load_dataset(DataConfig(**SMALL))
     np.testing.assert_array_equal(first.x_train, second.x_train)
     assert npy.stat().st_size > 600 * 784
 
@@ -480,14 +511,43 @@ def test_unwritable_cache_is_skipped(fake_data, tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
-    ds = data.load_dataset(DataConfig(**SMALL))
+    ds = load.load_dataset(DataConfig(**SMALL))
     assert ds.x_train.shape == (500, 784)
 
 
 def test_relative_xdg_cache_home_is_ignored(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert data.cache_dir("mnist") == tmp_path / ".cache" / "trickrun" / "mnist"
+    assert lookup.cache_dir("mnist") == tmp_path / ".cache" / "trickrun" / "mnist"
+
+
+@pytest.mark.parametrize("home", ["", "/", "relative/home"])
+@pytest.mark.parametrize("xdg", [None, "", "relative/cache"])
+def test_no_usable_home_means_no_cache(monkeypatch, home, xdg):
+    monkeypatch.setenv("HOME", home)
+    if xdg is None:
+        monkeypatch.delenv("XDG_CACHE_HOME")
+    else:
+        monkeypatch.setenv("XDG_CACHE_HOME", xdg)
+    assert lookup.cache_dir("mnist") is None
+    assert all(not str(folder).startswith("/.cache") for folder in lookup.search_dirs("mnist"))
+
+
+def test_data_is_still_found_without_a_usable_home(fake_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", "")
+    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    first = load.load_dataset(DataConfig(**SMALL))
+    assert first.source == str(fake_data / "mnist")
+    assert not Path("/.cache/trickrun").exists(), "no cache at the root"
+    assert not (tmp_path / "cache").exists()
+    second = load.load_dataset(DataConfig(**SMALL))  # verified again each time, without a cache
+    np.testing.assert_array_equal(first.x_train, second.x_train)
+
+
+def test_absolute_xdg_cache_home_needs_no_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert lookup.cache_dir("mnist") == tmp_path / "xdg" / "trickrun" / "mnist"
 
 
 # ---------------------------------------------------------------------------------------
@@ -496,7 +556,7 @@ def test_relative_xdg_cache_home_is_ignored(monkeypatch, tmp_path):
 
 def test_real_mnist(real_mnist, monkeypatch):
     monkeypatch.setenv("TRICKRUN_DATA_DIR", str(real_mnist))
-    ds = data.load_dataset(DataConfig())
+    ds = load.load_dataset(DataConfig())
     assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (55000, 5000, 10000)
     assert ds.y_test[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     assert ds.source == str((real_mnist / "mnist").resolve())
@@ -510,6 +570,6 @@ def test_real_fashion_mnist(real_mnist, monkeypatch):
     if not (real_mnist / "fashion-mnist").is_dir():
         pytest.skip("no fashion-mnist/ beside mnist/")
     monkeypatch.setenv("TRICKRUN_DATA_DIR", str(real_mnist))
-    ds = data.load_dataset(DataConfig(dataset="fashion-mnist"))
+    ds = load.load_dataset(DataConfig(dataset="fashion-mnist"))
     assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (55000, 5000, 10000)
     assert ds.y_test[:10].tolist() == [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import trickrun.data as data
+from trickrun.data import download, load
 from helpers import FILES, fake_arrays, idx_bytes, write_fake_dataset
 from trickrun.config import DataConfig
 from trickrun.errors import DataError
@@ -65,10 +65,10 @@ class Mirror:
 
 
 @pytest.fixture
-def served(tmp_path, monkeypatch):
-    """The gzipped bytes of a fake mnist by file name, with SHA256["mnist"] patched to match."""
+def served(tmp_path, monkeypatch, expect_sums):
+    """The gzipped bytes of a fake mnist by file name, with the catalog's checksums patched to match."""
     sums = write_fake_dataset(tmp_path / "source")
-    monkeypatch.setitem(data.SHA256, "mnist", sums)
+    expect_sums(sums)
     monkeypatch.delenv("TRICKRUN_DATA_DIR", raising=False)
     return {name: (tmp_path / "source" / f"{name}.gz").read_bytes() for name in FILES}
 
@@ -99,7 +99,7 @@ def use_mirrors(monkeypatch, *mirrors: Mirror) -> None:
 def test_download_lands_in_cache_verifies_and_loads(served, start_mirror, cache, monkeypatch, capsys):
     mirror = start_mirror(served)
     use_mirrors(monkeypatch, mirror)
-    ds = data.load_dataset(DataConfig(**SMALL), progress=True)
+    ds = load.load_dataset(DataConfig(**SMALL), progress=True)
     assert mirror.requests == [f"/mnist/{name}.gz" for name in FILES]
     assert ds.source == str(cache)
     for name in FILES:
@@ -108,20 +108,20 @@ def test_download_lands_in_cache_verifies_and_loads(served, start_mirror, cache,
     assert ds.x_train.shape == (500, 784) and ds.x_test.shape == (200, 784)
     assert "t10k-labels-idx1-ubyte.gz" in capsys.readouterr().err  # the progress bar's rows
     mirror.close()  # served once, then the cache answers
-    again = data.load_dataset(DataConfig(**SMALL))
+    again = load.load_dataset(DataConfig(**SMALL))
     np.testing.assert_array_equal(again.x_train, ds.x_train)
 
 
-def test_wrong_bytes_are_rejected_and_leave_nothing(served, start_mirror, cache, monkeypatch):
+def test_wrong_bytes_are_rejected_and_leave_nothing(served, start_mirror, tmp_path, monkeypatch):
     other = idx_bytes(fake_arrays(seed=1)["train-images-idx3-ubyte"])
     mirror = start_mirror({**served, "train-images-idx3-ubyte": gzip.compress(other)})
     use_mirrors(monkeypatch, mirror)
     with pytest.raises(DataError) as err:
-        data.load_dataset(DataConfig(**SMALL))
+        load.load_dataset(DataConfig(**SMALL))
     assert err.value.exit_code == 3
     assert f"{mirror.url}train-images-idx3-ubyte.gz: " in str(err.value)
     assert "checksum mismatch: expected sha256 " in str(err.value)
-    assert list(cache.iterdir()) == [], "neither the bad file nor a temporary file is kept"
+    assert not (tmp_path / "cache").exists(), "no file, temporary file or folder the attempt created is kept"
     assert mirror.requests == ["/mnist/train-images-idx3-ubyte.gz"]  # gave up at the first file
 
 
@@ -131,7 +131,7 @@ def test_dropped_connection_is_an_error(served, start_mirror, cache, monkeypatch
     use_mirrors(monkeypatch, mirror)
     size = len(served["train-labels-idx1-ubyte"])
     with pytest.raises(DataError, match=f"connection closed after {size // 2} of {size} bytes") as err:
-        data.load_dataset(DataConfig(**SMALL))
+        load.load_dataset(DataConfig(**SMALL))
     assert err.value.exit_code == 3
     assert sorted(p.name for p in cache.iterdir()) == ["train-images-idx3-ubyte.gz"]  # verified one stays
 
@@ -140,7 +140,7 @@ def test_dropped_connection_falls_through_to_the_next_mirror(served, start_mirro
     first, second = start_mirror(served), start_mirror(served)
     first.behaviour["/mnist/train-images-idx3-ubyte.gz"] = "drop"
     use_mirrors(monkeypatch, first, second)
-    ds = data.load_dataset(DataConfig(**SMALL))
+    ds = load.load_dataset(DataConfig(**SMALL))
     assert first.requests == ["/mnist/train-images-idx3-ubyte.gz"]
     # the mirror that worked is asked first for the remaining files
     assert second.requests == [f"/mnist/{name}.gz" for name in FILES]
@@ -152,7 +152,7 @@ def test_dropped_connection_falls_through_to_the_next_mirror(served, start_mirro
 def test_404_falls_through_to_the_next_mirror(served, start_mirror, cache, monkeypatch):
     first, second = start_mirror({}), start_mirror(served)
     use_mirrors(monkeypatch, first, second)
-    ds = data.load_dataset(DataConfig(**SMALL))
+    ds = load.load_dataset(DataConfig(**SMALL))
     assert first.requests == ["/mnist/train-images-idx3-ubyte.gz"]
     assert len(second.requests) == 4
     assert ds.source == str(cache)
@@ -163,7 +163,7 @@ def test_all_mirrors_failing_lists_each_url_and_error(served, start_mirror, monk
     second.behaviour["/mnist/train-images-idx3-ubyte.gz"] = "drop"
     use_mirrors(monkeypatch, first, second)
     with pytest.raises(DataError) as err:
-        data.load_dataset(DataConfig(**SMALL))
+        load.load_dataset(DataConfig(**SMALL))
     message = str(err.value)
     assert f"{first.url}train-images-idx3-ubyte.gz: HTTP 404" in message
     assert f"{second.url}train-images-idx3-ubyte.gz: connection closed after" in message
@@ -176,7 +176,7 @@ def test_interrupted_download_in_cache_is_completed(served, start_mirror, cache,
         (cache / f"{name}.gz").write_bytes(served[name])
     mirror = start_mirror(served)
     use_mirrors(monkeypatch, mirror)
-    ds = data.load_dataset(DataConfig(**SMALL))
+    ds = load.load_dataset(DataConfig(**SMALL))
     assert mirror.requests == [f"/mnist/{name}.gz" for name in FILES[2:]]
     assert ds.x_test.shape == (200, 784)
 
@@ -184,6 +184,44 @@ def test_interrupted_download_in_cache_is_completed(served, start_mirror, cache,
 def test_download_function_directly(served, start_mirror, tmp_path):
     mirror = start_mirror(served)
     dest = tmp_path / "dest"
-    paths = data.download("mnist", dest, ["t10k-labels-idx1-ubyte"], urls=[mirror.url])
+    paths = download.download("mnist", dest, ["t10k-labels-idx1-ubyte"], urls=[mirror.url])
     assert paths == {"t10k-labels-idx1-ubyte": dest / "t10k-labels-idx1-ubyte.gz"}
     assert sorted(p.name for p in dest.iterdir()) == ["t10k-labels-idx1-ubyte.gz"]
+
+
+def test_failed_download_removes_the_folders_it_created(served, start_mirror, tmp_path):
+    mirror = start_mirror({})
+    dest = tmp_path / "new" / "cache" / "mnist"
+    with pytest.raises(download.DownloadError, match="HTTP 404"):
+        download.download("mnist", dest, urls=[mirror.url])
+    assert mirror.requests == ["/mnist/train-images-idx3-ubyte.gz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source"], "no empty folder left behind"
+
+
+def test_failed_download_keeps_a_folder_that_was_already_there(served, start_mirror, tmp_path):
+    mirror = start_mirror({})
+    dest = tmp_path / "existing"
+    dest.mkdir()
+    with pytest.raises(download.DownloadError):
+        download.download("mnist", dest, urls=[mirror.url])
+    assert dest.is_dir() and not any(dest.iterdir())
+
+
+@pytest.mark.parametrize("xdg", [None, "", "relative/cache"])
+def test_without_a_usable_home_nothing_is_downloaded(served, start_mirror, monkeypatch, xdg):
+    mirror = start_mirror(served)
+    use_mirrors(monkeypatch, mirror)
+    monkeypatch.setenv("HOME", "")  # would make ~/.cache the root's /.cache
+    if xdg is None:
+        monkeypatch.delenv("XDG_CACHE_HOME")
+    else:
+        monkeypatch.setenv("XDG_CACHE_HOME", xdg)
+    with pytest.raises(DataError) as err:
+        load.load_dataset(DataConfig(**SMALL))
+    assert err.value.exit_code == 3
+    assert mirror.requests == []
+    message = str(err.value)
+    assert "user cache: none: HOME is unset, empty, relative or /" in message
+    assert "not tried: there is no user cache folder to download into" in message
+    assert "copy the four files into" not in message
+    assert "/.cache" not in message

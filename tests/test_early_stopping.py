@@ -115,3 +115,21 @@ def test_state_round_trip_continues_identically():
     assert (resumed.best, resumed.best_epoch, resumed.wait) == (0.1, 3, 1)
     resumed.update(5, 0.12)
     assert resumed.should_stop and resumed.best_epoch == 3
+
+
+def test_an_unknown_monitor_is_refused_naming_the_valid_ones():
+    with pytest.raises(ValueError, match="val_loss, val_acc.*'train_loss'"):
+        EarlyStopping("train_loss")
+
+
+@pytest.mark.parametrize(("monitor", "values"), [
+    ("val_loss", [0.9, 0.5, 0.5, 0.7, 0.4, 0.4, math.nan]),
+    ("val_acc", [0.5, 0.7, 0.7, 0.6, 0.8, 0.8, math.inf]),
+])
+def test_best_epoch_agrees_with_the_readers_best_index(monitor, values):
+    # while training and when reading a run back, the same epoch must be called the best
+    from trickrun.metrics import best_index
+
+    es = EarlyStopping(monitor, patience=10)
+    drive(es, values)
+    assert es.best_epoch == best_index(values, monitor) + 1 == 5

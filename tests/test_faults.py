@@ -5,6 +5,7 @@ leaves only complete files behind."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import gzip
 import hashlib
@@ -20,12 +21,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import trickrun.data
 import trickrun.rundir.writer
 from helpers import InterruptAt, fake_arrays, idx_bytes, write_fake_dataset
 from trickrun.api import train
 from trickrun.cli import app
 from trickrun.config import load_config
+from trickrun.data import catalog
 from trickrun.errors import RunDirError
 from trickrun.train import NullReporter
 
@@ -114,7 +115,7 @@ CORRUPTIONS = {
 def data_folder(tmp_path: Path, monkeypatch) -> tuple[Path, dict]:
     folder = tmp_path / "mnist-copy"
     sums = write_fake_dataset(folder)
-    monkeypatch.setitem(trickrun.data.SHA256, "mnist", sums)
+    monkeypatch.setitem(catalog.DATASETS, "mnist", dataclasses.replace(catalog.DATASETS["mnist"], sha256=sums))
     return folder, sums
 
 

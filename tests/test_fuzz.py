@@ -275,7 +275,7 @@ def test_validate_exits_0_or_2_and_never_crashes(tmp_path):
 MAX_PARAMS = 2_000_000  # valid configs build their MLP: keep it small
 
 
-def _fake_run(self) -> dict:
+def _fake_run(self, writer) -> dict:
     """Trainer.run replaced: return at once a result of the shape Trainer._finish gives."""
     return {
         "status": "completed", "stop_reason": "fuzz: not trained", "epochs_run": 0, "best_epoch": None,

@@ -1,5 +1,6 @@
-"""Central-difference gradient checks (float64) for every layer, the loss, the penalties and
-the assembled MLP, plus the mode-dependent behaviour of batch norm and dropout."""
+"""Central-difference gradient checks (float64) for every layer, block, the loss, the
+penalties and the assembled MLP, in training and evaluation mode, plus the mode-dependent
+behaviour of batch norm and dropout."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import warnings
 import numpy as np
 import pytest
 
+import trickrun.nn.blocks
 from trickrun.config import ModelConfig
-from trickrun.nn.layers import ACTIVATIONS, BatchNorm, Dense, Dropout, LayerNorm, LeakyReLU, ReLU, Sigmoid, Tanh
+from trickrun.nn.blocks import Arrays, Block, HiddenBlock
+from trickrun.nn.layers import (ACTIVATIONS, NORMS, BatchNorm, Dense, Dropout, LayerNorm, LeakyReLU, NoNorm,
+                                ReLU, Sigmoid, Tanh)
 from trickrun.nn.losses import add_penalty_grad, softmax_cross_entropy, weight_penalty
 from trickrun.nn.model import MLP
 
@@ -92,12 +96,12 @@ def _activation_input(name: str, rng: np.random.Generator) -> np.ndarray:
     return rng.normal(scale=1.5, size=(N, F_OUT))
 
 
-@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("name", ACTIVATIONS.names())
 def test_activation_gradient(name):
     rng = np.random.default_rng(2)
     x = _activation_input(name, rng)
     R = rng.normal(size=x.shape)
-    layer = ACTIVATIONS[name]()
+    layer = ACTIVATIONS.get(name)()
     layer.forward(x, True)
     dx = layer.backward(R).copy()
     assert_grad_close(dx, numeric_grad(projection_loss(layer, x, R), x))
@@ -235,6 +239,138 @@ def test_dropout_masks_differ_between_batches():
     assert not np.array_equal(first, second)
 
 
+# --- every layer and block in both modes ---------------------------------------------------
+# Each case builds (layer, x, [(parameter, its gradient view)]) in float64. The check: after
+# forward(x, train), backward(R) must be the gradient of x -> sum(forward(x, train) * R),
+# the evaluation-mode function included (batch norm then uses its running statistics).
+def _dense_case(rng):
+    W, b = rng.normal(size=(F_IN, F_OUT)), rng.normal(size=F_OUT)
+    gW, gb = np.zeros_like(W), np.zeros_like(b)
+    return Dense(W, gW, b, gb), rng.normal(size=(N, F_IN)), [(W, gW), (b, gb)]
+
+
+def _activation_case(name):
+    def make(rng):
+        return ACTIVATIONS.get(name)(), _activation_input(name, rng), []
+    return make
+
+
+def _norm_case(name):
+    def make(rng):
+        cls = NORMS.get(name)
+        params = {k: rng.uniform(0.5, 1.5, size=F_OUT) if k == "gamma" else rng.normal(size=F_OUT)
+                  for k in cls.PARAMS}
+        grads = {k: np.zeros(F_OUT) for k in cls.PARAMS}
+        buffers = {"running_mean": rng.normal(size=F_OUT), "running_var": rng.uniform(0.2, 3.0, size=F_OUT)}
+        layer = cls.build(params, grads, {k: buffers[k] for k in cls.BUFFERS}, ModelConfig(bn_momentum=0.8))
+        x = rng.normal(loc=1.0, scale=2.0, size=(N, F_OUT))
+        return layer, x, [(params[k], grads[k]) for k in cls.PARAMS]
+    return make
+
+
+def _dropout_case(rng):
+    return Dropout(0.5, np.random.default_rng(123)), rng.normal(size=(N, F_OUT)), []
+
+
+def _block_case(cls, **model):
+    """A block on its own Arrays, every parameter and buffer away from its initial value."""
+    def make(rng):
+        if cls is Block:
+            block = Block("output", F_IN, F_OUT)
+        else:
+            cfg = ModelConfig(hidden=[F_OUT], init="glorot", **model)
+            block = cls("hidden2", F_IN, F_OUT, cfg, dropout_rng=np.random.default_rng(123))
+        arrays = Arrays([block.weight], block.param_slots, block.buffer_slots, np.float64)
+        arrays.params[...] = rng.normal(size=arrays.params.size)
+        for name in block.param_names:
+            if name.endswith(".gamma"):
+                arrays.param(name)[...] = rng.uniform(0.5, 1.5, size=arrays.param(name).shape)
+        for buf in arrays.buffers.values():
+            buf[...] = rng.uniform(0.2, 3.0, size=buf.shape)
+        block.bind(arrays)
+        return block, rng.normal(size=(N, F_IN)), [(arrays.params, arrays.grads)]
+    return make
+
+
+LAYER_CASES = {
+    "dense": _dense_case,
+    **{name: _activation_case(name) for name in ACTIVATIONS.names()},
+    **{f"norm-{name}": _norm_case(name) for name in NORMS.names() if name != "none"},
+    "dropout": _dropout_case,
+    "block-output": _block_case(Block),
+    **{f"block-hidden-{norm}": _block_case(HiddenBlock, norm=norm, activation="tanh", dropout=0.5)
+       for norm in NORMS.names()},
+    **{f"block-hidden-{act}": _block_case(HiddenBlock, norm="batch", activation=act)
+       for act in ACTIVATIONS.names()},
+}
+
+
+def _reset_rngs(layer) -> None:
+    """Dropout draws the same mask on every forward, so the loss is a function of x."""
+    layers = layer.layers() if isinstance(layer, Block) else [layer]
+    for each in layers:
+        if isinstance(each, Dropout):
+            each.rng = np.random.default_rng(123)
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
+def test_backward_is_the_gradient_of_forward_in_both_modes(case, train):
+    rng = np.random.default_rng(20)
+    layer, x, params = LAYER_CASES[case](rng)
+    R = rng.normal(size=layer.forward(x, train).shape)
+
+    def f() -> float:
+        _reset_rngs(layer)
+        return float(np.sum(layer.forward(x, train) * R))
+
+    f()
+    for _, grad in params:
+        grad[...] = np.nan  # backward must overwrite every entry
+    dx = layer.backward(R).copy()
+    analytic = [grad.copy() for _, grad in params]
+    assert_grad_close(dx, numeric_grad(f, x))
+    for (param, _), grad in zip(params, analytic):
+        assert_grad_close(grad, numeric_grad(f, param))
+
+
+def test_every_block_class_has_a_gradient_case():
+    classes = {obj for obj in vars(trickrun.nn.blocks).values()
+               if isinstance(obj, type) and issubclass(obj, Block)}
+    assert classes == {Block, HiddenBlock}, "add a LAYER_CASES entry for the new block class"
+
+
+def test_dropout_inside_a_training_block_drops_units():
+    block, x, _ = LAYER_CASES["block-hidden-none"](np.random.default_rng(21))
+    block.forward(x, True)
+    assert np.any(block.dropout._mask == 0)
+    np.testing.assert_array_equal(block.forward(x, False), block.activation.output)
+
+
+def test_batchnorm_eval_backward_is_affine():
+    """In evaluation mode y = gamma (x - running_mean) / sqrt(running_var + eps) + beta."""
+    rng = np.random.default_rng(22)
+    gamma, g_gamma, beta, g_beta = _affine(rng, 3)
+    rm, rv = rng.normal(size=3), rng.uniform(0.01, 0.1, size=3)  # far from the batch variance
+    layer = BatchNorm(gamma, g_gamma, beta, g_beta, rm, rv)
+    x, g = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    layer.forward(x, False)
+    dx = layer.backward(g)
+    inv_std = 1 / np.sqrt(rv + 1e-5)
+    np.testing.assert_allclose(dx, g * gamma * inv_std, rtol=1e-12)
+    np.testing.assert_allclose(g_gamma, np.sum(g * (x - rm) * inv_std, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(g_beta, g.sum(axis=0), rtol=1e-12)
+
+
+def test_norm_registry_declares_arrays_and_none_builds_no_layer():
+    assert NORMS.names() == ("none", "batch", "layer")
+    assert NORMS.get("none") is NoNorm and NoNorm.build({}, {}, {}, ModelConfig()) is None
+    assert (NoNorm.PARAMS, NoNorm.BUFFERS, NoNorm.REPLACES_BIAS) == ({}, {}, False)
+    assert BatchNorm.REPLACES_BIAS and not LayerNorm.REPLACES_BIAS
+    assert BatchNorm.BUFFERS == {"running_mean": 0.0, "running_var": 1.0} and LayerNorm.BUFFERS == {}
+    assert ACTIVATIONS.names() == ("relu", "leaky_relu", "tanh", "sigmoid")
+
+
 # --- loss and penalties --------------------------------------------------------------------
 def test_softmax_cross_entropy_value_gradient_and_count():
     rng = np.random.default_rng(10)
@@ -301,8 +437,8 @@ def _randomize_non_weights(model: MLP, rng: np.random.Generator) -> None:
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.5])
-@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
-@pytest.mark.parametrize("norm", ["none", "batch", "layer"])
+@pytest.mark.parametrize("activation", ACTIVATIONS.names())
+@pytest.mark.parametrize("norm", NORMS.names())
 def test_mlp_gradients_match_finite_differences(norm, activation, dropout):
     cfg = ModelConfig(hidden=[5, 4], activation=activation, init="glorot", norm=norm, dropout=dropout)
     model = MLP(F_IN, 3, cfg, init_rng=np.random.default_rng(12),

@@ -1,4 +1,5 @@
-"""The MLP's flat parameter layout, its state round trips, and float32 against float64."""
+"""The MLP's flat parameter layout, its state round trips, float32 against float64, its
+blocks, and the per-layer diagnostics."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import numpy as np
 import pytest
 
 from trickrun.config import ModelConfig
+from trickrun.nn.diagnostics import first_nonfinite_layer, layer_stats
 from trickrun.nn.model import MLP, load_model, model_arrays
+from trickrun.rundir.format import layer_names
 
 N_IN, N_OUT = 6, 3
 
@@ -145,3 +148,60 @@ def test_float32_forward_matches_float64_copy(norm, activation):
         out64 = m64.forward(x32.astype(np.float64), train)
         assert out32.dtype == np.float32  # no silent upcast in the float32 model
         np.testing.assert_allclose(out32, out64, rtol=1e-4, atol=1e-5)
+
+
+# --- blocks and diagnostics -------------------------------------------------------------------
+@pytest.mark.parametrize("norm", ["none", "batch", "layer"])
+def test_blocks_are_named_by_the_format_and_own_their_parameters_in_order(norm):
+    model = make(ModelConfig(hidden=[5, 4, 3], norm=norm))
+    assert [b.name for b in model.blocks] == layer_names(3)
+    weights = [b.param_names[0] for b in model.blocks]
+    rest = [n for b in model.blocks for n in b.param_names[1:]]
+    assert model.param_names() == weights + rest  # weight matrices first, then block by block
+    assert sorted(model.buffers) == sorted(n for b in model.blocks for n in (s.name for s in b.buffer_slots))
+
+
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_mlp_forward_and_backward_are_its_blocks_in_turn(norm):
+    model = make(ModelConfig(hidden=[5, 4], norm=norm), dtype=np.float64)
+    x = batch(dtype=np.float64)
+    h = x
+    for block in model.blocks:
+        h = block.forward(h, False).copy()
+    np.testing.assert_array_equal(model.forward(x, False), h)
+    assert model.blocks[0].backward(np.ones((7, 5))) is None  # nothing upstream of the first block
+
+
+def test_first_nonfinite_layer_names_weights_then_activations():
+    model = make(ModelConfig(hidden=[5, 4], norm="batch"))
+    x = batch()
+    assert first_nonfinite_layer(model, x) == ("output", "loss")  # all finite: the loss is to blame
+    model.param("output.W")[:, 0] = 3e38  # finite weights, overflowing logits
+    model.param("output.b")[0] = 3e38
+    assert first_nonfinite_layer(model, x) == ("output", "activations")
+    model.param("hidden2.gamma")[1] = np.nan
+    model.param("output.b")[0] = np.inf
+    assert first_nonfinite_layer(model, x) == ("hidden2", "weights")
+    model.param("hidden2.gamma")[1] = 1.0
+    model.param("output.b")[0] = 0.0
+    model.param("output.W")[:, 0] = 0.0
+    bad = x.copy()
+    bad[2, 3] = np.nan
+    assert first_nonfinite_layer(model, bad) == ("hidden1", "activations")
+
+
+def test_layer_stats_report_each_blocks_activation_output_in_eval_mode():
+    model = _trained_a_bit(ModelConfig(hidden=[5, 4], activation="relu", norm="batch", dropout=0.5), 1)
+    probe = batch(30, seed=3)
+    hidden1 = np.maximum(model.blocks[0].norm.gamma * (probe @ model.param("hidden1.W")
+                         - model.buffers["hidden1.running_mean"])
+                         / np.sqrt(model.buffers["hidden1.running_var"] + 1e-5) + model.param("hidden1.beta"), 0)
+    logits = model.forward(probe, False).copy()
+    stats = layer_stats(model, probe, [1.0, 2.0, 3.0], None)
+    assert [s["name"] for s in stats] == ["hidden1", "hidden2", "output"]
+    assert stats[0]["act_mean"] == pytest.approx(hidden1.mean(), rel=1e-5)
+    assert stats[0]["dead_frac"] == pytest.approx(np.mean(~np.any(hidden1 > 0, axis=0)))
+    assert stats[0]["saturated_frac"] is None and stats[2]["dead_frac"] is None
+    assert stats[2]["act_std"] == pytest.approx(logits.std(), rel=1e-5)
+    assert [s["grad_norm"] for s in stats] == [1.0, 2.0, 3.0]
+    assert stats[1]["weight_norm"] == pytest.approx(np.linalg.norm(model.param("hidden2.W")), rel=1e-5)

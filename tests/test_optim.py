@@ -277,3 +277,14 @@ def test_no_clipping_configured_is_a_no_op():
     g = np.array([30.0, -40.0])
     assert clip_gradients(g, 50.0, max_norm=None, max_value=None) is False
     np.testing.assert_array_equal(g, [30.0, -40.0])
+
+
+def test_hyper_parameter_defaults_agree_across_rules(monkeypatch):
+    from trickrun.nn.optim import Optimizer, hyper_defaults
+
+    assert hyper_defaults() == {"momentum": 0.9, "eps": 1e-8, "rho": 0.9, "beta1": 0.9, "beta2": 0.999,
+                                "weight_decay": 0.01}
+    odd = type("Odd", (Optimizer,), {"defaults": {"eps": 1e-3}, "default_lr": 0.1})
+    monkeypatch.setitem(OPTIMIZERS._items, "odd", odd)
+    with pytest.raises(ValueError, match="eps"):
+        hyper_defaults()

@@ -1,56 +1,60 @@
-"""Every registry against the config's CHOICES, config round trips of every optimizer,
+"""Every family of named components against the config's choices (one parametrized test),
 each initializer's spread against its documented formula, and loud lookups."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import pytest
 
-from trickrun.config import CHOICES, OptimizerConfig
+from trickrun.config import CHOICES, Config, load_config
+from trickrun.data.catalog import DATASETS, FILES
+from trickrun.data.scaling import SCALES
+from trickrun.early_stopping import EarlyStopping
 from trickrun.errors import ConfigError
+from trickrun.metrics import MONITORS
 from trickrun.nn.initializers import INITIALIZERS
-from trickrun.nn.layers import ACTIVATIONS
+from trickrun.nn.layers import ACTIVATIONS, NORMS
+from trickrun.nn.model import MLP
 from trickrun.nn.optim import OPTIMIZERS, make_optimizer
+from trickrun.nn.schedules import SCHEDULES, LRSchedule
 from trickrun.registry import Registry
-from trickrun.nn.schedules import SCHEDULES
-
-FAMILIES = {
-    "model.init": INITIALIZERS,
-    "optimizer.name": OPTIMIZERS,
-    "schedule.name": SCHEDULES,
-}
 
 
-@pytest.mark.parametrize("path", sorted(FAMILIES))
-def test_registry_names_equal_config_choices(path):
-    names = FAMILIES[path].names()
-    assert len(set(names)) == len(names)
-    assert set(names) == set(CHOICES[path])
+# --- every family: config choices == registry names, every name builds, config round trip ------
+@dataclass
+class Family:
+    names: tuple[str, ...]  # in registration order: the order error messages list them in
+    build: Callable[[Config], Any]  # the piece the resolved config asks for
+    check: Callable[[Any, Config], None]  # that the piece works (and round-trips its config)
+    overrides: Callable[[str], dict] = lambda name: {}  # extra config for this name
 
 
-def test_activations_equal_config_choices():
-    assert set(ACTIVATIONS) == set(CHOICES["model.activation"])
+PIXELS = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
 
 
-# --- optimizer config round trip ---------------------------------------------------------------
-NON_DEFAULT = OptimizerConfig(lr=0.05, momentum=0.7, beta1=0.85, beta2=0.95, eps=1e-4, rho=0.8, weight_decay=0.2)
+def build_model(cfg: Config) -> MLP:
+    return MLP(4, 3, cfg.model, init_rng=np.random.default_rng(0), dropout_rng=np.random.default_rng(1))
 
 
-@pytest.mark.parametrize("name", OPTIMIZERS.names())
-def test_optimizer_round_trips_its_config(name):
-    cfg = dataclasses.replace(NON_DEFAULT, name=name, weight_decay=0.2 if name == "adamw" else 0.0)
-    opt = make_optimizer(cfg, 8, np.float64, 5)
-    cls = OPTIMIZERS.get(name)
+def check_model(model: MLP, cfg: Config) -> None:
+    out = model.forward(PIXELS.astype(np.float32) / 255, train=True)
+    assert out.shape == (3, 3) and np.isfinite(out).all()
+    model.backward(np.ones_like(out))
+    assert np.isfinite(model.grads).all()
+
+
+def check_optimizer(opt, cfg: Config) -> None:
     config = opt.get_config()
     assert all(isinstance(v, (int, float, str, bool)) for v in config.values())  # plain data
-    clone = cls(8, np.float64, 5, **config)
+    # the config's (non-default) values reached the optimizer, under their own keys
+    assert config == {key: getattr(cfg.optimizer, key) for key in type(opt).defaults}
+    clone = type(opt)(8, np.float64, 5, **config)
     assert clone.get_config() == config
-
-    # the clone must behave identically: a dropped key would fall back to its default
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(0)  # the clone behaves identically
     p1 = rng.normal(size=8)
     p2 = p1.copy()
     for _ in range(3):
@@ -60,16 +64,59 @@ def test_optimizer_round_trips_its_config(name):
     np.testing.assert_array_equal(p1, p2)
 
 
-@pytest.mark.parametrize("name", OPTIMIZERS.names())
-def test_optimizer_config_differs_from_defaults_when_hyper_parameters_do(name):
-    """Guards the round trip above: with non-default values the default build must differ."""
-    cfg = dataclasses.replace(NON_DEFAULT, name=name, weight_decay=0.2 if name == "adamw" else 0.0)
-    opt = make_optimizer(cfg, 8, np.float64, 5)
-    default = OPTIMIZERS.get(name)(8, np.float64, 5)
-    if name == "sgd":
-        assert opt.get_config() == default.get_config() == {}
-    else:
-        assert opt.get_config() != default.get_config()
+def non_default_optimizer(name: str) -> dict:
+    return {"optimizer": {"name": name, "lr": 0.05, "momentum": 0.7, "beta1": 0.85, "beta2": 0.95,
+                          "eps": 1e-4, "rho": 0.8, "weight_decay": 0.2 if name == "adamw" else 0.0}}
+
+
+def check_schedule(schedule: LRSchedule, cfg: Config) -> None:
+    lrs = [schedule.lr(e) for e in range(1, cfg.train.epochs + 1)]
+    assert lrs[0] == cfg.optimizer.lr and all(0 <= lr <= cfg.optimizer.lr for lr in lrs)
+
+
+def check_stopper(stopper: EarlyStopping, cfg: Config) -> None:
+    assert stopper.update(1, 0.5) and not stopper.update(2, 0.5)
+
+
+def check_dataset(info, cfg: Config) -> None:
+    assert set(info.sha256) == set(FILES) and info.mirrors
+
+
+def check_scaled(arrays, cfg: Config) -> None:
+    assert all(a.dtype == np.float32 and a.shape == PIXELS.shape for a in arrays)
+
+
+FAMILIES: dict[str, Family] = {
+    "data.dataset": Family(tuple(DATASETS), lambda cfg: DATASETS[cfg.data.dataset], check_dataset),
+    "data.scale": Family(SCALES.names(), lambda cfg: SCALES.get(cfg.data.scale)(PIXELS, PIXELS), check_scaled),
+    "model.activation": Family(ACTIVATIONS.names(), build_model, check_model),
+    "model.init": Family(INITIALIZERS.names(), build_model, check_model),
+    "model.norm": Family(NORMS.names(), build_model, check_model),
+    "optimizer.name": Family(OPTIMIZERS.names(), lambda cfg: make_optimizer(cfg.optimizer, 8, np.float64, 5),
+                             check_optimizer, non_default_optimizer),
+    "schedule.name": Family(SCHEDULES.names(),
+                            lambda cfg: LRSchedule(cfg.schedule, cfg.optimizer.lr, cfg.train.epochs),
+                            check_schedule),
+    "early_stopping.monitor": Family(tuple(MONITORS), lambda cfg: EarlyStopping(cfg.early_stopping.monitor),
+                                     check_stopper),
+}
+CASES = [(path, name) for path, family in FAMILIES.items() for name in family.names]
+
+
+def test_every_choice_key_is_a_family():
+    assert set(CHOICES) == set(FAMILIES)
+
+
+@pytest.mark.parametrize("path, name", CASES)
+def test_every_registered_name_is_a_config_choice_and_builds(path, name):
+    family = FAMILIES[path]
+    assert CHOICES[path] == family.names and len(set(family.names)) == len(family.names)
+    section, key = path.split(".")
+    data = family.overrides(name)
+    data.setdefault(section, {})[key] = name
+    cfg = load_config(data)
+    assert getattr(getattr(cfg, section), key) == name
+    family.check(family.build(cfg), cfg)
 
 
 # --- initializers ------------------------------------------------------------------------------
@@ -114,7 +161,8 @@ def test_uniform_bounds():
 
 
 # --- lookups -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("registry", [INITIALIZERS, OPTIMIZERS, SCHEDULES], ids=lambda r: r.kind)
+@pytest.mark.parametrize("registry", [INITIALIZERS, OPTIMIZERS, SCHEDULES, ACTIVATIONS, NORMS, SCALES],
+                         ids=lambda r: r.kind)
 def test_get_unknown_name_raises_config_error_listing_names(registry):
     with pytest.raises(ConfigError) as err:
         registry.get("no-such-name")

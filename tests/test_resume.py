@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from trickrun.api import resume, train
 from trickrun.cli import app
-from trickrun.rundir.writer import CHECKPOINT_FILE
+from trickrun.rundir.format import CHECKPOINT_FILE
 from trickrun.train import NullReporter
 from helpers import InterruptAt
 

@@ -11,17 +11,8 @@ import pytest
 
 from runfactory import DEAD_PID, curve_records, make_run
 from trickrun.errors import ConfigError
-from trickrun.rundir.reader import (
-    effective_status,
-    load_run,
-    read_config,
-    read_metrics,
-    read_summary,
-    resolve_run,
-    resolve_runs,
-    scan_runs,
-    split_dir_name,
-)
+from trickrun.rundir.files import effective_status, read_config, read_metrics, read_summary
+from trickrun.rundir.reader import load_run, resolve_run, resolve_runs, scan_runs, split_dir_name
 
 
 # --- metrics.jsonl -----------------------------------------------------------------------

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from trickrun.config import ScheduleConfig
-from trickrun.nn.schedules import SCHEDULES, LRSchedule
+from trickrun.nn.schedules import SCHEDULES, LRSchedule, Schedule
 
 LR, EPOCHS, MIN_LR = 0.1, 12, 0.004
 GAMMA = {"exponential": 0.98, "step": 0.5}
@@ -128,3 +128,42 @@ def test_plateau_state_round_trip_continues_identically():
         got.append(resumed.lr(e))
         resumed.observe(e, imp)
     assert got == expected[4:]
+
+
+def test_a_registered_schedule_gets_observations_and_checkpoints_without_being_named(monkeypatch):
+    """LRSchedule treats every schedule alike: a new stateful one needs no caller changed."""
+
+    class Counting(Schedule):
+        def __init__(self, cfg, lr, total):
+            super().__init__(cfg, lr, total)
+            self.seen = []
+
+        def lr(self, k):
+            return self.base_lr * (len(self.seen) + 1)
+
+        def observe(self, improved):
+            self.seen.append(improved)
+
+        def state_dict(self):
+            return {"seen": list(self.seen)}
+
+        def load_state_dict(self, state):
+            self.seen = list(state["seen"])
+
+    monkeypatch.setitem(SCHEDULES._items, "counting", Counting)
+    s = schedule("counting", warmup=1)
+    for e, imp in enumerate([False, True, False], start=1):
+        s.observe(e, imp)
+    assert s.state_dict() == {"seen": [True, False]}  # the warm-up epoch is not observed
+    assert s.lr(4) == pytest.approx(3 * LR)
+    resumed = schedule("counting", warmup=1)
+    resumed.load_state_dict(s.state_dict())
+    assert resumed.lr(4) == s.lr(4)
+
+
+@pytest.mark.parametrize("name", [n for n in SCHEDULES.names() if n != "plateau"])
+def test_stateless_schedules_write_the_same_checkpoint_fields(name):
+    s = schedule(name)
+    s.observe(1, improved=False)
+    assert s.state_dict() == {"scale": 1.0, "bad_epochs": 0}  # what older checkpoints hold
+    s.load_state_dict({"scale": 1.0, "bad_epochs": 0})

@@ -3,6 +3,7 @@ recorded penalties and clipping, and the run directory's naming."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -15,11 +16,13 @@ import trickrun.train
 from trickrun.api import train
 from trickrun.cli import app
 from trickrun.config import load_config
-from trickrun.data import load_dataset
+from trickrun.data.load import load_dataset
 from trickrun.nn.model import load_model
 from trickrun.rundir.writer import create_run_dir
 from helpers import InterruptAt
-from trickrun.train import evaluate, flush_subnormals
+from trickrun.nn.losses import evaluate, predict_proba, softmax
+from trickrun.rundir.format import Status
+from trickrun.train import Divergence, flush_subnormals
 
 BASE = {"data": {"val_size": 100}, "model": {"hidden": [16]}, "train": {"epochs": 3}}
 
@@ -76,15 +79,15 @@ def weights_after_each_epoch(monkeypatch) -> list[np.ndarray]:
     snapshots: list[np.ndarray] = []
     original = trickrun.train.Trainer.run
 
-    def run(self):
-        append = self.writer.append_metrics
+    def run(self, writer):
+        append = writer.append_metrics
 
         def spy(record):
             snapshots.append(self.model.params.copy())
             append(record)
 
-        self.writer.append_metrics = spy
-        return original(self)
+        writer.append_metrics = spy
+        return original(self, writer)
 
     monkeypatch.setattr(trickrun.train.Trainer, "run", run)
     return snapshots
@@ -192,3 +195,83 @@ def test_ctrl_c_with_restore_best_false_still_evaluates_a_finished_epoch(fake_da
     assert s["status"] == "interrupted" and s["test"]["weights_of_epoch"] == s["best_epoch"]
     model, _ = load_model(result.run_dir / "model.npz")
     np.testing.assert_array_equal(model.params, snapshots[s["best_epoch"] - 1])
+
+
+# --- the trainer's interface ------------------------------------------------------------------
+class RecordingWriter:
+    """Everything Trainer.run hands to its writer, kept in memory."""
+
+    path = "memory"
+
+    def __init__(self):
+        self.records, self.checkpoints, self.models = [], [], []
+
+    def append_metrics(self, record):
+        self.records.append(record)
+
+    def save_checkpoint(self, arrays):
+        self.checkpoints.append(arrays)
+
+    def save_model(self, arrays):
+        self.models.append(arrays)
+
+
+def make_trainer(cfg_data=BASE, **replace):
+    cfg = load_config(cfg_data)
+    data = load_dataset(cfg.data)
+    if replace:
+        data = dataclasses.replace(data, **replace)
+    return trickrun.train.Trainer(cfg, data)
+
+
+def test_run_writes_only_through_the_writer_it_is_given(fake_data):
+    writer = RecordingWriter()
+    result = make_trainer({**BASE, "early_stopping": {"enabled": False}}).run(writer)
+    assert result["status"] is Status.COMPLETED and result["divergence"] is None
+    assert [r["epoch"] for r in writer.records] == [1, 2, 3]
+    assert len(writer.checkpoints) == 3 and len(writer.models) == 1
+
+
+def test_a_diverging_epoch_returns_where_it_diverged(fake_data):
+    trainer = make_trainer({**BASE, "optimizer": {"name": "sgd"}, "data": {"val_size": 100, "scale": "none"}})
+    trainer.epoch = 1
+    stats = trainer._train_epoch(1e-3)
+    assert isinstance(stats, dict) and np.isfinite(stats["train_loss"])
+    trainer.epoch = 2
+    d = trainer._train_epoch(1e30)
+    assert isinstance(d, Divergence)
+    assert d.epoch == 2 and d.batch is not None and d.batch >= 2 and d.lr == 1e30
+    assert d.reason().startswith(f"non-finite value in epoch 2, batch {d.batch}, {d.where} of {d.layer}")
+
+
+def test_the_output_width_is_the_class_count_of_the_data(fake_data):
+    cfg = load_config(BASE)
+    data = load_dataset(cfg.data)
+    three = make_trainer(y_train=data.y_train % 3, y_val=data.y_val % 3, y_test=data.y_test % 3)
+    assert three.n_classes == 3 and three.model.forward(data.x_val[:2], train=False).shape == (2, 3)
+    # a class seen only in the test set still gets an output
+    five = make_trainer(y_train=data.y_train % 3, y_val=data.y_val % 3, y_test=np.full_like(data.y_test, 4))
+    assert five.model.forward(data.x_val[:2], train=False).shape == (2, 5)
+    assert five.run(RecordingWriter())["test"]["acc"] >= 0.0
+
+
+# --- prediction without the training loop -----------------------------------------------------
+def test_softmax_is_stable_and_normalized():
+    logits = np.array([[1000.0, 1000.0, -1000.0], [1.0, 2.0, 3.0]])
+    p = softmax(logits)
+    np.testing.assert_allclose(p[0], [0.5, 0.5, 0.0])
+    np.testing.assert_allclose(p[1], np.exp([1.0, 2.0, 3.0]) / np.exp([1.0, 2.0, 3.0]).sum())
+    np.testing.assert_allclose(logits, [[1000.0, 1000.0, -1000.0], [1.0, 2.0, 3.0]])  # input untouched
+
+
+def test_predict_proba_agrees_with_evaluate_across_chunks(fake_data, monkeypatch):
+    monkeypatch.setattr("trickrun.nn.losses.EVAL_CHUNK", 64)  # 200 test examples: 4 chunks
+    cfg = load_config(BASE)
+    data = load_dataset(cfg.data)
+    model, _ = load_model(train(BASE, progress="quiet").run_dir / "model.npz")
+    p = predict_proba(model, data.x_test).astype(np.float64)
+    assert p.shape == (len(data.x_test), 10)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    loss, acc = evaluate(model, data.x_test, data.y_test)
+    assert acc == np.mean(p.argmax(axis=1) == data.y_test)
+    assert loss == pytest.approx(-np.log(p[np.arange(len(p)), data.y_test]).mean(), rel=1e-4)

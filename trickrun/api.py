@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -15,9 +14,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .config import Config, dump_yaml, load_config
-from .data import load_dataset
+from .data.load import load_dataset
 from .errors import ConfigError, RunDirError
-from .rundir.writer import CHECKPOINT_FILE, CONFIG_FILE, NOT_RESUMABLE, SUMMARY_FILE, RunWriter, runs_root
+from .rundir.files import check_resumable
+from .rundir.format import CHECKPOINT_FILE, CONFIG_FILE
+from .rundir.writer import RunWriter, runs_root
 
 
 @dataclass
@@ -35,7 +36,7 @@ def _prepare(cfg: Config, progress: str):
     reporter = make_reporter(progress)
     data = load_dataset(cfg.data, progress=isinstance(reporter, RichReporter))
     try:
-        trainer = Trainer(cfg, data, None, reporter)
+        trainer = Trainer(cfg, data, reporter)
     except MemoryError:
         raise ConfigError(
             f"model.hidden: {cfg.model.hidden} needs more memory than this machine has; use smaller layers"
@@ -44,9 +45,8 @@ def _prepare(cfg: Config, progress: str):
 
 
 def _run(trainer, writer: RunWriter, reporter) -> RunResult:
-    trainer.writer = writer
     try:
-        result = trainer.run()
+        result = trainer.run(writer)
     finally:
         getattr(reporter, "close", lambda: None)()
     return RunResult(writer.path, writer.finish(result))
@@ -86,23 +86,8 @@ def resume(run_dir: str | Path, *, progress: str = "auto") -> RunResult:
     whose process is still alive is a ConfigError; an unreadable checkpoint a RunDirError,
     raised before anything in the run directory changes.
     """
-    from .rundir.reader import pid_alive
-
     path = Path(run_dir)
-    if not (path / CONFIG_FILE).is_file() or not (path / SUMMARY_FILE).is_file():
-        raise ConfigError(f"{path} is not a run directory (it needs {CONFIG_FILE} and {SUMMARY_FILE})")
-    try:
-        summary = json.loads((path / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        summary = None
-    if not isinstance(summary, dict):
-        raise RunDirError(f"{path / SUMMARY_FILE} is not a readable JSON object; the run cannot be resumed")
-    status = summary.get("status")
-    if status in NOT_RESUMABLE:
-        raise ConfigError(f"{path} already finished (status {status}); nothing to resume. "
-                          f"To train it again: trickrun train {path / CONFIG_FILE}")
-    if status == "running" and pid_alive(summary.get("pid"), summary.get("host")):
-        raise ConfigError(f"{path} is still running (pid {summary.get('pid')}); stop it first")
+    check_resumable(path)
     cfg = load_config(path / CONFIG_FILE)
     reporter, trainer = _prepare(cfg, progress)
     epochs_done = 0

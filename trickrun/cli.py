@@ -4,6 +4,7 @@ TrickrunError into its exit code with a one-line message on stderr (never a trac
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
@@ -12,7 +13,18 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
-from .errors import TrickrunError
+from .analysis.analyze import run_labels
+from .analysis.compare import compare_report, load_compared
+from .analysis.listing import SortKey, ls_output, sort_entries
+from .analysis.render import OutputFormat, report_output, spark_width
+from .analysis.show import show_output
+from .config import dump_yaml, load_config
+from .errors import ConfigError, TrickrunError
+from .rundir.reader import load_run, resolve_run, scan_runs
+from .rundir.writer import runs_root, to_json
+
+# Heavy modules stay out of start-up: the training stack (.api) and matplotlib (.analysis.plots)
+# are imported inside the commands that need them.
 
 app = typer.Typer(
     name="trickrun",
@@ -107,8 +119,6 @@ def train(
 
 def _print_result(result, quiet: bool, json_: bool) -> None:
     """The end of train and resume: the summary or run directory on stdout, exit 130 if interrupted."""
-    from .rundir.writer import to_json
-
     summary = result.summary
     if json_:
         typer.echo(to_json({**summary, "run_dir": str(result.run_dir)}, indent=2))
@@ -122,10 +132,6 @@ def _print_result(result, quiet: bool, json_: bool) -> None:
 
 def _one_run(spec: str, runs_dir: Path | None, command: str) -> Path:
     """The single run directory `spec` names (a path, a name or a unique prefix)."""
-    from .errors import ConfigError
-    from .rundir.reader import resolve_run
-    from .rundir.writer import runs_root
-
     paths = resolve_run(spec, runs_root(runs_dir))
     if len(paths) != 1:
         raise ConfigError(f"{spec!r} matches {len(paths)} runs; {command} takes one")
@@ -170,23 +176,11 @@ def validate(config: ConfigArg, set_: SetOption = None) -> None:
 
     Example: trickrun validate configs/baseline.yaml --set optimizer.name=sgd
     """
-    from .config import dump_yaml, load_config
-
     cfg = load_config(config, set_ or [])
     typer.echo(dump_yaml(cfg.to_dict()), nl=False)
 
 
 # --- compare, ls, show (runs inspection) ----------------------------------------------
-
-# Imported here, beside the commands that use them; matplotlib is imported only for --plot.
-import os  # noqa: E402
-
-from .analysis import compare as cmp  # noqa: E402
-from .analysis.compare import SortKey  # noqa: E402
-from .errors import ConfigError  # noqa: E402
-from .analysis.render import OutputFormat, spark_width  # noqa: E402
-from .rundir.reader import load_run, resolve_run, resolve_runs, scan_runs  # noqa: E402
-from .rundir.writer import runs_root  # noqa: E402
 
 PIPED_WIDTH = 200  # columns of report tables when stdout is not a terminal
 
@@ -262,26 +256,16 @@ def compare(
 
     Example: trickrun compare 'runs/adam-*' sgd --baseline sgd --group --plot compare.png
     """
-    root = runs_root(runs_dir)
-    paths = resolve_runs(runs, root)
-    base_index = 0
-    if baseline is not None:
-        base_paths = [p.resolve() for p in resolve_run(baseline, root)]
-        if len(base_paths) != 1:
-            raise ConfigError(f"--baseline {baseline!r} matches {len(base_paths)} runs; name one run")
-        if base_paths[0] not in paths:
-            paths.insert(0, base_paths[0])
-        base_index = paths.index(base_paths[0])
-    loaded = [load_run(p) for p in paths]
+    loaded, base_index = load_compared(runs, baseline, runs_root(runs_dir))
     _warn(w for run in loaded for w in run.warnings)
     console = _stdout()
-    report = cmp.compare_report(loaded, baseline=base_index, metric=metric, group=group, all_keys=all_keys,
-                                spark_width=spark_width(console, 2 if metric in ("val_acc", "val_loss") else 3))
+    report = compare_report(loaded, baseline=base_index, metric=metric, group=group, all_keys=all_keys,
+                            spark_width=spark_width(console, 2 if metric in ("val_acc", "val_loss") else 3))
     if plot is not None:
         from .analysis.plots import plot_runs
 
-        plot_runs(loaded, plot, labels=cmp.run_labels(loaded))
-    cmp.compare_output(report, fmt, console)
+        plot_runs(loaded, plot, labels=run_labels(loaded))
+    report_output(report, fmt, console)
     if plot is not None:
         err_console.print(f"wrote {plot}", highlight=False)
 
@@ -308,7 +292,7 @@ def list_runs(
         shown = ", ".join(skipped[:10]) + (f", ... ({len(skipped) - 10} more)" if len(skipped) > 10 else "")
         err_console.print(f"note: skipped {len(skipped)} folder(s) in {root} that are not runs: {shown}",
                           highlight=False, soft_wrap=True)
-    cmp.ls_output(cmp.sort_entries(entries, sort, reverse), fmt, _stdout())
+    ls_output(sort_entries(entries, sort, reverse), fmt, _stdout())
 
 
 @app.command()
@@ -333,7 +317,7 @@ def show(
         from .analysis.plots import plot_runs
 
         plot_runs([loaded], plot, title=loaded.dirname)
-    cmp.show_output(loaded, fmt, _stdout())
+    show_output(loaded, fmt, _stdout())
     if plot is not None:
         err_console.print(f"wrote {plot}", highlight=False)
 

@@ -1,9 +1,11 @@
 """The experiment config: typed schema with every default, YAML loading, `--set` overrides,
 validation that names the key path, and the resolved dict saved with each run.
 
-Every default lives in this file, with its meaning and units. A value left at `None` where
-the comment says "per-..." is filled in by `resolve()`, so the saved config.yaml is complete
-and re-runs the same experiment.
+Every default lives in this file, with its meaning and units, except those of the
+optimizers (the learning rate and hyper-parameters of each rule), which nn/optim.py declares
+and this file reads. The choices of each "name" key are read from that family's registry. A
+value left at `None` where the comment says "per-..." is filled in by `resolve()`, so the
+saved config.yaml is complete and re-runs the same experiment.
 """
 
 from __future__ import annotations
@@ -17,33 +19,31 @@ from typing import Any, Mapping, Sequence, get_args, get_origin, get_type_hints
 
 import yaml
 
+from .data.catalog import DATASETS
+from .data.scaling import SCALES
 from .errors import ConfigError
+from .metrics import MONITORS
+from .nn.initializers import INITIALIZERS
+from .nn.layers import ACTIVATIONS, NORMS
+from .nn.optim import OPTIMIZERS, hyper_defaults
+from .nn.schedules import SCHEDULES
 
-# The choices of every "name" key. Each family's registry must hold exactly these names
-# (tests/test_registries.py checks it), so this table is the one schema of the project.
+# The choices of every "name" key, each read from the registry that builds it (in
+# registration order, as error messages list them). None of these modules imports this one.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.dataset": ("mnist", "fashion-mnist"),
-    "data.scale": ("unit", "symmetric", "standard", "none"),
-    "model.activation": ("relu", "leaky_relu", "tanh", "sigmoid"),
-    "model.init": ("normal", "uniform", "gaussian", "lecun", "glorot", "he"),
-    "model.norm": ("none", "batch", "layer"),
-    "optimizer.name": ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"),
-    "schedule.name": ("constant", "exponential", "step", "cosine", "plateau"),
-    "early_stopping.monitor": ("val_loss", "val_acc"),
+    "data.dataset": tuple(DATASETS),
+    "data.scale": SCALES.names(),
+    "model.activation": ACTIVATIONS.names(),
+    "model.init": INITIALIZERS.names(),
+    "model.norm": NORMS.names(),
+    "optimizer.name": OPTIMIZERS.names(),
+    "schedule.name": SCHEDULES.names(),
+    "early_stopping.monitor": tuple(MONITORS),
 }
 
-# Learning rate used when `optimizer.lr` is not given: each rule's usual starting point.
-DEFAULT_LR = {
-    "sgd": 0.1,
-    "momentum": 0.01,
-    "nesterov": 0.01,
-    "adagrad": 0.01,
-    "rmsprop": 0.001,
-    "adam": 0.001,
-    "adamw": 0.001,
-}
-DEFAULT_ADAMW_WEIGHT_DECAY = 0.01
-# `schedule.gamma` when not given: the lesson's 0.98 per epoch, or a tenfold cut per step.
+_OPTIMIZER = hyper_defaults()  # each optimizer hyper-parameter's default, from nn/optim.py
+# `schedule.gamma` when not given: the lesson's 0.98 per epoch, or a tenfold cut per step;
+# schedules without a gamma save the exponential one, so the saved config is complete.
 DEFAULT_GAMMA = {"exponential": 0.98, "step": 0.1}
 
 
@@ -70,13 +70,13 @@ class ModelConfig:
 @dataclass
 class OptimizerConfig:
     name: str = "adam"
-    lr: float | None = None  # learning rate; None: per-optimizer default (DEFAULT_LR)
-    momentum: float = 0.9  # gamma of momentum and nesterov
-    beta1: float = 0.9  # adam/adamw first-moment decay
-    beta2: float = 0.999  # adam/adamw second-moment decay
-    eps: float = 1e-8  # added to the denominator of adagrad, rmsprop, adam, adamw
-    rho: float = 0.9  # rmsprop's decay of the squared-gradient average
-    weight_decay: float | None = None  # adamw's decoupled decay; None: 0.01 for adamw, else 0
+    lr: float | None = None  # learning rate; None: the optimizer's `default_lr`
+    momentum: float = _OPTIMIZER["momentum"]  # gamma of momentum and nesterov
+    beta1: float = _OPTIMIZER["beta1"]  # adam/adamw first-moment decay
+    beta2: float = _OPTIMIZER["beta2"]  # adam/adamw second-moment decay
+    eps: float = _OPTIMIZER["eps"]  # added to the denominator of adagrad, rmsprop, adam, adamw
+    rho: float = _OPTIMIZER["rho"]  # rmsprop's decay of the squared-gradient average
+    weight_decay: float | None = None  # adamw's decoupled decay; None: adamw's default, else 0
 
 
 @dataclass
@@ -269,8 +269,7 @@ def _range(path: str, value: float | int | None, lo=None, hi=None, lo_open=False
         raise ConfigError(f"{path}: {value!r} is out of range; allowed {left}{lo_s}, {hi_s}{right}")
 
 
-def validate(cfg: Config) -> Config:
-    """Check choices and ranges; return `cfg` unchanged or raise ConfigError."""
+def _check_choices(cfg: Config) -> None:
     for path, choices in CHOICES.items():
         section, key = path.split(".")
         value = getattr(getattr(cfg, section), key)
@@ -278,6 +277,11 @@ def validate(cfg: Config) -> Config:
             close = difflib.get_close_matches(str(value), choices, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"{path}: unknown choice {value!r}{hint}; choose one of: {', '.join(choices)}")
+
+
+def validate(cfg: Config) -> Config:
+    """Check choices and ranges; return `cfg` unchanged or raise ConfigError."""
+    _check_choices(cfg)
     if cfg.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}", cfg.name):
         raise ConfigError(
             f"name: {cfg.name!r} cannot name a run directory; use letters, digits, '.', '_', '+' or '-'"
@@ -334,13 +338,14 @@ def validate(cfg: Config) -> Config:
 def resolve(cfg: Config) -> Config:
     """Fill in the defaults that depend on other keys, so the saved config is explicit."""
     o = dataclasses.replace(cfg.optimizer)
+    rule = OPTIMIZERS.get(o.name)
     if o.lr is None:
-        o.lr = DEFAULT_LR[o.name]
+        o.lr = rule.default_lr
     if o.weight_decay is None:
-        o.weight_decay = DEFAULT_ADAMW_WEIGHT_DECAY if o.name == "adamw" else 0.0
+        o.weight_decay = rule.defaults.get("weight_decay", 0.0)  # 0: the rule has no decay
     s = dataclasses.replace(cfg.schedule)
     if s.gamma is None:
-        s.gamma = DEFAULT_GAMMA.get(s.name, 0.98)
+        s.gamma = DEFAULT_GAMMA.get(s.name, DEFAULT_GAMMA["exponential"])
     return dataclasses.replace(cfg, optimizer=o, schedule=s)
 
 

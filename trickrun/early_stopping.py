@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import math
 
-HIGHER_IS_BETTER = {"val_loss": False, "val_acc": True}
+from .metrics import MONITORS, higher_is_better
 
 
 class EarlyStopping:
     def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
                  enabled: bool = True):
         self.monitor, self.patience, self.min_delta, self.enabled = monitor, patience, min_delta, enabled
-        self.higher_is_better = HIGHER_IS_BETTER[monitor]
+        if monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {', '.join(MONITORS)}, got {monitor!r}")
+        self.higher_is_better = higher_is_better(monitor)
         self.best: float | None = None
         self.best_epoch: int | None = None
         self.wait = 0

@@ -8,6 +8,7 @@ and saved.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -16,16 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import Config
-from .data import Dataset
+from .data.load import Dataset
 from .nn.diagnostics import first_nonfinite_layer, layer_stats
 from .early_stopping import EarlyStopping
-from .nn.losses import add_penalty_grad, softmax_cross_entropy, weight_penalty
+from .nn.losses import add_penalty_grad, evaluate, softmax_cross_entropy, weight_penalty
 from .nn.model import MLP, model_arrays
 from .nn.optim import clip_gradients, make_optimizer
 from .nn.schedules import LRSchedule
+from .rundir.format import Status
 
 PROBE_SIZE = 512  # validation examples behind the per-layer activation statistics
-EVAL_CHUNK = 2048  # examples per forward pass when evaluating
 
 
 class NullReporter:
@@ -50,26 +51,47 @@ class Rngs:
         return cls(*(np.random.default_rng(s) for s in (init, shuffle, dropout)))
 
 
-def evaluate(model: MLP, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Mean loss and accuracy in evaluation mode."""
-    total_loss, total_correct = 0.0, 0
-    with np.errstate(all="ignore"):
-        for start in range(0, len(x), EVAL_CHUNK):
-            xb, yb = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
-            loss, correct, _ = softmax_cross_entropy(model.forward(xb, train=False), yb)
-            total_loss += loss * len(xb)
-            total_correct += correct
-    return total_loss / len(x), total_correct / len(x)
+@dataclass(frozen=True)
+class Divergence:
+    """Where training first met a non-finite value; summary.json's `divergence`."""
+
+    epoch: int
+    batch: int | None  # None: the validation loss after the epoch, not a batch
+    layer: str | None
+    where: str  # e.g. "activations", "gradients", "validation loss"
+    lr: float
+
+    def reason(self) -> str:
+        if self.batch is None:
+            return f"{self.where} became non-finite in epoch {self.epoch}"
+        return (f"non-finite value in epoch {self.epoch}, batch {self.batch}, "
+                f"{self.where} of {self.layer} (lr {self.lr:.3g})")
+
+
+@dataclass(frozen=True)
+class Ending:
+    """Why the loop stopped."""
+
+    status: Status
+    reason: str
+    divergence: Divergence | None = None
+
+
+def class_count(data: Dataset) -> int:
+    """Output width: labels are 0..K-1. Every split counts, since a train_limit sample may
+    lack a class the test set has."""
+    return int(max(data.y_train.max(), data.y_val.max(), data.y_test.max())) + 1
 
 
 class Trainer:
-    """One training run of `cfg` on `data`, writing through `writer` (a runs.RunWriter)."""
+    """One training run of `cfg` on `data`; `run(writer)` trains and records it."""
 
-    def __init__(self, cfg: Config, data: Dataset, writer, reporter=None):
-        self.cfg, self.data, self.writer = cfg, data, writer
+    def __init__(self, cfg: Config, data: Dataset, reporter=None):
+        self.cfg, self.data = cfg, data
         self.reporter = reporter or NullReporter()
         self.rngs = Rngs.from_seed(cfg.seed)
-        self.model = MLP(data.x_train.shape[1], 10, cfg.model,
+        self.n_classes = class_count(data)
+        self.model = MLP(data.x_train.shape[1], self.n_classes, cfg.model,
                          init_rng=self.rngs.init, dropout_rng=self.rngs.dropout)
         m = self.model
         self.optimizer = make_optimizer(cfg.optimizer, m.params.size, m.dtype, m.n_weights)
@@ -80,143 +102,154 @@ class Trainer:
         self.epoch = 0  # the epoch in progress (or last started)
         self.epochs_done = 0  # epochs whose record was written
         self.best_values = {"val_loss": None, "val_acc": None}
-        self.divergence: dict | None = None
+        self._probe = data.x_val[:PROBE_SIZE]
+        self._buffers: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # per batch size
         self._scratch = np.empty(m.n_weights, m.dtype)
         self._last_weights = np.empty(m.n_weights, m.dtype)
         # Each block's W gets its own squared norm; the rest (biases, norm params) one more.
         self._segments = [b.weight_slice for b in m.blocks] + [slice(m.n_weights, m.params.size)]
+        self._sq = np.zeros(len(self._segments))
 
     # --- one epoch ----------------------------------------------------------------------
-    def _train_epoch(self, lr: float) -> dict | None:
-        cfg, m, data = self.cfg, self.model, self.data
-        x, y = data.x_train, data.y_train
-        n, bs = len(x), cfg.train.batch_size
-        l2, l1 = cfg.regularization.l2, cfg.regularization.l1
-        clip_norm, clip_value = cfg.clip.norm, cfg.clip.value
+    def _train_epoch(self, lr: float) -> dict | Divergence:
+        """One pass over the reshuffled training set; stops at the first non-finite loss or
+        gradient norm and returns where it happened."""
+        m, reg, clip = self.model, self.cfg.regularization, self.cfg.clip
+        n, bs = len(self.data.x_train), self.cfg.train.batch_size
         params, grads, nw = m.params, m.grads, m.n_weights
         weights, weight_grads = params[:nw], grads[:nw]
         order = self.rngs.shuffle.permutation(n)
-        batch_x = {}  # reused input and label buffers, one per batch size
-        grad_logits = {}
-        sq = np.zeros(len(self._segments))
         block_norm_sums = np.zeros(len(m.blocks))
         loss_sum = norm_sum = 0.0
-        correct_sum = clipped = steps = 0
+        correct_sum = clipped = 0
         n_batches = -(-n // bs)
         for index in range(n_batches):
-            idx = order[index * bs : (index + 1) * bs]
-            size = len(idx)
-            if size not in batch_x:
-                batch_x[size] = (np.empty((size, x.shape[1]), x.dtype), np.empty(size, y.dtype))
-                grad_logits[size] = np.empty((size, 10), m.dtype)
-            xb, yb = batch_x[size]
-            # mode="clip" (idx is a permutation, always in range): with the default "raise"
-            # numpy gathers into a temporary buffer and copies it into `out` afterwards.
-            np.take(x, idx, axis=0, out=xb, mode="clip")
-            np.take(y, idx, out=yb, mode="clip")
+            xb, yb, dlogits = self._batch(order[index * bs : (index + 1) * bs])
             with np.errstate(over="ignore", invalid="ignore"):
                 logits = m.forward(xb, train=True)
-                loss, correct, dlogits = softmax_cross_entropy(logits, yb, grad_out=grad_logits[size])
+                loss, correct, dlogits = softmax_cross_entropy(logits, yb, grad_out=dlogits)
             if not math.isfinite(loss):
                 return self._diverged(index + 1, lr, xb)
             m.backward(dlogits)
-            if l2 or l1:
-                add_penalty_grad(weights, weight_grads, l2, l1, self._scratch)
-            with np.errstate(over="ignore", invalid="ignore"):
-                for i, seg in enumerate(self._segments):
-                    g = grads[seg]
-                    sq[i] = np.dot(g, g)
-                norm = math.sqrt(sq.sum())
+            if reg.l2 or reg.l1:
+                add_penalty_grad(weights, weight_grads, reg.l2, reg.l1, self._scratch)
+            sq, norm = self._grad_norms()
             if not math.isfinite(norm):
                 bad = next((b.name for b, s in zip(m.blocks, sq) if not math.isfinite(s)),
                            "biases or normalization")
                 return self._diverged(index + 1, lr, xb, layer=(bad, "gradients"))
             block_norm_sums += np.sqrt(sq[:-1])
             norm_sum += norm
-            if clip_norm is not None or clip_value is not None:
-                clipped += clip_gradients(grads, norm, clip_norm, clip_value)
+            if clip.norm is not None or clip.value is not None:
+                clipped += clip_gradients(grads, norm, clip.norm, clip.value)
             if index == n_batches - 1:
-                np.copyto(self._last_weights, weights)
+                np.copyto(self._last_weights, weights)  # for the update/weight ratio
             self.optimizer.step(params, grads, lr)
-            loss_sum += loss * size
+            loss_sum += loss * len(yb)
             correct_sum += correct
-            steps += 1
-            self.reporter.batch(self.epoch, index + 1, loss, correct, size)
+            self.reporter.batch(self.epoch, index + 1, loss, correct, len(yb))
         if m.dtype == np.float32:
-            flush_subnormals(params)
-            # Optimizer state gets stuck at subnormals: a moment whose gradient stays 0
-            # decays until the decrement rounds to 0, and every later step then does
-            # slow subnormal arithmetic on it. Zeroing changes no update: an update built
-            # from a subnormal moment is far below the parameter's rounding step.
-            for state in self.optimizer.state.values():
-                flush_subnormals(state)
+            self._flush_subnormals()
         return {
             "train_loss": loss_sum / n,
             "train_acc": correct_sum / n,
-            "grad_norm": norm_sum / steps,
-            "clip_fraction": clipped / steps,
-            "block_grad_norms": (block_norm_sums / steps).tolist(),
+            "grad_norm": norm_sum / n_batches,
+            "clip_fraction": clipped / n_batches,
+            "block_grad_norms": (block_norm_sums / n_batches).tolist(),
         }
 
-    def _diverged(self, batch: int, lr: float, xb: np.ndarray, layer: tuple[str, str] | None = None) -> None:
+    def _batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Inputs, labels and a logits-gradient buffer for the examples `idx`, in arrays
+        reused for every batch of the same size."""
+        x, y = self.data.x_train, self.data.y_train
+        size = len(idx)
+        if size not in self._buffers:
+            self._buffers[size] = (np.empty((size, x.shape[1]), x.dtype), np.empty(size, y.dtype),
+                                   np.empty((size, self.n_classes), self.model.dtype))
+        xb, yb, dlogits = self._buffers[size]
+        # mode="clip" (idx is a permutation, always in range): with the default "raise"
+        # numpy gathers into a temporary buffer and copies it into `out` afterwards.
+        np.take(x, idx, axis=0, out=xb, mode="clip")
+        np.take(y, idx, out=yb, mode="clip")
+        return xb, yb, dlogits
+
+    def _grad_norms(self) -> tuple[np.ndarray, float]:
+        """Squared L2 norm of each gradient segment, and the global norm."""
+        sq, grads = self._sq, self.model.grads
+        with np.errstate(over="ignore", invalid="ignore"):
+            for i, seg in enumerate(self._segments):
+                g = grads[seg]
+                sq[i] = np.dot(g, g)
+            return sq, math.sqrt(sq.sum())
+
+    def _flush_subnormals(self) -> None:
+        flush_subnormals(self.model.params)
+        # Optimizer state gets stuck at subnormals: a moment whose gradient stays 0
+        # decays until the decrement rounds to 0, and every later step then does
+        # slow subnormal arithmetic on it. Zeroing changes no update: an update built
+        # from a subnormal moment is far below the parameter's rounding step.
+        for state in self.optimizer.state.values():
+            flush_subnormals(state)
+
+    def _diverged(self, batch: int, lr: float, xb: np.ndarray, layer: tuple[str, str] | None = None) -> Divergence:
         name, where = layer or first_nonfinite_layer(self.model, xb)
-        self.divergence = {"epoch": self.epoch, "batch": batch, "layer": name, "where": where, "lr": lr}
-        return None
+        return Divergence(self.epoch, batch, name, where, lr)
 
     # --- the run ------------------------------------------------------------------------
-    def run(self) -> dict:
-        """Train until a stop condition holds, from epoch 1 or from a loaded checkpoint."""
-        cfg, m = self.cfg, self.model
-        n_batches = -(-len(self.data.x_train) // cfg.train.batch_size)
-        self.reporter.start(epochs=cfg.train.epochs, batches=n_batches, run_dir=self.writer.path)
-        probe = self.data.x_val[:PROBE_SIZE]
+    def run(self, writer) -> dict:
+        """Train until a stop condition holds, from epoch 1 or from a loaded checkpoint,
+        handing each epoch's record, checkpoint and the final model to `writer` (a
+        rundir.writer.RunWriter). Returns the results for the summary."""
+        n_batches = -(-len(self.data.x_train) // self.cfg.train.batch_size)
+        self.reporter.start(epochs=self.cfg.train.epochs, batches=n_batches, run_dir=writer.path)
         started = time.perf_counter()
         try:
-            while True:
-                if self.stopper.should_stop:
-                    status = "early_stopped"
-                    reason = (f"{self.stopper.monitor} did not improve by more than "
-                              f"{cfg.early_stopping.min_delta:g} for {self.stopper.wait} epochs")
-                    break
-                if self.epoch >= cfg.train.epochs:
-                    status, reason = "completed", f"reached the epoch limit ({cfg.train.epochs})"
-                    break
-                self.epoch += 1
-                t0 = time.perf_counter()
-                lr = self.schedule.lr(self.epoch)
-                stats = self._train_epoch(lr)
-                if stats is None:
-                    d = self.divergence
-                    status = "diverged"
-                    reason = (f"non-finite value in epoch {d['epoch']}, batch {d['batch']}, "
-                              f"{d['where']} of {d['layer']} (lr {d['lr']:.3g})")
-                    break
-                val_loss, val_acc = evaluate(m, self.data.x_val, self.data.y_val)
-                if not math.isfinite(val_loss):
-                    self.divergence = {"epoch": self.epoch, "batch": None, "layer": None,
-                                       "where": "validation loss", "lr": lr}
-                    status, reason = "diverged", f"validation loss became non-finite in epoch {self.epoch}"
-                    break
-                monitored = val_loss if self.stopper.monitor == "val_loss" else val_acc
-                improved = self.stopper.update(self.epoch, monitored)
-                if improved:
-                    np.copyto(self.best_state, m.flat_state())
-                    self.best_values = {"val_loss": val_loss, "val_acc": val_acc}
-                self.schedule.observe(self.epoch, improved)
-                layers = layer_stats(m, probe, stats.pop("block_grad_norms"), self._last_weights)
-                penalty = weight_penalty(m.params[: m.n_weights], cfg.regularization.l2, cfg.regularization.l1)
-                record = {"epoch": self.epoch, "lr": lr, "train_loss": stats["train_loss"],
-                          "train_acc": stats["train_acc"], "val_loss": val_loss, "val_acc": val_acc,
-                          "penalty": penalty, "grad_norm": stats["grad_norm"],
-                          "clip_fraction": stats["clip_fraction"],
-                          "epoch_s": time.perf_counter() - t0, "layers": layers}
-                self.writer.append_metrics(record)
-                self.epochs_done = self.epoch
-                self.writer.save_checkpoint(self.checkpoint())
-                self.reporter.epoch(record)
+            ending = None
+            while ending is None:
+                ending = self._stop_condition() or self._run_epoch(writer)
         except KeyboardInterrupt:
-            status, reason = "interrupted", f"interrupted (Ctrl-C) during epoch {self.epoch}"
-        return self._finish(status, reason, time.perf_counter() - started)
+            ending = Ending(Status.INTERRUPTED, f"interrupted (Ctrl-C) during epoch {self.epoch}")
+        return self._finish(writer, ending, time.perf_counter() - started)
+
+    def _stop_condition(self) -> Ending | None:
+        if self.stopper.should_stop:
+            return Ending(Status.EARLY_STOPPED,
+                          f"{self.stopper.monitor} did not improve by more than "
+                          f"{self.cfg.early_stopping.min_delta:g} for {self.stopper.wait} epochs")
+        if self.epoch >= self.cfg.train.epochs:
+            return Ending(Status.COMPLETED, f"reached the epoch limit ({self.cfg.train.epochs})")
+        return None
+
+    def _run_epoch(self, writer) -> Ending | None:
+        """Train, validate and record the next epoch; an Ending if it diverged."""
+        m, reg = self.model, self.cfg.regularization
+        self.epoch += 1
+        t0 = time.perf_counter()
+        lr = self.schedule.lr(self.epoch)
+        stats = self._train_epoch(lr)
+        if isinstance(stats, Divergence):
+            return Ending(Status.DIVERGED, stats.reason(), stats)
+        val_loss, val_acc = evaluate(m, self.data.x_val, self.data.y_val)
+        if not math.isfinite(val_loss):
+            divergence = Divergence(self.epoch, None, None, "validation loss", lr)
+            return Ending(Status.DIVERGED, divergence.reason(), divergence)
+        values = {"val_loss": val_loss, "val_acc": val_acc}
+        improved = self.stopper.update(self.epoch, values[self.stopper.monitor])
+        if improved:
+            np.copyto(self.best_state, m.flat_state())
+            self.best_values = values
+        self.schedule.observe(self.epoch, improved)
+        layers = layer_stats(m, self._probe, stats.pop("block_grad_norms"), self._last_weights)
+        record = {"epoch": self.epoch, "lr": lr, "train_loss": stats["train_loss"],
+                  "train_acc": stats["train_acc"], "val_loss": val_loss, "val_acc": val_acc,
+                  "penalty": weight_penalty(m.params[: m.n_weights], reg.l2, reg.l1),
+                  "grad_norm": stats["grad_norm"], "clip_fraction": stats["clip_fraction"],
+                  "epoch_s": time.perf_counter() - t0, "layers": layers}
+        writer.append_metrics(record)
+        self.epochs_done = self.epoch
+        writer.save_checkpoint(self.checkpoint())
+        self.reporter.epoch(record)
+        return None
 
     # --- checkpoints: everything the loop needs to go on exactly where it stopped ------------
     def checkpoint(self) -> dict[str, np.ndarray]:
@@ -245,34 +278,32 @@ class Trainer:
             getattr(self.rngs, name).bit_generator.state = state
         self.epoch = self.epochs_done = meta["epochs_done"]
 
-    def _finish(self, status: str, reason: str, train_s: float) -> dict:
-        cfg, m = self.cfg, self.model
-        best_epoch = self.stopper.best_epoch
-        epochs_run = self.epochs_done
+    def _finish(self, writer, ending: Ending, train_s: float) -> dict:
+        m, best_epoch, reason = self.model, self.stopper.best_epoch, ending.reason
         test = None
         # After a divergence the last weights are not finite, after Ctrl-C they are from the
         # middle of an epoch: either way the best ones are what there is to evaluate.
-        if cfg.early_stopping.restore_best or status in ("diverged", "interrupted"):
+        if self.cfg.early_stopping.restore_best or ending.status in (Status.DIVERGED, Status.INTERRUPTED):
             m.load_flat_state(self.best_state)
             evaluated = best_epoch
         else:
-            evaluated = epochs_run
+            evaluated = self.epochs_done
         if best_epoch is not None:
             test_loss, test_acc = evaluate(m, self.data.x_test, self.data.y_test)
             test = {"loss": test_loss, "acc": test_acc, "weights_of_epoch": evaluated}
-            self.writer.save_model(model_arrays(m))
+            writer.save_model(model_arrays(m))
         else:
             reason += "; no epoch finished, so nothing was evaluated on the test set"
         return {
-            "status": status,
+            "status": ending.status,
             "stop_reason": reason,
-            "epochs_run": epochs_run,
+            "epochs_run": self.epochs_done,
             "best_epoch": best_epoch,
             "stopped_epoch": self.epoch,
             "best": {"monitor": self.stopper.monitor, **self.best_values},
             "test": test,
             "train_s": train_s,
-            "divergence": self.divergence,
+            "divergence": dataclasses.asdict(ending.divergence) if ending.divergence else None,
         }
 
 

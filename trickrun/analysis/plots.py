@@ -21,6 +21,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..errors import ConfigError, RunDirError  # noqa: E402
 from ..rundir.reader import Run  # noqa: E402
+from .analyze import layer_union  # noqa: E402
 
 PANELS = (
     ("train_loss", "training loss"),
@@ -109,9 +110,7 @@ def plot_runs(runs: Sequence[Run], path: str | Path, labels: Sequence[str] | Non
 
 
 def _grad_panel(ax, runs: Sequence[Run], colours, single: bool) -> None:
-    layer_names: list[str] = []
-    for run in runs:
-        layer_names += [n for n in run.layer_names() if n not in layer_names]
+    layer_names = layer_union(runs)  # network order, so a layer keeps its style across depths
     drew = False
     for i, run in enumerate(runs):
         for j, layer in enumerate(run.layer_names()):

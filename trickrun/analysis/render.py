@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..rundir.reader import higher_is_better
+from ..metrics import higher_is_better
+from ..rundir.format import Status
 from ..rundir.writer import to_json
 
 RUN_COLUMNS_MAX = 6  # up to this many runs, one column per run; beyond it, one row per run
@@ -27,6 +28,16 @@ EMPTY = "—"
 WRAPPING_COLUMNS = ("flags", "flag", "value", "run", "group")  # long text; others never wrap
 WRAP_MIN_WIDTH = 24  # a wrapping column is never squeezed narrower than this
 LABEL_WIDTH = 24  # a run label longer than this wraps
+
+STATUS_STYLE = {
+    Status.COMPLETED: "green",
+    Status.EARLY_STOPPED: "green",
+    Status.DIVERGED: "bold red",
+    Status.INTERRUPTED: "yellow",
+    Status.RUNNING: "cyan",
+    Status.STALE: "magenta",
+    Status.INCOMPLETE: "dim",
+}
 
 
 class OutputFormat(str, Enum):
@@ -57,6 +68,25 @@ class Section:
     footer: list[str] = field(default_factory=list)  # lines after the table
     text: str | None = None  # a preformatted block instead of a table
     language: str = ""  # of `text`, for Markdown fences
+
+
+@dataclass
+class Report:
+    """What a command prints: sections (table, Markdown) and records (CSV, JSON)."""
+
+    sections: list[Section]
+    records: list[dict[str, Any]]
+
+
+def status_cell(status: Any) -> Cell:
+    return Cell(str(status), style=STATUS_STYLE.get(str(status), ""))
+
+
+def report_output(report: Report, fmt: OutputFormat, console: Console) -> None:
+    if fmt in (OutputFormat.csv, OutputFormat.json):
+        console.out(records_text(report.records, fmt), highlight=False, end="")
+    else:
+        render_sections(report.sections, fmt, console)
 
 
 def _cell(value: Any) -> Cell:

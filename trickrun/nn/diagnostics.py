@@ -29,10 +29,10 @@ def _norm(x: np.ndarray) -> float:
 
 def layer_stats(model: MLP, probe_x: np.ndarray, grad_norm_means: list[float],
                 weights_before_last_step: np.ndarray | None) -> list[dict]:
-    logits = model.forward(probe_x, train=False)
+    model.forward(probe_x, train=False)
     out = []
     for block, grad_norm in zip(model.blocks, grad_norm_means):
-        act = block.activation.output if block.activation is not None else logits
+        act = block.activation_output
         dead = saturated = None
         if block.activation is not None:
             if block.activation.saturating:
@@ -62,20 +62,16 @@ def layer_stats(model: MLP, probe_x: np.ndarray, grad_norm_means: list[float],
 def first_nonfinite_layer(model: MLP, x: np.ndarray) -> tuple[str, str]:
     """Where a non-finite value shows first: (block name, "weights" | "activations").
 
-    Weights are checked first in layer order; if all are finite, the batch is run forward
+    Parameters are checked first in block order; if all are finite, the batch is run forward
     again block by block (training mode, as the step saw it) to find the first non-finite output.
     """
     for block in model.blocks:
-        for layer in block.layers():
-            for arr in (getattr(layer, "W", None), getattr(layer, "b", None),
-                        getattr(layer, "gamma", None), getattr(layer, "beta", None)):
-                if arr is not None and not np.all(np.isfinite(arr)):
-                    return block.name, "weights"
+        if not all(np.all(np.isfinite(model.param(name))) for name in block.param_names):
+            return block.name, "weights"
     with np.errstate(all="ignore"):
         h = x
         for block in model.blocks:
-            for layer in block.layers():
-                h = layer.forward(h, True)
+            h = block.forward(h, True)
             if not np.all(np.isfinite(h)):
                 return block.name, "activations"
     return model.blocks[-1].name, "loss"

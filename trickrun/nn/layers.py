@@ -9,6 +9,9 @@ Conventions shared by every layer:
 - Outputs are written into per-layer scratch arrays reused across batches of the same
   shape, so a returned array is valid until the same layer is called again. No layer writes
   into an array it was given.
+- Activations and norms are registered by name (ACTIVATIONS, NORMS: the config's
+  model.activation and model.norm); a norm class declares its arrays (see `Norm`).
+- `backward` after `forward(x, train=False)` is the gradient of the evaluation-mode map.
 """
 
 from __future__ import annotations
@@ -16,6 +19,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from ..registry import Registry
+
+ACTIVATIONS: Registry = Registry("activation")
+NORMS: Registry = Registry("norm")
 
 
 class Scratch:
@@ -84,6 +92,7 @@ class Activation:
         self.output: np.ndarray | None = None
 
 
+@ACTIVATIONS.register("relu")
 class ReLU(Activation):
     """y = max(x, 0); dy/dx = 1 where y > 0, else 0."""
 
@@ -99,6 +108,7 @@ class ReLU(Activation):
         return np.multiply(grad, active, out=self._scratch.get("dx", grad.shape, grad.dtype))
 
 
+@ACTIVATIONS.register("leaky_relu")
 class LeakyReLU(Activation):
     """y = x for x > 0, slope * x otherwise (slope 0.01); dy/dx = 1 or slope."""
 
@@ -118,6 +128,7 @@ class LeakyReLU(Activation):
         return dx
 
 
+@ACTIVATIONS.register("tanh")
 class Tanh(Activation):
     """y = tanh(x); dy/dx = 1 - y^2. Saturated where |y| > 0.99."""
 
@@ -137,6 +148,7 @@ class Tanh(Activation):
         return np.abs(output) > 0.99
 
 
+@ACTIVATIONS.register("sigmoid")
 class Sigmoid(Activation):
     """y = 1 / (1 + exp(-x)); dy/dx = y (1 - y). Saturated where y < 0.01 or y > 0.99."""
 
@@ -160,10 +172,32 @@ class Sigmoid(Activation):
         return (output < 0.01) | (output > 0.99)
 
 
-ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "tanh": Tanh, "sigmoid": Sigmoid}
+class Norm:
+    """What a registered norm declares, so a block can lay out its arrays before building it:
+    `PARAMS` and `BUFFERS` map short names to initial values (one value per feature, in
+    flat-buffer order), `REPLACES_BIAS` says the norm's shift makes the preceding Dense
+    bias redundant. `build` receives dicts of views by short name and the model config."""
+
+    PARAMS: dict[str, float] = {}
+    BUFFERS: dict[str, float] = {}
+    REPLACES_BIAS = False
+
+    @classmethod
+    def build(cls, params: dict, grads: dict, buffers: dict, cfg):
+        raise NotImplementedError
 
 
-class BatchNorm:
+@NORMS.register("none")
+class NoNorm(Norm):
+    """No normalization: no arrays, and `build` gives no layer."""
+
+    @classmethod
+    def build(cls, params: dict, grads: dict, buffers: dict, cfg) -> None:
+        return None
+
+
+@NORMS.register("batch")
+class BatchNorm(Norm):
     """Batch normalization over the batch axis, between the affine map and the activation.
 
     Training: xhat = (x - mean_B) / sqrt(var_B + eps), y = gamma * xhat + beta, with the
@@ -171,8 +205,13 @@ class BatchNorm:
     running = momentum * running + (1 - momentum) * batch (Keras's convention; PyTorch's
     momentum is 1 minus this). Evaluation uses the running statistics.
     Backward (training): dx = (1/N) / sqrt(var+eps) * (N dxhat - sum dxhat - xhat sum(dxhat xhat)),
-    with dxhat = g * gamma.
+    with dxhat = g * gamma. Backward (evaluation): the map is affine in x, so
+    dx = g * gamma / sqrt(running_var + eps). Both: dgamma = sum(g xhat), dbeta = sum(g).
     """
+
+    PARAMS = {"gamma": 1.0, "beta": 0.0}
+    BUFFERS = {"running_mean": 0.0, "running_var": 1.0}
+    REPLACES_BIAS = True
 
     def __init__(self, gamma, g_gamma, beta, g_beta, running_mean, running_var,
                  *, momentum: float = 0.9, eps: float = 1e-5):
@@ -180,6 +219,12 @@ class BatchNorm:
         self.running_mean, self.running_var = running_mean, running_var
         self.momentum, self.eps = momentum, eps
         self._scratch = Scratch()
+        self._train = True
+
+    @classmethod
+    def build(cls, params: dict, grads: dict, buffers: dict, cfg) -> "BatchNorm":
+        return cls(params["gamma"], grads["gamma"], params["beta"], grads["beta"],
+                   buffers["running_mean"], buffers["running_var"], momentum=cfg.bn_momentum)
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         xhat = self._scratch.get("xhat", x.shape, x.dtype)
@@ -202,6 +247,7 @@ class BatchNorm:
         else:
             mean, var = self.running_mean, self.running_var
             np.subtract(x, mean, out=xhat)
+        self._train = train
         self._inv_std = 1.0 / np.sqrt(var + self.eps)
         xhat *= self._inv_std
         self._xhat = xhat
@@ -214,16 +260,18 @@ class BatchNorm:
         np.sum(grad, axis=0, out=self.g_beta)
         dxhat = np.multiply(grad, xhat, out=self._scratch.get("dx", grad.shape, grad.dtype))
         np.sum(dxhat, axis=0, out=self.g_gamma)
-        # dxhat * xhat summed = g_gamma * gamma; dxhat summed = g_beta * gamma
         np.multiply(grad, self.gamma, out=dxhat)
-        dxhat -= (self.g_beta * self.gamma) / n
-        dxhat -= np.multiply(xhat, (self.g_gamma * self.gamma) / n,
-                             out=self._scratch.get("tmp", grad.shape, grad.dtype))
+        if self._train:  # the batch statistics depend on x too
+            # dxhat * xhat summed = g_gamma * gamma; dxhat summed = g_beta * gamma
+            dxhat -= (self.g_beta * self.gamma) / n
+            dxhat -= np.multiply(xhat, (self.g_gamma * self.gamma) / n,
+                                 out=self._scratch.get("tmp", grad.shape, grad.dtype))
         dxhat *= self._inv_std
         return dxhat
 
 
-class LayerNorm:
+@NORMS.register("layer")
+class LayerNorm(Norm):
     """Layer normalization over the features of each example, in batch norm's place.
 
     xhat = (x - mean_row) / sqrt(var_row + eps), y = gamma * xhat + beta; the same in
@@ -231,10 +279,16 @@ class LayerNorm:
     Backward: dx = (1/F) / sqrt(var+eps) * (F dxhat - sum_row dxhat - xhat sum_row(dxhat xhat)).
     """
 
+    PARAMS = {"gamma": 1.0, "beta": 0.0}
+
     def __init__(self, gamma, g_gamma, beta, g_beta, *, eps: float = 1e-5):
         self.gamma, self.g_gamma, self.beta, self.g_beta = gamma, g_gamma, beta, g_beta
         self.eps = eps
         self._scratch = Scratch()
+
+    @classmethod
+    def build(cls, params: dict, grads: dict, buffers: dict, cfg) -> "LayerNorm":
+        return cls(params["gamma"], grads["gamma"], params["beta"], grads["beta"])
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         mean = x.mean(axis=1, keepdims=True)

@@ -1,8 +1,14 @@
-"""Softmax cross-entropy, fused and numerically stable, and the L1/L2 weight penalties."""
+"""Softmax cross-entropy, fused and numerically stable, the L1/L2 weight penalties, and
+evaluation: what a trained model (or an ensemble of them) needs without the training loop.
+
+`model` below is anything with `forward(x, train=False) -> logits`, e.g. an nn.model.MLP.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+EVAL_CHUNK = 2048  # examples per forward pass when evaluating: bounds the activations' memory
 
 
 def softmax_cross_entropy(
@@ -54,3 +60,29 @@ def add_penalty_grad(weights: np.ndarray, grads: np.ndarray, l2: float, l1: floa
         np.sign(weights, out=scratch)
         scratch *= l1
         grads += scratch
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, stable because the row maximum is subtracted before exp."""
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    exp /= exp.sum(axis=1, keepdims=True)
+    return exp
+
+
+def predict_proba(model, x: np.ndarray) -> np.ndarray:
+    """Class probabilities of `model` in evaluation mode, (len(x), n_classes)."""
+    with np.errstate(all="ignore"):
+        return np.concatenate([softmax(model.forward(x[start : start + EVAL_CHUNK], train=False))
+                               for start in range(0, len(x), EVAL_CHUNK)])
+
+
+def evaluate(model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Mean loss and accuracy of `model` on (x, y) in evaluation mode."""
+    total_loss, total_correct = 0.0, 0
+    with np.errstate(all="ignore"):  # a diverged model gives a non-finite loss, not a warning
+        for start in range(0, len(x), EVAL_CHUNK):
+            xb, yb = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
+            loss, correct, _ = softmax_cross_entropy(model.forward(xb, train=False), yb)
+            total_loss += loss * len(xb)
+            total_correct += correct
+    return total_loss / len(x), total_correct / len(x)

@@ -27,6 +27,7 @@ import numpy as np
 from ..registry import Registry
 
 OPTIMIZERS: Registry = Registry("optimizer")
+EPS = 1e-8  # added to the denominator of adagrad, rmsprop, adam and adamw
 
 
 # --- the rules ----------------------------------------------------------------------------
@@ -92,12 +93,14 @@ class Optimizer:
     """Holds hyper-parameters and state arrays; `step` applies the rule to flat arrays.
 
     `defaults` names a rule's hyper-parameters (the config keys it reads) with their default
-    values; `n_weights` marks `p[:n_weights]` as the weight matrices (for decoupled weight
-    decay).
+    values, and `default_lr` is its usual starting learning rate: config.py reads both, so
+    each default is written here only. `n_weights` marks `p[:n_weights]` as the weight
+    matrices (for decoupled weight decay).
     """
 
     state_names: tuple[str, ...] = ()
     defaults: dict[str, float] = {}
+    default_lr: float
 
     def __init__(self, size: int, dtype=np.float32, n_weights: int | None = None, **hyper: float):
         unknown = set(hyper) - set(self.defaults)
@@ -132,6 +135,7 @@ class Optimizer:
 
 @OPTIMIZERS.register("sgd")
 class SGD(Optimizer):
+    default_lr = 0.1
     def _update(self, p, g, lr):
         sgd_update(p, g, lr, self._tmp)
 
@@ -140,6 +144,7 @@ class SGD(Optimizer):
 class Momentum(Optimizer):
     state_names = ("velocity",)
     defaults = {"momentum": 0.9}
+    default_lr = 0.01
 
     def _update(self, p, g, lr):
         momentum_update(p, g, self.state["velocity"], lr, self.momentum, self._tmp)
@@ -154,7 +159,8 @@ class Nesterov(Momentum):
 @OPTIMIZERS.register("adagrad")
 class Adagrad(Optimizer):
     state_names = ("sum_sq",)
-    defaults = {"eps": 1e-8}
+    defaults = {"eps": EPS}
+    default_lr = 0.01
 
     def _update(self, p, g, lr):
         adagrad_update(p, g, self.state["sum_sq"], lr, self.eps, self._tmp)
@@ -163,7 +169,8 @@ class Adagrad(Optimizer):
 @OPTIMIZERS.register("rmsprop")
 class RMSProp(Optimizer):
     state_names = ("mean_sq",)
-    defaults = {"rho": 0.9, "eps": 1e-8}
+    defaults = {"rho": 0.9, "eps": EPS}
+    default_lr = 0.001
 
     def _update(self, p, g, lr):
         rmsprop_update(p, g, self.state["mean_sq"], lr, self.rho, self.eps, self._tmp)
@@ -172,7 +179,8 @@ class RMSProp(Optimizer):
 @OPTIMIZERS.register("adam")
 class Adam(Optimizer):
     state_names = ("m", "v")
-    defaults = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+    defaults = {"beta1": 0.9, "beta2": 0.999, "eps": EPS}
+    default_lr = 0.001
 
     def _update(self, p, g, lr):
         adam_update(p, g, self.state["m"], self.state["v"], self.t, lr,
@@ -187,6 +195,17 @@ class AdamW(Adam):
         if self.weight_decay:
             p[: self.n_weights] *= 1.0 - lr * self.weight_decay
         super()._update(p, g, lr)
+
+
+def hyper_defaults() -> dict[str, float]:
+    """Every hyper-parameter's default, merged over the rules (a name that several rules
+    take, such as eps, has one default, so the config can have one key for it)."""
+    merged: dict[str, float] = {}
+    for name in OPTIMIZERS.names():
+        for key, value in OPTIMIZERS.get(name).defaults.items():
+            if merged.setdefault(key, value) != value:
+                raise ValueError(f"optimizers disagree on the default of {key}")  # a bug here
+    return merged
 
 
 def make_optimizer(opt_cfg, size: int, dtype, n_weights: int) -> Optimizer:

@@ -23,56 +23,67 @@ from ..registry import Registry
 SCHEDULES: Registry = Registry("schedule")
 
 
+class Schedule:
+    """lr at scheduled epoch k (1-based) of `total` scheduled epochs. A schedule may react to
+    `observe(improved)` after each scheduled epoch; its `state_dict` is what a checkpoint
+    keeps. Every schedule writes the plateau rule's fields (scale 1, no bad epochs for the
+    rest), so one checkpoint format holds them all."""
+
+    def __init__(self, cfg, lr: float, total: int):
+        self.cfg, self.base_lr, self.total = cfg, lr, total
+
+    def lr(self, k: int) -> float:
+        raise NotImplementedError
+
+    def observe(self, improved: bool) -> None:
+        """After a scheduled epoch: did the monitored metric improve? Most schedules ignore it."""
+
+    def state_dict(self) -> dict:
+        return {"scale": 1.0, "bad_epochs": 0}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Stateless: nothing to restore."""
+
+
 @SCHEDULES.register("constant")
-def constant(k: int, lr: float, cfg, total: int) -> float:
-    return lr
+class Constant(Schedule):
+    def lr(self, k: int) -> float:
+        return self.base_lr
 
 
 @SCHEDULES.register("exponential")
-def exponential(k: int, lr: float, cfg, total: int) -> float:
-    return lr * cfg.gamma ** (k - 1)
+class Exponential(Schedule):
+    def lr(self, k: int) -> float:
+        return self.base_lr * self.cfg.gamma ** (k - 1)
 
 
 @SCHEDULES.register("step")
-def step(k: int, lr: float, cfg, total: int) -> float:
-    return lr * cfg.gamma ** ((k - 1) // cfg.step_size)
+class Step(Schedule):
+    def lr(self, k: int) -> float:
+        return self.base_lr * self.cfg.gamma ** ((k - 1) // self.cfg.step_size)
 
 
 @SCHEDULES.register("cosine")
-def cosine(k: int, lr: float, cfg, total: int) -> float:
-    if total <= 1:
-        return lr
-    progress = min(k - 1, total - 1) / (total - 1)
-    return cfg.min_lr + (lr - cfg.min_lr) * (1 + math.cos(math.pi * progress)) / 2
+class Cosine(Schedule):
+    def lr(self, k: int) -> float:
+        lr, total, min_lr = self.base_lr, self.total, self.cfg.min_lr
+        if total <= 1:
+            return lr
+        progress = min(k - 1, total - 1) / (total - 1)
+        return min_lr + (lr - min_lr) * (1 + math.cos(math.pi * progress)) / 2
 
 
 @SCHEDULES.register("plateau")
-def plateau(k: int, lr: float, cfg, total: int) -> float:
-    return lr  # the cuts are applied by LRSchedule.observe, which knows the metric
-
-
-class LRSchedule:
-    """lr for each epoch from the config; `observe(improved)` feeds the plateau rule."""
-
-    def __init__(self, cfg, base_lr: float, epochs: int):
-        self.cfg, self.base_lr, self.epochs = cfg, base_lr, epochs
-        self._rule = SCHEDULES.get(cfg.name)
-        self.scale = 1.0  # product of plateau cuts so far
+class Plateau(Schedule):
+    def __init__(self, cfg, lr: float, total: int):
+        super().__init__(cfg, lr, total)
+        self.scale = 1.0  # product of the cuts so far
         self.bad_epochs = 0
 
-    def lr(self, epoch: int) -> float:
-        w = self.cfg.warmup_epochs
-        if epoch <= w:
-            return self.base_lr * epoch / (w + 1)
-        value = self._rule(epoch - w, self.base_lr, self.cfg, self.epochs - w)
-        if self.cfg.name == "plateau":
-            value = max(value * self.scale, self.cfg.min_lr)
-        return value
+    def lr(self, k: int) -> float:
+        return max(self.base_lr * self.scale, self.cfg.min_lr)
 
-    def observe(self, epoch: int, improved: bool) -> None:
-        """After an epoch: count epochs without improvement and cut lr for plateau."""
-        if self.cfg.name != "plateau" or epoch <= self.cfg.warmup_epochs:
-            return
+    def observe(self, improved: bool) -> None:
         self.bad_epochs = 0 if improved else self.bad_epochs + 1
         if self.bad_epochs >= max(self.cfg.patience, 1):
             self.scale *= self.cfg.factor
@@ -83,3 +94,28 @@ class LRSchedule:
 
     def load_state_dict(self, state: dict) -> None:
         self.scale, self.bad_epochs = float(state["scale"]), int(state["bad_epochs"])
+
+
+class LRSchedule:
+    """lr for each epoch of the run: the warm-up ramp, then the configured schedule."""
+
+    def __init__(self, cfg, base_lr: float, epochs: int):
+        self.cfg, self.base_lr, self.epochs = cfg, base_lr, epochs
+        self.schedule: Schedule = SCHEDULES.get(cfg.name)(cfg, base_lr, epochs - cfg.warmup_epochs)
+
+    def lr(self, epoch: int) -> float:
+        w = self.cfg.warmup_epochs
+        if epoch <= w:
+            return self.base_lr * epoch / (w + 1)
+        return self.schedule.lr(epoch - w)
+
+    def observe(self, epoch: int, improved: bool) -> None:
+        """After an epoch; epochs of the warm-up are not the schedule's to judge."""
+        if epoch > self.cfg.warmup_epochs:
+            self.schedule.observe(improved)
+
+    def state_dict(self) -> dict:
+        return self.schedule.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.schedule.load_state_dict(state)

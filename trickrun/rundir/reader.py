@@ -1,176 +1,40 @@
 """Reading run directories back: finding them by name, prefix or glob, loading what they hold,
 and deriving results for runs that never finished.
 
-Every reader here tolerates the ways a run directory can be incomplete:
-  - metrics.jsonl's last line may be torn by a crash mid-write: it is skipped quietly;
-    an unparsable line anywhere else is skipped with a warning naming the line.
-  - summary.json may still say "running" (only the start-time fields), or be missing; the
-    results are then derived from metrics.jsonl. A "running" run whose process is gone
-    (same host, `os.kill(pid, 0)` fails) is reported as "stale".
-  - config.yaml may be missing or unreadable (a warning; the run has an empty config).
+Incomplete run directories are read as files.py describes. A summary.json that still says
+"running" (only the start-time fields) or is missing has its results derived from
+metrics.jsonl; a "running" run whose process is gone from this host is "stale".
 A folder holding none of config.yaml, summary.json, metrics.jsonl is not a run.
 """
 
 from __future__ import annotations
 
 import glob as globlib
-import json
 import math
 import os
 import re
-import socket
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable
 
-from ..config import parse_yaml
 from ..errors import ConfigError, RunDirError
-from .writer import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
+from ..metrics import MONITORS, best_index as best_of
+from .files import effective_status, read_config, read_metrics, read_summary
+from .format import CONFIG_FILE, ENDED, METRICS_FILE, SUMMARY_FILE, Status, layer_order
 
 RUN_FILES = (CONFIG_FILE, SUMMARY_FILE, METRICS_FILE)
 
-# Statuses written by the training command, plus the ones only a reader can tell:
-#   stale       summary says "running" but its process is gone from this host
-#   incomplete  no summary.json at all (the run died before writing it, or a partial copy)
-FINISHED = ("completed", "early_stopped", "diverged", "interrupted")
-STATUSES = FINISHED + ("running", "stale", "incomplete")
-
-# `<name>-<YYYYmmdd-HHMMSS>[-N]`, the directory name runs.create_run_dir() makes.
+# `<name>-<YYYYmmdd-HHMMSS>[-N]`, the directory name writer.create_run_dir() makes.
 _STAMP = re.compile(r"^(?P<name>.+)-(?P<stamp>\d{8}-\d{6})(?:-(?P<n>\d+))?$")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 # Per-epoch keys of metrics.jsonl that are not metrics one can plot or rank.
 _NOT_METRICS = ("epoch", "layers")
-# Metric keys the training command writes, in the order tables show them.
-METRIC_KEYS = (
-    "lr",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "penalty",
-    "grad_norm",
-    "clip_fraction",
-    "epoch_s",
-)
-LAYER_KEYS = (
-    "act_mean",
-    "act_std",
-    "dead_frac",
-    "saturated_frac",
-    "weight_norm",
-    "grad_norm",
-    "update_ratio",
-)
-
-
-def higher_is_better(metric: str) -> bool | None:
-    """True for accuracies, False for losses, None for metrics with no better direction."""
-    if metric.endswith("acc"):
-        return True
-    if metric.endswith("loss"):
-        return False
-    return None
-
-
-# ---------------------------------------------------------------------------------------
-# Small, tolerant file readers.
-
-
-def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """The epoch records of a metrics.jsonl and warnings about lines that were skipped.
-
-    A missing file is no records. The last line is skipped without a warning when it does
-    not parse (a torn write); any other line that is not a JSON object is skipped with one.
-    """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return [], []
-    except OSError as err:
-        return [], [f"{path}: cannot be read ({err.strerror or err}); no epochs shown"]
-    lines = data.split(b"\n")
-    while lines and not lines[-1].strip():
-        lines.pop()
-    records, warnings = [], []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            record = None
-        if isinstance(record, dict):
-            records.append(record)
-        elif number != len(lines):
-            warnings.append(f"{path}: line {number} is not a JSON object; skipped")
-    return records, warnings
-
-
-def read_summary(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
-    """summary.json as a dict, or None (with a warning if it exists but is unreadable)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, []
-    except (OSError, UnicodeDecodeError) as err:
-        return None, [f"{path}: cannot be read ({err}); treated as missing"]
-    try:
-        data = json.loads(text)
-    except ValueError as err:
-        return None, [f"{path}: not valid JSON ({err}); treated as missing"]
-    if not isinstance(data, dict):
-        return None, [f"{path}: not a JSON object; treated as missing"]
-    return data, []
-
-
-def read_config(path: Path) -> tuple[dict[str, Any], list[str]]:
-    """config.yaml as a dict; an empty dict with a warning when it is missing or unreadable."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}, [f"{path}: missing; the run's config is unknown"]
-    except (OSError, UnicodeDecodeError) as err:
-        return {}, [f"{path}: cannot be read ({err}); the run's config is unknown"]
-    try:
-        data = parse_yaml(text, str(path))
-    except ConfigError as err:
-        return {}, [f"{err}; the run's config is unknown"]
-    if not isinstance(data, dict):
-        return {}, [f"{path}: not a mapping; the run's config is unknown"]
-    return data, []
 
 
 def is_run_dir(path: Path) -> bool:
     return path.is_dir() and any((path / f).is_file() for f in RUN_FILES)
-
-
-def pid_alive(pid: Any, host: Any) -> bool | None:
-    """Whether process `pid` still exists; None when it cannot be told (another host)."""
-    if host != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
-        return None
-    try:
-        os.kill(pid, 0)  # signal 0: only checks that the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except OSError:
-        return None
-    return True
-
-
-def effective_status(summary: Mapping[str, Any] | None) -> str:
-    """The summary's status, "stale" for a dead "running" one, "incomplete" without summary."""
-    if summary is None:
-        return "incomplete"
-    status = summary.get("status")
-    if not isinstance(status, str):
-        return "incomplete"
-    if status == "running" and pid_alive(summary.get("pid"), summary.get("host")) is False:
-        return "stale"
-    return status
 
 
 def split_dir_name(dirname: str) -> tuple[str, datetime | None]:
@@ -228,12 +92,13 @@ class Run:
         return self.config.get("seed", (self.summary or {}).get("seed"))
 
     @property
-    def status(self) -> str:
+    def status(self) -> Status | str:
         return effective_status(self.summary)
 
     @property
     def finished(self) -> bool:
-        return self.summary is not None and self.summary.get("status") in FINISHED
+        """Written to the end (or interrupted): the summary holds the results."""
+        return self.status in ENDED
 
     @property
     def epochs(self) -> list[int]:
@@ -244,12 +109,10 @@ class Run:
         return [_finite(r.get(key)) for r in self.records]
 
     def layer_names(self) -> list[str]:
-        names: list[str] = []
-        for record in self.records:
-            for layer in record.get("layers") or ():
-                if isinstance(layer, dict) and layer.get("name") not in names:
-                    names.append(layer.get("name"))
-        return names
+        """The layers any record names, in network order."""
+        names = {layer["name"] for record in self.records for layer in record.get("layers") or ()
+                 if isinstance(layer, dict) and isinstance(layer.get("name"), str)}
+        return sorted(names, key=layer_order)
 
     def layer_series(self, layer: str, key: str) -> list[float | None]:
         out = []
@@ -275,10 +138,10 @@ class Run:
 
     def monitor(self) -> str:
         best = (self.summary or {}).get("best")
-        if isinstance(best, dict) and best.get("monitor") in ("val_loss", "val_acc"):
+        if isinstance(best, dict) and best.get("monitor") in MONITORS:
             return best["monitor"]
         monitor = (self.config.get("early_stopping") or {}).get("monitor")
-        return monitor if monitor in ("val_loss", "val_acc") else "val_loss"
+        return monitor if monitor in MONITORS else "val_loss"
 
     def best_index(self, metric: str | None = None) -> int | None:
         """Index into `records` of the best epoch: the summary's when it has one and `metric`
@@ -290,16 +153,7 @@ class Run:
                     if epoch == best_epoch:
                         return i
             metric = self.monitor()
-        direction = higher_is_better(metric)
-        values = self.series(metric)
-        candidates = [(v, i) for i, v in enumerate(values) if v is not None]
-        if not candidates:
-            return None
-        if direction is None:
-            return candidates[-1][1]
-        if direction:
-            return max(candidates, key=lambda c: (c[0], -c[1]))[1]
-        return min(candidates, key=lambda c: (c[0], c[1]))[1]
+        return best_of(self.series(metric), metric)
 
     def results(self) -> dict[str, Any]:
         """The result fields shown by `compare`, from summary.json where it has them and from
@@ -443,10 +297,6 @@ def resolve_runs(specs: Iterable[str], root: Path) -> list[Path]:
     return list(seen)
 
 
-def load_runs(specs: Iterable[str], root: Path) -> list[Run]:
-    return [load_run(p) for p in resolve_runs(specs, root)]
-
-
 # ---------------------------------------------------------------------------------------
 # `ls`: one cheap record per run, from summary.json alone.
 
@@ -456,7 +306,7 @@ class RunEntry:
     """A row of `trickrun ls`."""
 
     name: str
-    status: str
+    status: Status | str
     epochs: int | None
     best_val_acc: float | None
     test_acc: float | None
@@ -493,7 +343,7 @@ def scan_entry(path: Path, now: datetime | None = None) -> RunEntry | None:
     status = effective_status(summary)
     summary = summary or {}
     started = parse_time(summary.get("started")) or split_dir_name(path.name)[1]
-    if status in FINISHED:
+    if status in ENDED:
         epochs = summary.get("epochs_run") if isinstance(summary.get("epochs_run"), int) else None
         best = summary.get("best") if isinstance(summary.get("best"), dict) else {}
         test = summary.get("test") if isinstance(summary.get("test"), dict) else {}
@@ -507,7 +357,7 @@ def scan_entry(path: Path, now: datetime | None = None) -> RunEntry | None:
             duration_s=_finite(summary.get("wall_s")),
         )
     duration = None
-    if status == "running" and started is not None:
+    if status is Status.RUNNING and started is not None:
         now = now or datetime.now(started.tzinfo)
         try:
             duration = max(0.0, (now - started).total_seconds())
@@ -537,9 +387,3 @@ def scan_runs(root: Path) -> tuple[list[RunEntry], list[str]]:
         else:
             rows.append(row)
     return rows, skipped
-
-
-def iter_warnings(runs: Iterable[Run]) -> Iterator[str]:
-    for run in runs:
-        yield from run.warnings
-

@@ -1,13 +1,5 @@
-"""The run directory: exclusive creation, fixed file names, atomic writes.
-
-A run directory `<runs>/<name>-<YYYYmmdd-HHMMSS>[-N]` holds:
-  config.yaml    the resolved config (re-runnable with `trickrun train`)
-  metrics.jsonl  one JSON object per epoch, appended and flushed as each epoch ends
-  summary.json   status and results; written with status "running" at start, rewritten at end
-  model.npz      the weights that were evaluated on the test set
-  checkpoint.npz everything needed to resume after the last finished epoch
-Every file but metrics.jsonl is replaced atomically (temporary file, fsync, rename), so a
-reader never sees half a file, and a crash leaves the previous complete version.
+"""Writing a run directory: exclusive creation, atomic writes, a "running" summary at start
+and the final one at the end. The files and statuses are described in format.py.
 """
 
 from __future__ import annotations
@@ -16,6 +8,7 @@ import errno
 import json
 import math
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,13 +17,8 @@ import numpy as np
 
 from ..atomic import replacing
 from ..errors import RunDirError
-
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
-MODEL_FILE = "model.npz"
-CHECKPOINT_FILE = "checkpoint.npz"
-NOT_RESUMABLE = ("completed", "early_stopped", "diverged")  # final statuses with nothing left to resume
+from .files import read_metrics, read_summary
+from .format import CHECKPOINT_FILE, CONFIG_FILE, FINAL, METRICS_FILE, MODEL_FILE, SUMMARY_FILE, Status
 
 
 def runs_root(runs_dir: str | Path | None = None) -> Path:
@@ -170,20 +158,24 @@ class RunWriter:
         self._metrics: MetricsLog | None = None
         self._summary: dict[str, Any] = {}
 
-    @classmethod
-    def create(cls, root: Path, name: str, config_yaml: str, seed: int) -> "RunWriter":
-        import socket
-
-        writer = cls(create_run_dir(root, name))
-        writer._started = time.time()
-        writer._summary = {
-            "status": "running",
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(writer._started)),
+    @staticmethod
+    def _running_summary(started: Any, seed: Any) -> dict[str, Any]:
+        """What summary.json says while a run trains (from its start or its resumption on)."""
+        return {
+            "status": Status.RUNNING,
+            "started": started,
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "seed": seed,
             "versions": environment(),
         }
+
+    @classmethod
+    def create(cls, root: Path, name: str, config_yaml: str, seed: int) -> "RunWriter":
+        writer = cls(create_run_dir(root, name))
+        writer._started = time.time()
+        started = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(writer._started))
+        writer._summary = cls._running_summary(started, seed)
         try:
             writer.write_file(CONFIG_FILE, config_yaml.encode())
             write_json(writer.path / SUMMARY_FILE, writer._summary)
@@ -212,24 +204,13 @@ class RunWriter:
         """Continue writing an existing run after `epochs_done` epochs: metrics.jsonl keeps
         exactly its first `epochs_done` records (a torn line or records written after the
         last checkpoint are dropped) and summary.json says "running" again."""
-        import socket
-
         writer = cls(path)
-        summary = json.loads((path / SUMMARY_FILE).read_text())
-        from .reader import read_metrics  # the tolerant reader: torn or garbled lines skipped
-
+        summary = read_summary(path / SUMMARY_FILE)[0] or {}
         records, _ = read_metrics(path / METRICS_FILE)
         write_atomic(path / METRICS_FILE, "".join(to_json(r) + "\n" for r in records[:epochs_done]).encode())
         writer._started = time.time() - float(summary.get("wall_s") or 0.0)
-        writer._summary = {
-            "status": "running",
-            "started": summary.get("started"),
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "seed": summary.get("seed"),
-            "versions": environment(),
-            "resumed": int(summary.get("resumed", 0)) + 1,
-        }
+        writer._summary = cls._running_summary(summary.get("started"), summary.get("seed"))
+        writer._summary["resumed"] = int(summary.get("resumed", 0)) + 1
         write_json(path / SUMMARY_FILE, writer._summary)
         writer._metrics = MetricsLog(path / METRICS_FILE)
         return writer
@@ -238,7 +219,7 @@ class RunWriter:
         """Write the final summary: the start fields, the result, and timing."""
         finished = time.time()
         summary = {
-            "status": result["status"],
+            "status": Status(result["status"]),
             **{k: v for k, v in result.items() if k != "status"},
             "wall_s": finished - self._started,
             "seed": self._summary["seed"],
@@ -251,7 +232,7 @@ class RunWriter:
         if "resumed" in self._summary:
             summary["resumed"] = self._summary["resumed"]
         write_json(self.path / SUMMARY_FILE, summary)
-        if summary["status"] in NOT_RESUMABLE:  # nothing left to resume: free the space
+        if summary["status"] in FINAL:  # nothing left to resume: free the space
             _remove_quietly(self.path / CHECKPOINT_FILE)
         if self._metrics is not None:
             self._metrics.close()

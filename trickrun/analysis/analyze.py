@@ -1,0 +1,453 @@
+"""Run analysis as plain data: config diffs, results, curves with their best epoch, gradient
+diagnostics and seed statistics. Functions take Run objects and return dicts and dataclasses;
+nothing here knows about tables, cells or terminals (compare.py and show.py render it).
+
+Diagnostic flags (each a named constant below):
+  vanishing   in some epoch, a layer's gradient norm is below VANISHING_RATIO (1e-3) times the
+              largest layer gradient norm of that epoch (the signal no longer reaches it)
+  exploding   a layer's (or the global) gradient norm is above EXPLODING_GRAD_NORM (1e3), or
+              is non-finite (written as null)
+  dead        at the last epoch, more than DEAD_FRACTION (50%) of a ReLU layer's units are
+              never active on the probe batch
+  saturated   at the last epoch, more than SATURATED_FRACTION (50%) of a tanh/sigmoid layer's
+              units are saturated
+  diverged    summary.json records where the loss became non-finite
+
+Seed groups: runs whose resolved configs are equal except for GROUP_IGNORES (`seed`, and the
+run `name`, a label) form a group, summarised as mean, sample standard deviation (n-1) and n.
+With exactly two groups, their test accuracies are compared with Welch's t-test (stats.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+
+from ..errors import ConfigError
+from ..metrics import METRIC_KEYS, best_index, higher_is_better
+from ..rundir.format import ENDED, layer_order
+from ..rundir.reader import Run
+from .stats import WelchResult, mean_sd, welch_t_test
+
+VANISHING_RATIO = 1e-3  # layer grad norm / largest layer grad norm of the same epoch
+EXPLODING_GRAD_NORM = 1e3  # a gradient norm above this explodes
+DEAD_FRACTION = 0.5  # fraction of never-active ReLU units that flags a layer
+SATURATED_FRACTION = 0.5  # fraction of saturated tanh/sigmoid units that flags a layer
+DEFAULT_METRIC = "val_acc"
+GROUP_IGNORES = ("seed", "name")  # config keys that may differ within a seed group
+
+
+# ---------------------------------------------------------------------------------------
+# Config diff.
+
+_ABSENT = object()
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"optimizer": {"lr": 0.1}} -> {"optimizer.lr": 0.1}; lists stay values."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, full + "."))
+        else:
+            out[full] = value
+    return out
+
+
+def config_diff(configs: Sequence[Mapping[str, Any]], all_keys: bool = False,
+                ignore: Iterable[str] = ()) -> list[tuple[str, list[Any]]]:
+    """(key, one value per config) for every key whose values differ (every key with
+    `all_keys`), in the order keys first appear. A key a config lacks has value None."""
+    flats = [flatten(c) for c in configs]
+    keys: dict[str, None] = {}
+    for flat in flats:
+        keys.update(dict.fromkeys(flat))
+    skip = set(ignore)
+    out = []
+    for key in keys:
+        if key in skip:
+            continue
+        values = [flat.get(key, _ABSENT) for flat in flats]
+        if all_keys or any(v != values[0] for v in values[1:]):
+            out.append((key, [None if v is _ABSENT else v for v in values]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Results.
+
+# (results key, higher is better; None: not ranked), in the order reports show them.
+RESULT_FIELDS: tuple[tuple[str, bool | None], ...] = (
+    ("status", None),
+    ("epochs_run", None),
+    ("best_epoch", None),
+    ("best_val_acc", True),
+    ("best_val_loss", False),
+    ("test_acc", True),
+    ("test_loss", False),
+    ("wall_s", False),
+    ("s_per_epoch", False),
+)
+_OWN_FIELDS = ("val_acc", "val_loss")  # metrics RESULT_FIELDS already has a best_ field for
+
+
+def valid_metrics(runs: Sequence[Run]) -> list[str]:
+    names = list(METRIC_KEYS)
+    for run in runs:
+        names += [n for n in run.metric_names() if n not in names]
+    return names
+
+
+def check_metric(metric: str, runs: Sequence[Run]) -> None:
+    valid = valid_metrics(runs)
+    if metric not in valid:
+        raise ConfigError(f"--metric: unknown metric {metric!r}; choose one of: {', '.join(valid)}")
+
+
+def metric_field(metric: str) -> tuple[str, bool | None]:
+    """The results key of an emphasised metric: its best value if it has a direction, else
+    its last value."""
+    direction = higher_is_better(metric)
+    return (f"last_{metric}", None) if direction is None else (f"best_{metric}", direction)
+
+
+def result_fields(metric: str) -> list[tuple[str, bool | None]]:
+    """RESULT_FIELDS, plus the metric's own field when it is not a monitor (which has one)."""
+    fields = list(RESULT_FIELDS)
+    if metric not in _OWN_FIELDS:
+        fields.insert(3, metric_field(metric))
+    return fields
+
+
+def metric_value(run: Run, metric: str) -> float | None:
+    """The metric at its own best epoch (its last finite value if it has no direction)."""
+    values = run.series(metric)
+    i = best_index(values, metric)
+    return None if i is None else values[i]
+
+
+def run_results(run: Run, metric: str = DEFAULT_METRIC) -> dict[str, Any]:
+    """Run.results(), plus the metric's own field (see result_fields)."""
+    results = run.results()
+    if metric not in _OWN_FIELDS:
+        results[metric_field(metric)[0]] = metric_value(run, metric)
+    return results
+
+
+# metrics.best_index takes its direction from a metric name; these names stand for one.
+_BY_DIRECTION = {True: "acc", False: "loss"}
+
+
+def best_flags(values: Sequence[Any], higher: bool | None) -> list[bool]:
+    """Which values equal the best of the numbers among them; none when the row is not ranked
+    or holds fewer than two numbers."""
+    numbers = [v if isinstance(v, (int, float)) and not isinstance(v, bool) else None for v in values]
+    if higher is None or sum(v is not None for v in numbers) < 2:
+        return [False] * len(values)
+    best = best_index(numbers, _BY_DIRECTION[higher])
+    return [best is not None and v == numbers[best] for v in numbers]
+
+
+def best_runs(results: Sequence[Mapping[str, Any]], key: str, higher: bool | None) -> list[bool]:
+    """Which runs hold the best value of results `key` (best_flags); a run that has not ended
+    is never the fastest, as it was cut short."""
+    values = [r.get(key) for r in results]
+    if key == "wall_s":
+        values = [v if r["status"] in ENDED else None for v, r in zip(values, results)]
+    return best_flags(values, higher)
+
+
+def run_labels(runs: Sequence[Run]) -> list[str]:
+    """Short labels: the run name when unique, else name + seed, else the folder."""
+    names = [r.name for r in runs]
+    if len(set(names)) == len(names):
+        return names
+    seeded = [f"{r.name} s{r.seed}" for r in runs]
+    if len(set(seeded)) == len(seeded):
+        return seeded
+    return [r.dirname for r in runs]
+
+
+# ---------------------------------------------------------------------------------------
+# Curves.
+
+
+@dataclass
+class Curve:
+    """One value per epoch (None where not finite), and the index of the best epoch."""
+
+    metric: str
+    epochs: list[int]
+    values: list[float | None]
+    best: int | None
+
+    @property
+    def best_value(self) -> float | None:
+        return None if self.best is None else self.values[self.best]
+
+    @property
+    def best_epoch(self) -> int | None:
+        return None if self.best is None else self.epochs[self.best]
+
+
+def curve_metrics(metric: str) -> list[str]:
+    """The curves a comparison draws: the emphasised metric, then val_acc and val_loss."""
+    return list(dict.fromkeys([metric, "val_acc", "val_loss"]))
+
+
+def run_curve(run: Run, metric: str) -> Curve:
+    """The run's values of `metric`, marked at the run's best epoch (its monitor's)."""
+    return Curve(metric, run.epochs, run.series(metric), run.best_index())
+
+
+def mean_curve(runs: Sequence[Run], metric: str) -> Curve:
+    """The per-epoch mean over `runs` (seeds), marked at the best epoch of that mean."""
+    by_epoch: dict[int, list[float]] = {}
+    for run in runs:
+        for epoch, value in zip(run.epochs, run.series(metric)):
+            bucket = by_epoch.setdefault(epoch, [])
+            if value is not None:
+                bucket.append(value)
+    epochs = sorted(by_epoch)
+    values = [statistics.fmean(by_epoch[e]) if by_epoch[e] else None for e in epochs]
+    return Curve(metric, epochs, values, best_index(values, metric))
+
+
+# ---------------------------------------------------------------------------------------
+# Diagnostics.
+
+
+@dataclass
+class Flag:
+    kind: str  # vanishing | exploding | dead | saturated | diverged
+    layer: str | None
+    epoch: int | None
+    text: str
+
+
+def diagnose(run: Run) -> list[Flag]:
+    """The diagnostic flags of one run (thresholds in the module docstring): the first of each
+    kind per layer, divergence first, then epoch by epoch, then the last epoch's units."""
+    found = _divergence_flags(run.summary or {})
+    last_layers: list[dict] = []
+    for record, epoch in zip(run.records, run.epochs):
+        layers = [e for e in record.get("layers") or () if isinstance(e, dict)]
+        last_layers = layers or last_layers
+        found += _gradient_flags(layers, record.get("grad_norm"), epoch)
+    found += _unit_flags(last_layers)
+    flags: dict[tuple[str, str | None], Flag] = {}
+    for flag in found:
+        flags.setdefault((flag.kind, flag.layer), flag)
+    return list(flags.values())
+
+
+def _divergence_flags(summary: Mapping[str, Any]) -> list[Flag]:
+    divergence = summary.get("divergence")
+    if not isinstance(divergence, dict):
+        return []
+    when = f"@ep{divergence.get('epoch')}"
+    if divergence.get("batch") is not None:
+        when += f" batch {divergence['batch']}"
+    what = " of ".join(str(divergence[k]) for k in ("where", "layer") if divergence.get(k))
+    lr = divergence.get("lr")
+    detail = ", ".join(filter(None, [what, f"lr {lr:.3g}" if isinstance(lr, (int, float)) else ""]))
+    return [Flag("diverged", divergence.get("layer"), divergence.get("epoch"),
+                 f"diverged {when}" + (f" ({detail})" if detail else ""))]
+
+
+def _gradient_flags(layers: list[dict], total: Any, epoch: int) -> list[Flag]:
+    """Exploding and vanishing gradients of one epoch."""
+    flags, norms = [], {}
+    for entry in layers:
+        name, value = entry.get("name"), entry.get("grad_norm")
+        if "grad_norm" in entry and value is None:
+            flags.append(Flag("exploding", name, epoch, f"exploding grad {name} @ep{epoch} (non-finite)"))
+        elif isinstance(value, (int, float)):
+            if not math.isfinite(value) or value > EXPLODING_GRAD_NORM:
+                text = f"exploding grad {name} @ep{epoch} ({value:.1e})"
+                flags.append(Flag("exploding", name, epoch, text))
+            else:
+                norms[name] = float(value)
+    if norms:
+        largest = max(norms.values())
+        if largest == 0:
+            flags.append(Flag("vanishing", None, epoch, f"vanishing grad: all layers zero @ep{epoch}"))
+        flags += [Flag("vanishing", name, epoch,
+                       f"vanishing grad {name} @ep{epoch} ({value:.1e} vs max {largest:.1e})")
+                  for name, value in norms.items() if value < VANISHING_RATIO * largest]
+    if not layers and isinstance(total, (int, float)) and total > EXPLODING_GRAD_NORM:
+        flags.append(Flag("exploding", None, epoch, f"exploding grad @ep{epoch} ({total:.1e})"))
+    return flags
+
+
+def _unit_flags(layers: list[dict]) -> list[Flag]:
+    """Dead and saturated units of the last epoch's layers."""
+    flags = []
+    for entry in layers:
+        name = entry.get("name")
+        dead, sat = entry.get("dead_frac"), entry.get("saturated_frac")
+        if isinstance(dead, (int, float)) and dead > DEAD_FRACTION:
+            flags.append(Flag("dead", name, None, f"dead {name} {dead:.0%}"))
+        if isinstance(sat, (int, float)) and sat > SATURATED_FRACTION:
+            flags.append(Flag("saturated", name, None, f"saturated {name} {sat:.0%}"))
+    return flags
+
+
+def layer_union(runs: Sequence[Run]) -> list[str]:
+    """Every layer name of `runs` in network order (hidden1, hidden2, ..., output), whatever
+    the runs' depths."""
+    names: set[str] = set()
+    for run in runs:
+        names.update(run.layer_names())
+    return sorted(names, key=layer_order)
+
+
+def first_last_grad(run: Run, layer: str) -> tuple[float | None, float | None]:
+    """The layer's first and last finite gradient norm; (None, None) if it has none."""
+    values = [v for v in run.layer_series(layer, "grad_norm") if v is not None]
+    return (values[0], values[-1]) if values else (None, None)
+
+
+# ---------------------------------------------------------------------------------------
+# One run, several runs, seed groups.
+
+
+@dataclass
+class RunAnalysis:
+    run: Run
+    label: str
+    results: dict[str, Any]  # run_results()
+    curves: dict[str, Curve]  # by metric, marked at the run's best epoch
+    flags: list[Flag]
+    grads: dict[str, tuple[float | None, float | None]]  # layer -> first_last_grad()
+
+
+def analyze_run(run: Run, metric: str = DEFAULT_METRIC, label: str | None = None,
+                layers: Sequence[str] | None = None) -> RunAnalysis:
+    """Everything a report says about one run; `layers` defaults to the run's own."""
+    layers = layer_union([run]) if layers is None else layers
+    return RunAnalysis(
+        run=run,
+        label=run.name if label is None else label,
+        results=run_results(run, metric),
+        curves={m: run_curve(run, m) for m in curve_metrics(metric)},
+        flags=diagnose(run),
+        grads={name: first_last_grad(run, name) for name in layers},
+    )
+
+
+@dataclass
+class Comparison:
+    metric: str
+    baseline: int  # index into runs
+    diff: list[tuple[str, list[Any]]]  # config_diff() of the runs
+    fields: list[tuple[str, bool | None]]  # result_fields(metric)
+    layers: list[str]  # layer_union() of the runs
+    runs: list[RunAnalysis]
+
+
+def compare_runs(runs: Sequence[Run], *, baseline: int = 0, metric: str = DEFAULT_METRIC,
+                 all_keys: bool = False) -> Comparison:
+    """The analysis of several runs against `runs[baseline]`; ConfigError for an unknown metric."""
+    check_metric(metric, runs)
+    layers = layer_union(runs)
+    return Comparison(
+        metric=metric,
+        baseline=baseline,
+        diff=config_diff([r.config for r in runs], all_keys, ignore=() if all_keys else ("name",)),
+        fields=result_fields(metric),
+        layers=layers,
+        runs=[analyze_run(r, metric, label, layers) for r, label in zip(runs, run_labels(runs))],
+    )
+
+
+class Stat(NamedTuple):
+    mean: float | None
+    sd: float | None  # sample standard deviation; None below two values
+    n: int
+
+
+@dataclass
+class Group:
+    label: str
+    runs: list[Run]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.runs[0].config
+
+
+def group_runs(runs: Sequence[Run]) -> list[Group]:
+    """Runs whose configs are equal except for GROUP_IGNORES, in order of first appearance."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        flat = {k: v for k, v in flatten(run.config).items() if k not in GROUP_IGNORES}
+        groups.setdefault(json.dumps(sorted(flat.items()), default=str), []).append(run)
+    out = [Group("+".join(dict.fromkeys(r.name for r in members)), members) for members in groups.values()]
+    labels = [g.label for g in out]
+    for i, group in enumerate(out):
+        if labels.count(group.label) > 1:
+            group.label = f"{group.label}#{labels[: i + 1].count(group.label)}"
+    return out
+
+
+@dataclass
+class GroupAnalysis:
+    group: Group
+    results: list[dict[str, Any]]  # run_results() of each run
+    stats: dict[str, Stat]  # results key -> mean, sd, n over the runs
+    curves: dict[str, Curve]  # by metric: mean over the runs, marked at its own best
+
+
+@dataclass
+class GroupComparison:
+    metric: str
+    baseline: int  # index into groups: the group holding the baseline run
+    diff: list[tuple[str, list[Any]]]  # config_diff() of the groups, GROUP_IGNORES left out
+    fields: list[tuple[str, bool | None]]  # result_fields(metric) but status
+    groups: list[GroupAnalysis]
+    welch: WelchResult | None  # two groups only: the other's test acc minus the baseline's
+    layers: list[str]
+    runs: list[RunAnalysis]  # every run, for per-run diagnostics
+
+
+def compare_groups(runs: Sequence[Run], *, baseline: int = 0, metric: str = DEFAULT_METRIC,
+                   all_keys: bool = False) -> GroupComparison:
+    """The runs merged into seed groups, compared against the group of `runs[baseline]`."""
+    per_run = compare_runs(runs, baseline=baseline, metric=metric, all_keys=all_keys)
+    results = {id(a.run): a.results for a in per_run.runs}
+    groups = group_runs(runs)
+    base_g = next(i for i, g in enumerate(groups) if any(r is runs[baseline] for r in g.runs))
+    fields = [f for f in per_run.fields if f[0] != "status"]
+    analyses = []
+    for group in groups:
+        rs = [results[id(r)] for r in group.runs]
+        stats = {key: Stat(*mean_sd([res.get(key) for res in rs])) for key, _ in fields}
+        curves = {m: mean_curve(group.runs, m) for m in curve_metrics(metric)}
+        analyses.append(GroupAnalysis(group, rs, stats, curves))
+    return GroupComparison(
+        metric=metric,
+        baseline=base_g,
+        diff=config_diff([g.config for g in groups], all_keys, ignore=GROUP_IGNORES),
+        fields=fields,
+        groups=analyses,
+        welch=welch_between(analyses[1 - base_g], analyses[base_g]) if len(groups) == 2 else None,
+        layers=per_run.layers,
+        runs=per_run.runs,
+    )
+
+
+def _test_accs(results: Sequence[Mapping[str, Any]]) -> list[float]:
+    return [r["test_acc"] for r in results if r.get("test_acc") is not None]
+
+
+def welch_between(other: GroupAnalysis, base: GroupAnalysis) -> WelchResult | None:
+    """Welch's test of `other`'s test accuracies minus `base`'s; None without two in each."""
+    a, b = _test_accs(other.results), _test_accs(base.results)
+    if len(a) < 2 or len(b) < 2:
+        return None
+    return welch_t_test(a, b)

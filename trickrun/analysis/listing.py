@@ -1,0 +1,90 @@
+"""`trickrun ls`: one row per run from summary.json alone, sorted, as a table, Markdown, CSV
+or JSON."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Sequence
+
+from rich.console import Console
+
+from ..rundir.reader import RunEntry
+from .render import (
+    EMPTY,
+    Cell,
+    OutputFormat,
+    Section,
+    fmt_duration,
+    fmt_number,
+    markdown_sections,
+    records_text,
+    render_sections,
+    status_cell,
+)
+
+RICH_ROWS_MAX = 500  # `ls` tables longer than this are printed as plain aligned text
+COLUMNS = ["name", "status", "epochs", "best val acc", "test acc", "started", "duration"]
+
+
+class SortKey(str, Enum):
+    name = "name"
+    status = "status"
+    epochs = "epochs"
+    val_acc = "val_acc"
+    test_acc = "test_acc"
+    started = "started"
+    duration = "duration"
+
+
+def _sort_value(entry: RunEntry, key: SortKey) -> Any:
+    return {
+        SortKey.name: entry.name,
+        SortKey.status: entry.status,
+        SortKey.epochs: entry.epochs,
+        SortKey.val_acc: entry.best_val_acc,
+        SortKey.test_acc: entry.test_acc,
+        SortKey.started: entry.started.replace(tzinfo=None) if entry.started else None,
+        SortKey.duration: entry.duration_s,
+    }[key]
+
+
+def sort_entries(entries: Sequence[RunEntry], key: SortKey, reverse: bool = False) -> list[RunEntry]:
+    """Accuracies best first, everything else ascending; `reverse` flips; missing values last."""
+    descending = key in (SortKey.val_acc, SortKey.test_acc)
+    if reverse:
+        descending = not descending
+    present = [e for e in entries if _sort_value(e, key) is not None]
+    missing = [e for e in entries if _sort_value(e, key) is None]
+    present.sort(key=lambda e: (_sort_value(e, key), e.name), reverse=descending)
+    return present + missing
+
+
+def _row(e: RunEntry) -> list[Cell]:
+    return [
+        Cell(e.name),
+        status_cell(e.status),
+        Cell(fmt_number(e.epochs)),
+        Cell(fmt_number(e.best_val_acc, "acc")),
+        Cell(fmt_number(e.test_acc, "acc")),
+        Cell(e.started.strftime("%Y-%m-%d %H:%M:%S") if e.started else EMPTY),
+        Cell(fmt_duration(e.duration_s)),
+    ]
+
+
+def ls_output(entries: Sequence[RunEntry], fmt: OutputFormat, console: Console) -> None:
+    if fmt in (OutputFormat.csv, OutputFormat.json):
+        console.out(records_text([e.as_dict() for e in entries], fmt), highlight=False, end="")
+        return
+    rows = [_row(e) for e in entries]
+    section = Section(f"{len(entries)} run{'' if len(entries) == 1 else 's'}", COLUMNS, rows)
+    if fmt is OutputFormat.markdown:
+        console.out(markdown_sections([section]), highlight=False, end="")
+    elif not rows:
+        console.print("no runs")
+    elif len(rows) <= RICH_ROWS_MAX:
+        render_sections([section], fmt, console)
+    else:  # rich takes about a second for thousands of rows; plain aligned columns are instant
+        widths = [max(len(COLUMNS[i]), *(len(r[i].text) for r in rows)) for i in range(len(COLUMNS))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)).rstrip()]
+        lines += ["  ".join(c.text.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        console.out("\n".join(lines), highlight=False)

@@ -1,0 +1,189 @@
+"""Downloading the dataset files into the user cache folder, verified, from public mirrors.
+
+The files missing from the cache folder are downloaded from the mirrors torchvision uses
+(`DatasetInfo.mirrors`), tried in order, as `<base URL><name>.gz`. Each file is streamed
+into a temporary file in the cache folder and renamed into place only once it verifies,
+so the cache never holds a partial or wrong file; a cache folder holding only some of the
+files (an interrupted download) is completed, not an error. A mirror that served one file
+is tried first for the next ones. A failed download removes the folders it created, if
+nothing was stored in them.
+
+The environment variable TRICKRUN_MIRRORS, a comma-separated list of base URLs, replaces
+the built-in mirror list when set (set but empty: never download). Tests point it at a
+local server.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from http.client import HTTPException
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from ..atomic import replacing
+from ..errors import DataError
+from .catalog import DATASETS, FILES, SIZE
+from .idx import verify
+
+MIRRORS_ENV = "TRICKRUN_MIRRORS"
+DOWNLOAD_TIMEOUT = 30.0  # seconds allowed for connecting and for each read
+_CHUNK = 1 << 16  # bytes per read while downloading
+
+
+class DownloadError(DataError):
+    """No mirror served a verified copy of a file; `attempts` lists "URL: error" lines."""
+
+    def __init__(self, message: str, attempts: Sequence[str]):
+        super().__init__(message)
+        self.attempts = list(attempts)
+
+
+def mirrors(dataset: str) -> list[str]:
+    """Base URLs to download from: $TRICKRUN_MIRRORS when set, else the dataset's own."""
+    env = os.environ.get(MIRRORS_ENV)
+    if env is None:
+        return list(DATASETS[dataset].mirrors)
+    return [url.strip() for url in env.split(",") if url.strip()]
+
+
+class _Silent:
+    """Stands in for a rich Progress when no bar is wanted."""
+
+    def add_task(self, *args, **kwargs) -> int:
+        return 0
+
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+    def remove_task(self, *args, **kwargs) -> None:
+        pass
+
+
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator:
+    if not enabled:
+        yield _Silent()
+        return
+    # Imported here: rich costs start-up time that a cached load does not need.
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        yield bar
+
+
+def _fetch(url: str, target: Path, sha256: str, size: int, bar) -> Path:
+    """Download `url` into a temporary file beside `target`, verify it, rename it to `target`."""
+    with replacing(target) as (out, tmp):
+        request = urllib.request.Request(url, headers={"User-Agent": "trickrun"})
+        try:
+            with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:
+                length = response.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+                task = bar.add_task(target.name, total=total)
+                received = 0
+                try:
+                    while chunk := response.read(_CHUNK):
+                        out.write(chunk)
+                        received += len(chunk)
+                        bar.update(task, completed=received)
+                    if total is not None and received != total:
+                        raise DataError(f"connection closed after {received} of {total} bytes")
+                except BaseException:
+                    bar.remove_task(task)  # a failed attempt leaves no half-full bar
+                    raise
+        except urllib.error.HTTPError as err:
+            raise DataError(f"HTTP {err.code} {err.reason}") from None
+        except urllib.error.URLError as err:
+            raise DataError(str(err.reason)) from None
+        except (OSError, HTTPException, ValueError) as err:
+            raise DataError(f"{type(err).__name__}: {err}") from None
+        out.flush()
+        verify(tmp, sha256, size)  # a wrong file raises here, and `replacing` deletes it
+    return target
+
+
+def _make_folder(dest: Path) -> list[Path]:
+    """Create `dest` with its parents; return the folders that did not exist, deepest first."""
+    missing = []
+    for folder in (dest, *dest.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        _remove_empty(missing)
+        raise DownloadError(f"cannot create the cache folder {dest}: {err.strerror or err}", []) from None
+    return missing
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()  # fails, as it should, on a folder that holds a downloaded file
+        except OSError:
+            pass
+
+
+def download(
+    dataset: str,
+    dest: Path,
+    names: Sequence[str] = FILES,
+    *,
+    urls: Sequence[str] | None = None,
+    progress: bool = False,
+) -> dict[str, Path]:
+    """Download each of `names` as `dest/<name>.gz`, verified, from the first mirror that serves it.
+
+    `urls` are the base URLs (default: `mirrors(dataset)`). A file is written only after
+    its checksum matches; on failure no file, temporary file or newly created empty folder
+    is left behind. Stops at the first file no mirror could serve, raising DownloadError
+    with every URL tried.
+    """
+    order = list(mirrors(dataset) if urls is None else urls)
+    if not order:
+        raise DownloadError(f"no mirrors to download from ({MIRRORS_ENV} is set but empty)", [])
+    created = _make_folder(dest)
+    try:
+        with _progress_bar(progress) as bar:
+            attempts: list[str] = []  # every failed URL so far, all listed if one file fails
+            return {name: _download_one(dataset, name, dest, order, attempts, bar) for name in names}
+    except BaseException:
+        _remove_empty(created)
+        raise
+
+
+def _download_one(dataset: str, name: str, dest: Path, order: list[str], attempts: list[str], bar) -> Path:
+    """Fetch `name` from the first of `order` that serves it, and move that mirror to the front."""
+    for base in list(order):
+        url = f"{base.rstrip('/')}/{name}.gz"
+        try:
+            path = _fetch(url, dest / f"{name}.gz", DATASETS[dataset].sha256[name], SIZE[name], bar)
+        except DataError as err:
+            attempts.append(f"{url}: {err}")
+        except OSError as err:  # the temporary file could not be created or written
+            attempts.append(f"{url}: cannot write into {dest}: {err.strerror or err}")
+        else:
+            order.remove(base)
+            order.insert(0, base)
+            return path
+    lines = "\n".join(f"  - {line}" for line in attempts)
+    raise DownloadError(f"could not download {name}.gz from any mirror:\n{lines}", attempts)
