@@ -1,0 +1,233 @@
+"""What a sweep is: a base config, fixed overrides, a grid and seeds, expanded into cells.
+
+Cells are the cartesian product of the grid times the seeds, ordered seed-major (every grid
+point with the first seed, then every grid point with the next), so that the results of a
+sweep stopped part-way still cover the whole grid.
+
+A cell's run name is `<sweep>_<key>-<value>[_<key>-<value>...]_s<seed>`: the key is the last
+part of the dotted key (the whole dotted key with its dots kept where two keys share a last
+part), the value as YAML writes it with every character a run name cannot hold replaced by
+`-` (a list `[512, 256]` becomes `512x256`). A name longer than the limit is cut and ends with
+eight hex digits of a hash of the whole, so distinct cells keep distinct names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..config import dump_yaml, parse_override, parse_yaml, read_config_file
+from ..errors import ConfigError
+
+NAME_LIMIT = 100  # the run-name length limit of config.validate
+_SAFE = re.compile(r"[^A-Za-z0-9.+-]+")
+SWEEP_KEYS = ("name", "base", "set", "grid", "seeds")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the sweep: the grid values it sets and its seed."""
+
+    index: int
+    values: tuple[tuple[str, Any], ...]
+    seed: int
+    name: str
+
+    def overrides(self) -> list[str]:
+        """The cell's grid values as `--set KEY=VALUE` strings."""
+        return [f"{key}={flow(value)}" for key, value in self.values]
+
+    def label(self) -> str:
+        """For messages: `optimizer.lr=0.1 model.hidden=[256] seed 0`."""
+        return " ".join([*(f"{k}={flow(v)}" for k, v in self.values), f"seed {self.seed}"])
+
+
+@dataclass
+class SweepSpec:
+    name: str
+    base: Path
+    fixed: list[str] = field(default_factory=list)  # --set strings applied to every cell
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    seeds: list[int] | None = None  # None: the base config's own seed
+
+    def cells(self, default_seed: int) -> list[Cell]:
+        seeds = self.seeds if self.seeds is not None else [default_seed]
+        keys = list(self.grid)
+        leaves = _short_keys(keys)
+        points = list(itertools.product(*(self.grid[k] for k in keys)))
+        cells = []
+        for seed in seeds:
+            for point in points:
+                values = tuple(zip(keys, point))
+                name = cell_name(self.name, [(leaves[k], v) for k, v in values], seed)
+                cells.append(Cell(len(cells), values, seed, name))
+        return cells
+
+
+def flow(value: Any) -> str:
+    """A value as one line of YAML, the form `--set` reads back to the same value."""
+    text = dump_yaml({"v": value}).strip()
+    return text[len("v:"):].strip()
+
+
+def _short_keys(keys: list[str]) -> dict[str, str]:
+    leaves = [k.rsplit(".", 1)[-1] for k in keys]
+    return {k: leaf if leaves.count(leaf) == 1 else k for k, leaf in zip(keys, leaves)}
+
+
+def _slug(value: Any) -> str:
+    if isinstance(value, list):
+        return "x".join(_slug(v) for v in value) or "empty"
+    text = flow(value).strip("'\"")
+    return _SAFE.sub("-", text).strip("-") or "x"
+
+
+def cell_name(sweep: str, values: list[tuple[str, Any]], seed: int) -> str:
+    parts = [sweep, *(f"{_SAFE.sub('-', k)}-{_slug(v)}" for k, v in values), f"s{seed}"]
+    name = "_".join(parts)
+    if len(name) > NAME_LIMIT:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        name = f"{name[: NAME_LIMIT - 9]}_{digest}"
+    return name
+
+
+def safe_name(text: str) -> str:
+    """A sweep name from a file name: what a run name cannot hold becomes `-`."""
+    name = _SAFE.sub("-", text).strip("-.+")[:40]
+    return name or "sweep"
+
+
+# ---------------------------------------------------------------------------------------
+# Reading a sweep from the command line and from a sweep file.
+
+
+def parse_grid_option(text: str) -> tuple[str, list[Any]]:
+    """`--grid KEY=VALUES`: VALUES is a YAML flow list or comma-separated scalars."""
+    keys, _ = parse_override(text.split("=", 1)[0] + "=")  # checks the key's form
+    key = ".".join(keys)
+    raw = text.split("=", 1)[1].strip()
+    if not raw:
+        raise ConfigError(f"--grid {key}: no values; e.g. --grid {key}=a,b or --grid '{key}=[a, b]'")
+    if raw.startswith("["):
+        values = parse_yaml(raw, f"--grid {key}")
+        if not isinstance(values, list):
+            raise ConfigError(f"--grid {key}: expected a list such as [0.1, 0.01]")
+    else:
+        values = [parse_yaml(part, f"--grid {key}") if part.strip() else None for part in raw.split(",")]
+    return key, _check_values(key, values, "--grid")
+
+
+def _check_values(key: str, values: list[Any], where: str) -> list[Any]:
+    if not values:
+        raise ConfigError(f"{where} {key}: the list of values is empty")
+    seen = []
+    for v in values:
+        if v in seen:
+            raise ConfigError(f"{where} {key}: the value {flow(v)[:40]} is listed twice")
+        seen.append(v)
+    return values
+
+
+def parse_seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--seed-list {text[:40]!r}: expected whole numbers separated by commas, e.g. 0,3,7") from None
+    return _check_seeds(seeds, "--seed-list")
+
+
+def _check_seeds(seeds: list[Any], where: str) -> list[int]:
+    if not seeds:
+        raise ConfigError(f"{where}: no seeds")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise ConfigError(f"{where}: seeds are whole numbers from 0, got {str(s)[:40]!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{where}: a seed is listed twice")
+    return list(seeds)
+
+
+def seeds_from_count(count: int, where: str = "--seeds") -> list[int]:
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
+        raise ConfigError(f"{where}: the number of seeds is a whole number from 1 to 1000, got {str(count)[:40]!r}")
+    return list(range(count))
+
+
+def is_sweep_file(data: Mapping[str, Any]) -> bool:
+    """A sweep file has `base:` or `grid:` at the top; a config has neither."""
+    return "base" in data or "grid" in data
+
+
+def spec_from_file(path: Path, data: Mapping[str, Any]) -> SweepSpec:
+    unknown = [k for k in data if k not in SWEEP_KEYS]
+    if unknown:
+        raise ConfigError(f"{path}: unknown sweep key {str(unknown[0])[:40]!r}; a sweep file has {', '.join(SWEEP_KEYS)}")
+    if not isinstance(data.get("base"), str):
+        raise ConfigError(f"{path}: base: expected the path of a config file, relative to the sweep file")
+    spec = SweepSpec(name=_file_sweep_name(path, data), base=path.parent / data["base"])
+    spec.fixed = _fixed_overrides(path, data.get("set"))
+    grid = data.get("grid") or {}
+    if not isinstance(grid, Mapping):
+        raise ConfigError(f"{path}: grid: expected a mapping of dotted keys to lists of values")
+    for key, values in grid.items():
+        if not isinstance(values, list):
+            raise ConfigError(f"{path}: grid.{str(key)[:60]}: expected a list of values")
+        parse_override(f"{key}=")  # checks the key's form
+        spec.grid[str(key)] = _check_values(str(key), values, f"{path}: grid")
+    seeds = data.get("seeds")
+    if isinstance(seeds, list):
+        spec.seeds = _check_seeds(seeds, f"{path}: seeds")
+    elif seeds is not None:
+        spec.seeds = seeds_from_count(seeds, f"{path}: seeds")
+    return spec
+
+
+def _file_sweep_name(path: Path, data: Mapping[str, Any]) -> str:
+    name = data.get("name")
+    if name is None:
+        return safe_name(path.stem)
+    if not isinstance(name, str) or safe_name(name) != name:
+        raise ConfigError(f"{path}: name: {str(name)[:40]!r} cannot name a sweep; use letters, digits, '.', '+' or '-'")
+    return name
+
+
+def _fixed_overrides(path: Path, fixed: Any) -> list[str]:
+    """`set:` as a mapping of dotted keys to values, turned into `--set` strings."""
+    if fixed is None:
+        return []
+    if not isinstance(fixed, Mapping):
+        raise ConfigError(f"{path}: set: expected a mapping of dotted keys to values")
+    out = []
+    for key, value in fixed.items():
+        text = f"{key}={flow(value)}"
+        parse_override(text)
+        out.append(text)
+    return out
+
+
+def load_spec(source: Path, *, grid: list[str], fixed: list[str], seeds: int | None,
+              seed_list: str | None, name: str | None) -> SweepSpec:
+    """The sweep of `trickrun sweep SOURCE ...`: SOURCE a config or a sweep file; the
+    command line's options override the file's."""
+    data = read_config_file(source)
+    spec = spec_from_file(source, data) if is_sweep_file(data) else SweepSpec(safe_name(source.stem), source)
+    spec.fixed = [*spec.fixed, *fixed]
+    for text in grid:
+        key, values = parse_grid_option(text)
+        spec.grid[key] = values
+    if seeds is not None and seed_list is not None:
+        raise ConfigError("--seeds and --seed-list: give one of them")
+    if seeds is not None:
+        spec.seeds = seeds_from_count(seeds)
+    elif seed_list is not None:
+        spec.seeds = parse_seed_list(seed_list)
+    if name is not None:
+        if safe_name(name) != name:
+            raise ConfigError(f"--name {name[:40]!r} cannot name a sweep; use letters, digits, '.', '+' or '-' (40 at most)")
+        spec.name = name
+    return spec
+
