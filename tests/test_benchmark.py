@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import requires_real_mnist
+
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "epoch.py"
 
 
@@ -18,3 +20,13 @@ def test_quick_benchmark_prints_a_row_per_configuration(tmp_path):
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| adam") or line.startswith("| momentum")]
     assert len(rows) == 9
     assert "blas:" in proc.stdout and "peak RSS" in proc.stdout
+
+
+SWEEP_SCRIPT = Path(__file__).parents[1] / "benchmarks" / "sweep.py"
+
+
+@requires_real_mnist
+def test_quick_sweep_benchmark_prints_the_throughput_ratio():
+    proc = subprocess.run([sys.executable, str(SWEEP_SCRIPT), "--quick"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "throughput ratio (--jobs 2 over --jobs 1):" in proc.stdout and "(failed cells: 0)" in proc.stdout

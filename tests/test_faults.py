@@ -28,6 +28,7 @@ from trickrun.cli import app
 from trickrun.config import load_config
 from trickrun.data import catalog
 from trickrun.errors import RunDirError
+from trickrun.rundir.format import LOCK_FILE
 from trickrun.train import NullReporter
 
 runner = CliRunner()
@@ -214,7 +215,7 @@ def fill_disk_at(monkeypatch, target: str, nth: int, tear: bool = False) -> Coun
 
 
 def assert_complete_files(run_dir: Path, torn_metrics: bool = False) -> None:
-    names = {p.name for p in run_dir.iterdir()}
+    names = {p.name for p in run_dir.iterdir()} - {LOCK_FILE}
     assert not [n for n in names if n.startswith(".") or n.endswith(".tmp")], names
     assert names <= {"config.yaml", "summary.json", "metrics.jsonl", "checkpoint.npz", "model.npz"}, names
     if "config.yaml" in names:
@@ -355,14 +356,14 @@ def test_resume_from_a_garbage_checkpoint_is_a_clear_error(fake_data, monkeypatc
     monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: NullReporter())
     checkpoint = cut.run_dir / "checkpoint.npz"
     checkpoint.write_bytes(GARBAGE[kind](checkpoint.read_bytes()))
-    before = {p.name: p.read_bytes() for p in cut.run_dir.iterdir()}
+    before = {p.name: p.read_bytes() for p in cut.run_dir.iterdir() if p.name != LOCK_FILE}
 
     result = runner.invoke(app, ["resume", str(cut.run_dir)])
     assert result.exit_code in (1, 2), result.output
     assert_no_traceback(result)
     assert "error:" in result.stderr and "checkpoint.npz" in result.stderr
     # Rejected before anything was touched: the run can still be inspected as it was.
-    assert {p.name: p.read_bytes() for p in cut.run_dir.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in cut.run_dir.iterdir() if p.name != LOCK_FILE} == before
 
 
 @pytest.mark.parametrize("text", ["", "{not json", "[]", "null", '"running"'])
@@ -374,3 +375,63 @@ def test_resume_with_a_garbage_summary_is_a_clear_error(fake_data, monkeypatch, 
     assert result.exit_code in (1, 2), result.output
     assert_no_traceback(result)
     assert "error:" in result.stderr and "summary.json" in result.stderr
+
+
+# --- out of memory mid-run ----------------------------------------------------------------------
+
+
+def oom_in_epoch(monkeypatch, epoch: int) -> None:
+    """The first forward pass of `epoch` raises MemoryError, as a numpy allocation would."""
+    from trickrun.nn.model import MLP
+
+    state = {"epoch": 0, "raised": False}
+
+    class Count(NullReporter):
+        def epoch(self, record):
+            state["epoch"] = record["epoch"]
+
+    real_forward = MLP.forward
+
+    def forward(self, x, train):
+        if train and state["epoch"] == epoch - 1 and not state["raised"]:
+            state["raised"] = True
+            raise MemoryError
+        return real_forward(self, x, train)
+
+    monkeypatch.setattr(MLP, "forward", forward)
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: Count())
+
+
+def test_running_out_of_memory_mid_run_ends_it_resumably_with_exit_2(fake_data, tmp_path, monkeypatch):
+    with monkeypatch.context() as patch:
+        oom_in_epoch(patch, 2)
+        result = runner.invoke(app, ["train", str(write_config(tmp_path, QUICK)), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert_no_traceback(result)
+    (run_dir,) = run_dirs(tmp_path / "runs")
+    message = result.stderr.replace("\n", "")
+    assert "error: ran out of memory in epoch 2" in message
+    assert f"resume with: trickrun resume {run_dir}" in message
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["epochs_run"] == 1
+    assert summary["stop_reason"] == "ran out of memory during epoch 2"
+    assert summary["test"]["weights_of_epoch"] == 1  # the best weights were still evaluated
+
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: NullReporter())
+    resumed = runner.invoke(app, ["resume", str(run_dir), "--quiet", "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["status"] == "completed"
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+
+
+def test_out_of_memory_from_the_api_raises_with_the_result(fake_data, monkeypatch):
+    from trickrun.api import OutOfMemory
+
+    oom_in_epoch(monkeypatch, 3)
+    with pytest.raises(OutOfMemory) as info:
+        train(QUICK, progress="quiet")
+    assert info.value.exit_code == 2
+    result = info.value.result
+    assert result.summary["status"] == "interrupted" and result.summary["epochs_run"] == 2
+    assert json.loads((result.run_dir / "summary.json").read_text())["status"] == "interrupted"

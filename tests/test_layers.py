@@ -11,7 +11,7 @@ import pytest
 
 import trickrun.nn.blocks
 from trickrun.config import ModelConfig
-from trickrun.nn.blocks import Arrays, Block, HiddenBlock
+from trickrun.nn.blocks import Arrays, Block, HiddenBlock, ResidualBlock
 from trickrun.nn.layers import (ACTIVATIONS, NORMS, BatchNorm, Dense, Dropout, LayerNorm, LeakyReLU, NoNorm,
                                 ReLU, Sigmoid, Tanh)
 from trickrun.nn.losses import add_penalty_grad, softmax_cross_entropy, weight_penalty
@@ -273,23 +273,33 @@ def _dropout_case(rng):
 
 
 def _block_case(cls, **model):
-    """A block on its own Arrays, every parameter and buffer away from its initial value."""
+    """A block on its own Arrays, every parameter and buffer away from its initial value.
+    A residual block keeps its width (F_OUT in, F_OUT out)."""
+    n_in = F_OUT if cls is ResidualBlock else F_IN
+
     def make(rng):
         if cls is Block:
-            block = Block("output", F_IN, F_OUT)
+            block = Block("output", n_in, F_OUT)
         else:
             cfg = ModelConfig(hidden=[F_OUT], init="glorot", **model)
-            block = cls("hidden2", F_IN, F_OUT, cfg, dropout_rng=np.random.default_rng(123))
-        arrays = Arrays([block.weight], block.param_slots, block.buffer_slots, np.float64)
-        arrays.params[...] = rng.normal(size=arrays.params.size)
-        for name in block.param_names:
-            if name.endswith(".gamma"):
-                arrays.param(name)[...] = rng.uniform(0.5, 1.5, size=arrays.param(name).shape)
-        for buf in arrays.buffers.values():
-            buf[...] = rng.uniform(0.2, 3.0, size=buf.shape)
-        block.bind(arrays)
-        return block, rng.normal(size=(N, F_IN)), [(arrays.params, arrays.grads)]
+            block = cls("hidden2", n_in, F_OUT, cfg, dropout_rng=np.random.default_rng(123))
+        arrays = _bind_randomized(block, rng)
+        return block, rng.normal(size=(N, n_in)), [(arrays.params, arrays.grads)]
     return make
+
+
+def _bind_randomized(block, rng, *also) -> Arrays:
+    """Bind `block` (and the blocks `also`, of the same layout) to one float64 Arrays."""
+    arrays = Arrays([block.weight], block.param_slots, block.buffer_slots, np.float64)
+    arrays.params[...] = rng.normal(size=arrays.params.size)
+    for name in block.param_names:
+        if name.endswith(".gamma"):
+            arrays.param(name)[...] = rng.uniform(0.5, 1.5, size=arrays.param(name).shape)
+    for buf in arrays.buffers.values():
+        buf[...] = rng.uniform(0.2, 3.0, size=buf.shape)
+    for each in (block, *also):
+        each.bind(arrays)
+    return arrays
 
 
 LAYER_CASES = {
@@ -302,6 +312,9 @@ LAYER_CASES = {
        for norm in NORMS.names()},
     **{f"block-hidden-{act}": _block_case(HiddenBlock, norm="batch", activation=act)
        for act in ACTIVATIONS.names()},
+    **{f"block-residual-{norm}": _block_case(ResidualBlock, norm=norm, activation="tanh", dropout=0.5)
+       for norm in NORMS.names()},
+    "block-residual-relu": _block_case(ResidualBlock, norm="layer", activation="relu"),
 }
 
 
@@ -337,7 +350,7 @@ def test_backward_is_the_gradient_of_forward_in_both_modes(case, train):
 def test_every_block_class_has_a_gradient_case():
     classes = {obj for obj in vars(trickrun.nn.blocks).values()
                if isinstance(obj, type) and issubclass(obj, Block)}
-    assert classes == {Block, HiddenBlock}, "add a LAYER_CASES entry for the new block class"
+    assert classes == {Block, HiddenBlock, ResidualBlock}, "add a LAYER_CASES entry for the new block class"
 
 
 def test_dropout_inside_a_training_block_drops_units():
@@ -440,7 +453,12 @@ def _randomize_non_weights(model: MLP, rng: np.random.Generator) -> None:
 @pytest.mark.parametrize("activation", ACTIVATIONS.names())
 @pytest.mark.parametrize("norm", NORMS.names())
 def test_mlp_gradients_match_finite_differences(norm, activation, dropout):
-    cfg = ModelConfig(hidden=[5, 4], activation=activation, init="glorot", norm=norm, dropout=dropout)
+    _check_mlp_gradients(ModelConfig(hidden=[5, 4], activation=activation, init="glorot", norm=norm,
+                                     dropout=dropout))
+
+
+def _check_mlp_gradients(cfg: ModelConfig) -> MLP:
+    dropout = cfg.dropout
     model = MLP(F_IN, 3, cfg, init_rng=np.random.default_rng(12),
                 dropout_rng=np.random.default_rng(13), dtype=np.float64)
     assert model.params.dtype == np.float64
@@ -449,7 +467,7 @@ def test_mlp_gradients_match_finite_differences(norm, activation, dropout):
     x = rng.normal(size=(N, F_IN))
     y = rng.integers(0, 3, size=N)
     dropouts = [b.dropout for b in model.blocks if b.dropout is not None]
-    assert len(dropouts) == (2 if dropout else 0)
+    assert len(dropouts) == (len(cfg.hidden) if dropout else 0)
 
     def loss() -> float:
         shared = np.random.default_rng(99)  # the layers share one stream, as in the model
@@ -469,3 +487,4 @@ def test_mlp_gradients_match_finite_differences(norm, activation, dropout):
         assert any(np.any(layer._mask == 0) for layer in dropouts)
 
     assert_grad_close(analytic, numeric_grad(loss, model.params))
+    return model

@@ -83,8 +83,17 @@ def ref_adamw(w, grads, lrs, hp, n_weights):
     return ref_adam(w, grads, lrs, hp, n_weights, decay=hp["weight_decay"])
 
 
+def ref_normalized(w, grads, lrs, hp, n_weights):
+    out = []
+    for g, lr in zip(grads, lrs):
+        norm = math.sqrt(sum(gi * gi for gi in g))
+        w = [wi - lr * gi / norm for wi, gi in zip(w, g)]
+        out.append(w)
+    return out
+
+
 REFERENCE = {"sgd": ref_sgd, "momentum": ref_momentum, "nesterov": ref_nesterov, "adagrad": ref_adagrad,
-             "rmsprop": ref_rmsprop, "adam": ref_adam, "adamw": ref_adamw}
+             "rmsprop": ref_rmsprop, "adam": ref_adam, "adamw": ref_adamw, "normalized": ref_normalized}
 
 
 def build(name: str, dtype=np.float64, size: int = SIZE, n_weights: int = N_WEIGHTS, **hp):
@@ -167,6 +176,46 @@ def test_adagrad_by_hand():
     np.testing.assert_allclose(w, [0.5 - 0.5 / math.sqrt(5.0)], rtol=1e-14)
 
 
+def test_normalized_by_hand_and_not_adagrad():
+    # ||g|| = ||(3, 4)|| = 5: w = (1, -2) - 0.5 (3, 4) / 5 = (0.7, -2.4); then g = (0, 0.01),
+    # a tiny gradient, still gives a step of length 0.5: w = (0.7, -2.9).
+    opt = OPTIMIZERS.get("normalized")(2, np.float64)
+    w = np.array([1.0, -2.0])
+    opt.step(w, np.array([3.0, 4.0]), 0.5)
+    np.testing.assert_allclose(w, [0.7, -2.4], rtol=1e-15)
+    opt.step(w, np.array([0.0, 0.01]), 0.5)
+    np.testing.assert_allclose(w, [0.7, -2.9], rtol=1e-15)
+    # Adagrad's first step from the same point moves each coordinate by lr: (0.5, -2.5)
+    adagrad, w_ada = OPTIMIZERS.get("adagrad")(2, np.float64, eps=0.0), np.array([1.0, -2.0])
+    adagrad.step(w_ada, np.array([3.0, 4.0]), 0.5)
+    np.testing.assert_allclose(w_ada, [0.5, -2.5], rtol=1e-15)
+
+
+def test_normalized_takes_no_step_on_a_zero_gradient():
+    opt = OPTIMIZERS.get("normalized")(3, np.float32)
+    w = np.array([1.0, -2.0, 0.5], np.float32)
+    opt.step(w, np.zeros(3, np.float32), 0.1)
+    np.testing.assert_array_equal(w, [1.0, -2.0, 0.5])
+
+
+def test_normalized_steps_have_length_lr_over_all_parameters():
+    rng = np.random.default_rng(3)
+    opt = OPTIMIZERS.get("normalized")(50, np.float64, n_weights=30)
+    w = rng.normal(size=50)
+    for scale in (1e-4, 1.0, 1e4):
+        before = w.copy()
+        opt.step(w, rng.normal(scale=scale, size=50), 0.03)
+        assert np.linalg.norm(w - before) == pytest.approx(0.03, rel=1e-12)
+
+
+def test_normalized_default_learning_rate_reaches_the_config():
+    from trickrun.config import load_config
+    from trickrun.nn.optim import Normalized
+
+    assert Normalized.default_lr == 0.1 and Normalized.defaults == {}
+    assert load_config({"optimizer": {"name": "normalized"}}).optimizer.lr == 0.1
+
+
 @pytest.mark.parametrize("name", OPTIMIZERS.names())
 def test_state_dict_round_trip_continues_identically(name):
     rng = np.random.default_rng(0)
@@ -198,6 +247,7 @@ EXPECTED_CONFIG = {
     "rmsprop": {"rho": 0.7, "eps": 1e-3},
     "adam": {"beta1": 0.8, "beta2": 0.9, "eps": 1e-3},
     "adamw": {"beta1": 0.8, "beta2": 0.9, "eps": 1e-3, "weight_decay": 0.1},
+    "normalized": {},
 }
 
 
@@ -210,6 +260,7 @@ def test_make_optimizer_passes_the_config_keys(name):
 
 
 # --- torch agreement (optional) -------------------------------------------------------------
+# `normalized` has no torch counterpart: it is checked by hand above.
 TORCH_CASES = {
     "sgd": lambda torch, ps: torch.optim.SGD(ps, lr=0.1),
     "momentum": lambda torch, ps: torch.optim.SGD(ps, lr=0.1, momentum=0.8),

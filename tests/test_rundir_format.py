@@ -19,6 +19,7 @@ from trickrun.rundir.files import check_resumable, effective_status, resumable
 from trickrun.rundir.format import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
+    LOCK_FILE,
     METRICS_FILE,
     MODEL_FILE,
     SUMMARY_FILE,
@@ -49,7 +50,7 @@ def test_every_file_the_writer_makes_gets_0666_minus_the_umask(tmp_path: Path, u
     writer.save_checkpoint({"w": np.zeros(3)})
     writer.finish({"status": Status.INTERRUPTED})
     found = modes(writer.path)
-    assert set(found) == {CONFIG_FILE, SUMMARY_FILE, METRICS_FILE, MODEL_FILE, CHECKPOINT_FILE}
+    assert set(found) == {CONFIG_FILE, SUMMARY_FILE, METRICS_FILE, MODEL_FILE, CHECKPOINT_FILE, LOCK_FILE}
     assert found == dict.fromkeys(found, 0o666 & ~umask)
 
 

@@ -259,3 +259,57 @@ def write_many_runs(root: Path, n: int) -> None:
                    "best": {"monitor": "val_loss", "val_loss": 0.1, "val_acc": 0.9 + i / 1e5},
                    "test": {"loss": 0.1, "acc": 0.9 + i / 1e5}, "started": "2024-05-01T12:00:00+0000"}
         (path / "summary.json").write_text(json.dumps(summary))
+
+
+# --- records of the wrong shape, paths with glob characters --------------------------------
+
+BAD_RECORDS = {
+    "layers not a list": {"layers": 5},
+    "layer not a dict": {"layers": [3]},
+    "layer name not a string": {"layers": [{"name": 7, "grad_norm": 0.1}]},
+    "layer value not a number": {"layers": [{"name": "hidden1", "grad_norm": "big"}]},
+    "epoch null": {"epoch": None},
+    "epoch a string": {"epoch": "2"},
+    "metric a string": {"val_acc": "0.9"},
+    "metric a list": {"val_loss": [0.1]},
+    "metric a bool": {"train_acc": True},
+}
+
+
+@pytest.mark.parametrize("change", list(BAD_RECORDS.values()), ids=list(BAD_RECORDS))
+def test_show_and_compare_skip_a_record_of_the_wrong_shape_with_a_warning(tmp_path: Path, change: dict) -> None:
+    from typer.testing import CliRunner
+
+    from trickrun.cli import app
+
+    root = tmp_path / "runs"
+    records = curve_records(4)
+    bad = make_run(root, "bad", records=records)
+    records[1] = {**records[1], **change}
+    (bad / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    make_run(root, "good")
+    runner = CliRunner()
+    for args in (["show", "bad"], ["compare", "bad", "good"], ["show", "bad", "-f", "json"]):
+        result = runner.invoke(app, [*args, "--runs-dir", str(root)])
+        assert result.exit_code == 0, (args, result.output, result.exception)
+        assert "Traceback" not in result.output
+        assert f"{bad / 'metrics.jsonl'}: line 2 is not a valid epoch record" in result.stderr.replace("\n", "")
+    assert [r["epoch"] for r in load_run(bad).records] == [1, 3, 4]
+
+
+def test_read_metrics_keeps_records_of_the_right_shape(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    good = [{"epoch": 1, "val_loss": None, "layers": None}, {"lr": 0.1, "layers": [{"name": "output", "x": 1}]}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in good), encoding="utf-8")
+    assert read_metrics(path) == (good, [])
+
+
+def test_a_path_with_glob_characters_that_exists_is_taken_as_it_is(tmp_path: Path, monkeypatch) -> None:
+    run = make_run(tmp_path / "exp[1]", "adam")
+    assert resolve_run(str(run), tmp_path) == [run]
+    assert resolve_runs([str(run)], tmp_path) == [run.resolve()]
+    named = make_run(tmp_path / "runs", "lr[0.1]")
+    assert resolve_run(named.name, tmp_path / "runs") == [named]  # a directory name under the runs folder
+    monkeypatch.chdir(tmp_path)
+    assert resolve_run("exp[1]/adam-20240501-120000", tmp_path / "runs") == [Path("exp[1]/adam-20240501-120000")]
+    assert resolve_run("runs/lr[[]0.1]-*", tmp_path / "runs") == [Path("runs/lr[0.1]-20240501-120000")]  # still a glob

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -16,7 +17,7 @@ import numpy as np
 from .config import Config, dump_yaml, load_config
 from .data.load import load_dataset
 from .errors import ConfigError, RunDirError
-from .rundir.files import check_resumable
+from .rundir.files import claim_for_resume
 from .rundir.format import CHECKPOINT_FILE, CONFIG_FILE
 from .rundir.writer import RunWriter, runs_root
 
@@ -25,14 +26,39 @@ from .rundir.writer import RunWriter, runs_root
 class RunResult:
     run_dir: Path
     summary: dict[str, Any]
+    stop_signal: int | None = None  # what interrupted the run: SIGINT (Ctrl-C), SIGTERM, SIGHUP
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI's exit code: 0, or 128 + the signal for an interrupted run (130 Ctrl-C,
+        143 SIGTERM, 129 SIGHUP), as a shell reports a process that signal killed."""
+        if self.summary["status"] != "interrupted":
+            return 0
+        return 128 + (self.stop_signal or signal.SIGINT)
+
+
+class OutOfMemory(ConfigError):
+    """A run ran out of memory part-way. Its directory was ended as "interrupted", so it can
+    be resumed once there is more memory; `result` is what train/resume would have returned.
+    A ConfigError (exit 2) like running out of memory while building the model."""
+
+    def __init__(self, result: RunResult):
+        s = result.summary
+        super().__init__(
+            f"ran out of memory in epoch {s.get('stopped_epoch')}; the run is kept as interrupted after "
+            f"{s.get('epochs_run')} finished epoch(s). Free some memory (or use a smaller train.batch_size "
+            f"or model.hidden in a new run), then resume with: trickrun resume {result.run_dir}")
+        self.result = result
 
 
 def _prepare(cfg: Config, progress: str):
     """Reporter, data and trainer: everything that can fail on the user's input, done
     before the run directory exists so that a failure leaves nothing behind."""
+    from .memory import check_fits
     from .progress import RichReporter, make_reporter
     from .train import Trainer
 
+    check_fits(cfg)  # arithmetic only: refuses a model that cannot fit before loading data
     reporter = make_reporter(progress)
     data = load_dataset(cfg.data, progress=isinstance(reporter, RichReporter))
     try:
@@ -46,10 +72,17 @@ def _prepare(cfg: Config, progress: str):
 
 def _run(trainer, writer: RunWriter, reporter) -> RunResult:
     try:
-        result = trainer.run(writer)
+        try:
+            result = trainer.run(writer)
+        finally:
+            getattr(reporter, "close", lambda: None)()
+        summary = writer.finish(result)
     finally:
-        getattr(reporter, "close", lambda: None)()
-    return RunResult(writer.path, writer.finish(result))
+        writer.close()  # lets go of the run's lock even when the run failed
+    outcome = RunResult(writer.path, summary, trainer.stop_signal)
+    if trainer.out_of_memory:
+        raise OutOfMemory(outcome)
+    return outcome
 
 
 def train(
@@ -66,8 +99,10 @@ def train(
     `config` is a YAML path, a mapping with the same keys, or a loaded Config; `overrides`
     are `--set` strings such as "optimizer.lr=0.01"; `name` and `seed` win over both.
     `progress` is "auto", "rich", "plain" or "quiet". Config and data problems raise
-    ConfigError or DataError before any run directory is made. A Ctrl-C ends the run with
-    status "interrupted" (the summary says so) instead of raising.
+    ConfigError or DataError before any run directory is made. A Ctrl-C, SIGTERM or SIGHUP
+    while training ends the run with status "interrupted" (the summary says so, and
+    `stop_signal` which) instead of raising; running out of memory ends it the same way and
+    then raises OutOfMemory.
     """
     if isinstance(config, Config):
         config = config.to_dict()
@@ -83,21 +118,25 @@ def resume(run_dir: str | Path, *, progress: str = "auto") -> RunResult:
     The run goes on exactly as if it had never stopped: its metrics are appended to the same
     metrics.jsonl and equal, timings aside, those of an uninterrupted run of the same config
     and seed on the same machine. A finished run (completed, early_stopped, diverged) or one
-    whose process is still alive is a ConfigError; an unreadable checkpoint a RunDirError,
-    raised before anything in the run directory changes.
+    that another process is training is a ConfigError; an unreadable checkpoint a RunDirError,
+    raised before anything in the run directory changes. The run's lock is taken before its
+    status is checked and held until the run ends, so two resumes of one run cannot both go on.
     """
     path = Path(run_dir)
-    check_resumable(path)
-    cfg = load_config(path / CONFIG_FILE)
-    reporter, trainer = _prepare(cfg, progress)
-    epochs_done = 0
-    if (path / CHECKPOINT_FILE).is_file():
-        try:
-            with np.load(path / CHECKPOINT_FILE, allow_pickle=False) as npz:
-                trainer.load_checkpoint({k: npz[k] for k in npz.files})
-        except Exception as err:  # any damage: zip, npy, missing key, wrong shape
-            raise RunDirError(f"{path / CHECKPOINT_FILE} cannot be read ({type(err).__name__}: {err}); "
-                              f"the run cannot be resumed: train it again with trickrun train "
-                              f"{path / CONFIG_FILE}") from None
-        epochs_done = trainer.epochs_done
-    return _run(trainer, RunWriter.reopen(path, epochs_done), reporter)
+    lock, _ = claim_for_resume(path)
+    try:
+        cfg = load_config(path / CONFIG_FILE)
+        reporter, trainer = _prepare(cfg, progress)
+        epochs_done = 0
+        if (path / CHECKPOINT_FILE).is_file():
+            try:
+                with np.load(path / CHECKPOINT_FILE, allow_pickle=False) as npz:
+                    trainer.load_checkpoint({k: npz[k] for k in npz.files})
+            except Exception as err:  # any damage: zip, npy, missing key, wrong shape
+                raise RunDirError(f"{path / CHECKPOINT_FILE} cannot be read ({type(err).__name__}: {err}); "
+                                  f"the run cannot be resumed: train it again with trickrun train "
+                                  f"{path / CONFIG_FILE}") from None
+            epochs_done = trainer.epochs_done
+        return _run(trainer, RunWriter.reopen(path, epochs_done, lock), reporter)
+    finally:
+        lock.release()

@@ -18,7 +18,9 @@ from .analysis.compare import compare_report, load_compared
 from .analysis.listing import SortKey, ls_output, sort_entries
 from .analysis.render import OutputFormat, report_output, spark_width
 from .analysis.show import show_output
+from .clihelp import Command
 from .config import dump_yaml, load_config
+from .ensemble import EnsembleFormat
 from .errors import ConfigError, TrickrunError
 from .rundir.reader import load_run, resolve_run, scan_runs
 from .rundir.writer import runs_root, to_json
@@ -31,6 +33,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain layout: see clihelp.py
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 err_console = Console(stderr=True, highlight=False)
@@ -69,10 +72,19 @@ def root(
     """
 
 
+def _runs_dir(text: str) -> Path:
+    """--runs-dir's value; an empty one would be the current folder, never what was meant."""
+    if not text.strip():
+        raise typer.BadParameter("is empty; give a folder, e.g. --runs-dir runs, or leave the option out")
+    return Path(text)
+
+
 RunsDirOption = Annotated[
     Optional[Path],
     typer.Option(
         "--runs-dir",
+        parser=_runs_dir,
+        metavar="PATH",
         help="Folder of run directories (default: $TRICKRUN_RUNS_DIR, else ./runs).",
         show_default=False,
     ),
@@ -91,7 +103,7 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Show only erro
 JsonOption = Annotated[bool, typer.Option("--json", help="Print only summary.json plus run_dir, as JSON, on stdout.")]
 
 
-@app.command()
+@app.command(cls=Command)
 @reports_errors
 def train(
     config: ConfigArg,
@@ -118,7 +130,8 @@ def train(
 
 
 def _print_result(result, quiet: bool, json_: bool) -> None:
-    """The end of train and resume: the summary or run directory on stdout, exit 130 if interrupted."""
+    """The end of train and resume: the summary or run directory on stdout; if interrupted,
+    how to go on (on stderr) and exit 128 + the signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
     summary = result.summary
     if json_:
         typer.echo(to_json({**summary, "run_dir": str(result.run_dir)}, indent=2))
@@ -126,8 +139,10 @@ def _print_result(result, quiet: bool, json_: bool) -> None:
         if not quiet:
             err_console.print(escape(_result_line(summary)), soft_wrap=True)
         typer.echo(str(result.run_dir))
-    if summary["status"] == "interrupted":
-        raise typer.Exit(130)
+    if result.exit_code:
+        if not json_:  # --json is for scripts, which read the status
+            err_console.print(f"to continue: trickrun resume {escape(str(result.run_dir))}", soft_wrap=True)
+        raise typer.Exit(result.exit_code)
 
 
 def _one_run(spec: str, runs_dir: Path | None, command: str) -> Path:
@@ -139,13 +154,19 @@ def _one_run(spec: str, runs_dir: Path | None, command: str) -> Path:
 
 
 def _result_line(summary: dict) -> str:
-    test = summary.get("test") or {}
-    acc = f"test acc {test['acc']:.4f}  loss {test['loss']:.4f}" if test else "no test evaluation"
-    return (f"{summary['status']}: {summary['stop_reason']}; best epoch {summary['best_epoch']}; "
-            f"{acc}; {summary['wall_s']:.1f}s")
+    """`diverged: <reason>; best epoch 3; test acc ...; 1.2s`, the status said once (reasons
+    such as "interrupted (Ctrl-C) during epoch 2" begin with it) and no best epoch when no
+    epoch finished (the reason says so)."""
+    status, reason = str(summary["status"]), summary["stop_reason"]
+    parts = [reason if reason.startswith(status) else f"{status}: {reason}"]
+    if summary["best_epoch"] is not None:
+        test = summary.get("test") or {}
+        parts += [f"best epoch {summary['best_epoch']}",
+                  f"test acc {test['acc']:.4f}  loss {test['loss']:.4f}" if test else "no test evaluation"]
+    return "; ".join(parts + [f"{summary['wall_s']:.1f}s"])
 
 
-@app.command()
+@app.command(cls=Command)
 @reports_errors
 def resume(
     run: Annotated[str, typer.Argument(help="The run to continue: its directory, or its name or a unique prefix under the runs folder.", show_default=False)],
@@ -169,7 +190,7 @@ def resume(
     _print_result(result, quiet, json_)
 
 
-@app.command()
+@app.command(cls=Command)
 @reports_errors
 def validate(config: ConfigArg, set_: SetOption = None) -> None:
     """Check CONFIG (with any --set overrides) and print the resolved config, every default filled in.
@@ -178,6 +199,95 @@ def validate(config: ConfigArg, set_: SetOption = None) -> None:
     """
     cfg = load_config(config, set_ or [])
     typer.echo(dump_yaml(cfg.to_dict()), nl=False)
+
+
+
+def _with_sweep(runs: list[str] | None, sweep: str | None, runs_dir: Path | None) -> list[str]:
+    """The RUN arguments, plus the run directories of `--sweep NAME`; at least one run."""
+    specs = list(runs or [])
+    if sweep is not None:
+        from .sweep.command import sweep_run_dirs
+
+        specs += [str(p) for p in sweep_run_dirs(sweep, runs_dir)]
+    if not specs:
+        raise ConfigError("give at least one RUN, or --sweep NAME")
+    return specs
+
+
+# --- sweep -----------------------------------------------------------------------------
+@app.command(cls=Command)
+@reports_errors
+def sweep(
+    source: Annotated[Path, typer.Argument(metavar="CONFIG", show_default=False,
+                                           help="A config (then give --grid) or a sweep file with base:, set:, grid: and seeds:.")],
+    grid: Annotated[Optional[list[str]], typer.Option("--grid", "-g", metavar="KEY=VALUES", show_default=False,
+                    help="A grid axis; repeatable. VALUES: comma-separated scalars (optimizer.name=sgd,adam) or a "
+                    "quoted YAML list ('model.hidden=[[256],[512,256]]').")] = None,
+    set_: SetOption = None,
+    seeds: Annotated[Optional[int], typer.Option("--seeds", help="Seeds 0..N-1 for every grid point.",
+                                                 show_default=False)] = None,
+    seed_list: Annotated[Optional[str], typer.Option("--seed-list", metavar="0,3,7", show_default=False,
+                                                     help="These seeds for every grid point.")] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", show_default=False,
+                                                help="Cells at once (default: the number of cores).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", show_default=False,
+                                                help="Sweep name (default: the file's name).")] = None,
+    runs_dir: RunsDirOption = None,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Start no cell after the first failure.")] = False,
+    rerun: Annotated[bool, typer.Option("--rerun", help="Train every cell afresh, even finished ones.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells and what would happen to each; run nothing.")] = False,
+    print_commands: Annotated[bool, typer.Option("--print-commands", help="Print one trickrun train line per cell; run nothing.")] = False,
+    quiet: QuietOption = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print sweep.json instead of the leaderboard.")] = False,
+    backend: Annotated[str, typer.Option("--backend", metavar="local|ray", help="Where cells run.")] = "local",
+    address: Annotated[Optional[str], typer.Option("--address", show_default=False,
+                                                   help="Ray cluster address ('auto': a running cluster; default: a local Ray).")] = None,
+) -> None:
+    """Train a grid of configs times seeds, several at once, and print the leaderboard.
+
+    Example: trickrun sweep configs/baseline.yaml --grid optimizer.lr=0.01,0.001 --seeds 3 --jobs 2
+    """
+    from .sweep.command import SweepOptions, run_command
+
+    opts = SweepOptions(source, grid or [], set_ or [], seeds, seed_list, jobs, name, runs_dir, fail_fast, rerun,
+                        dry_run, print_commands, quiet, json_, backend, address)
+    code = run_command(opts, _stdout(), err_console)
+    if code:
+        raise typer.Exit(code)
+
+
+# --- lesson ----------------------------------------------------------------------------
+@app.command(cls=Command)
+@reports_errors
+def lesson(
+    claims: Annotated[Optional[str], typer.Option("--claims", metavar="1,4,...", show_default=False,
+                      help="Only these claims (numbers 1 to 9, comma-separated; default: all).")] = None,
+    seeds: Annotated[Optional[int], typer.Option("--seeds", show_default=False,
+                                                 help="Seeds per arm (default: 3, or 2 with --quick).")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="A smoke test: 2,000 training examples, 3 epochs, "
+                                        "2 seeds; every section, table, figure and verdict in minutes.")] = False,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", show_default=False,
+                                                help="Cells at once (default: the number of cores).")] = None,
+    backend: Annotated[str, typer.Option("--backend", metavar="local|ray", help="Where cells run.")] = "local",
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder for lesson.md and one PNG per claim.")]
+    = Path("lesson-report"),
+    runs_dir: RunsDirOption = None,
+) -> None:
+    """Run the experiment behind every claim of the lesson and write a report with verdicts.
+
+    Each claim's sweeps (configs/lesson/) run through the sweep driver (finished runs are
+    skipped, so an interrupted report resumes); Welch's t-test across seeds with Holm's
+    correction decides each pre-declared comparison.
+
+    Example: trickrun lesson --quick --claims 1,9 --jobs 2
+    """
+    from .lesson.runner import run_lesson
+    from .lesson.results import LessonOptions
+
+    opts = LessonOptions(claims, seeds, quick, jobs, backend, out, runs_dir)
+    code = run_lesson(opts, err_console)
+    if code:
+        raise typer.Exit(code)
 
 
 # --- compare, ls, show (runs inspection) ----------------------------------------------
@@ -218,18 +328,23 @@ def _warn(messages) -> None:
         err_console.print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True, highlight=False)
 
 
-@app.command()
+@app.command(cls=Command)
 @reports_errors
 def compare(
     runs: Annotated[
-        list[str],
+        Optional[list[str]],
         typer.Argument(
-            metavar="RUN...",
+            metavar="[RUN]...",
             help="Runs: a run directory, a run name or unique prefix under the runs folder, or a glob "
             "such as 'runs/adam-*'.",
             show_default=False,
         ),
-    ],
+    ] = None,
+    sweep: Annotated[
+        Optional[str],
+        typer.Option("--sweep", metavar="NAME", show_default=False,
+                     help="Add every run of the sweep NAME (its sweep.json under the runs folder)."),
+    ] = None,
     baseline: Annotated[
         Optional[str],
         typer.Option("--baseline", "-b", help="The run changes are measured against (default: the first).",
@@ -256,7 +371,7 @@ def compare(
 
     Example: trickrun compare 'runs/adam-*' sgd --baseline sgd --group --plot compare.png
     """
-    loaded, base_index = load_compared(runs, baseline, runs_root(runs_dir))
+    loaded, base_index = load_compared(_with_sweep(runs, sweep, runs_dir), baseline, runs_root(runs_dir))
     _warn(w for run in loaded for w in run.warnings)
     console = _stdout()
     report = compare_report(loaded, baseline=base_index, metric=metric, group=group, all_keys=all_keys,
@@ -270,13 +385,65 @@ def compare(
         err_console.print(f"wrote {plot}", highlight=False)
 
 
-@app.command("ls")
+@app.command(cls=Command)
+@reports_errors
+def ensemble(
+    runs: Annotated[
+        Optional[list[str]],
+        typer.Argument(
+            metavar="[RUN]...",
+            help="Two or more trained runs, named as for compare: run directories, run names or unique "
+            "prefixes under the runs folder, or globs such as 'runs/adam-*'. They must share data.dataset, "
+            "data.scale, data.val_size, data.split_seed (and data.train_limit with scale standard).",
+            show_default=False,
+        ),
+    ] = None,
+    sweep: Annotated[
+        Optional[str],
+        typer.Option("--sweep", metavar="NAME", show_default=False,
+                     help="Add every run of the sweep NAME (its sweep.json under the runs folder)."),
+    ] = None,
+    save: Annotated[
+        Optional[str],
+        typer.Option("--save", metavar="NAME", show_default=False,
+                     help="Also write an ensemble run directory NAME-<stamp> in the runs folder "
+                     "(config.yaml with kind: ensemble and the members; summary.json), shown by ls and compare."),
+    ] = None,
+    fmt: Annotated[
+        EnsembleFormat,
+        typer.Option("--format", "-f", case_sensitive=False,
+                     help="table (terminal), markdown, or json: one object with members (run, path, seed, "
+                     "test {loss, acc}), mean_of_members, test (the ensemble's), seeds, n_test, saved."),
+    ] = EnsembleFormat.table,
+    runs_dir: RunsDirOption = None,
+) -> None:
+    """Average trained runs by soft voting: the mean of their predicted class probabilities on
+    the test set. Prints each run's test accuracy and loss, their mean, and the ensemble's; the
+    ensemble's loss is the mean cross-entropy of the averaged probabilities (clipped at 1e-12
+    before the log).
+
+    Example: trickrun ensemble 'runs/baseline-*' --save baseline-ensemble
+    """
+    from .ensemble import check_save_name, ensemble_output, evaluate_runs, save_ensemble
+
+    root = runs_root(runs_dir)
+    if save is not None:
+        check_save_name(save)  # before the slow part
+    result = evaluate_runs(_with_sweep(runs, sweep, runs_dir), root)
+    _warn(result.warnings)
+    saved = save_ensemble(root, save, result) if save is not None else None
+    ensemble_output(result, fmt, _stdout(), saved)
+    if saved is not None:
+        err_console.print(f"wrote {saved}", highlight=False)
+
+
+@app.command("ls", cls=Command)
 @reports_errors
 def list_runs(
     runs_dir: RunsDirOption = None,
     sort: Annotated[
         SortKey,
-        typer.Option("--sort", "-s", help="Order rows by this column (accuracies best first).",
+        typer.Option("--sort", help="Order rows by this column (accuracies best first).",
                      case_sensitive=False),
     ] = SortKey.started,
     reverse: Annotated[bool, typer.Option("--reverse", "-r", help="Reverse the order.")] = False,
@@ -295,7 +462,7 @@ def list_runs(
     ls_output(sort_entries(entries, sort, reverse), fmt, _stdout())
 
 
-@app.command()
+@app.command(cls=Command)
 @reports_errors
 def show(
     run: Annotated[

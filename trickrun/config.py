@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence, get_args, get_origin, get_type_hints
-
-import yaml
 
 from .data.catalog import DATASETS
 from .data.scaling import SCALES
@@ -27,6 +26,9 @@ from .nn.initializers import INITIALIZERS
 from .nn.layers import ACTIVATIONS, NORMS
 from .nn.optim import OPTIMIZERS, hyper_defaults
 from .nn.schedules import SCHEDULES
+from .userinput import PATH_CHARS, dump_yaml, parse_yaml, read_capped, short
+
+__all__ = ["Config", "ConfigError", "dump_yaml", "load_config", "parse_yaml", "short"]  # re-exported
 
 # The choices of every "name" key, each read from the registry that builds it (in
 # registration order, as error messages list them). None of these modules imports this one.
@@ -42,6 +44,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 _OPTIMIZER = hyper_defaults()  # each optimizer hyper-parameter's default, from nn/optim.py
+# A run name: its directory is `<name>-<timestamp>`, so the name must be a safe file name.
+NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+MAX_NAME = 100
 # `schedule.gamma` when not given: the lesson's 0.98 per epoch, or a tenfold cut per step;
 # schedules without a gamma save the exponential one, so the saved config is complete.
 DEFAULT_GAMMA = {"exponential": 0.98, "step": 0.1}
@@ -65,6 +70,7 @@ class ModelConfig:
     norm: str = "none"  # none | batch | layer, between affine map and activation
     bn_momentum: float = 0.9  # running = momentum * running + (1 - momentum) * batch
     dropout: float = 0.0  # inverted-dropout rate after each hidden activation, in [0, 1)
+    residual: bool = False  # h <- h + block(h) around each hidden block after the first (equal widths)
 
 
 @dataclass
@@ -83,6 +89,7 @@ class OptimizerConfig:
 class RegularizationConfig:
     l2: float = 0.0  # adds l2/2 * sum(w^2) over weight matrices to the loss
     l1: float = 0.0  # adds l1 * sum(|w|) over weight matrices to the loss
+    max_norm: float | None = None  # cap on each unit's incoming-weight L2 norm after every step; None: off
 
 
 @dataclass
@@ -135,64 +142,6 @@ class Config:
 
 
 # ---------------------------------------------------------------------------------------
-# YAML: PyYAML follows YAML 1.1, where `1e-3` is a string. Users write learning rates that
-# way, so floats are resolved with the YAML 1.2 rule instead.
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-_FLOAT_12 = re.compile(
-    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-)
-_Loader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:float"]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
-_INT = re.compile(r"^[-+]?[0-9]+$")
-
-
-def _construct_float_or_int(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    text = loader.construct_scalar(node)
-    return int(text) if _INT.match(text) else loader.construct_yaml_float(node)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float_or_int)
-
-
-def parse_yaml(text: str, source: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError(f"{source}: malformed YAML{where}: {problem}") from None
-    except RecursionError:
-        raise ConfigError(f"{source}: malformed YAML: nested too deeply") from None
-    except Exception as err:  # PyYAML's constructors raise bare errors on some scalars and tags
-        # (ValueError for 2001-13-45 or an int of 5000 digits, AttributeError for `!!timestamp 1`)
-        why = str(err) if isinstance(err, ValueError) else "a tagged value that cannot be constructed"
-        raise ConfigError(f"{source}: unreadable YAML value: {why}") from None
-
-
-class _Dumper(yaml.SafeDumper):
-    """Block style for sections, flow style for lists: `hidden: [512, 256]`."""
-
-
-# Quote strings such as "1e5" that our loader would read as numbers, so dump/load round-trips.
-_Dumper.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
-_Dumper.add_representer(
-    list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
-)
-
-
-def dump_yaml(data: Mapping[str, Any]) -> str:
-    return yaml.dump(dict(data), Dumper=_Dumper, sort_keys=False, default_flow_style=False)
-
-
-# ---------------------------------------------------------------------------------------
 # Building a Config from plain data, with errors that name the key path.
 
 
@@ -211,26 +160,32 @@ def _check_value(path: str, value: Any, hint: Any) -> Any:
         origin, args = get_origin(hint), get_args(hint)
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
+            raise ConfigError(f"{path}: expected a list, got {short(value)}")
         return [_check_value(f"{path}[{i}]", item, args[0]) for i, item in enumerate(value)]
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        raise ConfigError(f"{path}: expected true or false, got {short(value)}")
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise ConfigError(f"{path}: expected a whole number, got {value!r}")
+        raise ConfigError(f"{path}: expected a whole number, got {short(value)}")
     if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{path}: expected a number, got {value!r}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{path}: expected a number, got {short(value)}")
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float range
+            number = math.inf
+        if not math.isfinite(number):  # no float key means anything with NaN or infinity
+            raise ConfigError(f"{path}: must be a finite number, got {short(value)}")
+        return number
     if hint is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{path}: expected text, got {value!r}")
+        raise ConfigError(f"{path}: expected text, got {short(value)}")
     raise TypeError(f"unsupported annotation {hint!r} at {path}")  # a bug in the schema
 
 
@@ -239,14 +194,14 @@ def _build(cls: type, data: Any, path: str) -> Any:
         data = {}
     if not isinstance(data, Mapping):
         where = path or "config"
-        raise ConfigError(f"{where}: expected a mapping of keys to values, got {data!r}")
+        raise ConfigError(f"{where}: expected a mapping of keys to values, got {short(data)}")
     hints = get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in data.items():
         full = f"{path}.{key}" if path else str(key)
         if key not in hints:
-            raise ConfigError(f"unknown key {full!r}{_closest(str(key), names)}")
+            raise ConfigError(f"unknown key {short(full)}{_closest(str(key)[:100], names)}")
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value, full)
@@ -266,7 +221,7 @@ def _range(path: str, value: float | int | None, lo=None, hi=None, lo_open=False
         right = ")" if hi_open else "]"
         lo_s = "-inf" if lo is None else lo
         hi_s = "inf" if hi is None else hi
-        raise ConfigError(f"{path}: {value!r} is out of range; allowed {left}{lo_s}, {hi_s}{right}")
+        raise ConfigError(f"{path}: {short(value)} is out of range; allowed {left}{lo_s}, {hi_s}{right}")
 
 
 def _check_choices(cfg: Config) -> None:
@@ -274,17 +229,18 @@ def _check_choices(cfg: Config) -> None:
         section, key = path.split(".")
         value = getattr(getattr(cfg, section), key)
         if value not in choices:
-            close = difflib.get_close_matches(str(value), choices, n=1)
+            close = difflib.get_close_matches(str(value)[:100], choices, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{path}: unknown choice {value!r}{hint}; choose one of: {', '.join(choices)}")
+            raise ConfigError(f"{path}: unknown choice {short(value)}{hint}; choose one of: {', '.join(choices)}")
 
 
 def validate(cfg: Config) -> Config:
     """Check choices and ranges; return `cfg` unchanged or raise ConfigError."""
     _check_choices(cfg)
-    if cfg.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}", cfg.name):
+    if cfg.name is not None and not NAME_RULE.fullmatch(cfg.name):
         raise ConfigError(
-            f"name: {cfg.name!r} cannot name a run directory; use letters, digits, '.', '_', '+' or '-'"
+            f"name: {short(cfg.name)} cannot name a run directory: a name "
+            f"has 1 to {MAX_NAME} characters, a letter or digit first, then letters, digits, '.', '_', '+' or '-'"
         )
     _range("seed", cfg.seed, 0)
     d = cfg.data
@@ -298,6 +254,9 @@ def validate(cfg: Config) -> Config:
         _range(f"model.hidden[{i}]", width, 1, 65_536)
     _range("model.bn_momentum", m.bn_momentum, 0, 1, hi_open=True)
     _range("model.dropout", m.dropout, 0, 1, hi_open=True)
+    if m.residual and len(set(m.hidden)) > 1:
+        raise ConfigError(f"model.residual: needs equal hidden widths, got {short(m.hidden)}; "
+                          f"e.g. model.hidden: {short([m.hidden[0]] * len(m.hidden))}")
     o = cfg.optimizer
     _range("optimizer.lr", o.lr, 0, lo_open=True)
     _range("optimizer.momentum", o.momentum, 0, 1, hi_open=True)
@@ -313,6 +272,7 @@ def validate(cfg: Config) -> Config:
         )
     _range("regularization.l2", cfg.regularization.l2, 0)
     _range("regularization.l1", cfg.regularization.l1, 0)
+    _range("regularization.max_norm", cfg.regularization.max_norm, 0, lo_open=True)
     _range("clip.norm", cfg.clip.norm, 0, lo_open=True)
     _range("clip.value", cfg.clip.value, 0, lo_open=True)
     s = cfg.schedule
@@ -327,11 +287,6 @@ def validate(cfg: Config) -> Config:
     e = cfg.early_stopping
     _range("early_stopping.patience", e.patience, 0)
     _range("early_stopping.min_delta", e.min_delta, 0)
-    for path in ("optimizer.lr", "clip.norm", "clip.value", "regularization.l2", "regularization.l1"):
-        section, key = path.split(".")
-        value = getattr(getattr(cfg, section), key)
-        if value is not None and value == float("inf"):
-            raise ConfigError(f"{path}: must be finite, got {value!r}")
     return cfg
 
 
@@ -359,7 +314,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not sep or not key or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
         raise ConfigError(
-            f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. --set optimizer.lr=0.01"
+            f"--set {short(text)}: expected KEY=VALUE with a dotted key, e.g. --set optimizer.lr=0.01"
         )
     return key.split("."), parse_yaml(raw, f"--set {key}") if raw.strip() else None
 
@@ -375,7 +330,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             if child is None:
                 child = node[key] = {}
             if not isinstance(child, dict):
-                raise ConfigError(f"--set {text!r}: {'.'.join(keys[: i + 1])} is not a section")
+                raise ConfigError(f"--set {short(text)}: {short('.'.join(keys[: i + 1]))} is not a section")
             node = child
         node[keys[-1]] = value
     return out
@@ -402,20 +357,29 @@ def _deep_copy(data: Any, memo: dict[int, Any] | None = None) -> Any:
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    shown = short(str(path), PATH_CHARS)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_capped(path)
     except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} not found; try one of configs/*.yaml") from None
+        raise ConfigError(f"config file {shown} not found; try one of configs/*.yaml") from None
     except IsADirectoryError:
-        raise ConfigError(f"config {str(path)!r} is a folder; give a YAML file") from None
+        raise ConfigError(f"config {shown} is a folder; give a YAML file") from None
     except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"config file {str(path)!r} cannot be read: {err}") from None
+        raise ConfigError(f"config file {shown} cannot be read: {short(err, 200)}") from None
     data = parse_yaml(text, str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys to values at the top, got {type(data).__name__}")
+        raise ConfigError(f"{shown}: expected a mapping of keys to values at the top, got {type(data).__name__}")
     return data
+
+
+def default_name(path: str | Path) -> str:
+    """A valid run name from a config file's name: unsafe characters become '-', the name
+    starts with a letter or digit and is cut to MAX_NAME characters."""
+    name = re.sub(r"[^A-Za-z0-9._+-]+", "-", Path(path).stem)
+    name = re.sub(r"^[^A-Za-z0-9]+", "", name)[:MAX_NAME].rstrip("-.")
+    return name or "run"
 
 
 def load_config(
@@ -431,10 +395,9 @@ def load_config(
     strings; `name` and `seed` (the CLI's --name and --seed) win over everything.
     """
     if isinstance(source, Mapping):
-        data, default_name = _deep_copy(source), "run"
+        data, fallback = _deep_copy(source), "run"
     else:
-        data = read_config_file(source)
-        default_name = re.sub(r"[^A-Za-z0-9._+-]+", "-", Path(source).stem).strip("-.") or "run"
+        data, fallback = read_config_file(source), default_name(source)
     data = apply_overrides(data, overrides)
     if name is not None:
         data["name"] = name
@@ -442,5 +405,5 @@ def load_config(
         data["seed"] = seed
     cfg = _build(Config, data, "")
     if cfg.name is None:
-        cfg.name = default_name
+        cfg.name = fallback
     return resolve(validate(cfg))

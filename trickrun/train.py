@@ -1,9 +1,9 @@
 """The epoch loop: feeds batches, calls the model, loss, clipping, optimizer, schedule and
 early stopping, and hands every record to the run directory.
 
-However the run ends (early stop, epoch limit, divergence or Ctrl-C), the best weights by
-the monitor (or the last ones with restore_best false) are evaluated once on the test set
-and saved.
+However the run ends (early stop, epoch limit, divergence, Ctrl-C, SIGTERM, SIGHUP or running
+out of memory), the best weights by the monitor (or the last ones with restore_best false)
+are evaluated once on the test set and saved.
 """
 
 from __future__ import annotations
@@ -11,8 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -22,11 +26,68 @@ from .nn.diagnostics import first_nonfinite_layer, layer_stats
 from .early_stopping import EarlyStopping
 from .nn.losses import add_penalty_grad, evaluate, softmax_cross_entropy, weight_penalty
 from .nn.model import MLP, model_arrays
-from .nn.optim import clip_gradients, make_optimizer
+from .nn.optim import apply_max_norm, clip_gradients, make_optimizer
 from .nn.schedules import LRSchedule
 from .rundir.format import Status
 
 PROBE_SIZE = 512  # validation examples behind the per-layer activation statistics
+
+# Signals that stop a run as Ctrl-C does (schedulers send SIGTERM, closing a terminal SIGHUP).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class StopSignal(KeyboardInterrupt):
+    """A stop signal arrived while training; the loop ends the run as it does for Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def signal_label(signum: int) -> str:
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+
+
+class SignalStop:
+    """While `installed()`, STOP_SIGNALS raise StopSignal, which the loop takes as Ctrl-C, instead
+    of killing the process with the summary still "running". Inside `held()` a signal waits for
+    the end of the block, so that an epoch's record and its checkpoint are written together.
+    Handlers can only be set in the main thread; elsewhere the signals keep theirs."""
+
+    def __init__(self) -> None:
+        self._holding = False
+        self._pending: int | None = None
+
+    def _handle(self, signum: int, frame) -> None:
+        if self._holding:
+            self._pending = signum
+        else:
+            raise StopSignal(signum)
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+        for s in STOP_SIGNALS:
+            signal.signal(s, self._handle)
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, signal.SIG_DFL if handler is None else handler)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if self._pending is not None:
+            signum, self._pending = self._pending, None
+            raise StopSignal(signum)
 
 
 class NullReporter:
@@ -102,6 +163,9 @@ class Trainer:
         self.epoch = 0  # the epoch in progress (or last started)
         self.epochs_done = 0  # epochs whose record was written
         self.best_values = {"val_loss": None, "val_acc": None}
+        self.stop_signal: int | None = None  # the signal that interrupted the run (SIGINT: Ctrl-C)
+        self.out_of_memory = False  # the run was interrupted by a MemoryError
+        self._signals = SignalStop()
         self._probe = data.x_val[:PROBE_SIZE]
         self._buffers: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # per batch size
         self._scratch = np.empty(m.n_weights, m.dtype)
@@ -145,6 +209,8 @@ class Trainer:
             if index == n_batches - 1:
                 np.copyto(self._last_weights, weights)  # for the update/weight ratio
             self.optimizer.step(params, grads, lr)
+            if reg.max_norm is not None:
+                apply_max_norm(m.weight_matrices(), reg.max_norm)
             loss_sum += loss * len(yb)
             correct_sum += correct
             self.reporter.batch(self.epoch, index + 1, loss, correct, len(yb))
@@ -205,10 +271,18 @@ class Trainer:
         started = time.perf_counter()
         try:
             ending = None
-            while ending is None:
-                ending = self._stop_condition() or self._run_epoch(writer)
-        except KeyboardInterrupt:
-            ending = Ending(Status.INTERRUPTED, f"interrupted (Ctrl-C) during epoch {self.epoch}")
+            # Divergence is caught by the finiteness checks and reported in trickrun's words;
+            # numpy's overflow warnings on the way there would only leak source lines.
+            with self._signals.installed(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                while ending is None:
+                    ending = self._stop_condition() or self._run_epoch(writer)
+        except KeyboardInterrupt as stop:  # Ctrl-C, or a StopSignal
+            self.stop_signal = getattr(stop, "signum", signal.SIGINT)
+            ending = Ending(Status.INTERRUPTED,
+                            f"interrupted ({signal_label(self.stop_signal)}) during epoch {self.epoch}")
+        except MemoryError:  # resumable: freeing memory or a smaller batch may be enough
+            self.out_of_memory = True
+            ending = Ending(Status.INTERRUPTED, f"ran out of memory during epoch {self.epoch}")
         return self._finish(writer, ending, time.perf_counter() - started)
 
     def _stop_condition(self) -> Ending | None:
@@ -245,9 +319,10 @@ class Trainer:
                   "penalty": weight_penalty(m.params[: m.n_weights], reg.l2, reg.l1),
                   "grad_norm": stats["grad_norm"], "clip_fraction": stats["clip_fraction"],
                   "epoch_s": time.perf_counter() - t0, "layers": layers}
-        writer.append_metrics(record)
-        self.epochs_done = self.epoch
-        writer.save_checkpoint(self.checkpoint())
+        with self._signals.held():  # a stop now would leave a record that no checkpoint covers
+            writer.append_metrics(record)
+            self.epochs_done = self.epoch
+            writer.save_checkpoint(self.checkpoint())
         self.reporter.epoch(record)
         return None
 
@@ -288,12 +363,16 @@ class Trainer:
             evaluated = best_epoch
         else:
             evaluated = self.epochs_done
-        if best_epoch is not None:
-            test_loss, test_acc = evaluate(m, self.data.x_test, self.data.y_test)
-            test = {"loss": test_loss, "acc": test_acc, "weights_of_epoch": evaluated}
-            writer.save_model(model_arrays(m))
-        else:
+        if best_epoch is None:
             reason += "; no epoch finished, so nothing was evaluated on the test set"
+        else:
+            try:
+                test_loss, test_acc = evaluate(m, self.data.x_test, self.data.y_test)
+            except MemoryError:  # the summary matters more than the test score
+                reason += "; out of memory for the test evaluation"
+            else:
+                test = {"loss": test_loss, "acc": test_acc, "weights_of_epoch": evaluated}
+                writer.save_model(model_arrays(m))
         return {
             "status": ending.status,
             "stop_reason": reason,

@@ -20,6 +20,7 @@ from .render import (
     records_text,
     render_sections,
     status_cell,
+    write_text,
 )
 
 RICH_ROWS_MAX = 500  # `ls` tables longer than this are printed as plain aligned text
@@ -73,12 +74,12 @@ def _row(e: RunEntry) -> list[Cell]:
 
 def ls_output(entries: Sequence[RunEntry], fmt: OutputFormat, console: Console) -> None:
     if fmt in (OutputFormat.csv, OutputFormat.json):
-        console.out(records_text([e.as_dict() for e in entries], fmt), highlight=False, end="")
+        write_text(console, records_text([e.as_dict() for e in entries], fmt), end="")
         return
     rows = [_row(e) for e in entries]
     section = Section(f"{len(entries)} run{'' if len(entries) == 1 else 's'}", COLUMNS, rows)
     if fmt is OutputFormat.markdown:
-        console.out(markdown_sections([section]), highlight=False, end="")
+        write_text(console, markdown_sections([section]), end="")
     elif not rows:
         console.print("no runs")
     elif len(rows) <= RICH_ROWS_MAX:
@@ -87,4 +88,4 @@ def ls_output(entries: Sequence[RunEntry], fmt: OutputFormat, console: Console) 
         widths = [max(len(COLUMNS[i]), *(len(r[i].text) for r in rows)) for i in range(len(COLUMNS))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)).rstrip()]
         lines += ["  ".join(c.text.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-        console.out("\n".join(lines), highlight=False)
+        write_text(console, "\n".join(lines))

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -28,6 +28,12 @@ EMPTY = "—"
 WRAPPING_COLUMNS = ("flags", "flag", "value", "run", "group")  # long text; others never wrap
 WRAP_MIN_WIDTH = 24  # a wrapping column is never squeezed narrower than this
 LABEL_WIDTH = 24  # a run label longer than this wraps
+# For a stdout that cannot encode them (PYTHONIOENCODING=ascii, a latin-1 terminal). Sparkline
+# and mark characters map one to one, so widths and the highlighted best epoch stay put.
+ASCII_SUBSTITUTES = str.maketrans({
+    **dict(zip(SPARK_CHARS, "_.:-=+*#")), SPARK_MISSING: "x", "▶": ">", EMPTY: "-", "…": "...",
+    "±": "+/-", "Δ": "d", "→": "->", "−": "-", "≥": ">=", "≤": "<=",
+})
 
 STATUS_STYLE = {
     Status.COMPLETED: "green",
@@ -84,20 +90,47 @@ def status_cell(status: Any) -> Cell:
 
 def report_output(report: Report, fmt: OutputFormat, console: Console) -> None:
     if fmt in (OutputFormat.csv, OutputFormat.json):
-        console.out(records_text(report.records, fmt), highlight=False, end="")
+        write_text(console, records_text(report.records, fmt), end="")
     else:
         render_sections(report.sections, fmt, console)
+
+
+def encodable(text: str, console: Console) -> str:
+    """`text` as `console` can encode it: unchanged if it can, else with plain substitutes
+    for trickrun's own marks and `?` for anything else."""
+    encoding = console.encoding
+    try:
+        text.encode(encoding)
+        return text
+    except UnicodeEncodeError:
+        return text.translate(ASCII_SUBSTITUTES).encode(encoding, "replace").decode(encoding)
+
+
+def write_text(console: Console, text: str, end: str = "\n") -> None:
+    """Plain text (no markup, no highlighting) on `console`, in characters it can encode."""
+    console.out(encodable(text, console), highlight=False, end=end)
 
 
 def _cell(value: Any) -> Cell:
     return value if isinstance(value, Cell) else Cell(EMPTY if value is None else str(value))
 
 
+def _encodable_section(section: Section, console: Console) -> Section:
+    def fix(text: str) -> str:
+        return encodable(text, console)
+
+    rows = [[replace(c, text=fix(c.text), note=fix(c.note)) for c in map(_cell, row)] for row in section.rows]
+    return replace(section, title=fix(section.title), columns=[fix(c) for c in section.columns], rows=rows,
+                   footer=[fix(line) for line in section.footer],
+                   text=None if section.text is None else fix(section.text))
+
+
 def render_sections(sections: Sequence[Section], fmt: OutputFormat, console: Console) -> None:
     if fmt is OutputFormat.markdown:
-        console.out(markdown_sections(sections), highlight=False, end="")
+        write_text(console, markdown_sections(sections), end="")
         return
-    for section in sections:
+    cut = "ellipsis" if encodable("…", console) == "…" else "crop"  # rich's … is not translated
+    for section in (_encodable_section(s, console) for s in sections):
         if section.text is not None:
             console.print(Text(section.title, style="bold"))
             console.out(section.text.rstrip("\n"), highlight=False)
@@ -113,7 +146,7 @@ def render_sections(sections: Sequence[Section], fmt: OutputFormat, console: Con
                 wraps = column in WRAPPING_COLUMNS
                 longest = max((len(_cell(row[i]).text) for row in section.rows if i < len(row)), default=0)
                 label = i == 0 and column in ("run", "group")  # fixed width: never squeezed away
-                table.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis",
+                table.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else cut,
                                  min_width=min(longest, WRAP_MIN_WIDTH) if wraps else None,
                                  width=min(longest, LABEL_WIDTH) if label else None)
             for row in section.rows:

@@ -29,6 +29,7 @@ from .render import (
     spark_width,
     sparkline,
     status_cell,
+    write_text,
 )
 
 EPOCH_HEADERS = {
@@ -149,8 +150,8 @@ def show_csv_records(run: Run) -> list[dict[str, Any]]:
 
 def show_output(run: Run, fmt: OutputFormat, console: Console) -> None:
     if fmt is OutputFormat.json:
-        console.out(to_json(show_report(run).records[0], indent=2), highlight=False)
+        write_text(console, to_json(show_report(run).records[0], indent=2))
     elif fmt is OutputFormat.csv:
-        console.out(records_text(show_csv_records(run), fmt), highlight=False, end="")
+        write_text(console, records_text(show_csv_records(run), fmt), end="")
     else:
         render_sections(show_report(run, spark_width(console)).sections, fmt, console)

@@ -119,16 +119,22 @@ def _find_or_download(cfg: DataConfig, progress: bool) -> tuple[Path, dict[str, 
     return cache, {name: files[name] for name in FILES}
 
 
-def load_dataset(cfg: DataConfig, *, progress: bool = False) -> Dataset:
-    """Find (or download), verify, split and scale the dataset named by `cfg.dataset`.
+# Verified arrays handed over by a sweep driver (a Ray worker gets them from the object store
+# and has no data folder of its own): dataset name -> (arrays by file name, source folder).
+_SUPPLIED: dict[str, tuple[dict[str, np.ndarray], str]] = {}
 
-    `progress` shows a download progress bar on stderr. Raises DataError (exit code 3)
-    for missing, corrupt or undownloadable files, ConfigError (exit code 2) for a bad
-    data.dataset, data.val_size or data.scale.
-    """
+
+def supply_verified(dataset: str, arrays: dict[str, np.ndarray], source: str) -> None:
+    """Use these already verified arrays for `dataset` in this process instead of files."""
+    _SUPPLIED[dataset] = (arrays, source)
+
+
+def verified_arrays(cfg: DataConfig, *, progress: bool = False) -> tuple[dict[str, np.ndarray], str]:
+    """The four verified arrays of `cfg.dataset` by file name, and the folder they came from."""
     if cfg.dataset not in DATASETS:
         raise ConfigError(f"data.dataset: unknown dataset {cfg.dataset!r}; choose one of: {', '.join(DATASETS)}")
-    scale_fn = SCALES.get(cfg.scale)  # fail on a bad name before any slow work
+    if cfg.dataset in _SUPPLIED:
+        return _SUPPLIED[cfg.dataset]
     folder, files = _find_or_download(cfg, progress)
     sums, cache = DATASETS[cfg.dataset].sha256, cache_dir(cfg.dataset)
     arrays = {name: load_verified(path, name, sums[name], cache) for name, path in files.items()}
@@ -138,6 +144,18 @@ def load_dataset(cfg: DataConfig, *, progress: bool = False) -> Dataset:
                 f"{folder}: {files[images].name} holds {len(arrays[images])} images but "
                 f"{files[labels].name} holds {len(arrays[labels])} labels"
             )
+    return arrays, str(folder.resolve())
+
+
+def load_dataset(cfg: DataConfig, *, progress: bool = False) -> Dataset:
+    """Find (or download), verify, split and scale the dataset named by `cfg.dataset`.
+
+    `progress` shows a download progress bar on stderr. Raises DataError (exit code 3)
+    for missing, corrupt or undownloadable files, ConfigError (exit code 2) for a bad
+    data.dataset, data.val_size or data.scale.
+    """
+    scale_fn = SCALES.get(cfg.scale)  # fail on a bad name before any slow work
+    arrays, source = verified_arrays(cfg, progress=progress)
     x_all = arrays[TRAIN_IMAGES].reshape(-1, NUM_FEATURES)
     x_test_raw = arrays[TEST_IMAGES].reshape(-1, NUM_FEATURES)
     x_tr, y_tr, x_val, y_val = split(x_all, arrays[TRAIN_LABELS], cfg.val_size, cfg.split_seed, cfg.train_limit)
@@ -150,5 +168,5 @@ def load_dataset(cfg: DataConfig, *, progress: bool = False) -> Dataset:
         y_val=y_val.astype(np.intp),
         x_test=x_test,
         y_test=arrays[TEST_LABELS].astype(np.intp),
-        source=str(folder.resolve()),
+        source=source,
     )

@@ -14,6 +14,10 @@ What the model and the diagnostics use of a block:
   output             what the last forward returned
   activation         its activation layer (None for the output block), and
   activation_output  what that activation gave last (the logits for the output block)
+
+With `model.residual` every hidden block after the first is a ResidualBlock, x + f(x);
+its activation_output stays f's activation, so the per-layer statistics describe the
+block's own units, not the sum carried past it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layers import ACTIVATIONS, NORMS, Dense, Dropout
+from .layers import ACTIVATIONS, NORMS, Dense, Dropout, Scratch
 
 
 @dataclass(frozen=True)
@@ -140,3 +144,26 @@ class HiddenBlock(Block):
     @property
     def activation_output(self) -> np.ndarray | None:
         return self.activation.output
+
+
+class ResidualBlock(HiddenBlock):
+    """An identity skip around a hidden block: y = x + f(x), f being HiddenBlock's
+    Dense -> norm -> activation -> dropout, so n_in must equal n_out. Backward:
+    dx = g + df/dx^T g, the gradient reaching the input both around and through f.
+    Adds no parameters; `output` is the sum, `activation_output` still f's activation."""
+
+    def __init__(self, name: str, n_in: int, n_out: int, cfg, *, dropout_rng: np.random.Generator,
+                 input_grad: bool = True):
+        if n_in != n_out:
+            raise ValueError(f"{name}: a residual block needs n_in == n_out, got {n_in} and {n_out}")
+        super().__init__(name, n_in, n_out, cfg, dropout_rng=dropout_rng, input_grad=input_grad)
+        self._scratch = Scratch()
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        branch = super().forward(x, train)
+        self.output = np.add(x, branch, out=self._scratch.get("out", x.shape, branch.dtype))
+        return self.output
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        branch = super().backward(grad)
+        return np.add(grad, branch, out=self._scratch.get("dx", grad.shape, grad.dtype))

@@ -8,7 +8,10 @@ biases and normalization scales and shifts follow and are never decayed.
 
 The network is a list of blocks (blocks.py): hidden blocks, as the lesson puts it
 Dense -> norm -> activation -> dropout, then the output block (Dense only). With batch norm
-the hidden Dense layers have no bias (batch norm's shift beta replaces it).
+the hidden Dense layers have no bias (batch norm's shift beta replaces it). With
+`model.residual` every hidden block after the first adds its input to its output,
+h <- h + block(h) (the first changes the width, so it has no skip); the parameters are the
+same as without it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 
 from ..config import ModelConfig
 from ..rundir.format import layer_names
-from .blocks import Arrays, Block, HiddenBlock
+from .blocks import Arrays, Block, HiddenBlock, ResidualBlock
 from .initializers import INITIALIZERS
 
 
@@ -31,7 +34,8 @@ class MLP:
         widths = [n_in, *cfg.hidden, n_out]
         *hidden, output = layer_names(len(cfg.hidden))
         self.blocks: list[Block] = [
-            HiddenBlock(name, a, b, cfg, dropout_rng=dropout_rng, input_grad=i > 0)
+            (ResidualBlock if cfg.residual and i > 0 else HiddenBlock)(
+                name, a, b, cfg, dropout_rng=dropout_rng, input_grad=i > 0)
             for i, (name, a, b) in enumerate(zip(hidden, widths, widths[1:]))
         ]
         self.blocks.append(Block(output, widths[-2], n_out, input_grad=bool(hidden)))
@@ -59,6 +63,10 @@ class MLP:
             grad = block.backward(grad)
 
     # --- named access, for saving, checkpoints and tests -------------------------------
+    def weight_matrices(self) -> list[np.ndarray]:
+        """Each block's weight matrix, (n_in, n_out), as a view of `params`."""
+        return [block.dense.W for block in self.blocks]
+
     def param_names(self) -> list[str]:
         return self._arrays.names()
 

@@ -4,7 +4,8 @@ Both sides use them: the writer to trim metrics.jsonl when a run is resumed, the
 load runs. They never raise on a damaged file; they return what they could read and
 warnings naming what they skipped:
   - metrics.jsonl's last line may be torn by a crash mid-write: it is skipped quietly;
-    an unparsable line anywhere else is skipped with a warning naming the line.
+    an unparsable line anywhere else, or a record whose values have the wrong types (see
+    record_problem), is skipped with a warning naming the line.
   - summary.json may be missing or unreadable: None.
   - config.yaml may be missing or unreadable: an empty config.
 """
@@ -20,13 +21,42 @@ from typing import Any, Mapping
 from ..config import parse_yaml
 from ..errors import ConfigError, RunDirError
 from .format import CONFIG_FILE, FINAL, RESUMABLE, SUMMARY_FILE, Status
+from .lock import RunLock, is_locked
+
+
+def _is_number(value: Any) -> bool:
+    """A metric value: a number, or null (a non-finite value; JSON has no NaN)."""
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def record_problem(record: Mapping[str, Any]) -> str | None:
+    """Why an epoch record of metrics.jsonl cannot be used, or None: `epoch` must be a whole
+    number, `layers` a list of objects each with a string `name`, and every other value, in
+    the record and in its layers, a number or null."""
+    epoch = record.get("epoch", 1)
+    if isinstance(epoch, bool) or not isinstance(epoch, int):
+        return "epoch is not a whole number"
+    bad = next((key for key, value in record.items() if key not in ("epoch", "layers") and not _is_number(value)), None)
+    if bad is not None:
+        return f"{bad} is not a number"
+    layers = record.get("layers") or []
+    if not isinstance(layers, list):
+        return "layers is not a list"
+    for entry in layers:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            return "a layers entry is not an object with a string name"
+        bad = next((key for key, value in entry.items() if key != "name" and not _is_number(value)), None)
+        if bad is not None:
+            return f"{bad} of layer {entry['name']} is not a number"
+    return None
 
 
 def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """The epoch records of a metrics.jsonl and warnings about lines that were skipped.
 
     A missing file is no records. The last line is skipped without a warning when it does
-    not parse (a torn write); any other line that is not a JSON object is skipped with one.
+    not parse (a torn write); any other line that is not a JSON object is skipped with one,
+    and so is any record of the wrong shape (record_problem).
     """
     try:
         data = path.read_bytes()
@@ -45,10 +75,13 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
             record = json.loads(line)
         except ValueError:
             record = None
-        if isinstance(record, dict):
+        if not isinstance(record, dict):
+            if number != len(lines):
+                warnings.append(f"{path}: line {number} is not a JSON object; skipped")
+        elif (problem := record_problem(record)) is not None:
+            warnings.append(f"{path}: line {number} is not a valid epoch record ({problem}); skipped")
+        else:
             records.append(record)
-        elif number != len(lines):
-            warnings.append(f"{path}: line {number} is not a JSON object; skipped")
     return records, warnings
 
 
@@ -101,27 +134,41 @@ def pid_alive(pid: Any, host: Any) -> bool | None:
     return True
 
 
-def effective_status(summary: Mapping[str, Any] | None) -> Status | str:
-    """The summary's status, STALE for a "running" one whose process is gone from this host,
-    INCOMPLETE without a summary. A status this version does not know (a newer trickrun's)
-    is returned as written rather than hidden."""
+def process_alive(summary: Mapping[str, Any], path: Path | None = None) -> bool | None:
+    """Whether the process that wrote a "running" summary still trains the run: its lock
+    tells; for a run without a lock file (an older trickrun's) or no `path`, its pid does
+    (this host only). None when it cannot be told."""
+    locked = is_locked(path) if path is not None else None
+    return locked if locked is not None else pid_alive(summary.get("pid"), summary.get("host"))
+
+
+def effective_status(summary: Mapping[str, Any] | None, path: Path | None = None) -> Status | str:
+    """The summary's status, STALE for a "running" one that no process trains any more (see
+    process_alive; give the run's `path` so its lock is asked), INCOMPLETE without a summary.
+    A status this version does not know (a newer trickrun's) is returned as written."""
     if summary is None or not isinstance(summary.get("status"), str):
         return Status.INCOMPLETE
     try:
         status = Status(summary["status"])
     except ValueError:
         return summary["status"]
-    if status is Status.RUNNING and pid_alive(summary.get("pid"), summary.get("host")) is False:
+    if status is Status.RUNNING and process_alive(summary, path) is False:
         return Status.STALE
     return status
 
 
-def check_resumable(path: Path) -> dict[str, Any]:
-    """The summary of the run at `path` if `trickrun resume` may continue it. ConfigError when
-    it is not a run, already finished, or still running here; RunDirError when its summary
-    cannot be read. A "running" run on another host cannot be checked and is let through."""
+def _require_run_dir(path: Path) -> None:
     if not (path / CONFIG_FILE).is_file() or not (path / SUMMARY_FILE).is_file():
         raise ConfigError(f"{path} is not a run directory (it needs {CONFIG_FILE} and {SUMMARY_FILE})")
+
+
+def check_resumable(path: Path, lock: RunLock | None = None) -> dict[str, Any]:
+    """The summary of the run at `path` if `trickrun resume` may continue it. ConfigError when
+    it is not a run, already finished, or still being trained; RunDirError when its summary
+    cannot be read. `lock`: this process holds the run's lock, so a "running" summary is a
+    dead process's. A "running" run that cannot be checked (another host, no lock file) is
+    let through."""
+    _require_run_dir(path)
     summary, _ = read_summary(path / SUMMARY_FILE)
     if summary is None:
         raise RunDirError(f"{path / SUMMARY_FILE} is not a readable JSON object; the run cannot be resumed")
@@ -129,14 +176,33 @@ def check_resumable(path: Path) -> dict[str, Any]:
     if isinstance(status, str) and status in FINAL:  # a list or dict in JSON is unhashable
         raise ConfigError(f"{path} already finished (status {status}); nothing to resume. "
                           f"To train it again: trickrun train {path / CONFIG_FILE}")
-    if status == Status.RUNNING and pid_alive(summary.get("pid"), summary.get("host")):
-        raise ConfigError(f"{path} is still running (pid {summary.get('pid')}); stop it first")
+    if status == Status.RUNNING:
+        if lock is None:
+            alive = process_alive(summary, path)
+        else:  # ours now; only a run from before the lock may have a live writer not locking
+            alive = lock.created and pid_alive(summary.get("pid"), summary.get("host"))
+        if alive:
+            raise ConfigError(f"{path} is still running (pid {summary.get('pid')}); stop it first")
     return summary
 
 
+def claim_for_resume(path: Path) -> tuple[RunLock, dict[str, Any]]:
+    """Lock the run at `path`, then check that it may be resumed (check_resumable): in this
+    order no other process can start training it between the check and the training. The
+    caller releases the lock; it is released here if the check fails."""
+    _require_run_dir(path)  # before the lock, which would leave a lock file in any folder
+    lock = RunLock.acquire(path)
+    try:
+        return lock, check_resumable(path, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
 def resumable(path: Path) -> bool:
-    """True for a run that stopped part-way (interrupted, or its process died) and has its config."""
+    """True for a run that stopped part-way (interrupted, or no process trains it any more)
+    and has its config."""
     if not (path / CONFIG_FILE).is_file():
         return False
     summary, _ = read_summary(path / SUMMARY_FILE)
-    return summary is not None and effective_status(summary) in RESUMABLE
+    return summary is not None and effective_status(summary, path) in RESUMABLE

@@ -6,6 +6,10 @@ A run directory `<runs>/<name>-<YYYYmmdd-HHMMSS>[-N]` holds:
   summary.json   status and results; written with status "running" at start, rewritten at end
   model.npz      the weights that were evaluated on the test set
   checkpoint.npz everything needed to resume after the last finished epoch
+  .lock          not a result: the process training the run holds an exclusive flock on it
+                 (and writes its pid and host into it) for as long as it trains; the OS
+                 drops the lock when that process dies. Readers ignore the file; it is
+                 never deleted (deleting a lock file lets two processes lock two files).
 Every file but metrics.jsonl is replaced atomically (temporary file, fsync, rename), so a
 reader never sees half a file, and a crash leaves the previous complete version.
 """
@@ -19,11 +23,15 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 MODEL_FILE = "model.npz"
 CHECKPOINT_FILE = "checkpoint.npz"
+# Beside the run directories in a runs folder: `sweeps/<NAME>/sweep.json`, one per sweep.
+SWEEPS_FOLDER = "sweeps"
+LOCK_FILE = ".lock"
 
 
 class Status(str, Enum):
     """A run's status. The first five are written to summary.json; the last two are only
-    ever derived by readers (a `running` run whose process is gone; no summary at all)."""
+    ever derived by readers (a `running` run that no process holds the lock of any more, or
+    whose process is gone for a run from before the lock; no summary at all)."""
 
     RUNNING = "running"
     COMPLETED = "completed"

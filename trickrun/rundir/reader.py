@@ -3,7 +3,7 @@ and deriving results for runs that never finished.
 
 Incomplete run directories are read as files.py describes. A summary.json that still says
 "running" (only the start-time fields) or is missing has its results derived from
-metrics.jsonl; a "running" run whose process is gone from this host is "stale".
+metrics.jsonl; a "running" run that no process trains any more is "stale".
 A folder holding none of config.yaml, summary.json, metrics.jsonl is not a run.
 """
 
@@ -21,7 +21,7 @@ from typing import Any, Iterable
 from ..errors import ConfigError, RunDirError
 from ..metrics import MONITORS, best_index as best_of
 from .files import effective_status, read_config, read_metrics, read_summary
-from .format import CONFIG_FILE, ENDED, METRICS_FILE, SUMMARY_FILE, Status, layer_order
+from .format import CONFIG_FILE, ENDED, METRICS_FILE, SUMMARY_FILE, SWEEPS_FOLDER, Status, layer_order
 
 RUN_FILES = (CONFIG_FILE, SUMMARY_FILE, METRICS_FILE)
 
@@ -93,7 +93,7 @@ class Run:
 
     @property
     def status(self) -> Status | str:
-        return effective_status(self.summary)
+        return effective_status(self.summary, self.path)
 
     @property
     def finished(self) -> bool:
@@ -240,10 +240,12 @@ def _listing(paths: Iterable[Path], limit: int = 8) -> str:
 def resolve_run(spec: str, root: Path) -> list[Path]:
     """The run directories `spec` names: a path, a glob, a directory name under `root`, a run
     name, or a unique prefix of a directory name. Raises ConfigError (naming `spec`) when it is
-    not a run, matches nothing, or (for a name or prefix) matches several runs."""
-    if _GLOB_CHARS.search(spec):
-        return _resolve_glob(spec, root)
+    not a run, matches nothing, or (for a name or prefix) matches several runs. A path (or a
+    directory name under `root`) that exists is taken as it is, even with glob characters
+    such as `[` in it."""
     direct = Path(spec)
+    if _GLOB_CHARS.search(spec) and not direct.exists() and not (root / spec).exists():
+        return _resolve_glob(spec, root)
     if direct.is_dir():
         if not is_run_dir(direct):
             raise ConfigError(
@@ -340,7 +342,7 @@ def scan_entry(path: Path, now: datetime | None = None) -> RunEntry | None:
     summary, _ = read_summary(path / SUMMARY_FILE)
     if summary is None and not any((path / f).is_file() for f in (CONFIG_FILE, METRICS_FILE)):
         return None
-    status = effective_status(summary)
+    status = effective_status(summary, path)  # asks the lock only of a "running" run: ls stays fast
     summary = summary or {}
     started = parse_time(summary.get("started")) or split_dir_name(path.name)[1]
     if status in ENDED:
@@ -379,7 +381,7 @@ def scan_runs(root: Path) -> tuple[list[RunEntry], list[str]]:
     entries = _scan_folder(root)
     rows, skipped = [], []
     for entry in sorted(entries, key=lambda e: e.name):
-        if entry.name.startswith(".") or not entry.is_dir():
+        if entry.name.startswith(".") or entry.name == SWEEPS_FOLDER or not entry.is_dir():
             continue
         row = scan_entry(Path(entry.path))
         if row is None:

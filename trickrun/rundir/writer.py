@@ -19,6 +19,7 @@ from ..atomic import replacing
 from ..errors import RunDirError
 from .files import read_metrics, read_summary
 from .format import CHECKPOINT_FILE, CONFIG_FILE, FINAL, METRICS_FILE, MODEL_FILE, SUMMARY_FILE, Status
+from .lock import RunLock
 
 
 def runs_root(runs_dir: str | Path | None = None) -> Path:
@@ -151,10 +152,12 @@ def environment() -> dict[str, str]:
 
 class RunWriter:
     """Writes one run directory: config and a "running" summary at start, metrics as each
-    epoch ends, the model and the final summary at the end."""
+    epoch ends, the model and the final summary at the end. It holds the run's lock
+    (lock.RunLock) from start to `finish()` or `close()`."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, lock: RunLock | None = None):
         self.path = path
+        self.lock = lock
         self._metrics: MetricsLog | None = None
         self._summary: dict[str, Any] = {}
 
@@ -177,12 +180,14 @@ class RunWriter:
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(writer._started))
         writer._summary = cls._running_summary(started, seed)
         try:
+            writer.lock = RunLock.acquire(writer.path)  # first: nobody may resume a half-made run
             writer.write_file(CONFIG_FILE, config_yaml.encode())
             write_json(writer.path / SUMMARY_FILE, writer._summary)
             writer._metrics = MetricsLog(writer.path / METRICS_FILE)
         except RunDirError:  # a run directory that never started is no run: leave no trace
             import shutil
 
+            writer.close()
             shutil.rmtree(writer.path, ignore_errors=True)
             raise
         return writer
@@ -200,11 +205,12 @@ class RunWriter:
         write_npz(self.path / CHECKPOINT_FILE, arrays)
 
     @classmethod
-    def reopen(cls, path: Path, epochs_done: int) -> "RunWriter":
+    def reopen(cls, path: Path, epochs_done: int, lock: RunLock | None = None) -> "RunWriter":
         """Continue writing an existing run after `epochs_done` epochs: metrics.jsonl keeps
         exactly its first `epochs_done` records (a torn line or records written after the
-        last checkpoint are dropped) and summary.json says "running" again."""
-        writer = cls(path)
+        last checkpoint are dropped) and summary.json says "running" again. `lock`: the
+        run's lock, already held by this process (else it is taken here)."""
+        writer = cls(path, lock or RunLock.acquire(path))
         summary = read_summary(path / SUMMARY_FILE)[0] or {}
         records, _ = read_metrics(path / METRICS_FILE)
         write_atomic(path / METRICS_FILE, "".join(to_json(r) + "\n" for r in records[:epochs_done]).encode())
@@ -234,7 +240,14 @@ class RunWriter:
         write_json(self.path / SUMMARY_FILE, summary)
         if summary["status"] in FINAL:  # nothing left to resume: free the space
             _remove_quietly(self.path / CHECKPOINT_FILE)
+        self.close()
+        return json.loads(to_json(summary))
+
+    def close(self) -> None:
+        """Close metrics.jsonl and let go of the run's lock; safe to call twice."""
         if self._metrics is not None:
             self._metrics.close()
-        return json.loads(to_json(summary))
+            self._metrics = None
+        if self.lock is not None:
+            self.lock.release()
 

@@ -15,7 +15,7 @@ from ..rundir.reader import load_run
 from ..rundir.writer import to_json
 from .driver import SweepResult, commands, execute, prepare
 from .local import LocalBackend
-from .plan import Plan
+from .plan import RESUME, TRAIN, Plan
 from .progress import make_sweep_progress
 from .record import read_record, record_path
 from .spec import load_spec
@@ -51,6 +51,12 @@ def _backend(opts: SweepOptions, jobs: int, root: Path):
     return LocalBackend(jobs)
 
 
+class IdleBackend:
+    free_slots, busy = 0, False
+
+    def close(self) -> None: ...
+
+
 def run_command(opts: SweepOptions, out: Console, err: Console) -> int:
     """Run the sweep the options describe; returns the exit code."""
     if opts.backend not in BACKENDS:
@@ -69,7 +75,8 @@ def run_command(opts: SweepOptions, out: Console, err: Console) -> int:
     if opts.dry_run:
         render_sections([dry_run_section(plans, record.path)], OutputFormat.table, out)
         return 0
-    backend = _backend(opts, jobs, root)
+    # No backend (no Ray start-up) when every cell is already done.
+    backend = _backend(opts, jobs, root) if any(p.action in (TRAIN, RESUME) for p in plans) else IdleBackend()
     progress = make_sweep_progress("quiet" if opts.quiet or opts.json else "auto")
     try:
         result = execute(spec, plans, record, root, backend, opts.fail_fast, progress)

@@ -98,7 +98,7 @@ def _record_outcome(result: SweepResult, plan: Plan, outcome: Outcome, progress)
     record, index = result.record, plan.cell.index
     if outcome.error is None:
         status = str(outcome.summary.get("status"))
-        record.update(index, status=status, run_dir=outcome.run_dir, error=None)
+        record.update(index, status=status, run_dir=outcome.run_dir or _newest_run(result, plan), error=None)
     else:
         status = FAILED
         run_dir = outcome.run_dir or _newest_run(result, plan)

@@ -22,6 +22,7 @@ from typing import Any
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                     "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+INTERRUPTED = (130, 143, 129)  # trickrun's exit codes after SIGINT (Ctrl-C), SIGTERM, SIGHUP
 STDERR_TAIL = 600  # characters of a failed cell's stderr kept as its error
 
 
@@ -102,7 +103,8 @@ class LocalBackend:
         out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
         proc = subprocess.Popen([sys.executable, "-m", "trickrun", *task.argv()], stdout=out, stderr=err,
                                 stdin=subprocess.DEVNULL, env=env,
-                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                                start_new_session=True)
         self._running[task.key] = (proc, task, out, err)
 
     def wait(self, timeout: float = 0.2) -> list[Outcome]:
@@ -125,8 +127,9 @@ class LocalBackend:
         return outcome_of(task, proc.returncode, stdout, stderr)
 
     def interrupt(self) -> None:
-        """Ctrl-C reached the children with the sweep (same process group); make sure, then
-        let them end their epoch and write `interrupted`."""
+        """Pass the sweep's Ctrl-C on to each running cell, once: the cells run in sessions of
+        their own, so a terminal's Ctrl-C reaches only the sweep (a second SIGINT would cut a
+        cell's orderly end short). Each cell ends its epoch and writes `interrupted`."""
         for proc, *_ in self._running.values():
             if proc.poll() is None:
                 try:
@@ -158,8 +161,10 @@ def outcome_of(task: Task, code: int, stdout: str, stderr: str) -> Outcome:
     except ValueError:
         pass
     run_dir = Path(summary["run_dir"]) if summary and isinstance(summary.get("run_dir"), str) else task.run_dir
-    if summary is not None and code in (0, 130):
+    if summary is not None and (code == 0 or code in INTERRUPTED):
         return Outcome(task.key, summary, run_dir, None, code)
+    if code in INTERRUPTED:  # stopped before it could print a summary: resumable, not failed
+        return Outcome(task.key, {"status": "interrupted"}, run_dir, None, code)
     if code < 0:
         why = f"killed by signal {signal.Signals(-code).name}" if -code in signal.Signals._value2member_map_ else f"killed by signal {-code}"
     else:

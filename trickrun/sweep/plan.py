@@ -79,7 +79,7 @@ def plan_cells(cells: list[Cell], configs: list[Config], root: Path, rerun: bool
             if not config or _comparable(config) != wanted:
                 continue
             summary, _ = read_summary(path / "summary.json")
-            status = effective_status(summary)
+            status = effective_status(summary, path)
             if status in FINAL:
                 plan = Plan(cell, cfg, SKIP, path, str(status))
                 break

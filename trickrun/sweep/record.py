@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..rundir.format import SWEEPS_FOLDER
 from ..rundir.writer import write_json
 from .spec import Cell, SweepSpec
 
-SWEEPS_FOLDER = "sweeps"  # under the runs folder; `ls` skips it (it has no summary.json)
 RECORD_FILE = "sweep.json"
 PENDING, RUNNING, FAILED = "pending", "running", "failed"
 

@@ -1,0 +1,114 @@
+"""SIGINT, SIGTERM and SIGHUP (Ctrl-C, a scheduler, a closed terminal) end a run the same way:
+status interrupted, metrics kept, resumable, exit 128 + the signal, and how to go on."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from subproc import LONG_RUN, children, start, wait_for_epochs, wait_for_run_dir  # noqa: F401 (children: a fixture)
+from trickrun.rundir.files import check_resumable, resumable
+from trickrun.rundir.lock import is_locked
+
+SIGNALS = [
+    pytest.param(signal.SIGINT, 130, "Ctrl-C", id="SIGINT",
+                 marks=pytest.mark.skipif(signal.getsignal(signal.SIGINT) is signal.SIG_IGN,
+                                          reason="SIGINT is ignored in this session (a background job)")),
+    pytest.param(signal.SIGTERM, 143, "SIGTERM", id="SIGTERM"),
+    pytest.param(signal.SIGHUP, 129, "SIGHUP", id="SIGHUP"),
+]
+
+
+@pytest.mark.parametrize(("signum", "code", "label"), SIGNALS)
+def test_a_stop_signal_while_training_interrupts_the_run_resumably(fake_data, tmp_path, children, signum, code, label):
+    config = tmp_path / "long.yaml"
+    config.write_text("name: long\n")
+    proc = start("train", str(config), "--runs-dir", str(tmp_path / "runs"), "--quiet", *LONG_RUN)
+    children.append(proc)
+    run_dir = wait_for_run_dir(tmp_path / "runs", proc)
+    wait_for_epochs(run_dir, 2, proc)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert err.count(f"trickrun resume {run_dir}") == 1  # how to go on, said once
+    assert out.strip() == str(run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert summary["stop_reason"] == f"interrupted ({label}) during epoch {summary['stopped_epoch']}"
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == summary["epochs_run"] >= 2  # every finished epoch kept
+    assert (run_dir / "checkpoint.npz").exists() and (run_dir / "model.npz").exists()
+    assert is_locked(run_dir) is False and resumable(run_dir) and check_resumable(run_dir)
+
+
+def test_a_stop_signal_while_resuming_interrupts_it_again(fake_data, tmp_path, children):
+    config = tmp_path / "long.yaml"
+    config.write_text("name: long\n")
+    proc = start("train", str(config), "--runs-dir", str(tmp_path / "runs"), "--quiet", *LONG_RUN)
+    children.append(proc)
+    run_dir = wait_for_run_dir(tmp_path / "runs", proc)
+    wait_for_epochs(run_dir, 2, proc)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    first = json.loads((run_dir / "summary.json").read_text())["epochs_run"]
+
+    again = start("resume", str(run_dir), "--quiet")
+    children.append(again)
+    wait_for_epochs(run_dir, first + 2, again)
+    again.send_signal(signal.SIGHUP)
+    _, err = again.communicate(timeout=60)
+    assert again.returncode == 129, err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["resumed"] == 1
+    assert summary["stop_reason"].startswith("interrupted (SIGHUP) during epoch")
+    epochs = [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == list(range(1, summary["epochs_run"] + 1)) and len(epochs) >= first + 2
+
+
+def test_handlers_are_only_installed_while_training(fake_data, monkeypatch):
+    from helpers import InterruptAt
+    from trickrun.api import train
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    seen = {}
+
+    class Look(InterruptAt):
+        def batch(self, epoch, index, loss, correct, size):
+            seen.update({s: signal.getsignal(s) for s in before})
+            super().batch(epoch, index, loss, correct, size)
+
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: Look(1, 1))
+    result = train({"data": {"val_size": 100}, "model": {"hidden": [8]}}, progress="quiet")
+    assert result.stop_signal == signal.SIGINT and result.exit_code == 130
+    assert all(seen[s] is not before[s] for s in before)  # ours while training
+    assert {s: signal.getsignal(s) for s in before} == before  # given back afterwards
+
+
+def test_a_signal_inside_held_waits_for_the_end_of_the_block():
+    from trickrun.train import SignalStop, StopSignal
+
+    stops, done = SignalStop(), []
+    # Outside `installed()` these handlers get the signals (and keep pytest alive if it fails).
+    previous = {s: signal.signal(s, lambda signum, frame: done.append(signum))
+                for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        with stops.installed():
+            with pytest.raises(StopSignal) as info:
+                with stops.held():
+                    signal.raise_signal(signal.SIGTERM)
+                    done.append("record")
+                    done.append("checkpoint")
+            assert info.value.signum == signal.SIGTERM and done == ["record", "checkpoint"]
+            with pytest.raises(StopSignal):  # outside held: at once
+                signal.raise_signal(signal.SIGHUP)
+                done.append("never")
+        signal.raise_signal(signal.SIGHUP)  # the test's handler is back
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    assert done == ["record", "checkpoint", signal.SIGHUP]

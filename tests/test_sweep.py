@@ -1,0 +1,292 @@
+"""trickrun sweep: grid and seed expansion, cell names, validation before anything runs, and,
+on a slice of real MNIST, cells in parallel processes, failures, kill -9 and re-runs that
+finish only what is missing, Ctrl-C, the leaderboard and sweep.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from helpers import requires_real_mnist
+from trickrun.cli import app
+from trickrun.errors import ConfigError
+from trickrun.sweep.local import outcome_of, Task, threads_per_job
+from trickrun.sweep.spec import SweepSpec, cell_name, load_spec, parse_grid_option, parse_seed_list
+
+runner = CliRunner()
+
+TINY = """\
+data: {train_limit: 300, val_size: 200}
+model: {hidden: [16]}
+train: {epochs: 2, batch_size: 64}
+"""
+# Long enough (a few seconds a cell) to be stopped in the middle.
+SLOWER = """\
+data: {train_limit: 6000, val_size: 500}
+model: {hidden: [128]}
+train: {epochs: 8, batch_size: 32}
+early_stopping: {enabled: false}
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# ---------------------------------------------------------------------------------------
+# The sweep's shape, without training.
+
+
+def test_grid_values_as_yaml_list_or_comma_separated_scalars():
+    assert parse_grid_option("model.hidden=[[256],[512,256]]") == ("model.hidden", [[256], [512, 256]])
+    assert parse_grid_option("optimizer.lr=[0.1, 0.01]") == ("optimizer.lr", [0.1, 0.01])
+    assert parse_grid_option("optimizer.name=sgd,adam") == ("optimizer.name", ["sgd", "adam"])
+    assert parse_grid_option("model.dropout=0,0.5") == ("model.dropout", [0, 0.5])
+
+
+@pytest.mark.parametrize("text", ["optimizer.lr=", "optimizer.lr=[]", "optimizer.lr=0.1,0.1", "bad key=1",
+                                  "optimizer.lr=[0.1"])
+def test_bad_grid_options_are_config_errors(text):
+    with pytest.raises(ConfigError):
+        parse_grid_option(text)
+
+
+def test_cells_are_seed_major_with_distinct_file_safe_names():
+    spec = SweepSpec("s", Path("c.yaml"), grid={"optimizer.lr": [0.1, 0.01], "model.hidden": [[256], [512, 256]]},
+                     seeds=[0, 7])
+    cells = spec.cells(default_seed=0)
+    assert [c.seed for c in cells] == [0, 0, 0, 0, 7, 7, 7, 7]
+    assert [dict(c.values) for c in cells[:4]] == [
+        {"optimizer.lr": 0.1, "model.hidden": [256]}, {"optimizer.lr": 0.1, "model.hidden": [512, 256]},
+        {"optimizer.lr": 0.01, "model.hidden": [256]}, {"optimizer.lr": 0.01, "model.hidden": [512, 256]}]
+    assert cells[1].name == "s_lr-0.1_hidden-512x256_s0"
+    assert cells[1].overrides() == ["optimizer.lr=0.1", "model.hidden=[512, 256]"]
+    assert len({c.name for c in cells}) == len(cells)
+    assert all(all(ch.isalnum() or ch in "._+-" for ch in c.name) for c in cells)
+
+
+def test_without_seeds_a_sweep_uses_the_configs_seed():
+    assert [c.seed for c in SweepSpec("s", Path("c.yaml"), grid={"a.b": [1, 2]}).cells(default_seed=5)] == [5, 5]
+
+
+def test_long_cell_names_are_cut_and_stay_distinct():
+    a = cell_name("x" * 40, [("name", "y" * 80 + "a")], 0)
+    b = cell_name("x" * 40, [("name", "y" * 80 + "b")], 0)
+    assert len(a) == len(b) == 100 and a != b
+
+
+def test_seed_options():
+    assert parse_seed_list("0,3,7") == [0, 3, 7]
+    for bad in ("0,x", "1,1", "-1"):
+        with pytest.raises(ConfigError):
+            parse_seed_list(bad)
+
+
+def test_sweep_file_with_base_set_grid_and_seeds_and_the_command_line_over_it(tmp_path):
+    write(tmp_path / "base.yaml", TINY)
+    sweep = write(tmp_path / "lr.yaml", "base: base.yaml\nset: {train.epochs: 1}\n"
+                                        "grid: {optimizer.lr: [0.1, 0.01]}\nseeds: 2\n")
+    spec = load_spec(sweep, grid=[], fixed=[], seeds=None, seed_list=None, name=None)
+    assert (spec.name, spec.base, spec.fixed, spec.grid, spec.seeds) == (
+        "lr", tmp_path / "base.yaml", ["train.epochs=1"], {"optimizer.lr": [0.1, 0.01]}, [0, 1])
+    spec = load_spec(sweep, grid=["optimizer.lr=0.5", "model.dropout=0,0.2"], fixed=["train.epochs=2"],
+                     seeds=None, seed_list="4", name="other")
+    assert spec.grid == {"optimizer.lr": [0.5], "model.dropout": [0, 0.2]}
+    assert spec.fixed == ["train.epochs=1", "train.epochs=2"] and spec.seeds == [4] and spec.name == "other"
+
+
+def test_a_bad_value_in_any_cell_is_exit_2_naming_the_cell_and_nothing_starts(tmp_path):
+    config = write(tmp_path / "c.yaml", TINY)
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["sweep", str(config), "--grid", "optimizer.lr=0.1,-1", "--seeds", "2",
+                                 "--runs-dir", str(runs)])
+    assert result.exit_code == 2
+    assert "cell 2 of 4 (optimizer.lr=-1 seed 0)" in result.output and "optimizer.lr" in result.output
+    assert not runs.exists()
+    result = runner.invoke(app, ["sweep", str(config), "--grid", "optimizer.lrr=0.1", "--runs-dir", str(runs)])
+    assert result.exit_code == 2 and "optimizer.lrr" in result.output and not runs.exists()
+
+
+def test_ray_without_the_extra_or_a_bad_backend_is_exit_2(tmp_path):
+    config = write(tmp_path / "c.yaml", TINY)
+    result = runner.invoke(app, ["sweep", str(config), "--backend", "slurm"])
+    assert result.exit_code == 2 and "local, ray" in result.output
+
+
+def test_blas_threads_are_shared_out_between_jobs():
+    assert threads_per_job(2, cores=2) == 1
+    assert threads_per_job(1, cores=2) == 2
+    assert threads_per_job(3, cores=2) == 1
+    assert threads_per_job(2, cores=8) == 4
+
+
+def test_a_cell_process_that_was_killed_or_failed_is_a_failure_and_a_diverged_one_is_not():
+    task = Task(0, "train", Path("c.yaml"), [], "n", 0, Path("runs"))
+    killed = outcome_of(task, -signal.SIGKILL, "", "")
+    assert killed.error == "killed by signal SIGKILL"
+    failed = outcome_of(task, 3, "", "error: mnist: missing\n")
+    assert failed.error.startswith("exit code 3") and "mnist: missing" in failed.error
+    diverged = outcome_of(task, 0, json.dumps({"status": "diverged", "run_dir": "runs/n-1"}), "")
+    assert diverged.error is None and diverged.run_dir == Path("runs/n-1")
+
+
+# ---------------------------------------------------------------------------------------
+# Real sweeps, on a slice of MNIST (each cell is a process, which finds the data itself).
+
+
+def trickrun(*args: str) -> list[str]:
+    return [sys.executable, "-m", "trickrun", *args]
+
+
+def run_dirs(runs: Path) -> list[Path]:
+    return sorted(p for p in runs.iterdir() if p.is_dir() and p.name != "sweeps")
+
+
+def record(runs: Path, name: str) -> dict:
+    return json.loads((runs / "sweeps" / name / "sweep.json").read_text())
+
+
+@requires_real_mnist
+def test_a_grid_with_seeds_runs_in_parallel_then_a_rerun_skips_everything(tmp_path):
+    config = write(tmp_path / "tiny.yaml", TINY)
+    runs = tmp_path / "runs"
+    args = ["sweep", str(config), "--grid", "optimizer.lr=0.01,0.001", "--seeds", "2", "--jobs", "2",
+            "--runs-dir", str(runs)]
+    done = subprocess.run(trickrun(*args), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    dirs = run_dirs(runs)
+    assert len(dirs) == 4
+    rec = record(runs, "tiny")
+    assert [c["seed"] for c in rec["cells"]] == [0, 0, 1, 1]
+    assert {c["status"] for c in rec["cells"]} <= {"completed", "early_stopped"}
+    assert sorted(Path(c["run_dir"]).name for c in rec["cells"]) == [d.name for d in dirs]
+    for cell in rec["cells"]:  # each cell is an ordinary run with its own values and seed
+        cfg = (Path(cell["run_dir"]) / "config.yaml").read_text()
+        assert f"lr: {cell['overrides']['optimizer.lr']}" in cfg and f"seed: {cell['seed']}" in cfg
+    assert "optimizer.lr=0.01" in done.stdout and "optimizer.lr=0.001" in done.stdout  # the leaderboard
+    assert "best" in done.stdout and "record:" in done.stdout
+    again = subprocess.run(trickrun(*args), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and run_dirs(runs) == dirs
+    assert "4 of 4 cells already finished: skipped" in again.stderr
+    dry = runner.invoke(app, [*args, "--dry-run"])
+    assert dry.exit_code == 0 and dry.output.count("skip") >= 4
+    listed = runner.invoke(app, ["ls", "--runs-dir", str(runs)])
+    assert listed.exit_code == 0 and "sweeps" not in listed.output
+    grouped = runner.invoke(app, ["compare", "--sweep", "tiny", "--group", "--runs-dir", str(runs)])
+    assert grouped.exit_code == 0, grouped.output
+    assert "n" in grouped.output and "tiny_lr-0.01" in grouped.output
+    averaged = runner.invoke(app, ["ensemble", "--sweep", "tiny", "--format", "json", "--runs-dir", str(runs)])
+    assert averaged.exit_code == 0, averaged.output
+    assert len(json.loads(averaged.output)["members"]) == 4
+
+
+@requires_real_mnist
+def test_print_commands_gives_one_train_line_per_cell(tmp_path):
+    config = write(tmp_path / "tiny.yaml", TINY)
+    result = runner.invoke(app, ["sweep", str(config), "--grid", "optimizer.name=sgd,adam", "--seed-list", "3,4",
+                                 "--runs-dir", str(tmp_path / "runs"), "--print-commands"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 0 and len(lines) == 4
+    assert lines[0] == (f"trickrun train {config} --set optimizer.name=sgd --name tiny_name-sgd_s3 --seed 3 "
+                        f"--runs-dir {tmp_path / 'runs'} --quiet")
+    assert not (tmp_path / "runs").exists()
+
+
+@requires_real_mnist
+def test_a_failing_cell_is_reported_and_the_others_go_on(tmp_path):
+    config = write(tmp_path / "tiny.yaml", TINY)
+    runs = tmp_path / "runs"
+    # The second data.dir holds no MNIST: that cell fails with exit 3 when it loads its data.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = subprocess.run(trickrun("sweep", str(config), "--grid", f"data.dir=[null, {empty}]",
+                                   "--grid", "optimizer.lr=0.01,0.001", "--jobs", "2", "--runs-dir", str(runs)),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    rec = record(runs, "tiny")
+    statuses = [c["status"] for c in rec["cells"]]
+    assert statuses[2:] == ["failed", "failed"] and all(s != "failed" for s in statuses[:2])
+    assert "exit code 3" in rec["cells"][2]["error"]
+    assert "failed" in done.stderr and "FAILED" in done.stderr  # reported as it happened and at the end
+    assert len(run_dirs(runs)) == 2
+
+
+def wait_for(predicate, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.1)
+
+
+def finished_cells(runs: Path, name: str) -> int:
+    try:
+        return sum(c["status"] in ("completed", "early_stopped") for c in record(runs, name)["cells"])
+    except (OSError, ValueError):
+        return 0
+
+
+@requires_real_mnist
+def test_kill_9_of_the_sweep_then_the_same_command_completes_only_the_missing_cells(tmp_path):
+    config = write(tmp_path / "slow.yaml", SLOWER)
+    runs = tmp_path / "runs"
+    args = trickrun("sweep", str(config), "--grid", "optimizer.lr=0.01,0.001,0.0001", "--seeds", "2",
+                    "--jobs", "2", "--runs-dir", str(runs), "--quiet")
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: finished_cells(runs, "slow") >= 2)
+    proc.kill()
+    proc.wait()
+    # The running cells die with their parent (SIGTERM): none trains on unwatched.
+    wait_for(lambda: all(json.loads((d / "summary.json").read_text())["status"] != "running"
+                         or not _alive(d) for d in run_dirs(runs)), timeout=60)
+    before = {d.name: json.loads((d / "summary.json").read_text())["status"] for d in run_dirs(runs)}
+    finished_before = {n for n, s in before.items() if s in ("completed", "early_stopped")}
+    assert 2 <= len(finished_before) < 6
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    after = run_dirs(runs)
+    names = [d.name.rsplit("-", 2)[0] for d in after]
+    assert len(after) == 6 and len(set(names)) == 6  # one run per cell: interrupted ones were resumed
+    for d in after:
+        summary = json.loads((d / "summary.json").read_text())
+        assert summary["status"] == "completed"
+        if d.name in finished_before:  # untouched
+            assert "resumed" not in summary
+    assert finished_cells(runs, "slow") == 6
+
+
+def _alive(run_dir: Path) -> bool:
+    pid = json.loads((run_dir / "summary.json").read_text()).get("pid")
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, TypeError):
+        return False
+    return True
+
+
+@requires_real_mnist
+def test_ctrl_c_stops_the_sweep_with_130_and_leaves_the_running_cells_resumable(tmp_path):
+    config = write(tmp_path / "slow.yaml", SLOWER)
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(trickrun("sweep", str(config), "--grid", "optimizer.lr=0.01,0.001,0.0001",
+                                     "--jobs", "2", "--runs-dir", str(runs), "--quiet"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    wait_for(lambda: runs.exists() and len(run_dirs(runs)) == 2
+             and all((d / "metrics.jsonl").is_file() for d in run_dirs(runs)))
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the whole foreground group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "run the same command again" in err
+    statuses = [c["status"] for c in record(runs, "slow")["cells"]]
+    assert statuses.count("interrupted") == 2 and statuses[2] == "pending"
+    for d in run_dirs(runs):
+        assert json.loads((d / "summary.json").read_text())["status"] == "interrupted"

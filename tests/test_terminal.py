@@ -1,0 +1,105 @@
+"""What a person sees on the terminal at the end of a run and from the inspection commands:
+an interruption said once with the command that continues it, a divergence in trickrun's own
+words (no NumPy warnings, no "None"), and plain characters on a stdout that cannot encode
+the sparklines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from helpers import InterruptAt, write_fake_dataset
+from runfactory import make_run
+from trickrun.analysis.render import SPARK_CHARS, encodable
+from trickrun.cli import app
+
+runner = CliRunner()
+
+
+def write_config(tmp_path: Path) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text("data:\n  val_size: 100\nmodel:\n  hidden: [16]\ntrain:\n  epochs: 3\n")
+    return path
+
+
+def test_ctrl_c_is_said_once_with_the_command_that_continues_the_run(fake_data, monkeypatch, tmp_path):
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: InterruptAt(2, 2))
+    result = runner.invoke(app, ["train", str(write_config(tmp_path))])
+    assert result.exit_code == 130
+    run_dir = result.stdout.strip()
+    assert "interrupted: interrupted" not in result.stderr
+    assert result.stderr.count("interrupted") == 1
+    assert "interrupted (Ctrl-C) during epoch 2; best epoch 1; test acc" in result.stderr
+    assert f"trickrun resume {run_dir}" in result.stderr
+    assert "None" not in result.stderr
+
+
+# Run the CLI in a child process with the fake dataset's checksums: NumPy's warnings and
+# encoding errors reach a real stderr there, not pytest's capture.
+CHILD = """
+import dataclasses, json, sys
+from trickrun.data import catalog
+catalog.DATASETS["mnist"] = dataclasses.replace(catalog.DATASETS["mnist"], sha256=json.loads(sys.argv[1]))
+from trickrun.cli import main
+sys.argv = ["trickrun", *sys.argv[2:]]
+main()
+"""
+
+
+def trickrun_child(args: list[str], env: dict[str, str], sums: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", CHILD, json.dumps(sums or {}), *args], capture_output=True,
+                          text=True, env={**os.environ, **env}, timeout=120)
+
+
+def test_divergence_is_reported_in_trickruns_words_only(tmp_path):
+    sums = write_fake_dataset(tmp_path / "data" / "mnist")
+    # layer norm with a huge step overflowed inside numpy before trickrun's own check saw it
+    result = trickrun_child(["train", str(write_config(tmp_path)), "--set", "optimizer.name=sgd",
+                             "--set", "optimizer.lr=1e20", "--set", "model.norm=layer"],
+                            {"TRICKRUN_DATA_DIR": str(tmp_path / "data"), "PYTHONWARNINGS": "default"}, sums)
+    assert result.returncode == 0, result.stderr
+    assert "diverged: non-finite value in epoch 1" in result.stderr
+    assert "no epoch finished" in result.stderr
+    assert "RuntimeWarning" not in result.stderr and "None" not in result.stderr
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    root = tmp_path / "runs"
+    make_run(root, "adam", seed=0)
+    make_run(root, "adam", seed=1, stamp="20240501-130000")
+    make_run(root, "sgd", stamp="20240501-140000", final_acc=0.95, **{"optimizer.name": "sgd"})
+    return root
+
+
+@pytest.mark.parametrize("args", [
+    ["compare", "adam-20240501-120000", "sgd"],
+    ["compare", "adam-20240501-120000", "adam-20240501-130000", "sgd", "--group"],
+    ["compare", "adam-20240501-120000", "sgd", "--format", "markdown"],
+    ["show", "sgd"],
+    ["show", "sgd", "--format", "markdown"],
+    ["ls"],
+], ids=["compare", "compare-group", "compare-md", "show", "show-md", "ls"])
+@pytest.mark.parametrize("columns", ["200", "60"])
+def test_a_stdout_that_cannot_encode_the_marks_gets_plain_characters(runs, args, columns):
+    result = trickrun_child([*args, "--runs-dir", str(runs)], {"PYTHONIOENCODING": "ascii", "COLUMNS": columns})
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout.isascii() and result.stdout.strip()
+
+
+def test_encodable_substitutes_only_what_the_console_cannot_encode():
+    ascii_console = Console(file=open(os.devnull, "w", encoding="ascii"))
+    utf8_console = Console(file=open(os.devnull, "w", encoding="utf-8"))
+    line = SPARK_CHARS + "×"
+    assert encodable(line, utf8_console) == line
+    assert encodable(line, ascii_console) == "_.:-=+*#x"  # one for one: the best-epoch mark stays put
+    assert encodable("▶ val acc ± sd … é", ascii_console) == "> val acc +/- sd ... ?"
+    assert encodable("plain", ascii_console) == "plain"

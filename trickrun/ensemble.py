@@ -1,0 +1,294 @@
+"""`trickrun ensemble`: model averaging by soft voting, as the lesson closes with.
+
+Each member is a trained run's model.npz. On the test set, the ensemble's class
+probabilities are the mean of the members' softmax outputs,
+
+    p_ens(x) = (1/M) * sum_m softmax(f_m(x)),
+
+its prediction is argmax p_ens(x), and its loss is the mean cross-entropy of p_ens,
+-mean(log(max(p_ens[y], PROB_FLOOR))): the floor keeps one confidently wrong example from
+making the loss infinite. Members' own test metrics are those of `nn.losses.evaluate` (the
+numbers training wrote to summary.json).
+
+Averaging is only meaningful over the same test inputs: the members must agree on every
+`data` key that decides them (SHARED_DATA_KEYS, and for "standard" scaling the keys of
+STANDARD_DATA_KEYS too, as its mean and std come from the training part of the split).
+The validation split is shared as well, so that no member's validation data is another's
+training data.
+
+An ensemble can be saved as a run directory of its own (`--save NAME`): config.yaml says
+`kind: ensemble` and lists the members, summary.json holds the test results, so `ls` and
+`compare` show it beside ordinary runs. It has no metrics.jsonl and no model.npz.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from rich.console import Console
+
+from .analysis.render import Cell, OutputFormat, Section, fmt_delta, fmt_number, render_sections
+from .config import dump_yaml, load_config
+from .errors import ConfigError, RunDirError
+from .rundir.files import effective_status, read_config, read_summary
+from .rundir.format import CONFIG_FILE, MODEL_FILE, SUMMARY_FILE, Status
+from .rundir.reader import resolve_runs
+from .rundir.writer import create_run_dir, environment, to_json, write_atomic, write_json
+
+KIND = "ensemble"  # config.yaml's `kind` of a saved ensemble
+MIN_MEMBERS = 2
+PROB_FLOOR = 1e-12  # probabilities are clipped to this before the log of the ensemble loss
+# The data keys that decide the test inputs and the train/validation split.
+SHARED_DATA_KEYS = ("dataset", "scale", "val_size", "split_seed")
+# ...and, with scale "standard", the keys that decide the training part its statistics come from.
+STANDARD_DATA_KEYS = ("train_limit",)
+FINISHED = (Status.COMPLETED, Status.EARLY_STOPPED)  # members with other statuses get a warning
+CONFIG_HEADER = (
+    "# An ensemble of trained runs, written by `trickrun ensemble --save`.\n"
+    "# Not a training config: `trickrun train` rejects its `kind` and `members` keys.\n"
+)
+
+
+class EnsembleFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    json = "json"
+
+
+@dataclass
+class Member:
+    """One trained run taking part: where it is, its config, and its model."""
+
+    path: Path
+    config: dict[str, Any]
+    model: Any  # nn.model.MLP
+    status: Any = None
+
+    @property
+    def seed(self) -> Any:
+        return self.config.get("seed")
+
+
+@dataclass
+class Score:
+    """Test-set loss and accuracy."""
+
+    loss: float
+    acc: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"loss": self.loss, "acc": self.acc}
+
+
+@dataclass
+class EnsembleResult:
+    members: list[Member]
+    scores: list[Score]  # each member's, in order
+    ensemble: Score
+    data: dict[str, Any]  # the shared data section (the first member's)
+    n_test: int
+    wall_s: float  # seconds to load and score the members
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def mean(self) -> Score:
+        """The members' mean test loss and accuracy."""
+        return Score(float(np.mean([s.loss for s in self.scores])), float(np.mean([s.acc for s in self.scores])))
+
+
+# ---------------------------------------------------------------------------------------
+# The maths: pure functions over arrays.
+
+
+def average_proba(probas: Sequence[np.ndarray]) -> np.ndarray:
+    """The mean of the members' (n, classes) probability arrays, in float64."""
+    total = np.zeros(probas[0].shape, dtype=np.float64)
+    for p in probas:
+        total += p
+    return total / len(probas)
+
+
+def proba_score(proba: np.ndarray, labels: np.ndarray) -> Score:
+    """Mean cross-entropy (probabilities clipped at PROB_FLOOR) and accuracy of `proba`."""
+    picked = np.maximum(proba[np.arange(len(labels)), labels], PROB_FLOOR)
+    return Score(float(-np.mean(np.log(picked))), float(np.mean(proba.argmax(axis=1) == labels)))
+
+
+def ensemble_scores(models: Sequence[Any], x: np.ndarray, y: np.ndarray) -> tuple[list[Score], Score]:
+    """Each model's test score (nn.losses.evaluate) and the soft-voting ensemble's."""
+    from .nn.losses import evaluate, predict_proba
+
+    scores = [Score(*evaluate(m, x, y)) for m in models]
+    return scores, proba_score(average_proba([predict_proba(m, x) for m in models]), y)
+
+
+# ---------------------------------------------------------------------------------------
+# Members: finding them, loading them, checking they fit together.
+
+
+def member_paths(specs: Sequence[str], root: Path) -> list[Path]:
+    """The run directories RUN arguments name, each once: what `compare` takes (paths, names,
+    prefixes, globs). The hook for more kinds of spec (a sweep's runs) is here."""
+    paths = resolve_runs(specs, root)
+    if len(paths) < MIN_MEMBERS:
+        named = ", ".join(p.name for p in paths)
+        raise ConfigError(f"an ensemble needs at least {MIN_MEMBERS} runs; the RUN arguments name "
+                          f"{len(paths)} ({named})")
+    return paths
+
+
+def load_member(path: Path) -> Member:
+    """A run's config and model; ConfigError naming the run when it has no usable model.npz."""
+    from .nn.model import load_model
+
+    config, warnings = read_config(path / CONFIG_FILE)
+    if config.get("kind") == KIND:
+        raise ConfigError(f"{path.name} is an ensemble, not a trained run; list its members instead")
+    if not isinstance(config.get("data"), dict):
+        raise ConfigError(f"{path.name}: no readable data section in {CONFIG_FILE} "
+                          f"({'; '.join(warnings) or 'the key is missing'})")
+    model_file = path / MODEL_FILE
+    if not model_file.is_file():
+        raise ConfigError(f"{path.name} has no {MODEL_FILE} (it saved no model, e.g. it was interrupted "
+                          "before its first epoch ended); leave it out")
+    try:
+        model, _ = load_model(model_file)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{model_file} cannot be read as a trickrun model: {err}") from None
+    summary, _ = read_summary(path / SUMMARY_FILE)
+    return Member(path, config, model, effective_status(summary))
+
+
+def data_keys(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The data keys members must agree on, given one member's data section."""
+    return SHARED_DATA_KEYS + (STANDARD_DATA_KEYS if data.get("scale") == "standard" else ())
+
+
+def shared_data(members: Sequence[Member]) -> dict[str, Any]:
+    """The first member's data section, once every member agrees with it on data_keys();
+    ConfigError naming the key and the two runs otherwise."""
+    first = members[0].config["data"]
+    for key in data_keys(first):
+        for other in members[1:]:
+            value = other.config["data"].get(key)
+            if value != first.get(key):
+                raise ConfigError(
+                    f"members differ in data.{key}: {first.get(key)!r} in {members[0].path.name} but "
+                    f"{value!r} in {other.path.name}; an ensemble averages predictions on the same test "
+                    "inputs and split"
+                )
+    return dict(first)
+
+
+def _status_warnings(members: Sequence[Member]) -> list[str]:
+    """A member that did not train to its end (interrupted, diverged, ...) is averaged all the same."""
+    return [f"{m.path.name} has status {m.status}; its saved model is not that of a finished training"
+            for m in members if m.status not in FINISHED]
+
+
+def evaluate_runs(specs: Sequence[str], root: Path) -> EnsembleResult:
+    """Resolve, load and check the members, load the shared test set once, and score them."""
+    from .data.load import load_dataset
+
+    started = time.perf_counter()
+    members = [load_member(p) for p in member_paths(specs, root)]
+    data = shared_data(members)
+    data_cfg = load_config({"data": data}).data  # validated, as training would see it
+    dataset = load_dataset(data_cfg)
+    scores, ens = ensemble_scores([m.model for m in members], dataset.x_test, dataset.y_test)
+    return EnsembleResult(members, scores, ens, data, len(dataset.y_test), time.perf_counter() - started,
+                          _status_warnings(members))
+
+
+# ---------------------------------------------------------------------------------------
+# Output: a table, Markdown or one JSON object.
+
+
+def result_dict(result: EnsembleResult, saved: Path | None = None) -> dict[str, Any]:
+    """What `--format json` prints (and summary.json's result fields): members (run, path,
+    seed, test {loss, acc}), mean_of_members {loss, acc}, test {loss, acc} of the ensemble,
+    seeds, n_test, saved (the run directory written, or null)."""
+    return {
+        "members": [{"run": m.path.name, "path": str(m.path), "seed": m.seed, "test": s.as_dict()}
+                    for m, s in zip(result.members, result.scores)],
+        "mean_of_members": result.mean.as_dict(),
+        "test": result.ensemble.as_dict(),
+        "seeds": [m.seed for m in result.members],
+        "n_test": result.n_test,
+        "saved": None if saved is None else str(saved),
+    }
+
+
+def ensemble_section(result: EnsembleResult) -> Section:
+    """One row per member, their mean, and the ensemble with its change against the mean."""
+    def row(label: str, seed: Any, score: Score, note: tuple[str, str] = ("", "")) -> list[Cell]:
+        return [Cell(label), Cell(fmt_number(seed)), Cell(fmt_number(score.acc, "acc"), note=note[0]),
+                Cell(fmt_number(score.loss, "loss"), note=note[1])]
+
+    mean, ens = result.mean, result.ensemble
+    rows = [row(m.path.name, m.seed, s) for m, s in zip(result.members, result.scores)]
+    rows.append(row("mean of members", None, mean))
+    change = (fmt_delta(ens.acc - mean.acc, "acc"), fmt_delta(ens.loss - mean.loss, "loss"))
+    rows.append(row("ensemble", None, ens, change))
+    rows[-1][0].style = "bold"
+    footer = [f"soft voting over {len(result.members)} runs on {result.n_test} test examples; the ensemble's "
+              f"loss is the cross-entropy of the averaged probabilities (clipped at {PROB_FLOOR:g})"]
+    return Section("Ensemble (test set)", ["run", "seed", "test acc", "test loss"], rows, footer)
+
+
+def ensemble_output(result: EnsembleResult, fmt: EnsembleFormat, console: Console,
+                    saved: Path | None = None) -> None:
+    if fmt is EnsembleFormat.json:
+        console.out(to_json(result_dict(result, saved), indent=2), highlight=False)
+        return
+    render_sections([ensemble_section(result)], OutputFormat(fmt.value), console)
+
+
+# ---------------------------------------------------------------------------------------
+# Saving: an ensemble run directory.
+
+
+def check_save_name(name: str) -> str:
+    """`name` if it can name a run directory (the rule of a run's `name`); ConfigError otherwise."""
+    try:
+        load_config({"name": name})
+    except ConfigError as err:
+        raise ConfigError(f"--save: {err}") from None
+    return name
+
+
+def ensemble_config(name: str, result: EnsembleResult) -> dict[str, Any]:
+    """config.yaml of a saved ensemble: `kind` first, so `trickrun train` stops at it. The
+    members map run-directory name -> path (a mapping, so `compare` shows one short row per
+    member rather than one very long value)."""
+    return {
+        "kind": KIND,
+        "name": name,
+        "members": {m.path.name: str(m.path.resolve()) for m in result.members},
+        "seeds": [m.seed for m in result.members],
+        "data": result.data,
+    }
+
+
+def save_ensemble(root: Path, name: str, result: EnsembleResult, now: float | None = None) -> Path:
+    """Write `<root>/<name>-<stamp>/` with config.yaml and a completed summary.json."""
+    check_save_name(name)
+    now = time.time() if now is None else now
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now))
+    fields = {k: v for k, v in result_dict(result).items() if k != "saved"}
+    summary = {"status": Status.COMPLETED, "kind": KIND, "stop_reason": "ensemble of trained runs",
+               **fields, "started": stamp, "finished": stamp, "wall_s": result.wall_s, "versions": environment()}
+    path = create_run_dir(root, name, now)
+    try:
+        write_atomic(path / CONFIG_FILE, (CONFIG_HEADER + dump_yaml(ensemble_config(name, result))).encode())
+        write_json(path / SUMMARY_FILE, summary)
+    except RunDirError:  # half an ensemble is no run: leave no trace
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    return path
