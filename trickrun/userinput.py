@@ -183,5 +183,6 @@ _Dumper.add_representer(
 )
 
 
-def dump_yaml(data: Mapping[str, Any]) -> str:
-    return yaml.dump(dict(data), Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+def dump_yaml(data: Mapping[str, Any], flow: bool = False) -> str:
+    """Block style for sections (flow style for lists); everything on one line with `flow`."""
+    return yaml.dump(dict(data), Dumper=_Dumper, sort_keys=False, default_flow_style=flow, width=float("inf"))

@@ -69,9 +69,10 @@ class SweepSpec:
 
 
 def flow(value: Any) -> str:
-    """A value as one line of YAML, the form `--set` reads back to the same value."""
-    text = dump_yaml({"v": value}).strip()
-    return text[len("v:"):].strip()
+    """A value as one line of YAML (mappings and lists in flow style), the form `--set` reads
+    back to the same value."""
+    text = dump_yaml({"v": value}, flow=True).strip()
+    return text[1:-1].strip()[len("v:"):].strip()
 
 
 def _short_keys(keys: list[str]) -> dict[str, str]:

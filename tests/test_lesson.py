@@ -1,0 +1,226 @@
+"""`trickrun lesson`: the statistical rule (Holm, Welch intervals, verdicts) on hand-worked
+numbers, the measures on scripted curves, the claims' sweep files, the report on synthetic
+runs, and one quick report on real MNIST."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from helpers import requires_real_mnist
+from trickrun.cli import app
+from trickrun.errors import ConfigError
+from trickrun.lesson.claims import CLAIMS, LR_RANGES, by_arm, claim_by_number, lr_average
+from trickrun.lesson.ensembles import leave_one_out
+from trickrun.lesson.measures import CHANCE, epochs_to_threshold, test_acc as measured_test_acc
+from trickrun.lesson.results import ClaimResult, LessonOptions
+from trickrun.lesson.runner import claim_specs, config_folder, measure_claim, parse_claims
+from trickrun.lesson.verdicts import (CONTRADICTED, NOT_SHOWN, SUPPORTED, Comparison, holm, judge,
+                                     outcomes_for, t_quantile, welch_interval, verdict)
+from trickrun.rundir.reader import Run
+from trickrun.sweep.plan import resolve_cells
+
+runner = CliRunner()
+
+
+# --- the rule --------------------------------------------------------------------------
+def test_holm_matches_a_hand_worked_example():
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> max(0.06, 0.04)
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([]) == []
+
+
+@pytest.mark.parametrize("df, expected", [(1, 12.7062), (2, 4.3027), (4, 2.7764), (10, 2.2281), (1e6, 1.9600)])
+def test_t_quantile_matches_tables(df, expected):
+    assert t_quantile(df) == pytest.approx(expected, abs=1e-4)
+
+
+def test_welch_interval_by_hand():
+    # diff -3; se = sqrt(1/3 + 1/3); df = (2/3)^2 / (2 * (1/3)^2 / 2) = 4; t(0.975, 4) = 2.7764
+    diff, low, high = welch_interval([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])
+    half = 2.776445 * math.sqrt(2 / 3)
+    assert diff == pytest.approx(-3.0)
+    assert (low, high) == pytest.approx((-3.0 - half, -3.0 + half), abs=1e-5)
+
+
+@pytest.mark.parametrize("diff, p, higher, expected", [
+    (0.01, 0.01, True, SUPPORTED),
+    (-0.01, 0.01, True, CONTRADICTED),
+    (-2.0, 0.001, False, SUPPORTED),  # fewer epochs predicted, fewer found
+    (2.0, 0.001, False, CONTRADICTED),
+    (0.01, 0.05, True, NOT_SHOWN),  # alpha is strict
+    (0.01, None, True, NOT_SHOWN),
+    (None, 0.01, True, NOT_SHOWN),
+])
+def test_verdict_rule(diff, p, higher, expected):
+    assert verdict(diff, p, higher) == expected
+
+
+def test_holm_runs_over_every_claim_of_the_report():
+    up = Comparison("test_acc", "a", "b", True)
+    samples = {"a": {"test_acc": [0.91, 0.92, 0.93]}, "b": {"test_acc": [0.88, 0.89, 0.90]}}
+    alone = judge(outcomes_for(1, [up], samples))
+    assert alone[0].p < 0.05 and alone[0].verdict == SUPPORTED
+    # The same comparison among five equal ones: Holm multiplies its p by five.
+    many = judge([o for n in range(5) for o in outcomes_for(n, [up], samples)])
+    assert all(o.p_holm == pytest.approx(min(1.0, 5 * alone[0].p)) for o in many)
+    assert {o.verdict for o in many} == {NOT_SHOWN}
+
+
+def test_an_arm_with_one_value_is_not_tested_and_left_out_of_holm():
+    c = Comparison("test_acc", "a", "b", True)
+    outcomes = judge(outcomes_for(1, [c], {"a": {"test_acc": [0.9]}, "b": {"test_acc": [0.8, 0.81]}}))
+    assert outcomes[0].p is None and outcomes[0].p_holm is None and outcomes[0].verdict == NOT_SHOWN
+    assert outcomes[0].diff == pytest.approx(0.9 - 0.805)
+
+
+# --- measures --------------------------------------------------------------------------
+def test_epochs_to_threshold_on_scripted_curves():
+    assert epochs_to_threshold([0.5, 0.8, 0.96, 0.97], 0.95, 4) == 3
+    assert epochs_to_threshold([0.5, 0.95], 0.95, 4) == 2  # reaching it exactly counts
+    assert epochs_to_threshold([None, 0.96], 0.95, 4) == 2  # a missing value is skipped
+    assert epochs_to_threshold([0.5, 0.8], 0.95, 20) == 21  # never: max epochs + 1
+    assert epochs_to_threshold([], 0.95, 20) == 21
+
+
+def _run(config: dict, acc: float | None = 0.9, status: str = "completed", records=None, path="r") -> Run:
+    summary = {"status": status, "test": None if acc is None else {"acc": acc, "loss": 0.3}}
+    return Run(Path(path), config, summary, records or [])
+
+
+def test_a_diverged_run_scores_chance_whatever_it_reached():
+    assert measured_test_acc(_run({}, 0.97)) == 0.97
+    assert measured_test_acc(_run({}, 0.97, status="diverged")) == CHANCE
+    assert measured_test_acc(_run({}, None)) == CHANCE
+
+
+def test_optimizer_score_averages_only_its_declared_rates():
+    claim = claim_by_number(7)
+    runs = [_run({"optimizer": {"name": "adam", "lr": lr}, "seed": seed}, acc)
+            for seed in (0, 1) for lr, acc in ((1e-4, 0.90), (1e-3, 0.96), (1e-2, 0.93), (1.0, 0.10))]
+    samples = lr_average(claim, runs, None)
+    assert LR_RANGES["adam"] == (0.0001, 0.001, 0.01)
+    assert samples["adam"]["score"] == pytest.approx([(0.90 + 0.96 + 0.93) / 3] * 2)  # lr 1.0 not in it
+    assert samples["adam lr=1"]["test_acc"] == [0.10, 0.10]
+
+
+def test_leave_one_out():
+    assert leave_one_out(["a", "b", "c"]) == [["b", "c"], ["a", "c"], ["a", "b"]]
+
+
+def test_parse_claims():
+    assert [c.number for c in parse_claims("9,1,9")] == [1, 9]
+    assert len(parse_claims(None)) == len(CLAIMS) == 9
+    for bad in ("0", "10", "a", "1,,2"):
+        with pytest.raises(ConfigError, match="--claims"):
+            parse_claims(bad)
+
+
+# --- the claims and their sweep files --------------------------------------------------
+@pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
+@pytest.mark.parametrize("claim", CLAIMS, ids=[c.slug for c in CLAIMS])
+def test_every_cell_is_valid_and_falls_in_a_declared_arm(claim, quick):
+    arms = set()
+    for spec in claim_specs(claim, config_folder(), quick, None):
+        assert spec.seeds == ([0, 1] if quick else [0, 1, 2])
+        assert spec.name.endswith("-quick") == quick
+        _, configs, _ = resolve_cells(spec)
+        arms |= {claim.arm(cfg.to_dict()) for cfg in configs}
+        if quick and claim.number != 6:
+            assert all(cfg.data.train_limit == 2000 and cfg.train.epochs == 3 for cfg in configs)
+    declared = set(claim.arms) - ({"ensemble"} if claim.derived == "ensembles" else set())
+    assert arms == declared
+    for c in claim.comparisons:
+        assert {c.arm, c.baseline} <= set(claim.arms)
+
+
+def _synthetic_runs(claim, tmp_path: Path) -> list[Run]:
+    """A run per cell of the claim's quick sweeps, with made-up curves and layer statistics."""
+    runs = []
+    for spec in claim_specs(claim, config_folder(), True, None):
+        _, configs, _ = resolve_cells(spec)
+        for i, cfg in enumerate(configs):
+            config = cfg.to_dict()
+            layers = [{"name": n, "act_std": 0.5 + j, "grad_norm": 0.1 / (j + 1)}
+                      for j, n in enumerate(("hidden1", "hidden2", "output"))]
+            records = [{"epoch": e, "lr": 0.01, "train_loss": 1.0 / e, "train_acc": 0.8 + 0.05 * e,
+                        "val_acc": 0.8 + 0.04 * e + 0.001 * i, "grad_norm": 1.0, "layers": layers}
+                       for e in range(1, 4)]
+            runs.append(_run(config, 0.9 + 0.001 * (i % 7), records=records, path=str(tmp_path / cfg.name)))
+    return runs
+
+
+def test_the_report_has_every_section_table_figure_and_verdict(tmp_path):
+    """On synthetic runs (no training): every claim's section, figure and verdict rows."""
+    from trickrun.lesson.report import write_report
+
+    results, outcomes = [], []
+    for claim in CLAIMS:
+        result = ClaimResult(claim, _synthetic_runs(claim, tmp_path), {}, None)
+        measure_claim(result, quick=True)
+        result.outcomes = outcomes_for(claim.number, claim.comparisons, result.samples)
+        outcomes += result.outcomes
+        results.append(result)
+    judge(outcomes)
+    out = tmp_path / "report"
+    text = write_report(results, LessonOptions(quick=True, out=out), 2, 1.0).read_text()
+    assert "## The rule" in text and "Holm" in text and "CPU:" in text and "BLAS:" in text
+    for claim in CLAIMS:
+        section = text.split(f"## Claim {claim.number}: {claim.title}")[1].split("\n## ")[0]
+        assert "**The lesson:**" in section and "**Setup:**" in section and "**Verdict:" in section
+        assert "| arm | n |" in section or "| optimizer | n |" in section
+        assert f"![Claim {claim.number}]({claim.figure_file})" in section
+        assert (out / claim.figure_file).stat().st_size > 10_000
+        assert len(_verdict_rows(section)) == len(claim.comparisons)
+    assert "w <- w - lr g/||g||" in text  # claim 7 says what `normalized` is
+    assert "agree at theta = 1" in text  # claim 8 says how its clipping differs from the lesson's
+
+
+def _verdict_rows(section: str) -> list[str]:
+    marks = (f"**{SUPPORTED}** |", f"**{CONTRADICTED}** |", f"*{NOT_SHOWN}* |")
+    return [line for line in section.splitlines() if line.startswith("| ") and line.endswith(marks)]
+
+
+def test_by_arm_puts_each_run_under_its_arm():
+    claim = claim_by_number(8)
+    runs = [_run({"clip": {"norm": norm}, "seed": s}, 0.9, status="diverged" if norm is None else "completed")
+            for s in (0, 1) for norm in (None, 1.0)]
+    samples = by_arm(claim, runs, None)
+    assert samples["no clipping"]["test_acc"] == [CHANCE, CHANCE]
+    assert samples["no clipping"]["diverged"] == [1.0, 1.0]
+    assert samples["clip 1"]["test_acc"] == [0.9, 0.9]
+
+
+def test_bad_options_exit_2(tmp_path):
+    for args in (["--claims", "12"], ["--backend", "slurm"], ["--jobs", "0"], ["--seeds", "0"]):
+        result = runner.invoke(app, ["lesson", *args, "--out", str(tmp_path / "o")])
+        assert result.exit_code == 2, (args, result.output)
+    assert not (tmp_path / "o").exists()
+
+
+# --- one quick report on real MNIST ----------------------------------------------------
+@requires_real_mnist
+@pytest.mark.slow
+def test_quick_report_on_real_mnist(tmp_path):
+    out = tmp_path / "report"
+    args = ["lesson", "--quick", "--claims", "1,9", "--jobs", "2", "--runs-dir", str(tmp_path / "runs"),
+            "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    text = (out / "lesson.md").read_text()
+    assert "trickrun lesson --claims 1,9 --quick --jobs 2" in text
+    assert "## The rule" in text and "### Verdicts" in text
+    for claim in (claim_by_number(1), claim_by_number(9)):
+        section = text.split(f"## Claim {claim.number}: {claim.title}")[1].split("\n## ")[0]
+        assert "| arm | n | test acc |" in section
+        assert (out / claim.figure_file).stat().st_size > 10_000
+        assert len(_verdict_rows(section)) == len(claim.comparisons)
+        assert "| 2 vs 2 |" in section  # n = 2 seeds per arm
+    assert "## Claim 2" not in text  # only the claims asked for
+    # Run again: every cell is finished, so nothing trains and the same report comes back.
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "already finished: skipped" in again.output

@@ -1,0 +1,246 @@
+"""One PNG per claim, drawn with matplotlib's Agg backend from the claim's runs.
+
+Curves are means over seeds with a band of ± one sample standard deviation; per-layer
+profiles are geometric means over seeds at the first and at the last epoch. FIGURES maps the name a
+claim declares (claims.Claim.figure) to the function that draws it.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from ..rundir.format import layer_order  # noqa: E402
+from ..rundir.reader import Run  # noqa: E402
+from .results import ClaimResult  # noqa: E402
+
+DPI = 100
+PANEL = (5.2, 3.6)  # inches per panel
+
+
+def palette(names: Sequence[str]) -> dict[str, Any]:
+    """One colour per name, the same in every panel of a figure."""
+    colours = plt.get_cmap("tab10").colors
+    return {name: colours[i % len(colours)] for i, name in enumerate(names)}
+
+
+def arm_runs(result: ClaimResult) -> dict[str, list[Run]]:
+    """The claim's runs by arm, in the claim's arm order."""
+    groups: dict[str, list[Run]] = {arm: [] for arm in result.claim.arms}
+    for run in result.runs:
+        groups.setdefault(result.claim.arm(run.config), []).append(run)
+    return {arm: runs for arm, runs in groups.items() if runs}
+
+
+def mean_band(series: Sequence[Sequence[float | None]]) -> tuple[list[int], list[float], list[float]]:
+    """(epochs, mean, sd) over the runs that have a finite value at each epoch."""
+    epochs, means, sds = [], [], []
+    for i in range(max((len(s) for s in series), default=0)):
+        values = [s[i] for s in series if i < len(s) and s[i] is not None and math.isfinite(s[i])]
+        if values:
+            epochs.append(i + 1)
+            means.append(statistics.fmean(values))
+            sds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
+    return epochs, means, sds
+
+
+def curve_panel(ax, groups: dict[str, list[Run]], key: str, title: str, log: bool = False) -> None:
+    colours = palette(list(groups))
+    for arm, runs in groups.items():
+        epochs, mean, sd = mean_band([r.series(key) for r in runs])
+        if not epochs:
+            continue
+        ax.plot(epochs, mean, label=f"{arm} (n={len(runs)})", color=colours[arm])
+        ax.fill_between(epochs, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)],
+                        color=colours[arm], alpha=0.2, linewidth=0)
+    ax.set_title(title)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if log:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+
+
+def layer_profile(runs: list[Run], key: str, last: bool) -> tuple[list[str], list[float | None]]:
+    """Per layer (network order), the mean over runs of `key` at the first or last epoch."""
+    layers = sorted({name for r in runs for name in r.layer_names()}, key=layer_order)
+    means = []
+    for layer in layers:
+        values = []
+        for run in runs:
+            finite = [v for v in run.layer_series(layer, key) if v is not None and v > 0]
+            if finite:
+                values.append(finite[-1] if last else run.layer_series(layer, key)[0])
+        values = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+        means.append(math.exp(statistics.fmean(math.log(v) for v in values)) if values else None)
+    return layers, means
+
+
+def profile_panel(ax, groups: dict[str, list[Run]], key: str, title: str) -> None:
+    """Solid: epoch 1; dashed: last epoch. Geometric means (the values span decades)."""
+    colours = palette(list(groups))
+    for arm, runs in groups.items():
+        for last, style in ((False, "-"), (True, "--")):
+            layers, means = layer_profile(runs, key, last)
+            xs = [i for i, m in enumerate(means) if m is not None]
+            if xs:
+                ax.plot(xs, [means[i] for i in xs], style, marker=".", color=colours[arm],
+                        label=arm if not last else None)
+                ax.set_xticks(range(len(layers)), [n.replace("hidden", "h") for n in layers], fontsize=7)
+    ax.set_yscale("log")
+    ax.set_title(title + " (solid: epoch 1, dashed: last)")
+    ax.set_xlabel("layer")
+    ax.grid(alpha=0.3)
+
+
+def bar_panel(ax, values: dict[str, list[float]], title: str) -> None:
+    """Mean ± sd per arm, each value a dot."""
+    names = list(values)
+    colours = palette(names)
+    for i, name in enumerate(names):
+        vals = values[name]
+        if not vals:
+            continue
+        sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        ax.bar(i, statistics.fmean(vals), yerr=sd, alpha=0.6, capsize=4, color=colours[name])
+        ax.plot([i] * len(vals), vals, "k.", markersize=4)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+    finite = [v for vals in values.values() for v in vals]
+    if finite:
+        low = min(finite)
+        ax.set_ylim(max(0.0, low - 0.05 * max(1e-3, max(finite) - low) - 0.01), min(1.0, max(finite) + 0.01))
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _figure(panels: int, rows: int = 1):
+    cols = math.ceil(panels / rows)
+    fig, axes = plt.subplots(rows, cols, figsize=(PANEL[0] * cols, PANEL[1] * rows), squeeze=False)
+    return fig, [ax for row in axes for ax in row]
+
+
+def _save(fig, axes, path: Path, title: str) -> None:
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def _test_accs(result: ClaimResult) -> dict[str, list[float]]:
+    """Per arm present, in the claim's order (so colours match the curves')."""
+    return {arm: result.samples[arm].get("test_acc", []) for arm in result.claim.arms if arm in result.samples}
+
+
+def curves(result: ClaimResult, path: Path) -> None:
+    groups = arm_runs(result)
+    fig, axes = _figure(3)
+    curve_panel(axes[0], groups, "val_acc", "validation accuracy")
+    curve_panel(axes[1], groups, "train_loss", "training loss", log=True)
+    bar_panel(axes[2], _test_accs(result), "test accuracy (last epoch)")
+    _save(fig, axes, path, f"Claim {result.claim.number}: {result.claim.title}")
+
+
+def threshold(result: ClaimResult, path: Path) -> None:
+    groups = arm_runs(result)
+    fig, axes = _figure(3)
+    curve_panel(axes[0], groups, "val_acc", "validation accuracy")
+    if result.threshold is not None:
+        axes[0].axhline(result.threshold, color="grey", linestyle=":", label=f"threshold {result.threshold:g}")
+    curve_panel(axes[1], groups, "train_loss", "training loss", log=True)
+    bar_panel(axes[2], _test_accs(result), "test accuracy (last epoch)")
+    _save(fig, axes, path, f"Claim {result.claim.number}: {result.claim.title}")
+
+
+def layers(result: ClaimResult, path: Path) -> None:
+    """Claim 2: a row per activation; act_std and grad_norm per layer for each init."""
+    groups = arm_runs(result)
+    activations = list(dict.fromkeys(arm.split()[0] for arm in groups))
+    fig, axes = _figure(3 * len(activations), rows=len(activations))
+    for row, act in enumerate(activations):
+        mine = {arm.split()[1]: runs for arm, runs in groups.items() if arm.split()[0] == act}
+        profile_panel(axes[3 * row], mine, "act_std", f"{act}: activation std")
+        profile_panel(axes[3 * row + 1], mine, "grad_norm", f"{act}: weight-gradient norm")
+        bar_panel(axes[3 * row + 2], {i: result.samples.get(f"{act} {i}", {}).get("test_acc", []) for i in mine},
+                  f"{act}: test accuracy")
+    _save(fig, axes, path, "Claim 2: per-layer statistics by initializer")
+
+
+def residual(result: ClaimResult, path: Path) -> None:
+    groups = arm_runs(result)
+    fig, axes = _figure(3)
+    profile_panel(axes[0], groups, "grad_norm", "weight-gradient norm")
+    profile_panel(axes[1], groups, "act_std", "activation std")
+    curve_panel(axes[2], groups, "val_acc", "validation accuracy")
+    _save(fig, axes, path, "Claim 3: plain vs residual deep MLP")
+
+
+def overfitting(result: ClaimResult, path: Path) -> None:
+    groups = arm_runs(result)
+    fig, axes = _figure(3)
+    curve_panel(axes[0], groups, "train_acc", "training accuracy")
+    curve_panel(axes[1], groups, "val_acc", "validation accuracy")
+    bar_panel(axes[2], _test_accs(result), "test accuracy")
+    _save(fig, axes, path, "Claim 6: overfitting 1,000 examples, and four remedies")
+
+
+def optimizers(result: ClaimResult, path: Path) -> None:
+    """Claim 7: test accuracy against learning rate per optimizer, and the scores."""
+    fig, axes = _figure(2)
+    for name in result.claim.arms:
+        points = []
+        for arm, metrics in result.samples.items():
+            if arm.startswith(f"{name} lr="):
+                vals = metrics.get("test_acc", [])
+                sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+                points.append((float(arm.split("=", 1)[1]), statistics.fmean(vals), sd))
+        if points:
+            points.sort()
+            axes[0].errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points],
+                             marker="o", capsize=3, label=name)
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("learning rate")
+    axes[0].set_title("test accuracy (diverged = 0.1)")
+    axes[0].grid(alpha=0.3)
+    bar_panel(axes[1], {n: result.samples.get(n, {}).get("score", []) for n in result.claim.arms},
+              "score: mean test accuracy over the lr range")
+    _save(fig, axes, path, "Claim 7: optimizers over a range of learning rates")
+
+
+def clipping(result: ClaimResult, path: Path) -> None:
+    groups = arm_runs(result)
+    fig, axes = _figure(3)
+    curve_panel(axes[0], groups, "val_acc", "validation accuracy")
+    curve_panel(axes[1], groups, "grad_norm", "gradient norm before clipping (epoch mean)", log=True)
+    bar_panel(axes[2], _test_accs(result), "test accuracy (diverged = 0.1)")
+    _save(fig, axes, path, "Claim 8: SGD at a high learning rate, with and without clipping")
+
+
+def schedules(result: ClaimResult, path: Path) -> None:
+    groups = arm_runs(result)
+    fig, axes = _figure(3)
+    curve_panel(axes[0], groups, "lr", "learning rate")
+    curve_panel(axes[1], groups, "val_acc", "validation accuracy")
+    bar_panel(axes[2], _test_accs(result), "test accuracy (last epoch)")
+    _save(fig, axes, path, "Claim 9: learning-rate schedules")
+
+
+FIGURES: dict[str, Callable[[ClaimResult, Path], None]] = {
+    f.__name__: f for f in (curves, threshold, layers, residual, overfitting, optimizers, clipping, schedules)
+}
+
+
+def draw(result: ClaimResult, folder: Path) -> Path:
+    path = folder / result.claim.figure_file
+    FIGURES[result.claim.figure](result, path)
+    return path

@@ -1,0 +1,82 @@
+"""What is measured on each run, as pure functions of a loaded run (or of its curves).
+
+  test_acc     the test accuracy summary.json holds; a run that diverged, or that has no
+               test result, scores CHANCE (0.1, ten classes) whatever it reached before
+  epochs_to    the first epoch whose val_acc reaches a stated threshold; a run that never
+               reaches it counts as its maximum epochs (train.epochs) + 1
+  gap          train_acc - val_acc of the scored epoch, the one whose weights the test set
+               scored (the last, or the best one restored by early stopping); train_acc is
+               the running accuracy of the epoch's batches, dropout on, as recorded
+  val_acc      val_acc of the scored epoch
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from ..rundir.format import Status
+from ..rundir.reader import Run
+
+CHANCE = 0.1  # accuracy of guessing among MNIST's ten classes
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def diverged(run: Run) -> bool:
+    return run.status == Status.DIVERGED
+
+
+def test_acc(run: Run) -> float:
+    test = (run.summary or {}).get("test")
+    acc = _finite(test.get("acc")) if isinstance(test, dict) else None
+    return CHANCE if diverged(run) or acc is None else acc
+
+
+test_acc.__test__ = False  # a measure, not a pytest test
+
+
+def max_epochs(run: Run) -> int:
+    epochs = (run.config.get("train") or {}).get("epochs")
+    return epochs if isinstance(epochs, int) else len(run.records)
+
+
+def epochs_to_threshold(val_acc: Sequence[float | None], threshold: float, limit: int) -> int:
+    """1-based epoch of the first val_acc >= threshold; limit + 1 when none reaches it."""
+    for epoch, value in enumerate(val_acc, start=1):
+        if value is not None and value >= threshold:
+            return epoch
+    return limit + 1
+
+
+def epochs_to(run: Run, threshold: float) -> int:
+    return epochs_to_threshold(run.series("val_acc"), threshold, max_epochs(run))
+
+
+def scored_record(run: Run) -> dict | None:
+    """The metrics.jsonl record of the epoch whose weights the test set scored (the last
+    record when the summary does not say)."""
+    test = (run.summary or {}).get("test")
+    epoch = test.get("weights_of_epoch") if isinstance(test, dict) else None
+    for record in run.records:
+        if epoch is not None and record.get("epoch") == epoch:
+            return record
+    return run.records[-1] if run.records else None
+
+
+def _value(run: Run, key: str) -> float | None:
+    record = scored_record(run)
+    return _finite(record.get(key)) if record else None
+
+
+def gap(run: Run) -> float | None:
+    train, val = _value(run, "train_acc"), _value(run, "val_acc")
+    return None if train is None or val is None else train - val
+
+
+def scored_val_acc(run: Run) -> float | None:
+    return _value(run, "val_acc")

@@ -1,0 +1,299 @@
+"""lesson.md: the machine and the rule at the top, then per claim what the lesson asserts,
+the setup, a results table, its figure and the verdicts, in Markdown that reads on GitHub."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..analysis.analyze import config_diff, flatten
+from .claims import CLAIMS, LR_RANGES, Claim
+from ..sweep.local import threads_per_job
+from .figures import draw
+from .results import ClaimResult, LessonOptions
+from .verdicts import ALPHA, CONTRADICTED, NOT_SHOWN, SUPPORTED, Comparison, Outcome
+
+REPORT_FILE = "lesson.md"
+METRIC_LABELS = {
+    "test_acc": "test acc",
+    "val_acc": "val acc (scored epoch)",
+    "gap": "train − val acc (scored epoch)",
+    "score": "score (mean test acc over its lrs)",
+}
+SETUP_KEYS = (  # the setup's lines: (title, ((label, dotted config key), ...))
+    ("data", (("", "data.dataset"), ("training examples", "data.train_limit"),
+              ("validation examples", "data.val_size"), ("scale", "data.scale"))),
+    ("model", (("hidden", "model.hidden"), ("activation", "model.activation"), ("init", "model.init"),
+               ("norm", "model.norm"), ("dropout", "model.dropout"), ("residual", "model.residual"))),
+    ("optimizer", (("", "optimizer.name"), ("lr", "optimizer.lr"), ("schedule", "schedule.name"),
+                   ("clip norm", "clip.norm"), ("L2", "regularization.l2"))),
+    ("training", (("epochs", "train.epochs"), ("batch", "train.batch_size"),
+                  ("early stopping", "early_stopping.enabled"))),
+)
+
+
+def metric_label(metric: str, threshold: float | None) -> str:
+    if metric == "epochs_to":
+        return f"epochs to val acc ≥ {threshold:g}" if threshold is not None else "epochs to threshold"
+    return METRIC_LABELS.get(metric, metric)
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    def line(cells):
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return [line(header), "|" + "|".join("---" for _ in header) + "|", *(line(r) for r in rows), ""]
+
+
+def fmt(value: float | None, metric: str = "test_acc", signed: bool = False) -> str:
+    if value is None:
+        return "—"
+    digits = 1 if metric == "epochs_to" else 4
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def mean_sd(values: Sequence[float], metric: str) -> str:
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return fmt(values[0], metric)
+    return f"{fmt(statistics.fmean(values), metric)} ± {fmt(statistics.stdev(values), metric)}"
+
+
+# ---------------------------------------------------------------------------------------
+# The top: command, machine, rule, summary.
+
+
+def machine_lines() -> list[str]:
+    import numpy
+    from threadpoolctl import threadpool_info
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        cpu = platform.processor() or "unknown"
+    blas = ", ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture', '?')})"
+                     for i in threadpool_info() if i.get("user_api") == "blas")
+    return [f"- **CPU:** {cpu}, {os.cpu_count()} cores",
+            f"- **BLAS:** {blas or 'none found by threadpoolctl'}",
+            f"- **Software:** Python {platform.python_version()}, NumPy {numpy.__version__}, {platform.system()}",
+            f"- **Date:** {time.strftime('%Y-%m-%d %H:%M %Z')}"]
+
+
+def rule_lines(results: Sequence[ClaimResult]) -> list[str]:
+    m = sum(1 for r in results for o in r.outcomes if o.p is not None)
+    lines = [
+        "## The rule", "",
+        "Every comparison below was declared before any run: a metric, an arm, the arm it is measured "
+        "against and the direction the lesson predicts. For each, Welch's t-test compares the two arms "
+        f"across seeds; Holm's correction is applied over all {m} testable comparisons of this report "
+        f"at α = {ALPHA:g}. A comparison is **{SUPPORTED}** when significant in the predicted direction, "
+        f"**{CONTRADICTED}** when significant against it, and *{NOT_SHOWN}* otherwise (also when an arm has "
+        "fewer than two values). The effect is the difference of means (arm − baseline) with its 95% Welch "
+        "interval, diff ± t(0.975, df)·se. The verdicts are applied by code (trickrun/lesson/verdicts.py).", "",
+        "Measures: *test acc* is the test accuracy of the weights the run ended with (the best epoch's "
+        "where early stopping restores them); a run that diverged counts as chance, 0.1. The *scored epoch* "
+        "is the epoch of those weights; *train − val acc* is the training accuracy recorded during that "
+        "epoch minus the validation accuracy after it. *Epochs to val acc ≥ t* is the first epoch whose validation accuracy "
+        "reaches t; a run that never does counts as its maximum epochs + 1.", "",
+    ]
+    rows = []
+    for r in results:
+        for o in r.outcomes:
+            rows.append([f"[{r.claim.number}](#{_anchor(heading(r.claim))})",
+                         _expect(o.comparison, r.threshold), _effect(o), _p(o.p), _p(o.p_holm), _verdict(o.verdict)])
+    return lines + ["### Verdicts", ""] + md_table(
+        ["claim", "predicted", "difference [95% CI]", "p", "Holm p", "verdict"], rows)
+
+
+def heading(claim: Claim) -> str:
+    return f"Claim {claim.number}: {claim.title}"
+
+
+def _anchor(title: str) -> str:
+    """GitHub's anchor of a heading."""
+    return "".join(c for c in title.lower().replace(" ", "-") if c.isalnum() or c == "-")
+
+
+def _expect(c: Comparison, threshold: float | None) -> str:
+    return f"{metric_label(c.metric, threshold)}: {c.arm} {'>' if c.higher else '<'} {c.baseline}"
+
+
+def _effect(o: Outcome) -> str:
+    metric = o.comparison.metric
+    if o.diff is None:
+        return "—"
+    text = fmt(o.diff, metric, signed=True)
+    if o.ci is not None:
+        text += f" [{fmt(o.ci[0], metric, signed=True)}, {fmt(o.ci[1], metric, signed=True)}]"
+    return text
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "—"
+    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def _verdict(verdict: str) -> str:
+    return f"*{verdict}*" if verdict == NOT_SHOWN else f"**{verdict}**"
+
+
+# ---------------------------------------------------------------------------------------
+# A claim's section.
+
+
+def setup_lines(result: ClaimResult, quick: bool) -> list[str]:
+    runs = result.runs
+    if not runs:
+        return ["No run of this claim finished."]
+    varied = dict(config_diff([r.config for r in runs], ignore=("seed", "name")))
+    flat = flatten(runs[0].config)
+    parts = []
+    for title, keys in SETUP_KEYS:
+        shown = [f"{label} {_value(flat[k])}".strip() for label, k in keys if k in flat and k not in varied]
+        extra = ", 10000 test examples (the MNIST test set)" if title == "data" else ""
+        parts.append(f"- **{title}:** " + ", ".join(shown) + extra)
+    seeds = sorted({r.seed for r in runs}, key=str)
+    parts.append("- **varied:** " + ("; ".join(f"`{k}` ∈ {{{', '.join(dict.fromkeys(map(_value, vs)))}}}"
+                                               for k, vs in varied.items()) or "nothing"))
+    parts.append(f"- **seeds:** {', '.join(map(str, seeds))} ({len(runs)} runs, {_duration(run_seconds(runs))} "
+                 "of training summed over them); sweep files: "
+                 + ", ".join(f"`configs/lesson/{f}`" for f in result.claim.sweeps)
+                 + (" with the `--quick` overrides " + ", ".join(f"`{o}`" for o in result.claim.quick) if quick else ""))
+    return parts + [""]
+
+
+def run_seconds(runs: Sequence[Any]) -> float:
+    """The runs' own wall time (summary.json), so a resumed report still counts every run."""
+    total = 0.0
+    for run in runs:
+        wall = (run.summary or {}).get("wall_s")
+        total += wall if isinstance(wall, (int, float)) and math.isfinite(wall) else 0.0
+    return total
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _value(value: Any) -> str:
+    """As YAML writes it: null, true, false."""
+    if isinstance(value, bool) or value is None:
+        return {None: "null", True: "true", False: "false"}[value]
+    return str(value)
+
+
+def arms_table(result: ClaimResult) -> list[str]:
+    claim = result.claim
+    header = ["arm", "n", *(metric_label(m, result.threshold) for m in claim.metrics), "diverged"]
+    rows = []
+    for arm in claim.arms:
+        metrics = result.samples.get(arm)
+        if metrics is None:
+            rows.append([arm, "0", *("—" for _ in claim.metrics), "—"])
+            continue
+        n = max(len(v) for v in metrics.values())
+        diverged = metrics.get("diverged")
+        rows.append([arm, str(n), *(mean_sd(metrics.get(m, []), m) for m in claim.metrics),
+                     f"{int(sum(diverged))}/{len(diverged)}" if diverged else "—"])
+    return md_table(header, rows)
+
+
+def optimizers_table(result: ClaimResult) -> list[str]:
+    """Claim 7: per optimizer, the test accuracy at each rate (those of its score in bold) and its score."""
+    cells = {}
+    for arm, metrics in result.samples.items():
+        if " lr=" in arm:
+            name, lr = arm.split(" lr=")
+            cells[(name, float(lr))] = metrics
+    rates = sorted({lr for _, lr in cells})
+    rows = []
+    for name in result.claim.arms:
+        scored = LR_RANGES.get(name, ())
+        accs = []
+        for lr in rates:
+            text = mean_sd(cells.get((name, lr), {}).get("test_acc", []), "test_acc")
+            accs.append(f"**{text}**" if any(math.isclose(lr, r) for r in scored) and text != "—" else text)
+        diverged = [d for (n, _), m in cells.items() if n == name for d in m.get("diverged", [])]
+        score = result.samples.get(name, {}).get("score", [])
+        rows.append([name, str(len(score)), *accs, mean_sd(score, "score"), f"{int(sum(diverged))}/{len(diverged)}"])
+    return md_table(["optimizer", "n", *(f"lr {lr:g}" for lr in rates), "score", "diverged"], rows)
+
+
+TABLES: dict[str, Callable[[ClaimResult], list[str]]] = {"arms": arms_table, "optimizers": optimizers_table}
+
+
+def verdict_lines(result: ClaimResult) -> list[str]:
+    rows = [[_expect(o.comparison, result.threshold), f"{fmt(o.mean_arm, o.comparison.metric)} vs "
+             f"{fmt(o.mean_base, o.comparison.metric)}", f"{o.n_arm} vs {o.n_base}", _effect(o), _p(o.p),
+             _p(o.p_holm), _verdict(o.verdict)] for o in result.outcomes]
+    lines = md_table(["predicted", "means", "n", "difference [95% CI]", "p", "Holm p", "verdict"], rows)
+    verdicts = [o.verdict for o in result.outcomes]
+    if verdicts and all(v == SUPPORTED for v in verdicts):
+        return lines + [f"**Verdict: supported** — all {len(verdicts)} comparisons hold beyond seed noise.", ""]
+    summary = ", ".join(f"{verdicts.count(v)} {v}" for v in (SUPPORTED, CONTRADICTED, NOT_SHOWN) if v in verdicts)
+    head = "contradicted" if CONTRADICTED in verdicts else "not shown" if SUPPORTED not in verdicts else "partly supported"
+    lines.append(f"**Verdict: {head}** ({summary}). The data do not support the lesson here in full:")
+    lines.append("")
+    for o in result.outcomes:
+        if o.verdict != SUPPORTED:
+            lines.append(f"- {_expect(o.comparison, result.threshold)}: {_why(o)}")
+    return lines + [f"- see the table above and the figure, which show the {len(result.runs)} runs behind it.", ""]
+
+
+def _why(o: Outcome) -> str:
+    if o.p is None:
+        return f"cannot be tested (n = {o.n_arm} vs {o.n_base}; Welch needs two values on each side)"
+    if o.verdict == CONTRADICTED:
+        return f"the difference {_effect(o)} goes against the lesson, beyond seed noise (Holm p {_p(o.p_holm)})"
+    if not o.diff:
+        return f"no difference at all (Holm p {_p(o.p_holm)})"
+    direction = "the predicted" if (o.diff > 0) == o.comparison.higher else "the opposite"
+    return (f"the difference {_effect(o)} points {direction} way but is within seed noise "
+            f"(Holm p {_p(o.p_holm)} ≥ {ALPHA:g})")
+
+
+def claim_lines(result: ClaimResult, quick: bool, figure: Path) -> list[str]:
+    claim = result.claim
+    lines = [f"## {heading(claim)}", "", f"**The lesson:** {claim.lesson}", "",
+             "**Setup:**", "", *setup_lines(result, quick), "**Results** (mean ± sample sd over seeds, n runs):", "",
+             *TABLES[claim.table](result), f"![Claim {claim.number}]({figure.name})", ""]
+    for note in claim.notes:
+        lines += [f"> {note}", ""]
+    if result.notes:
+        lines += ["**Problems while running:**", "", *(f"- {n}" for n in result.notes), ""]
+    return lines + ["**Verdict:**", "", *verdict_lines(result)]
+
+
+def write_report(results: Sequence[ClaimResult], opts: LessonOptions, jobs: int, wall_s: float) -> Path:
+    out = opts.out
+    out.mkdir(parents=True, exist_ok=True)
+    order = {c.number: i for i, c in enumerate(CLAIMS)}
+    results = sorted(results, key=lambda r: order[r.claim.number])
+    lines = ["# What the lesson claims, tested", "",
+             "Each claim of the lesson on training tricks (see `LESSON.md`), tested on MNIST with trickrun.", "",
+             f"- **Command:** `{opts.command()}`",
+             f"- **Time:** {wall_s / 60:.1f} min for this command (finished runs it found are not counted), "
+             f"{jobs} cells at a time"
+             + (f", each with {threads_per_job(jobs)} BLAS thread(s)" if opts.backend == "local" else ""),
+             *machine_lines()]
+    if opts.quick:
+        lines += ["", "> **Quick mode:** a small subset of the data, few epochs and 2 seeds: a smoke test of the "
+                  "report, whose verdicts say little about the lesson."]
+    lines += ["", *rule_lines(results)]
+    for result in results:
+        figure = draw(result, out)
+        lines += claim_lines(result, opts.quick, figure)
+    path = out / REPORT_FILE
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

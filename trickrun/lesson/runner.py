@@ -1,0 +1,169 @@
+"""`trickrun lesson`: run every selected claim's sweeps through the sweep driver, measure the
+runs, judge the comparisons, and write the report.
+
+Sweeps run one after another on one backend, each with its cells up to `jobs` at a time.
+A re-run skips the finished cells (the sweep driver's plan), so an interrupted report
+resumes where it stopped. `--quick` renames every sweep `<name>-quick`, so that its small
+runs never stand in for the full ones.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from ..errors import ConfigError
+from ..rundir.format import FINAL
+from ..rundir.reader import load_run
+from ..sweep.command import BACKENDS, IdleBackend
+from ..sweep.driver import execute, prepare
+from ..sweep.plan import RESUME, TRAIN
+from ..sweep.progress import make_sweep_progress
+from ..sweep.spec import SweepSpec, load_spec, seeds_from_count
+from .claims import CLAIM_NUMBERS, CLAIMS, DEFAULT_SEEDS, QUICK_SEEDS, Claim, by_arm, lr_average
+from .results import ClaimResult, LessonOptions
+from .verdicts import judge, outcomes_for
+
+CONFIG_FOLDER = Path("configs") / "lesson"
+INTERRUPTED = 130
+
+
+def parse_claims(text: str | None) -> list[Claim]:
+    if text is None or not text.strip():
+        return list(CLAIMS)
+    numbers = []
+    for part in text.split(","):
+        try:
+            number = int(part)
+        except ValueError:
+            number = None
+        if number not in CLAIM_NUMBERS:
+            raise ConfigError(f"--claims {text[:40]!r}: give claim numbers from "
+                              f"{CLAIM_NUMBERS[0]} to {CLAIM_NUMBERS[-1]} separated by commas, e.g. 1,4,9")
+        if number not in numbers:
+            numbers.append(number)
+    return [c for c in CLAIMS if c.number in numbers]
+
+
+def config_folder() -> Path:
+    """configs/lesson/ of the current folder, else of the checkout trickrun runs from."""
+    for folder in (Path.cwd() / CONFIG_FOLDER, Path(__file__).resolve().parents[2] / CONFIG_FOLDER):
+        if folder.is_dir():
+            return folder
+    raise ConfigError(f"no {CONFIG_FOLDER} folder here or beside the trickrun package; run from a checkout")
+
+
+def claim_specs(claim: Claim, folder: Path, quick: bool, seeds: int | None) -> list[SweepSpec]:
+    """The claim's sweeps, with `--quick`'s overrides and the seed count applied."""
+    specs = []
+    for file in claim.sweeps:
+        spec = load_spec(folder / file, grid=[], fixed=list(claim.quick) if quick else [], seeds=None,
+                         seed_list=None, name=None)
+        count = seeds if seeds is not None else QUICK_SEEDS if quick else len(spec.seeds or []) or DEFAULT_SEEDS
+        spec.seeds = seeds_from_count(count)
+        if quick:
+            spec.name = f"{spec.name}-quick"
+        specs.append(spec)
+    return specs
+
+
+def make_backend(name: str, jobs: int, root: Path):
+    if name == "ray":
+        from ..sweep.ray_backend import RayBackend  # optional extra
+
+        return RayBackend(None, jobs, root)
+    from ..sweep.local import LocalBackend
+
+    return LocalBackend(jobs)
+
+
+def check_options(opts: LessonOptions) -> int:
+    if opts.backend not in BACKENDS:
+        raise ConfigError(f"--backend {opts.backend[:40]!r}: choose one of: {', '.join(BACKENDS)}")
+    jobs = opts.jobs if opts.jobs is not None else (os.cpu_count() or 1)
+    if jobs < 1:
+        raise ConfigError(f"--jobs {jobs}: run at least one cell at a time (--jobs 1 or more)")
+    if opts.seeds is not None:
+        seeds_from_count(opts.seeds)
+    if opts.out.exists() and not opts.out.is_dir():
+        raise ConfigError(f"--out {opts.out}: is a file; give a folder for lesson.md and the figures")
+    return jobs
+
+
+def run_claims(claims: list[Claim], opts: LessonOptions, jobs: int, err: Console) -> tuple[list[ClaimResult], bool]:
+    """Every claim's sweeps, all validated before the first cell starts; (results, interrupted)."""
+    folder = config_folder()
+    prepared = []
+    for claim in claims:
+        for spec in claim_specs(claim, folder, opts.quick, opts.seeds):
+            prepared.append((claim, spec, *prepare(spec, opts.runs_dir, False, opts.backend, jobs)))
+    root = prepared[0][2]
+    # No backend (no Ray start-up) when every cell is already done.
+    work = any(p.action in (TRAIN, RESUME) for *_, plans, _ in prepared for p in plans)
+    backend = make_backend(opts.backend, jobs, root) if work else IdleBackend()
+    results: dict[int, ClaimResult] = {}
+    try:
+        for claim, spec, root, plans, record in prepared:
+            err.print(f"claim {claim.number} ({claim.title}): sweep {spec.name}, {len(plans)} cells", highlight=False)
+            outcome = execute(spec, plans, record, root, backend, False, make_sweep_progress("auto"))
+            result = results.setdefault(claim.number, ClaimResult(claim, [], {}, None))
+            _gather(result, outcome)
+            if outcome.interrupted:
+                return list(results.values()), True
+    finally:
+        backend.close()
+    return list(results.values()), False
+
+
+def _gather(result: ClaimResult, outcome) -> None:
+    """The finished runs of one sweep; a note for every cell that has none."""
+    result.failed += len(outcome.failed)
+    for index in outcome.failed:
+        cell = outcome.record.cell(index)
+        result.notes.append(f"cell {cell['name']} failed: {str(cell['error']).splitlines()[0][:200]}")
+    for path in outcome.run_dirs:
+        if not path.is_dir():
+            continue
+        run = load_run(path)
+        if run.status in FINAL:
+            result.runs.append(run)
+        else:
+            result.notes.append(f"run {path.name} has status {run.status}: left out")
+
+
+def measure_claim(result: ClaimResult, quick: bool) -> None:
+    claim = result.claim
+    result.threshold = claim.quick_threshold if quick else claim.threshold
+    if claim.derived == "lr_average":
+        result.samples = lr_average(claim, result.runs, result.threshold)
+        return
+    result.samples = by_arm(claim, result.runs, result.threshold)
+    if claim.derived == "ensembles":
+        from .ensembles import add_ensemble_arm
+
+        result.notes += add_ensemble_arm(claim, result.runs, result.samples)
+
+
+def run_lesson(opts: LessonOptions, err: Console) -> int:
+    """Run, measure, judge, write; the exit code (130 when interrupted, 1 when cells failed)."""
+    jobs = check_options(opts)
+    claims = parse_claims(opts.claims)
+    started = time.monotonic()
+    results, interrupted = run_claims(claims, opts, jobs, err)
+    if interrupted:
+        err.print("interrupted; run the same command again to go on (finished runs are skipped)", highlight=False)
+        return INTERRUPTED
+    outcomes = []
+    for result in results:
+        measure_claim(result, opts.quick)
+        result.outcomes = outcomes_for(result.claim.number, result.claim.comparisons, result.samples)
+        outcomes += result.outcomes
+    judge(outcomes)
+    from .report import write_report  # matplotlib, only once there is something to draw
+
+    path = write_report(results, opts, jobs, time.monotonic() - started)
+    err.print(f"wrote {path}", highlight=False)
+    return 1 if any(r.failed for r in results) else 0
