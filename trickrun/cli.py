@@ -202,6 +202,13 @@ def validate(config: ConfigArg, set_: SetOption = None) -> None:
 
 
 
+SweepOption = Annotated[
+    Optional[str],
+    typer.Option("--sweep", metavar="NAME", show_default=False,
+                 help="Add every run of the sweep NAME (its sweep.json under the runs folder)."),
+]
+
+
 def _with_sweep(runs: list[str] | None, sweep: str | None, runs_dir: Path | None) -> list[str]:
     """The RUN arguments, plus the run directories of `--sweep NAME`; at least one run."""
     specs = list(runs or [])
@@ -340,11 +347,7 @@ def compare(
             show_default=False,
         ),
     ] = None,
-    sweep: Annotated[
-        Optional[str],
-        typer.Option("--sweep", metavar="NAME", show_default=False,
-                     help="Add every run of the sweep NAME (its sweep.json under the runs folder)."),
-    ] = None,
+    sweep: SweepOption = None,
     baseline: Annotated[
         Optional[str],
         typer.Option("--baseline", "-b", help="The run changes are measured against (default: the first).",
@@ -398,11 +401,7 @@ def ensemble(
             show_default=False,
         ),
     ] = None,
-    sweep: Annotated[
-        Optional[str],
-        typer.Option("--sweep", metavar="NAME", show_default=False,
-                     help="Add every run of the sweep NAME (its sweep.json under the runs folder)."),
-    ] = None,
+    sweep: SweepOption = None,
     save: Annotated[
         Optional[str],
         typer.Option("--save", metavar="NAME", show_default=False,
