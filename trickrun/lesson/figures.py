@@ -142,24 +142,48 @@ def _test_accs(result: ClaimResult) -> dict[str, list[float]]:
     return {arm: result.samples[arm].get("test_acc", []) for arm in result.claim.arms if arm in result.samples}
 
 
-def curves(result: ClaimResult, path: Path) -> None:
-    groups = arm_runs(result)
-    fig, axes = _figure(3)
-    curve_panel(axes[0], groups, "val_acc", "validation accuracy")
-    curve_panel(axes[1], groups, "train_loss", "training loss", log=True)
-    bar_panel(axes[2], _test_accs(result), "test accuracy (last epoch)")
-    _save(fig, axes, path, f"Claim {result.claim.number}: {result.claim.title}")
+# Three-panel figures, as (kind, metrics key, title[, log scale]): "curve" is a mean curve per
+# arm, "profile" a per-layer profile, "bar" the test accuracy per arm (the key is unused).
+PANELS: dict[str, tuple[tuple, ...]] = {
+    "curves": (("curve", "val_acc", "validation accuracy"), ("curve", "train_loss", "training loss", True),
+               ("bar", "", "test accuracy (last epoch)")),
+    "threshold": (("curve", "val_acc", "validation accuracy"), ("curve", "train_loss", "training loss", True),
+                  ("bar", "", "test accuracy (last epoch)")),
+    "residual": (("profile", "grad_norm", "weight-gradient norm"), ("profile", "act_std", "activation std"),
+                 ("curve", "val_acc", "validation accuracy")),
+    "overfitting": (("curve", "train_acc", "training accuracy"), ("curve", "val_acc", "validation accuracy"),
+                    ("bar", "", "test accuracy")),
+    "clipping": (("curve", "val_acc", "validation accuracy"),
+                 ("curve", "grad_norm", "gradient norm before clipping (epoch mean)", True),
+                 ("bar", "", "test accuracy (diverged = 0.1)")),
+    "schedules": (("curve", "lr", "learning rate"), ("curve", "val_acc", "validation accuracy"),
+                  ("bar", "", "test accuracy (last epoch)")),
+}
+TITLES = {"residual": "Claim 3: plain vs residual deep MLP",
+          "overfitting": "Claim 6: overfitting 1,000 examples, and four remedies",
+          "clipping": "Claim 8: SGD at a high learning rate, with and without clipping",
+          "schedules": "Claim 9: learning-rate schedules"}
 
 
-def threshold(result: ClaimResult, path: Path) -> None:
-    groups = arm_runs(result)
-    fig, axes = _figure(3)
-    curve_panel(axes[0], groups, "val_acc", "validation accuracy")
-    if result.threshold is not None:
-        axes[0].axhline(result.threshold, color="grey", linestyle=":", label=f"threshold {result.threshold:g}")
-    curve_panel(axes[1], groups, "train_loss", "training loss", log=True)
-    bar_panel(axes[2], _test_accs(result), "test accuracy (last epoch)")
-    _save(fig, axes, path, f"Claim {result.claim.number}: {result.claim.title}")
+def panels(name: str) -> Callable[[ClaimResult, Path], None]:
+    """The drawing function of the three-panel figure `name`."""
+
+    def draw_panels(result: ClaimResult, path: Path) -> None:
+        groups = arm_runs(result)
+        fig, axes = _figure(3)
+        for ax, (kind, key, title, *log) in zip(axes, PANELS[name]):
+            if kind == "curve":
+                curve_panel(ax, groups, key, title, log=bool(log and log[0]))
+            elif kind == "profile":
+                profile_panel(ax, groups, key, title)
+            else:
+                bar_panel(ax, _test_accs(result), title)
+        if name == "threshold" and result.threshold is not None:
+            axes[0].axhline(result.threshold, color="grey", linestyle=":", label=f"threshold {result.threshold:g}")
+        _save(fig, axes, path, TITLES.get(name, f"Claim {result.claim.number}: {result.claim.title}"))
+
+    draw_panels.__name__ = name
+    return draw_panels
 
 
 def layers(result: ClaimResult, path: Path) -> None:
@@ -174,24 +198,6 @@ def layers(result: ClaimResult, path: Path) -> None:
         bar_panel(axes[3 * row + 2], {i: result.samples.get(f"{act} {i}", {}).get("test_acc", []) for i in mine},
                   f"{act}: test accuracy")
     _save(fig, axes, path, "Claim 2: per-layer statistics by initializer")
-
-
-def residual(result: ClaimResult, path: Path) -> None:
-    groups = arm_runs(result)
-    fig, axes = _figure(3)
-    profile_panel(axes[0], groups, "grad_norm", "weight-gradient norm")
-    profile_panel(axes[1], groups, "act_std", "activation std")
-    curve_panel(axes[2], groups, "val_acc", "validation accuracy")
-    _save(fig, axes, path, "Claim 3: plain vs residual deep MLP")
-
-
-def overfitting(result: ClaimResult, path: Path) -> None:
-    groups = arm_runs(result)
-    fig, axes = _figure(3)
-    curve_panel(axes[0], groups, "train_acc", "training accuracy")
-    curve_panel(axes[1], groups, "val_acc", "validation accuracy")
-    bar_panel(axes[2], _test_accs(result), "test accuracy")
-    _save(fig, axes, path, "Claim 6: overfitting 1,000 examples, and four remedies")
 
 
 def optimizers(result: ClaimResult, path: Path) -> None:
@@ -217,26 +223,8 @@ def optimizers(result: ClaimResult, path: Path) -> None:
     _save(fig, axes, path, "Claim 7: optimizers over a range of learning rates")
 
 
-def clipping(result: ClaimResult, path: Path) -> None:
-    groups = arm_runs(result)
-    fig, axes = _figure(3)
-    curve_panel(axes[0], groups, "val_acc", "validation accuracy")
-    curve_panel(axes[1], groups, "grad_norm", "gradient norm before clipping (epoch mean)", log=True)
-    bar_panel(axes[2], _test_accs(result), "test accuracy (diverged = 0.1)")
-    _save(fig, axes, path, "Claim 8: SGD at a high learning rate, with and without clipping")
-
-
-def schedules(result: ClaimResult, path: Path) -> None:
-    groups = arm_runs(result)
-    fig, axes = _figure(3)
-    curve_panel(axes[0], groups, "lr", "learning rate")
-    curve_panel(axes[1], groups, "val_acc", "validation accuracy")
-    bar_panel(axes[2], _test_accs(result), "test accuracy (last epoch)")
-    _save(fig, axes, path, "Claim 9: learning-rate schedules")
-
-
 FIGURES: dict[str, Callable[[ClaimResult, Path], None]] = {
-    f.__name__: f for f in (curves, threshold, layers, residual, overfitting, optimizers, clipping, schedules)
+    "layers": layers, "optimizers": optimizers, **{name: panels(name) for name in PANELS},
 }
 
 
