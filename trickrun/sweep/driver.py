@@ -8,13 +8,12 @@ cell starts after the first failure). Ctrl-C stops the sweep: the running cells 
 
 from __future__ import annotations
 
-import glob
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..rundir.writer import runs_root
 from .local import Outcome, Task, shell_command
-from .plan import BUSY, RESUME, TRAIN, Plan, plan_cells, resolve_cells
+from .plan import BUSY, RESUME, TRAIN, Plan, newest_run, plan_cells, resolve_cells
 from .record import FAILED, RUNNING, SweepRecord, record_path
 from .spec import SweepSpec
 
@@ -109,6 +108,6 @@ def _record_outcome(result: SweepResult, plan: Plan, outcome: Outcome, progress)
 
 
 def _newest_run(result: SweepResult, plan: Plan) -> Path | None:
-    """The run directory a failed cell left, if it got that far (the next re-run resumes it)."""
-    matches = sorted(result.root.glob(f"{glob.escape(plan.cell.name)}-*"), key=lambda p: p.name)
-    return matches[-1] if matches else None
+    """The run directory a cell left when its process could not say (killed, or stopped early):
+    the next re-run resumes it."""
+    return newest_run(result.root, plan.cell.name)

@@ -65,6 +65,13 @@ def _runs_by_name(root: Path) -> dict[str, list[Path]]:
     return found
 
 
+def newest_run(root: Path, name: str) -> Path | None:
+    """The newest run directory of the run `name` in `root` (for a cell whose process ended
+    without saying which directory it made)."""
+    runs = _runs_by_name(root).get(name, [])
+    return max(runs, key=lambda p: p.name) if runs else None
+
+
 def plan_cells(cells: list[Cell], configs: list[Config], root: Path, rerun: bool) -> list[Plan]:
     """Each cell's action, from the runs already in the runs folder."""
     existing = {} if rerun else _runs_by_name(root)
