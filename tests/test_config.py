@@ -85,6 +85,8 @@ def test_whole_number_floats_are_accepted_for_ints():
         ({"model": {"dropout": 1.5}}, "model.dropout"),
         ({"model": {"dropout": 1.0}}, "model.dropout"),  # [0, 1): all units dropped is nonsense
         ({"model": {"dropout": -0.1}}, "model.dropout"),
+        ({"model": {"input_dropout": 1.0}}, "model.input_dropout"),
+        ({"model": {"input_dropout": -0.2}}, "model.input_dropout"),
         ({"optimizer": {"lr": -0.1}}, "optimizer.lr"),
         ({"optimizer": {"lr": 0.0}}, "optimizer.lr"),
         ({"optimizer": {"lr": float("nan")}}, "optimizer.lr"),
@@ -108,6 +110,7 @@ def test_out_of_range_names_path(data, path):
     [
         {"model": {"dropout": 0.0}},
         {"model": {"dropout": 0.99}},
+        {"model": {"input_dropout": 0.2}},
         {"data": {"val_size": 1}},
         {"train": {"batch_size": 1}},
         {"model": {"hidden": [1]}},

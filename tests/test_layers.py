@@ -457,6 +457,26 @@ def test_mlp_gradients_match_finite_differences(norm, activation, dropout):
                                      dropout=dropout))
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_mlp_with_input_dropout_gradients_match_finite_differences(dropout):
+    model = _check_mlp_gradients(ModelConfig(hidden=[5, 4], init="glorot", dropout=dropout, input_dropout=0.4))
+    assert np.any(model.input_dropout._mask == 0)
+
+
+def test_input_dropout_drops_pixels_in_training_only():
+    cfg = ModelConfig(hidden=[6], input_dropout=0.5)
+    model = MLP(F_IN, 3, cfg, init_rng=np.random.default_rng(1), dropout_rng=np.random.default_rng(2),
+                dtype=np.float64)
+    x = np.random.default_rng(3).normal(size=(N, F_IN))
+    model.forward(x, True)
+    mask = model.input_dropout._mask
+    assert set(np.unique(mask)) == {0.0, 2.0}  # dropped, or kept and scaled by 1/(1 - 0.5)
+    np.testing.assert_array_equal(model.blocks[0].dense._x, x * mask)  # what the first layer saw
+    plain = MLP(F_IN, 3, ModelConfig(hidden=[6]), init_rng=np.random.default_rng(1),
+                dropout_rng=np.random.default_rng(2), dtype=np.float64)
+    np.testing.assert_array_equal(model.forward(x, False), plain.forward(x, False))
+
+
 def _check_mlp_gradients(cfg: ModelConfig) -> MLP:
     dropout = cfg.dropout
     model = MLP(F_IN, 3, cfg, init_rng=np.random.default_rng(12),
@@ -468,6 +488,8 @@ def _check_mlp_gradients(cfg: ModelConfig) -> MLP:
     y = rng.integers(0, 3, size=N)
     dropouts = [b.dropout for b in model.blocks if b.dropout is not None]
     assert len(dropouts) == (len(cfg.hidden) if dropout else 0)
+    if cfg.input_dropout:
+        dropouts.insert(0, model.input_dropout)  # drawn first, as in the model
 
     def loss() -> float:
         shared = np.random.default_rng(99)  # the layers share one stream, as in the model

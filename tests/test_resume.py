@@ -21,7 +21,7 @@ from trickrun.train import NullReporter
 from helpers import InterruptAt
 
 runner = CliRunner()
-CFG = {"data": {"val_size": 100}, "model": {"hidden": [16], "dropout": 0.3, "norm": "batch"},
+CFG = {"data": {"val_size": 100}, "model": {"hidden": [16], "dropout": 0.3, "input_dropout": 0.1, "norm": "batch"},
        "train": {"epochs": 5}, "schedule": {"name": "plateau", "patience": 1}}
 
 

@@ -70,6 +70,7 @@ class ModelConfig:
     norm: str = "none"  # none | batch | layer, between affine map and activation
     bn_momentum: float = 0.9  # running = momentum * running + (1 - momentum) * batch
     dropout: float = 0.0  # inverted-dropout rate after each hidden activation, in [0, 1)
+    input_dropout: float = 0.0  # inverted-dropout rate on the input pixels, in [0, 1)
     residual: bool = False  # h <- h + block(h) around each hidden block after the first (equal widths)
 
 
@@ -254,6 +255,7 @@ def validate(cfg: Config) -> Config:
         _range(f"model.hidden[{i}]", width, 1, 65_536)
     _range("model.bn_momentum", m.bn_momentum, 0, 1, hi_open=True)
     _range("model.dropout", m.dropout, 0, 1, hi_open=True)
+    _range("model.input_dropout", m.input_dropout, 0, 1, hi_open=True)
     if m.residual and len(set(m.hidden)) > 1:
         raise ConfigError(f"model.residual: needs equal hidden widths, got {short(m.hidden)}; "
                           f"e.g. model.hidden: {short([m.hidden[0]] * len(m.hidden))}")

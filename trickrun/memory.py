@@ -81,6 +81,8 @@ def _per_example(cfg: Config, train: bool) -> int:
     if train:
         # the batch's inputs, each block's input gradient (not the first) and ReLU masks
         floats += NUM_FEATURES + sum(m.hidden) + sum(m.hidden) // 4
+        if m.input_dropout > 0:  # its mask, output and random words; no gradient
+            floats += (DROPOUT_FLOATS - 1) * NUM_FEATURES
     return floats * FLOAT
 
 

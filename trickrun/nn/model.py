@@ -7,7 +7,9 @@ so `params[:n_weights]` is exactly what L1/L2 penalties and decoupled weight dec
 biases and normalization scales and shifts follow and are never decayed.
 
 The network is a list of blocks (blocks.py): hidden blocks, as the lesson puts it
-Dense -> norm -> activation -> dropout, then the output block (Dense only). With batch norm
+Dense -> norm -> activation -> dropout, then the output block (Dense only). With
+`model.input_dropout` the input pixels pass a dropout layer first (Srivastava et al. 2014
+drop 20% of them); it needs no backward, as nothing learns below it. With batch norm
 the hidden Dense layers have no bias (batch norm's shift beta replaces it). With
 `model.residual` every hidden block after the first adds its input to its output,
 h <- h + block(h) (the first changes the width, so it has no skip); the parameters are the
@@ -25,6 +27,7 @@ from ..config import ModelConfig
 from ..rundir.format import layer_names
 from .blocks import Arrays, Block, HiddenBlock, ResidualBlock
 from .initializers import INITIALIZERS
+from .layers import Dropout
 
 
 class MLP:
@@ -39,6 +42,9 @@ class MLP:
             for i, (name, a, b) in enumerate(zip(hidden, widths, widths[1:]))
         ]
         self.blocks.append(Block(output, widths[-2], n_out, input_grad=bool(hidden)))
+        # drawn from the same stream before the hidden masks; absent at rate 0, so the
+        # stream, and every run without it, is unchanged
+        self.input_dropout = Dropout(cfg.input_dropout, dropout_rng) if cfg.input_dropout > 0 else None
 
         self._arrays = arrays = Arrays([b.weight for b in self.blocks],
                                        [s for b in self.blocks for s in b.param_slots],
@@ -52,6 +58,8 @@ class MLP:
 
     # --- computation ---------------------------------------------------------------------
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        if self.input_dropout is not None:
+            x = self.input_dropout.forward(x, train)
         for block in self.blocks:
             x = block.forward(x, train)
         return x
