@@ -246,6 +246,7 @@ def test_estimate_grows_with_batch_size_and_norm():
     small = memory.estimate(load_config({})).parts["activations"]
     assert memory.estimate(load_config({"train": {"batch_size": 4096}})).parts["activations"] > small
     assert memory.estimate(load_config({"model": {"norm": "batch"}})).parts["activations"] > small
+    assert memory.estimate(load_config({"model": {"input_dropout": 0.2}})).parts["activations"] > small
 
 
 def test_huge_widths_are_refused_and_the_baseline_passes(monkeypatch):
