@@ -95,19 +95,15 @@ def execute(spec: SweepSpec, plans: list[Plan], record: SweepRecord, root: Path,
 
 def _record_outcome(result: SweepResult, plan: Plan, outcome: Outcome, progress) -> None:
     record, index = result.record, plan.cell.index
+    # a process killed or stopped early cannot say which run directory it made: take the
+    # newest of the cell's name, which the next re-run resumes
+    run_dir = outcome.run_dir or newest_run(result.root, plan.cell.name)
     if outcome.error is None:
         status = str(outcome.summary.get("status"))
-        record.update(index, status=status, run_dir=outcome.run_dir or _newest_run(result, plan), error=None)
+        record.update(index, status=status, run_dir=run_dir, error=None)
     else:
         status = FAILED
-        run_dir = outcome.run_dir or _newest_run(result, plan)
         record.update(index, status=FAILED, run_dir=run_dir, error=outcome.error)
         result.failed.append(index)
     record.save()
     progress.cell_ended(plan, outcome, status)
-
-
-def _newest_run(result: SweepResult, plan: Plan) -> Path | None:
-    """The run directory a cell left when its process could not say (killed, or stopped early):
-    the next re-run resumes it."""
-    return newest_run(result.root, plan.cell.name)
