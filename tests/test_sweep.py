@@ -35,6 +35,21 @@ model: {hidden: [128]}
 train: {epochs: 8, batch_size: 32}
 early_stopping: {enabled: false}
 """
+# Trains until it is stopped: a test that stops it waits on a state, never on a duration.
+ENDLESS = """\
+data: {train_limit: 600, val_size: 100}
+model: {hidden: [8]}
+train: {epochs: 100000, batch_size: 64}
+early_stopping: {enabled: false}
+schedule: {name: constant}
+"""
+
+
+def foreground_sigint() -> None:
+    """In a child before exec: SIGINT as in a terminal's foreground job. A job started in the
+    background (`pytest &`) inherits SIGINT ignored, and Python then never turns it into
+    KeyboardInterrupt: the sweep would ignore the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def write(path: Path, text: str) -> Path:
@@ -275,11 +290,12 @@ def _alive(run_dir: Path) -> bool:
 
 @requires_real_mnist
 def test_ctrl_c_stops_the_sweep_with_130_and_leaves_the_running_cells_resumable(tmp_path):
-    config = write(tmp_path / "slow.yaml", SLOWER)
+    config = write(tmp_path / "slow.yaml", ENDLESS)
     runs = tmp_path / "runs"
     proc = subprocess.Popen(trickrun("sweep", str(config), "--grid", "optimizer.lr=0.01,0.001,0.0001",
                                      "--jobs", "2", "--runs-dir", str(runs), "--quiet"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=foreground_sigint)
     wait_for(lambda: runs.exists() and len(run_dirs(runs)) == 2
              and all((d / "metrics.jsonl").is_file() for d in run_dirs(runs)))
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the whole foreground group

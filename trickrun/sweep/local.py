@@ -67,7 +67,10 @@ def shell_command(task: Task) -> str:
 def _die_with_parent() -> None:
     """In the child, before exec: ask Linux to send SIGTERM when the sweep process dies (even
     by kill -9), so no cell trains on unwatched; SIGTERM ends it as `interrupted`, resumable
-    by the next run of the sweep. Elsewhere a no-op."""
+    by the next run of the sweep. Elsewhere a no-op. And SIGINT as in a foreground job: a
+    sweep started in the background inherits SIGINT ignored, and its cells would then
+    ignore the Ctrl-C the sweep passes on to them."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         import ctypes
 
