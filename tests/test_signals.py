@@ -90,7 +90,7 @@ def test_handlers_are_only_installed_while_training(fake_data, monkeypatch):
 
 
 def test_a_signal_inside_held_waits_for_the_end_of_the_block():
-    from trickrun.train import SignalStop, StopSignal
+    from trickrun.signals import SignalStop, StopSignal
 
     stops, done = SignalStop(), []
     # Outside `installed()` these handlers get the signals (and keep pytest alive if it fails).

@@ -12,11 +12,8 @@ import dataclasses
 import json
 import math
 import signal
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -28,67 +25,10 @@ from .nn.losses import add_penalty_grad, evaluate, softmax_cross_entropy, weight
 from .nn.model import MLP, model_arrays
 from .nn.optim import apply_max_norm, clip_gradients, make_optimizer
 from .nn.schedules import LRSchedule
+from .signals import SignalStop, signal_label
 from .rundir.format import Status
 
 PROBE_SIZE = 512  # validation examples behind the per-layer activation statistics
-
-# Signals that stop a run as Ctrl-C does (schedulers send SIGTERM, closing a terminal SIGHUP).
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-class StopSignal(KeyboardInterrupt):
-    """A stop signal arrived while training; the loop ends the run as it does for Ctrl-C."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def signal_label(signum: int) -> str:
-    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-
-
-class SignalStop:
-    """While `installed()`, STOP_SIGNALS raise StopSignal, which the loop takes as Ctrl-C, instead
-    of killing the process with the summary still "running". Inside `held()` a signal waits for
-    the end of the block, so that an epoch's record and its checkpoint are written together.
-    Handlers can only be set in the main thread; elsewhere the signals keep theirs."""
-
-    def __init__(self) -> None:
-        self._holding = False
-        self._pending: int | None = None
-
-    def _handle(self, signum: int, frame) -> None:
-        if self._holding:
-            self._pending = signum
-        else:
-            raise StopSignal(signum)
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
-        for s in STOP_SIGNALS:
-            signal.signal(s, self._handle)
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, signal.SIG_DFL if handler is None else handler)
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        self._holding = True
-        try:
-            yield
-        finally:
-            self._holding = False
-        if self._pending is not None:
-            signum, self._pending = self._pending, None
-            raise StopSignal(signum)
-
 
 class NullReporter:
     """The progress interface the loop calls; this one shows nothing."""
