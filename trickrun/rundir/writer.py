@@ -205,18 +205,24 @@ class RunWriter:
         write_npz(self.path / CHECKPOINT_FILE, arrays)
 
     @classmethod
-    def reopen(cls, path: Path, epochs_done: int, lock: RunLock | None = None) -> "RunWriter":
+    def reopen(cls, path: Path, epochs_done: int, lock: RunLock | None = None,
+               resumed: bool = True) -> "RunWriter":
         """Continue writing an existing run after `epochs_done` epochs: metrics.jsonl keeps
         exactly its first `epochs_done` records (a torn line or records written after the
-        last checkpoint are dropped) and summary.json says "running" again. `lock`: the
-        run's lock, already held by this process (else it is taken here)."""
+        last checkpoint are dropped) and summary.json says "running" again, with this
+        process's pid. `lock`: the run's lock, already held by this process (else it is
+        taken here). `resumed` False: a run directory made for this process to start (a
+        sweep's cell), which does not count as a resumption."""
         writer = cls(path, lock or RunLock.acquire(path))
         summary = read_summary(path / SUMMARY_FILE)[0] or {}
         records, _ = read_metrics(path / METRICS_FILE)
         write_atomic(path / METRICS_FILE, "".join(to_json(r) + "\n" for r in records[:epochs_done]).encode())
         writer._started = time.time() - float(summary.get("wall_s") or 0.0)
         writer._summary = cls._running_summary(summary.get("started"), summary.get("seed"))
-        writer._summary["resumed"] = int(summary.get("resumed", 0)) + 1
+        if resumed:
+            writer._summary["resumed"] = int(summary.get("resumed", 0)) + 1
+        elif "resumed" in summary:
+            writer._summary["resumed"] = summary["resumed"]
         write_json(path / SUMMARY_FILE, writer._summary)
         writer._metrics = MetricsLog(path / METRICS_FILE)
         return writer
