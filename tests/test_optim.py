@@ -330,12 +330,23 @@ def test_no_clipping_configured_is_a_no_op():
     np.testing.assert_array_equal(g, [30.0, -40.0])
 
 
-def test_hyper_parameter_defaults_agree_across_rules(monkeypatch):
-    from trickrun.nn.optim import Optimizer, hyper_defaults
+def test_two_rules_may_give_one_hyper_parameter_different_defaults(monkeypatch):
+    from trickrun.config import Config, OptimizerConfig, resolve
+    from trickrun.nn.optim import Adagrad, hyper_defaults
 
-    assert hyper_defaults() == {"momentum": 0.9, "eps": 1e-8, "rho": 0.9, "beta1": 0.9, "beta2": 0.999,
-                                "weight_decay": 0.01}
-    odd = type("Odd", (Optimizer,), {"defaults": {"eps": 1e-3}, "default_lr": 0.1})
-    monkeypatch.setitem(OPTIMIZERS._items, "odd", odd)
-    with pytest.raises(ValueError, match="eps"):
-        hyper_defaults()
+    # a rule sharing adam's key names with other defaults: each run gets its own rule's
+    loose = type("Loose", (Adagrad,), {"defaults": {"eps": 1e-3, "rho": 0.5}})
+    monkeypatch.setitem(OPTIMIZERS._items, "loose", loose)
+    table = hyper_defaults()
+    assert table[("loose", "eps")] == 1e-3 and table[("adam", "eps")] == 1e-8
+    assert table[("rmsprop", "rho")] == 0.9 and table[("loose", "rho")] == 0.5
+    assert ("sgd", "eps") not in table  # sgd takes no eps
+
+    def resolved(**optimizer):
+        return resolve(Config(optimizer=OptimizerConfig(**optimizer))).optimizer
+
+    assert (resolved(name="loose").eps, resolved(name="loose").rho) == (1e-3, 0.5)
+    assert (resolved(name="adam").eps, resolved(name="rmsprop").rho) == (1e-8, 0.9)
+    assert resolved(name="loose", eps=1e-6).eps == 1e-6  # a key given in the config wins
+    # a key the rule does not take still gets a value in the saved config, as before
+    assert resolved(name="sgd").eps == 1e-8 and resolved(name="sgd").momentum == 0.9

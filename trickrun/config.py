@@ -43,7 +43,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "early_stopping.monitor": tuple(MONITORS),
 }
 
-_OPTIMIZER = hyper_defaults()  # each optimizer hyper-parameter's default, from nn/optim.py
 # A run name: its directory is `<name>-<timestamp>`, so the name must be a safe file name.
 NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 MAX_NAME = 100
@@ -78,11 +77,13 @@ class ModelConfig:
 class OptimizerConfig:
     name: str = "adam"
     lr: float | None = None  # learning rate; None: the optimizer's `default_lr`
-    momentum: float = _OPTIMIZER["momentum"]  # gamma of momentum and nesterov
-    beta1: float = _OPTIMIZER["beta1"]  # adam/adamw first-moment decay
-    beta2: float = _OPTIMIZER["beta2"]  # adam/adamw second-moment decay
-    eps: float = _OPTIMIZER["eps"]  # added to the denominator of adagrad, rmsprop, adam, adamw
-    rho: float = _OPTIMIZER["rho"]  # rmsprop's decay of the squared-gradient average
+    # The rule's hyper-parameters; None: the named optimizer's own default (nn/optim.py's
+    # `defaults`, 0.9 / 0.9 / 0.999 / 1e-8 / 0.9 for every rule today).
+    momentum: float | None = None  # gamma of momentum and nesterov
+    beta1: float | None = None  # adam/adamw first-moment decay
+    beta2: float | None = None  # adam/adamw second-moment decay
+    eps: float | None = None  # added to the denominator of adagrad, rmsprop, adam, adamw
+    rho: float | None = None  # rmsprop's decay of the squared-gradient average
     weight_decay: float | None = None  # adamw's decoupled decay; None: adamw's default, else 0
 
 
@@ -292,14 +293,28 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
+# Optimizer keys resolved from the named rule's defaults (weight_decay apart: 0 when unused).
+HYPER_KEYS = ("momentum", "beta1", "beta2", "eps", "rho")
+
+
+def _unused_default(key: str, defaults: dict[tuple[str, str], float]) -> float:
+    """The value saved for a key the chosen rule does not take: the first registered rule's
+    default for it, so every saved config names every key with a plausible value."""
+    return next(value for (_, k), value in defaults.items() if k == key)
+
+
 def resolve(cfg: Config) -> Config:
     """Fill in the defaults that depend on other keys, so the saved config is explicit."""
     o = dataclasses.replace(cfg.optimizer)
     rule = OPTIMIZERS.get(o.name)
     if o.lr is None:
         o.lr = rule.default_lr
+    defaults = hyper_defaults()
+    for key in HYPER_KEYS:
+        if getattr(o, key) is None:
+            setattr(o, key, defaults.get((o.name, key), _unused_default(key, defaults)))
     if o.weight_decay is None:
-        o.weight_decay = rule.defaults.get("weight_decay", 0.0)  # 0: the rule has no decay
+        o.weight_decay = defaults.get((o.name, "weight_decay"), 0.0)  # 0: the rule has no decay
     s = dataclasses.replace(cfg.schedule)
     if s.gamma is None:
         s.gamma = DEFAULT_GAMMA.get(s.name, DEFAULT_GAMMA["exponential"])

@@ -221,15 +221,12 @@ class Normalized(Optimizer):
         normalized_update(p, g, lr, self._tmp)
 
 
-def hyper_defaults() -> dict[str, float]:
-    """Every hyper-parameter's default, merged over the rules (a name that several rules
-    take, such as eps, has one default, so the config can have one key for it)."""
-    merged: dict[str, float] = {}
-    for name in OPTIMIZERS.names():
-        for key, value in OPTIMIZERS.get(name).defaults.items():
-            if merged.setdefault(key, value) != value:
-                raise ValueError(f"optimizers disagree on the default of {key}")  # a bug here
-    return merged
+def hyper_defaults() -> dict[tuple[str, str], float]:
+    """Each rule's default for each hyper-parameter it takes, keyed by (optimizer name, key):
+    two rules may give a key of one name different defaults (say eps for adam and adagrad),
+    and each run gets its own rule's."""
+    return {(name, key): value for name in OPTIMIZERS.names()
+            for key, value in OPTIMIZERS.get(name).defaults.items()}
 
 
 def make_optimizer(opt_cfg, size: int, dtype, n_weights: int) -> Optimizer:
