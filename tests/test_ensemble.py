@@ -240,3 +240,94 @@ def test_runs_trained_by_trickrun_train_ensemble(fake_data, tmp_path):
     summaries = [json.loads((tmp_path / "runs" / m["run"] / "summary.json").read_text()) for m in out["members"]]
     for entry, summary in zip(out["members"], summaries):  # model.npz holds the weights evaluated
         assert entry["test"] == pytest.approx({k: summary["test"][k] for k in ("loss", "acc")})
+
+
+# --- damaged members, sweeps with failed cells, advice that works -------------------------
+
+
+def _truncate(raw: bytes) -> bytes:
+    return raw[: len(raw) // 2]
+
+
+def _empty(raw: bytes) -> bytes:
+    return b""
+
+
+def _flip_a_bit(raw: bytes) -> bytes:
+    middle = len(raw) // 2  # inside the first layer's weights: the zip's CRC no longer matches
+    return raw[:middle] + bytes([raw[middle] ^ 0x10]) + raw[middle + 1:]
+
+
+@pytest.mark.parametrize("damage", [_truncate, _empty, _flip_a_bit], ids=["truncated", "empty", "bit-flipped"])
+def test_a_damaged_model_npz_is_a_one_line_error_naming_the_file(runs, damage):
+    model = runs[1] / "model.npz"
+    model.write_bytes(damage(model.read_bytes()))
+    result = invoke("ensemble", "m0", "m1", "m2")
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output
+    assert str(model) in lines[0] and "cannot be part of an ensemble" in lines[0]
+    assert f"trickrun train {runs[1] / 'config.yaml'}" in lines[0]
+
+
+def test_the_advice_for_a_damaged_model_is_a_command_that_works(runs):
+    (runs[0] / "model.npz").write_bytes(b"")
+    advice = invoke("ensemble", "m0", "m1").stderr.split("train it again with: ")[1].split()
+    assert advice[:2] == ["trickrun", "train"]
+    trained = invoke(*advice[1:], "--quiet")
+    assert trained.exit_code == 0, trained.output
+
+
+def test_the_advice_for_a_missing_model_of_an_interrupted_run_resumes_it(fake_data, tmp_path):
+    root = tmp_path / "runs"
+    member(root, "a", 0)
+    cut = member(root, "b", 1, status="interrupted")
+    (cut / "model.npz").unlink()
+    result = invoke("ensemble", "a", "b")
+    assert result.exit_code == 2 and f"trickrun resume {cut}" in result.stderr
+    assert "trickrun train" not in result.stderr  # a new training would not give this run a model
+
+
+def test_a_saved_ensemble_given_as_a_member_names_its_members_not_a_train_command(runs):
+    saved = json.loads(invoke("ensemble", "m0", "m1", "--save", "ens", "--format", "json").stdout)["saved"]
+    result = invoke("ensemble", saved, "m2")
+    assert result.exit_code == 2 and "trickrun train" not in result.stderr
+    assert f"give its members instead: {runs[0].name} {runs[1].name}" in result.stderr
+    assert invoke("ensemble", runs[0].name, runs[1].name, "m2").exit_code == 0  # which works
+
+
+def write_sweep(root: Path, name: str, cells: list[tuple[Path, str]]) -> None:
+    """A hand-written <root>/sweeps/<name>/sweep.json listing (run_dir, status) cells."""
+    folder = root / "sweeps" / name
+    folder.mkdir(parents=True)
+    record = {"name": name, "cells": [{"index": i, "name": f"{name}_s{i}", "run_dir": str(path), "status": status}
+                                      for i, (path, status) in enumerate(cells)]}
+    (folder / "sweep.json").write_text(json.dumps(record))
+
+
+def test_ensemble_of_a_sweep_uses_its_finished_runs_and_warns_about_the_rest(runs, tmp_path):
+    root = tmp_path / "runs"
+    crashed = make_run(root, "crashed", status="interrupted", **DATA)  # a failed cell: no model.npz
+    no_model = make_run(root, "nomodel", **DATA)
+    missing = root / "gone-20240501-120000"
+    write_sweep(root, "grid", [(p, "completed") for p in runs] + [(crashed, "failed"), (no_model, "completed"),
+                                                                    (missing, "failed")])
+    result = invoke("ensemble", "--sweep", "grid", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert [m["run"] for m in json.loads(result.stdout)["members"]] == [p.name for p in runs]
+    warnings = result.stderr.strip().splitlines()
+    assert len(warnings) == 3 and all(w.startswith("warning: sweep grid: left out run ") for w in warnings)
+    assert f"{crashed.name}: it has status interrupted" in result.stderr
+    assert f"{no_model.name}: it has no model.npz" in result.stderr
+    assert f"{missing.name}: its run directory is missing" in result.stderr
+
+
+def test_ensemble_of_a_sweep_with_fewer_than_two_usable_runs_exits_2(runs, tmp_path):
+    root = tmp_path / "runs"
+    crashed = make_run(root, "crashed", status="interrupted", **DATA)
+    write_sweep(root, "grid", [(runs[0], "completed"), (crashed, "failed")])
+    result = invoke("ensemble", "--sweep", "grid")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    line = result.stderr.strip()
+    assert line.startswith("error: sweep 'grid' has 1 finished run(s)") and "\n" not in line
+    assert f"{crashed.name}: it has status interrupted" in line

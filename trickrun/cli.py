@@ -423,12 +423,17 @@ def ensemble(
 
     Example: trickrun ensemble 'runs/baseline-*' --save baseline-ensemble
     """
-    from .ensemble import check_save_name, ensemble_output, evaluate_runs, save_ensemble
+    from .ensemble import check_save_name, ensemble_output, evaluate_runs, save_ensemble, sweep_members
 
     root = runs_root(runs_dir)
     if save is not None:
         check_save_name(save)  # before the slow part
-    result = evaluate_runs(_with_sweep(runs, sweep, runs_dir), root)
+    specs = list(runs or [])
+    if sweep is not None:  # its finished runs; a warning for each one left out
+        usable, left_out = sweep_members(sweep, runs_dir)
+        specs += [str(p) for p in usable]
+        _warn(left_out)
+    result = evaluate_runs(specs, root)
     _warn(result.warnings)
     saved = save_ensemble(root, save, result) if save is not None else None
     ensemble_output(result, fmt, _stdout(), saved)

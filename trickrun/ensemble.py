@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import shutil
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -37,7 +39,7 @@ from .analysis.render import Cell, OutputFormat, Section, fmt_delta, fmt_number,
 from .config import dump_yaml, load_config
 from .errors import ConfigError, RunDirError
 from .rundir.files import effective_status, read_config, read_summary
-from .rundir.format import CONFIG_FILE, MODEL_FILE, SUMMARY_FILE, Status
+from .rundir.format import CONFIG_FILE, FINAL, MODEL_FILE, RESUMABLE, SUMMARY_FILE, Status
 from .rundir.reader import resolve_runs
 from .rundir.writer import create_run_dir, environment, to_json, write_atomic, write_json
 
@@ -48,7 +50,12 @@ PROB_FLOOR = 1e-12  # probabilities are clipped to this before the log of the en
 SHARED_DATA_KEYS = ("dataset", "scale", "val_size", "split_seed")
 # ...and, with scale "standard", the keys that decide the training part its statistics come from.
 STANDARD_DATA_KEYS = ("train_limit",)
-FINISHED = (Status.COMPLETED, Status.EARLY_STOPPED)  # members with other statuses get a warning
+# Members with other statuses get a warning. A diverged run is final but its weights are
+# not finite, so a sweep's diverged runs are left out rather than averaged.
+FINISHED = FINAL - {Status.DIVERGED}
+# What np.load raises on a model.npz that is empty (EOFError), truncated or bit-flipped
+# (BadZipFile: no central directory, bad CRC), or whose compressed data is damaged.
+DAMAGED_MODEL_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error)
 CONFIG_HEADER = (
     "# An ensemble of trained runs, written by `trickrun ensemble --save`.\n"
     "# Not a training config: `trickrun train` rejects its `kind` and `members` keys.\n"
@@ -135,6 +142,8 @@ def ensemble_scores(models: Sequence[Any], x: np.ndarray, y: np.ndarray) -> tupl
 def member_paths(specs: Sequence[str], root: Path) -> list[Path]:
     """The run directories RUN arguments name, each once: what `compare` takes (paths, names,
     prefixes, globs). The hook for more kinds of spec (a sweep's runs) is here."""
+    if not specs:
+        raise ConfigError(f"give at least {MIN_MEMBERS} RUNs, or --sweep NAME")
     paths = resolve_runs(specs, root)
     if len(paths) < MIN_MEMBERS:
         named = ", ".join(p.name for p in paths)
@@ -143,26 +152,68 @@ def member_paths(specs: Sequence[str], root: Path) -> list[Path]:
     return paths
 
 
+def redo_advice(path: Path, status: Any) -> str:
+    """A command that makes a usable model for the run at `path`: `resume` for a run that
+    stopped part-way (it goes on from its checkpoint), else a new training of its config."""
+    if status in RESUMABLE:
+        return f"trickrun resume {path}"
+    return f"trickrun train {path / CONFIG_FILE}"
+
+
 def load_member(path: Path) -> Member:
-    """A run's config and model; ConfigError naming the run when it has no usable model.npz."""
+    """A run's config and model; ConfigError naming the run when it is no trained run or has no
+    model.npz, RunDirError naming the file when its model.npz is damaged."""
     from .nn.model import load_model
 
     config, warnings = read_config(path / CONFIG_FILE)
     if config.get("kind") == KIND:
-        raise ConfigError(f"{path.name} is an ensemble, not a trained run; list its members instead")
+        members = config.get("members")
+        named = " ".join(map(str, members)) if isinstance(members, dict) and members else "its members"
+        raise ConfigError(f"{path.name} is an ensemble, not a trained run; give its members instead: {named}")
     if not isinstance(config.get("data"), dict):
         raise ConfigError(f"{path.name}: no readable data section in {CONFIG_FILE} "
-                          f"({'; '.join(warnings) or 'the key is missing'})")
+                          f"({'; '.join(warnings) or 'the key is missing'}); leave it out")
+    summary, _ = read_summary(path / SUMMARY_FILE)
+    status = effective_status(summary, path)
     model_file = path / MODEL_FILE
     if not model_file.is_file():
         raise ConfigError(f"{path.name} has no {MODEL_FILE} (it saved no model, e.g. it was interrupted "
-                          "before its first epoch ended); leave it out")
+                          f"before its first epoch ended); leave it out, or make one with: "
+                          f"{redo_advice(path, status)}")
     try:
         model, _ = load_model(model_file)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ConfigError(f"{model_file} cannot be read as a trickrun model: {err}") from None
-    summary, _ = read_summary(path / SUMMARY_FILE)
-    return Member(path, config, model, effective_status(summary))
+    except DAMAGED_MODEL_ERRORS as err:
+        reason = str(err) or type(err).__name__
+        raise RunDirError(f"{model_file} is damaged ({reason}), so {path.name} cannot be part of an ensemble; "
+                          f"leave it out, or train it again with: {redo_advice(path, status)}") from None
+    return Member(path, config, model, status)
+
+
+def sweep_members(name: str, runs_dir: Path | None) -> tuple[list[Path], list[str]]:
+    """The run directories of sweep `name` that can be averaged (a finished status and a
+    model.npz), and a warning for each one left out, saying why."""
+    from .sweep.command import sweep_run_dirs
+
+    usable, left_out = [], []
+    for path in sweep_run_dirs(name, runs_dir):
+        summary, _ = read_summary(path / SUMMARY_FILE)
+        status = effective_status(summary, path) if path.is_dir() else None
+        if status is None:
+            why = "its run directory is missing"
+        elif status not in FINISHED:
+            why = f"it has status {status}"
+        elif not (path / MODEL_FILE).is_file():
+            why = f"it has no {MODEL_FILE}"
+        else:
+            usable.append(path)
+            continue
+        left_out.append(f"sweep {name}: left out run {path.name}: {why}")
+    if len(usable) < MIN_MEMBERS:
+        raise ConfigError(f"sweep {name!r} has {len(usable)} finished run(s) with a {MODEL_FILE} and an ensemble "
+                          f"needs at least {MIN_MEMBERS}; left out: "
+                          + ("; ".join(w.split(": ", 1)[1] for w in left_out) or "nothing")
+                          + f". Finish the sweep first (run the same `trickrun sweep` command again)")
+    return usable, left_out
 
 
 def data_keys(data: Mapping[str, Any]) -> tuple[str, ...]:
