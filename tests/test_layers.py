@@ -320,8 +320,7 @@ LAYER_CASES = {
 
 def _reset_rngs(layer) -> None:
     """Dropout draws the same mask on every forward, so the loss is a function of x."""
-    layers = layer.layers() if isinstance(layer, Block) else [layer]
-    for each in layers:
+    for each in [layer.dropout] if isinstance(layer, Block) else [layer]:
         if isinstance(each, Dropout):
             each.rng = np.random.default_rng(123)
 

@@ -18,12 +18,18 @@ from subproc import children, start, wait_for_epochs  # noqa: F401 (children: a 
 from trickrun.api import train
 from trickrun.errors import ConfigError
 from trickrun.rundir import files
-from trickrun.rundir.files import check_resumable, effective_status, resumable
-from trickrun.rundir.format import LOCK_FILE, Status
+from trickrun.rundir.files import check_resumable, effective_status, read_summary
+from trickrun.rundir.format import LOCK_FILE, RESUMABLE, Status
 from trickrun.rundir.lock import RunLock, is_locked
 from trickrun.rundir.reader import load_run, scan_runs
 from trickrun.rundir.writer import RunWriter
 from trickrun.train import NullReporter
+
+
+def can_resume(path: Path) -> bool:
+    """Whether the run at `path` stopped part-way: interrupted, or no process trains it any more."""
+    return effective_status(read_summary(path / "summary.json")[0], path) in RESUMABLE
+
 
 CFG = {"data": {"val_size": 100}, "model": {"hidden": [8]}, "train": {"epochs": 100000},
        "early_stopping": {"enabled": False}, "schedule": {"name": "constant"}}
@@ -64,7 +70,7 @@ def test_a_running_summary_with_a_live_pid_but_no_lock_held_is_stale(tmp_path: P
     assert effective_status(summary, path) is Status.STALE
     assert load_run(path).status is Status.STALE
     assert [row.status for row in scan_runs(tmp_path)[0]] == [Status.STALE]
-    assert resumable(path)
+    assert can_resume(path)
     assert check_resumable(path)["pid"] == os.getpid()
 
 
@@ -73,7 +79,7 @@ def test_a_run_whose_lock_is_held_is_running_and_cannot_be_taken(tmp_path: Path)
     lock = RunLock.acquire(path)
     try:
         assert is_locked(path) is True
-        assert load_run(path).status is Status.RUNNING and not resumable(path)
+        assert load_run(path).status is Status.RUNNING and not can_resume(path)
         with pytest.raises(ConfigError, match="still running"):
             check_resumable(path)
         with pytest.raises(ConfigError, match=f"is being trained by pid {os.getpid()} on host"):
@@ -86,9 +92,9 @@ def test_a_run_whose_lock_is_held_is_running_and_cannot_be_taken(tmp_path: Path)
 def test_a_run_from_before_the_lock_falls_back_to_its_pid(tmp_path: Path) -> None:
     alive = make_run(tmp_path, "alive", status="running")  # this process, no lock file
     assert is_locked(alive) is None
-    assert load_run(alive).status is Status.RUNNING and not resumable(alive)
+    assert load_run(alive).status is Status.RUNNING and not can_resume(alive)
     dead = make_run(tmp_path, "dead", status="running", pid=2**30)
-    assert load_run(dead).status is Status.STALE and resumable(dead)
+    assert load_run(dead).status is Status.STALE and can_resume(dead)
 
 
 def test_train_locks_the_directory_before_writing_anything_and_holds_it_while_training(fake_data, monkeypatch):

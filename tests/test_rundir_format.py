@@ -15,18 +15,24 @@ import pytest
 from helpers import InterruptAt
 from runfactory import DEAD_PID, curve_records, make_run
 from trickrun.errors import ConfigError, RunDirError
-from trickrun.rundir.files import check_resumable, effective_status, resumable
+from trickrun.rundir.files import check_resumable, effective_status, read_summary
 from trickrun.rundir.format import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     LOCK_FILE,
     METRICS_FILE,
     MODEL_FILE,
+    RESUMABLE,
     SUMMARY_FILE,
     Status,
 )
 from trickrun.rundir.reader import load_run
 from trickrun.rundir.writer import RunWriter
+
+
+def can_resume(path: Path) -> bool:
+    """Whether the run at `path` stopped part-way: interrupted, or no process trains it any more."""
+    return effective_status(read_summary(path / "summary.json")[0], path) in RESUMABLE
 
 
 @pytest.fixture(params=[0o022, 0o002, 0o077], ids=lambda m: f"umask{m:03o}")
@@ -139,16 +145,13 @@ def test_check_resumable_refuses_with_the_reason(tmp_path: Path, kind: str, erro
     assert message in str(info.value)
 
 
-def test_resumable_is_true_only_for_interrupted_or_stale_runs_with_a_config(tmp_path: Path) -> None:
-    assert resumable(make_run(tmp_path, "cut", status="interrupted"))
-    assert resumable(make_run(tmp_path, "dead", status="running", pid=DEAD_PID))
-    assert not resumable(make_run(tmp_path, "done", status="completed"))
-    assert not resumable(make_run(tmp_path, "stopped", status="early_stopped"))
-    assert not resumable(make_run(tmp_path, "alive", status="running"))
-    assert not resumable(make_run(tmp_path, "bare", summary=False))
-    lost = make_run(tmp_path, "lost", status="interrupted")
-    (lost / CONFIG_FILE).unlink()
-    assert not resumable(lost)
+def test_only_interrupted_or_stale_runs_count_as_resumable(tmp_path: Path) -> None:
+    assert can_resume(make_run(tmp_path, "cut", status="interrupted"))
+    assert can_resume(make_run(tmp_path, "dead", status="running", pid=DEAD_PID))
+    assert not can_resume(make_run(tmp_path, "done", status="completed"))
+    assert not can_resume(make_run(tmp_path, "stopped", status="early_stopped"))
+    assert not can_resume(make_run(tmp_path, "alive", status="running"))
+    assert not can_resume(make_run(tmp_path, "bare", summary=False))
 
 
 # --- derived by readers ------------------------------------------------------------------

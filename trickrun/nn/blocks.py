@@ -98,9 +98,6 @@ class Block:
                            input_grad=self.input_grad)
         self._layers = [self.dense]
 
-    def layers(self) -> list:
-        return list(self._layers)
-
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         for layer in self._layers:
             x = layer.forward(x, train)

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from ..config import parse_yaml
 from ..errors import ConfigError, RunDirError
-from .format import CONFIG_FILE, FINAL, RESUMABLE, SUMMARY_FILE, Status
+from .format import CONFIG_FILE, FINAL, SUMMARY_FILE, Status
 from .lock import RunLock, is_locked
 
 
@@ -198,11 +198,3 @@ def claim_for_resume(path: Path) -> tuple[RunLock, dict[str, Any]]:
         lock.release()
         raise
 
-
-def resumable(path: Path) -> bool:
-    """True for a run that stopped part-way (interrupted, or no process trains it any more)
-    and has its config."""
-    if not (path / CONFIG_FILE).is_file():
-        return False
-    summary, _ = read_summary(path / SUMMARY_FILE)
-    return summary is not None and effective_status(summary, path) in RESUMABLE
