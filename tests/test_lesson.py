@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from helpers import requires_real_mnist
 from trickrun.cli import app
 from trickrun.errors import ConfigError
-from trickrun.lesson.claims import CLAIMS, LR_RANGES, by_arm, claim_by_number, lr_average
+from trickrun.lesson.claims import CLAIMS, LR_RANGES, by_arm, lr_average
 from trickrun.lesson.ensembles import leave_one_out
 from trickrun.lesson.measures import CHANCE, epochs_to_threshold, test_acc as measured_test_acc
 from trickrun.lesson.results import ClaimResult, LessonOptions
@@ -24,6 +24,7 @@ from trickrun.rundir.reader import Run
 from trickrun.sweep.plan import resolve_cells
 
 runner = CliRunner()
+CLAIM_OF = {c.number: c for c in CLAIMS}
 
 
 # --- the rule --------------------------------------------------------------------------
@@ -99,7 +100,7 @@ def test_a_diverged_run_scores_chance_whatever_it_reached():
 
 
 def test_optimizer_score_averages_only_its_declared_rates():
-    claim = claim_by_number(7)
+    claim = CLAIM_OF[7]
     runs = [_run({"optimizer": {"name": "adam", "lr": lr}, "seed": seed}, acc)
             for seed in (0, 1) for lr, acc in ((1e-4, 0.90), (1e-3, 0.96), (1e-2, 0.93), (1.0, 0.10))]
     samples = lr_average(claim, runs, None)
@@ -186,7 +187,7 @@ def _verdict_rows(section: str) -> list[str]:
 
 
 def test_by_arm_puts_each_run_under_its_arm():
-    claim = claim_by_number(8)
+    claim = CLAIM_OF[8]
     runs = [_run({"clip": {"norm": norm}, "seed": s}, 0.9, status="diverged" if norm is None else "completed")
             for s in (0, 1) for norm in (None, 1.0)]
     samples = by_arm(claim, runs, None)
@@ -214,7 +215,7 @@ def test_quick_report_on_real_mnist(tmp_path):
     text = (out / "lesson.md").read_text()
     assert "trickrun lesson --claims 1,9 --quick --jobs 2" in text
     assert "## The rule" in text and "### Verdicts" in text
-    for claim in (claim_by_number(1), claim_by_number(9)):
+    for claim in (CLAIM_OF[1], CLAIM_OF[9]):
         section = text.split(f"## Claim {claim.number}: {claim.title}")[1].split("\n## ")[0]
         assert "| arm | n | test acc |" in section
         assert (out / claim.figure_file).stat().st_size > 10_000

@@ -81,10 +81,6 @@ def t_two_sided_p(t: float, df: float) -> float:
 class WelchResult:
     mean_a: float
     mean_b: float
-    sd_a: float
-    sd_b: float
-    n_a: int
-    n_b: int
     t: float
     df: float
     p: float
@@ -110,4 +106,4 @@ def welch_t_test(a: Sequence[float], b: Sequence[float]) -> WelchResult:
         t = (ma - mb) / math.sqrt(se2)
         df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
         p = t_two_sided_p(t, df)
-    return WelchResult(ma, mb, math.sqrt(va), math.sqrt(vb), na, nb, t, df, p)
+    return WelchResult(ma, mb, t, df, p)

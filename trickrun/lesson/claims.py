@@ -259,9 +259,3 @@ def lr_average(claim: Claim, runs: list[Run], threshold: float | None) -> Sample
         samples.setdefault(name, {})["score"] = [sum(v) / len(v) for _, v in sorted(seeds.items())]
     return samples
 
-
-def claim_by_number(number: int) -> Claim:
-    for claim in CLAIMS:
-        if claim.number == number:
-            return claim
-    raise KeyError(number)

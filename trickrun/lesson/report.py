@@ -3,15 +3,20 @@ the setup, a results table, its figure and the verdicts, in Markdown that reads 
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import platform
+import shutil
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..analysis.analyze import config_diff, flatten
+from ..atomic import replacing
+from ..errors import ConfigError, RunDirError, TrickrunError
 from .claims import CLAIMS, LR_RANGES, Claim
 from ..sweep.local import threads_per_job
 from .figures import draw
@@ -19,6 +24,7 @@ from .results import ClaimResult, LessonOptions
 from .verdicts import ALPHA, CONTRADICTED, NOT_SHOWN, SUPPORTED, Comparison, Outcome
 
 REPORT_FILE = "lesson.md"
+STAGING_PREFIX = ".lesson-staging-"  # a folder inside --out that holds the new report until it is complete
 METRIC_LABELS = {
     "test_acc": "test acc",
     "val_acc": "val acc (scored epoch)",
@@ -275,9 +281,9 @@ def claim_lines(result: ClaimResult, quick: bool, figure: Path) -> list[str]:
     return lines + ["**Verdict:**", "", *verdict_lines(result)]
 
 
-def write_report(results: Sequence[ClaimResult], opts: LessonOptions, jobs: int, wall_s: float) -> Path:
-    out = opts.out
-    out.mkdir(parents=True, exist_ok=True)
+def report_text(results: Sequence[ClaimResult], opts: LessonOptions, jobs: int, wall_s: float,
+                figures: Path) -> str:
+    """lesson.md's text; each claim's figure is drawn into the folder `figures`."""
     order = {c.number: i for i, c in enumerate(CLAIMS)}
     results = sorted(results, key=lambda r: order[r.claim.number])
     lines = ["# What the lesson claims, tested", "",
@@ -292,8 +298,51 @@ def write_report(results: Sequence[ClaimResult], opts: LessonOptions, jobs: int,
                   "report, whose verdicts say little about the lesson."]
     lines += ["", *rule_lines(results)]
     for result in results:
-        figure = draw(result, out)
-        lines += claim_lines(result, opts.quick, figure)
-    path = out / REPORT_FILE
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+        lines += claim_lines(result, opts.quick, draw(result, figures))
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results: Sequence[ClaimResult], opts: LessonOptions, jobs: int, wall_s: float) -> Path:
+    """Write lesson.md and the figures into opts.out, all or nothing: everything is written into
+    a staging folder inside it first, so a full disk or a crash leaves the previous report as it
+    was (and no part of a file); the figures, then lesson.md, are then renamed into place.
+    ConfigError when opts.out cannot be a folder, RunDirError when it cannot be written."""
+    out = opts.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+    except OSError as err:
+        raise out_folder_error(out, err) from None
+    try:
+        text = report_text(results, opts, jobs, wall_s, staging)
+        with replacing(staging / REPORT_FILE) as (f, _):
+            f.write(text.encode("utf-8"))
+        staged = sorted(p for p in staging.iterdir() if p.name != REPORT_FILE)
+        for figure in staged:
+            _fsync(figure)  # durable before it replaces the previous figure
+        for figure in [*staged, staging / REPORT_FILE]:  # lesson.md last: it refers to the figures
+            os.replace(figure, out / figure.name)
+    except OSError as err:
+        raise out_folder_error(out, err) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out / REPORT_FILE
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def out_folder_error(out: Path, err: OSError) -> TrickrunError:
+    """The error to show when the report folder `out` cannot be made or written, with the fix."""
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None or isinstance(err, (NotADirectoryError, FileExistsError)):
+        where = f"{blocker} is a file" if blocker is not None else f"{err.strerror.lower()}"
+        return ConfigError(f"--out {out}: {where}, not a folder; give a folder for lesson.md and the figures, "
+                           "e.g. --out lesson-report")
+    if err.errno == errno.ENOSPC:
+        return RunDirError(f"cannot write the report in {out}: no space left on the device; the previous report "
+                           "is unchanged. Free some space and run the same command again (finished runs are skipped)")
+    return RunDirError(f"cannot write the report in {out}: {err.strerror or err}; give a folder you can write "
+                       "to with --out DIR (finished runs are skipped when you run it again)")

@@ -3,6 +3,7 @@ and judged comparisons (filled in by runner.py, read by report.py and figures.py
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,9 +35,19 @@ class LessonOptions:
             parts.append(f"--jobs {self.jobs}")
         parts.append(f"--backend {self.backend}")
         if self.runs_dir is not None:
-            parts.append(f"--runs-dir {self.runs_dir}")
-        parts.append(f"--out {self.out}")
+            parts.append(f"--runs-dir {shown_path(self.runs_dir)}")
+        parts.append(f"--out {shown_path(self.out)}")
         return " ".join(parts)
+
+
+def shown_path(path: Path) -> str:
+    """`path` relative to the current folder, as a reader re-runs the command from there; absolute
+    only when it is not under it (then no relative form would name the same place elsewhere)."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
 
 
 @dataclass
