@@ -35,13 +35,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from rich.console import Console
 
-from .analysis.render import Cell, OutputFormat, Section, fmt_delta, fmt_number, render_sections
+from .analysis.render import Cell, OutputFormat, Report, Section, fmt_delta, fmt_number, report_output
 from .config import dump_yaml, load_config
 from .errors import ConfigError, RunDirError
 from .rundir.files import effective_status, read_config, read_summary
 from .rundir.format import CONFIG_FILE, FINAL, MODEL_FILE, RESUMABLE, SUMMARY_FILE, Status
 from .rundir.reader import resolve_runs
-from .rundir.writer import create_run_dir, environment, to_json, write_atomic, write_json
+from .rundir.writer import create_run_dir, environment, write_atomic, write_json
 
 KIND = "ensemble"  # config.yaml's `kind` of a saved ensemble
 MIN_MEMBERS = 2
@@ -62,10 +62,9 @@ CONFIG_HEADER = (
 )
 
 
-class EnsembleFormat(str, Enum):
-    table = "table"
-    markdown = "markdown"
-    json = "json"
+# The output formats but CSV: an ensemble's result is one nested object, not rows of records.
+EnsembleFormat = Enum("EnsembleFormat", [(f.name, f.value) for f in OutputFormat if f is not OutputFormat.csv],
+                      type=str)
 
 
 @dataclass
@@ -196,24 +195,29 @@ def sweep_members(name: str, runs_dir: Path | None) -> tuple[list[Path], list[st
 
     usable, left_out = [], []
     for path in sweep_run_dirs(name, runs_dir):
-        summary, _ = read_summary(path / SUMMARY_FILE)
-        status = effective_status(summary, path) if path.is_dir() else None
-        if status is None:
-            why = "its run directory is missing"
-        elif status not in FINISHED:
-            why = f"it has status {status}"
-        elif not (path / MODEL_FILE).is_file():
-            why = f"it has no {MODEL_FILE}"
-        else:
+        why = _unusable(path)
+        if why is None:
             usable.append(path)
-            continue
-        left_out.append(f"sweep {name}: left out run {path.name}: {why}")
+        else:
+            left_out.append(f"run {path.name}: {why}")
     if len(usable) < MIN_MEMBERS:
         raise ConfigError(f"sweep {name!r} has {len(usable)} finished run(s) with a {MODEL_FILE} and an ensemble "
-                          f"needs at least {MIN_MEMBERS}; left out: "
-                          + ("; ".join(w.split(": ", 1)[1] for w in left_out) or "nothing")
-                          + f". Finish the sweep first (run the same `trickrun sweep` command again)")
-    return usable, left_out
+                          f"needs at least {MIN_MEMBERS}; left out: {'; '.join(left_out) or 'nothing'}. "
+                          "Finish the sweep first (run the same `trickrun sweep` command again)")
+    return usable, [f"sweep {name}: left out {why}" for why in left_out]
+
+
+def _unusable(path: Path) -> str | None:
+    """Why the run at `path` cannot be averaged, or None when it can."""
+    summary, _ = read_summary(path / SUMMARY_FILE)
+    status = effective_status(summary, path) if path.is_dir() else None
+    if status is None:
+        return "its run directory is missing"
+    if status not in FINISHED:
+        return f"it has status {status}"
+    if not (path / MODEL_FILE).is_file():
+        return f"it has no {MODEL_FILE}"
+    return None
 
 
 def data_keys(data: Mapping[str, Any]) -> tuple[str, ...]:
@@ -295,10 +299,8 @@ def ensemble_section(result: EnsembleResult) -> Section:
 
 def ensemble_output(result: EnsembleResult, fmt: EnsembleFormat, console: Console,
                     saved: Path | None = None) -> None:
-    if fmt is EnsembleFormat.json:
-        console.out(to_json(result_dict(result, saved), indent=2), highlight=False)
-        return
-    render_sections([ensemble_section(result)], OutputFormat(fmt.value), console)
+    report = Report([ensemble_section(result)], document=result_dict(result, saved))
+    report_output(report, fmt.value, console)
 
 
 # ---------------------------------------------------------------------------------------

@@ -9,21 +9,8 @@ from typing import Any, Sequence
 from rich.console import Console
 
 from ..rundir.reader import RunEntry
-from .render import (
-    EMPTY,
-    Cell,
-    OutputFormat,
-    Section,
-    fmt_duration,
-    fmt_number,
-    markdown_sections,
-    records_text,
-    render_sections,
-    status_cell,
-    write_text,
-)
+from .render import EMPTY, Cell, OutputFormat, Report, Section, fmt_duration, fmt_number, report_output, status_cell
 
-RICH_ROWS_MAX = 500  # `ls` tables longer than this are printed as plain aligned text
 COLUMNS = ["name", "status", "epochs", "best val acc", "test acc", "started", "duration"]
 
 
@@ -73,19 +60,6 @@ def _row(e: RunEntry) -> list[Cell]:
 
 
 def ls_output(entries: Sequence[RunEntry], fmt: OutputFormat, console: Console) -> None:
-    if fmt in (OutputFormat.csv, OutputFormat.json):
-        write_text(console, records_text([e.as_dict() for e in entries], fmt), end="")
-        return
-    rows = [_row(e) for e in entries]
-    section = Section(f"{len(entries)} run{'' if len(entries) == 1 else 's'}", COLUMNS, rows)
-    if fmt is OutputFormat.markdown:
-        write_text(console, markdown_sections([section]), end="")
-    elif not rows:
-        console.print("no runs")
-    elif len(rows) <= RICH_ROWS_MAX:
-        render_sections([section], fmt, console)
-    else:  # rich takes about a second for thousands of rows; plain aligned columns are instant
-        widths = [max(len(COLUMNS[i]), *(len(r[i].text) for r in rows)) for i in range(len(COLUMNS))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)).rstrip()]
-        lines += ["  ".join(c.text.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-        write_text(console, "\n".join(lines))
+    section = Section(f"{len(entries)} run{'' if len(entries) == 1 else 's'}", COLUMNS, [_row(e) for e in entries],
+                      empty="no runs")
+    report_output(Report([section], [e.as_dict() for e in entries]), fmt, console)

@@ -9,7 +9,7 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from rich import box
 from rich.console import Console
@@ -20,6 +20,7 @@ from ..metrics import higher_is_better
 from ..rundir.format import Status
 from ..rundir.writer import to_json
 
+RICH_ROWS_MAX = 500  # tables longer than this are printed as plain aligned text
 RUN_COLUMNS_MAX = 6  # up to this many runs, one column per run; beyond it, one row per run
 SPARK_WIDTH = 40  # characters of a sparkline; longer runs are averaged into buckets
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
@@ -74,25 +75,21 @@ class Section:
     footer: list[str] = field(default_factory=list)  # lines after the table
     text: str | None = None  # a preformatted block instead of a table
     language: str = ""  # of `text`, for Markdown fences
+    empty: str | None = None  # printed alone, instead of the title, on a terminal when there are no rows
 
 
 @dataclass
 class Report:
-    """What a command prints: sections (table, Markdown) and records (CSV, JSON)."""
+    """What a command prints: sections (table, Markdown) and records (CSV, JSON); `document`,
+    when set, is the one JSON object printed instead of the records."""
 
     sections: list[Section]
-    records: list[dict[str, Any]]
+    records: list[dict[str, Any]] = field(default_factory=list)
+    document: dict[str, Any] | None = None
 
 
 def status_cell(status: Any) -> Cell:
     return Cell(str(status), style=STATUS_STYLE.get(str(status), ""))
-
-
-def report_output(report: Report, fmt: OutputFormat, console: Console) -> None:
-    if fmt in (OutputFormat.csv, OutputFormat.json):
-        write_text(console, records_text(report.records, fmt), end="")
-    else:
-        render_sections(report.sections, fmt, console)
 
 
 def encodable(text: str, console: Console) -> str:
@@ -125,38 +122,50 @@ def _encodable_section(section: Section, console: Console) -> Section:
                    text=None if section.text is None else fix(section.text))
 
 
-def render_sections(sections: Sequence[Section], fmt: OutputFormat, console: Console) -> None:
-    if fmt is OutputFormat.markdown:
-        write_text(console, markdown_sections(sections), end="")
-        return
+def draw_tables(sections: Sequence[Section], console: Console) -> None:
+    """The sections as rich tables, for a terminal."""
     cut = "ellipsis" if encodable("…", console) == "…" else "crop"  # rich's … is not translated
     for section in (_encodable_section(s, console) for s in sections):
         if section.text is not None:
             console.print(Text(section.title, style="bold"))
             console.out(section.text.rstrip("\n"), highlight=False)
+        elif not section.rows and section.empty is not None:
+            console.print(section.empty)
+            continue
+        elif len(section.rows) > RICH_ROWS_MAX:  # rich takes about a second for thousands of rows
+            write_text(console, plain_table(section))
+            continue
         elif section.rows:
-            table = Table(
-                title=section.title,
-                title_justify="left",
-                title_style="bold",
-                box=box.SIMPLE_HEAD,
-                pad_edge=False,
-            )
-            for i, column in enumerate(section.columns):
-                wraps = column in WRAPPING_COLUMNS
-                longest = max((len(_cell(row[i]).text) for row in section.rows if i < len(row)), default=0)
-                label = i == 0 and column in ("run", "group")  # fixed width: never squeezed away
-                table.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else cut,
-                                 min_width=min(longest, WRAP_MIN_WIDTH) if wraps else None,
-                                 width=min(longest, LABEL_WIDTH) if label else None)
-            for row in section.rows:
-                table.add_row(*(_rich_text(_cell(c)) for c in row))
-            console.print(table)
+            console.print(_rich_table(section, cut))
         else:
             console.print(Text(section.title, style="bold"))
         for line in section.footer:
             console.print(Text(line, style="dim"))
         console.print()
+
+
+def _rich_table(section: Section, cut: str) -> Table:
+    table = Table(title=section.title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    for i, column in enumerate(section.columns):
+        wraps = column in WRAPPING_COLUMNS
+        longest = max((len(_cell(row[i]).text) for row in section.rows if i < len(row)), default=0)
+        label = i == 0 and column in ("run", "group")  # fixed width: never squeezed away
+        table.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else cut,
+                         min_width=min(longest, WRAP_MIN_WIDTH) if wraps else None,
+                         width=min(longest, LABEL_WIDTH) if label else None)
+    for row in section.rows:
+        table.add_row(*(_rich_text(_cell(c)) for c in row))
+    return table
+
+
+def plain_table(section: Section) -> str:
+    """Columns padded to their widest cell, two spaces apart: instant for any number of rows."""
+    rows = [[_cell(c).text for c in row] for row in section.rows]
+    widths = [max(len(column), *(len(r[i]) for r in rows)) for i, column in enumerate(section.columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(section.columns, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
 
 
 def _rich_text(cell: Cell) -> Text:
@@ -208,10 +217,8 @@ def orient(title: str, row_labels: list[str], names: list[str], cells: list[list
     return Section(title, ["run"] + row_labels, transposed, footer or [])
 
 
-def records_text(records: Sequence[Mapping[str, Any]], fmt: OutputFormat) -> str:
-    """JSON (one array of objects) or CSV (header of every field seen, in order)."""
-    if fmt is OutputFormat.json:
-        return to_json_list(records) + "\n"
+def csv_text(records: Sequence[Mapping[str, Any]]) -> str:
+    """CSV with a header of every field seen, in order."""
     fields: dict[str, None] = {}
     for record in records:
         fields.update(dict.fromkeys(record))
@@ -238,6 +245,42 @@ def _csv_value(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     return value
+
+
+# ---------------------------------------------------------------------------------------
+# The output formats: one renderer per format, and every command prints through RENDERERS.
+
+
+def _write_markdown(report: Report, console: Console) -> None:
+    write_text(console, markdown_sections(report.sections), end="")
+
+
+def _write_csv(report: Report, console: Console) -> None:
+    write_text(console, csv_text(report.records), end="")
+
+
+def _write_json(report: Report, console: Console) -> None:
+    if report.document is not None:
+        write_text(console, to_json(report.document, indent=2))
+    else:
+        write_text(console, to_json_list(report.records) + "\n", end="")
+
+
+RENDERERS: dict[OutputFormat, Callable[[Report, Console], None]] = {
+    OutputFormat.table: lambda report, console: draw_tables(report.sections, console),
+    OutputFormat.markdown: _write_markdown,
+    OutputFormat.csv: _write_csv,
+    OutputFormat.json: _write_json,
+}
+
+
+def report_output(report: Report, fmt: OutputFormat | str, console: Console) -> None:
+    """Print `report` in format `fmt` (an OutputFormat or its value, e.g. a narrower enum's member)."""
+    RENDERERS[OutputFormat(fmt)](report, console)
+
+
+def render_sections(sections: Sequence[Section], fmt: OutputFormat, console: Console) -> None:
+    report_output(Report(list(sections)), fmt, console)
 
 
 # ---------------------------------------------------------------------------------------

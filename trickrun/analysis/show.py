@@ -11,7 +11,6 @@ from rich.console import Console
 from ..config import dump_yaml
 from ..metrics import METRIC_KEYS
 from ..rundir.reader import Run
-from ..rundir.writer import to_json
 from .analyze import RESULT_FIELDS, diagnose, run_curve
 from .compare import THRESHOLDS_NOTE, result_label
 from .render import (
@@ -23,13 +22,11 @@ from .render import (
     Section,
     fmt_config,
     fmt_number,
-    records_text,
-    render_sections,
+    report_output,
     spark_scale,
     spark_width,
     sparkline,
     status_cell,
-    write_text,
 )
 
 EPOCH_HEADERS = {
@@ -149,9 +146,6 @@ def show_csv_records(run: Run) -> list[dict[str, Any]]:
 
 
 def show_output(run: Run, fmt: OutputFormat, console: Console) -> None:
-    if fmt is OutputFormat.json:
-        write_text(console, to_json(show_report(run).records[0], indent=2))
-    elif fmt is OutputFormat.csv:
-        write_text(console, records_text(show_csv_records(run), fmt), end="")
-    else:
-        render_sections(show_report(run, spark_width(console)).sections, fmt, console)
+    """JSON: the run as one object; CSV: one row per epoch; table and Markdown: the sections."""
+    report = show_report(run, spark_width(console))
+    report_output(Report(report.sections, show_csv_records(run), document=report.records[0]), fmt, console)
