@@ -435,3 +435,70 @@ def test_out_of_memory_from_the_api_raises_with_the_result(fake_data, monkeypatc
     result = info.value.result
     assert result.summary["status"] == "interrupted" and result.summary["epochs_run"] == 2
     assert json.loads((result.run_dir / "summary.json").read_text())["status"] == "interrupted"
+
+
+class FullBuffer(io.BytesIO):
+    """The in-memory buffer write_npz fills: raises MemoryError, as a BytesIO that cannot grow
+    does, while `fail["count"]` is positive and a write is made (each failure uses one)."""
+
+    fail = {"count": 0}
+
+    def write(self, data):
+        if self.fail["count"] > 0:
+            self.fail["count"] -= 1
+            raise MemoryError
+        return super().write(data)
+
+
+def test_running_out_of_memory_writing_a_checkpoint_ends_the_run_resumably(fake_data, tmp_path, monkeypatch):
+    class FailSecondCheckpoint(NullReporter):
+        """Arms the buffer as epoch 1 ends: epoch 2's checkpoint (the next .npz) cannot be written."""
+
+        def epoch(self, record):
+            if record["epoch"] == 1:
+                FullBuffer.fail["count"] = 1
+
+    monkeypatch.setattr(io, "BytesIO", FullBuffer)
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: FailSecondCheckpoint())
+    result = runner.invoke(app, ["train", str(write_config(tmp_path, QUICK)), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert_no_traceback(result)
+    (run_dir,) = run_dirs(tmp_path / "runs")
+    message = result.stderr.replace("\n", "")
+    assert "error: ran out of memory in epoch 2" in message
+    assert f"resume with: trickrun resume {run_dir}" in message
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["epochs_run"] == 1
+    assert summary["stop_reason"].startswith("ran out of memory during epoch 2")
+    # the checkpoint is epoch 1's, whole; epoch 2's record, which it does not cover, goes on resume
+    with np.load(run_dir / "checkpoint.npz") as npz:
+        assert json.loads(str(npz["meta"]))["epochs_done"] == 1
+
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: NullReporter())
+    resumed = runner.invoke(app, ["resume", str(run_dir), "--quiet", "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["status"] == "completed"
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+
+
+def test_an_error_set_off_by_a_memory_error_in_savez_is_a_memory_error(tmp_path, monkeypatch):
+    """zipfile closing a buffer that ran out of memory can raise a ValueError chained to the
+    MemoryError; write_npz raises the MemoryError, and the file it would replace stays whole."""
+    target = tmp_path / "checkpoint.npz"
+    trickrun.rundir.writer.write_npz(target, {"a": np.arange(3)})
+    before = target.read_bytes()
+
+    def savez(file, **arrays):
+        try:
+            raise MemoryError
+        except MemoryError:
+            raise ValueError("I/O operation on closed file.")
+
+    monkeypatch.setattr(np, "savez", savez)
+    with pytest.raises(MemoryError, match="checkpoint.npz"):
+        trickrun.rundir.writer.write_npz(target, {"a": np.arange(4)})
+    assert target.read_bytes() == before
+    monkeypatch.setattr(np, "savez", lambda file, **arrays: (_ for _ in ()).throw(ValueError("bad")))
+    with pytest.raises(ValueError, match="bad"):  # other errors pass through unchanged
+        trickrun.rundir.writer.write_npz(target, {"a": np.arange(4)})

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
-
 from .config import Config, dump_yaml, load_config
 from .data.load import load_dataset
-from .errors import ConfigError, RunDirError
+from .errors import ConfigError
 from .rundir.files import claim_for_resume
 from .rundir.lock import RunLock
 from .rundir.format import CHECKPOINT_FILE, CONFIG_FILE
@@ -137,14 +135,6 @@ def run_claimed(path: Path, lock: RunLock, *, fresh: bool, progress: str = "quie
     from its checkpoint (or its start, if it stopped before its first checkpoint)."""
     cfg = load_config(path / CONFIG_FILE)
     reporter, trainer = _prepare(cfg, progress)
-    epochs_done = 0
     if not fresh and (path / CHECKPOINT_FILE).is_file():
-        try:
-            with np.load(path / CHECKPOINT_FILE, allow_pickle=False) as npz:
-                trainer.load_checkpoint({k: npz[k] for k in npz.files})
-        except Exception as err:  # any damage: zip, npy, missing key, wrong shape
-            raise RunDirError(f"{path / CHECKPOINT_FILE} cannot be read ({type(err).__name__}: {err}); "
-                              f"the run cannot be resumed: train it again with trickrun train "
-                              f"{path / CONFIG_FILE}") from None
-        epochs_done = trainer.epochs_done
-    return _run(trainer, RunWriter.reopen(path, epochs_done, lock, resumed=not fresh), reporter)
+        trainer.resume_from(path)
+    return _run(trainer, RunWriter.reopen(path, trainer.epochs_done, lock, resumed=not fresh), reporter)

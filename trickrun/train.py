@@ -1,19 +1,17 @@
 """The epoch loop: feeds batches, calls the model, loss, clipping, optimizer, schedule and
-early stopping, and hands every record to the run directory.
+early stopping, and hands every epoch's record to the run directory.
 
-However the run ends (early stop, epoch limit, divergence, Ctrl-C, SIGTERM, SIGHUP or running
-out of memory), the best weights by the monitor (or the last ones with restore_best false)
-are evaluated once on the test set and saved.
+The machinery around the loop lives apart: checkpoint.py saves and restores the state the
+loop goes on from, ending.py turns a stop (signal, memory, divergence, patience, epoch limit)
+into the result summary.json records, signals.py turns stop signals into an orderly end.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-import signal
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -21,12 +19,13 @@ from .config import Config
 from .data.load import Dataset
 from .nn.diagnostics import first_nonfinite_layer, layer_stats
 from .early_stopping import EarlyStopping
+from .checkpoint import EpochSaver, load_into
+from .ending import Divergence, Ending, finish, run_until_ended, stop_condition
 from .nn.losses import add_penalty_grad, evaluate, softmax_cross_entropy, weight_penalty
-from .nn.model import MLP, model_arrays
+from .nn.model import MLP
 from .nn.optim import apply_max_norm, clip_gradients, make_optimizer
 from .nn.schedules import LRSchedule
-from .signals import SignalStop, signal_label
-from .rundir.format import Status
+from .signals import SignalStop
 
 PROBE_SIZE = 512  # validation examples behind the per-layer activation statistics
 
@@ -52,32 +51,6 @@ class Rngs:
         return cls(*(np.random.default_rng(s) for s in (init, shuffle, dropout)))
 
 
-@dataclass(frozen=True)
-class Divergence:
-    """Where training first met a non-finite value; summary.json's `divergence`."""
-
-    epoch: int
-    batch: int | None  # None: the validation loss after the epoch, not a batch
-    layer: str | None
-    where: str  # e.g. "activations", "gradients", "validation loss"
-    lr: float
-
-    def reason(self) -> str:
-        if self.batch is None:
-            return f"{self.where} became non-finite in epoch {self.epoch}"
-        return (f"non-finite value in epoch {self.epoch}, batch {self.batch}, "
-                f"{self.where} of {self.layer} (lr {self.lr:.3g})")
-
-
-@dataclass(frozen=True)
-class Ending:
-    """Why the loop stopped."""
-
-    status: Status
-    reason: str
-    divergence: Divergence | None = None
-
-
 def class_count(data: Dataset) -> int:
     """Output width: labels are 0..K-1. Every split counts, since a train_limit sample may
     lack a class the test set has."""
@@ -85,9 +58,16 @@ def class_count(data: Dataset) -> int:
 
 
 class Trainer:
-    """One training run of `cfg` on `data`; `run(writer)` trains and records it."""
+    """One training run of `cfg` on `data`; `run(writer)` trains and records it.
 
-    def __init__(self, cfg: Config, data: Dataset, reporter=None):
+    The seams, each defaulting to what a real run uses: `reporter` (progress, see
+    NullReporter), `schedule` (the learning rate per epoch: nn.schedules.LRSchedule's
+    interface), `validate` (model -> (val_loss, val_acc)), `clock` (seconds, for epoch_s and
+    train_s) and `signals` (the SignalStop the loop is stopped through)."""
+
+    def __init__(self, cfg: Config, data: Dataset, reporter=None, *, schedule: LRSchedule | None = None,
+                 validate: Callable[[MLP], tuple[float, float]] | None = None,
+                 clock: Callable[[], float] = time.perf_counter, signals: SignalStop | None = None):
         self.cfg, self.data = cfg, data
         self.reporter = reporter or NullReporter()
         self.rngs = Rngs.from_seed(cfg.seed)
@@ -96,16 +76,17 @@ class Trainer:
                          init_rng=self.rngs.init, dropout_rng=self.rngs.dropout)
         m = self.model
         self.optimizer = make_optimizer(cfg.optimizer, m.params.size, m.dtype, m.n_weights)
-        self.schedule = LRSchedule(cfg.schedule, cfg.optimizer.lr, cfg.train.epochs)
+        self.schedule = schedule or LRSchedule(cfg.schedule, cfg.optimizer.lr, cfg.train.epochs)
         es = cfg.early_stopping
         self.stopper = EarlyStopping(es.monitor, es.patience, es.min_delta, es.enabled)
+        self.validate = validate or (lambda model: evaluate(model, data.x_val, data.y_val))
+        self.clock, self.signals = clock, signals or SignalStop()
         self.best_state = m.flat_state()
         self.epoch = 0  # the epoch in progress (or last started)
-        self.epochs_done = 0  # epochs whose record was written
+        self.epochs_done = 0  # epochs whose record and checkpoint were written
         self.best_values = {"val_loss": None, "val_acc": None}
         self.stop_signal: int | None = None  # the signal that interrupted the run (SIGINT: Ctrl-C)
         self.out_of_memory = False  # the run was interrupted by a MemoryError
-        self._signals = SignalStop()
         self._probe = data.x_val[:PROBE_SIZE]
         self._buffers: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # per batch size
         self._scratch = np.empty(m.n_weights, m.dtype)
@@ -202,51 +183,39 @@ class Trainer:
         return Divergence(self.epoch, batch, name, where, lr)
 
     # --- the run ------------------------------------------------------------------------
+    def resume_from(self, run_dir) -> None:
+        """Go on from `run_dir`'s checkpoint (checkpoint.load_into; RunDirError if damaged)."""
+        self.epoch = self.epochs_done = load_into(self, run_dir)
+
     def run(self, writer) -> dict:
         """Train until a stop condition holds, from epoch 1 or from a loaded checkpoint,
         handing each epoch's record, checkpoint and the final model to `writer` (a
-        rundir.writer.RunWriter). Returns the results for the summary."""
+        rundir.writer.RunWriter, or anything with its append_metrics, save_checkpoint,
+        save_model and path). Returns the results for the summary (ending.finish)."""
         n_batches = -(-len(self.data.x_train) // self.cfg.train.batch_size)
         self.reporter.start(epochs=self.cfg.train.epochs, batches=n_batches, run_dir=writer.path)
-        started = time.perf_counter()
-        try:
-            ending = None
-            # Divergence is caught by the finiteness checks and reported in trickrun's words;
-            # numpy's overflow warnings on the way there would only leak source lines.
-            with self._signals.installed(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                while ending is None:
-                    ending = self._stop_condition() or self._run_epoch(writer)
-        except KeyboardInterrupt as stop:  # Ctrl-C, or a StopSignal
-            self.stop_signal = getattr(stop, "signum", signal.SIGINT)
-            ending = Ending(Status.INTERRUPTED,
-                            f"interrupted ({signal_label(self.stop_signal)}) during epoch {self.epoch}")
-        except MemoryError:  # resumable: freeing memory or a smaller batch may be enough
-            self.out_of_memory = True
-            ending = Ending(Status.INTERRUPTED, f"ran out of memory during epoch {self.epoch}")
-        return self._finish(writer, ending, time.perf_counter() - started)
+        saver, limits = EpochSaver(writer, self.signals), self.cfg.train.epochs
+        min_delta = self.cfg.early_stopping.min_delta
+        started = self.clock()
+        ending = run_until_ended(
+            lambda: stop_condition(self.stopper, self.epoch, limits, min_delta) or self._run_epoch(saver),
+            lambda: self.epoch, self.signals)
+        self.stop_signal, self.out_of_memory = ending.stop_signal, ending.out_of_memory
+        return finish(self, ending, writer, restore_best=self.cfg.early_stopping.restore_best,
+                      test_set=(self.data.x_test, self.data.y_test), train_s=self.clock() - started)
 
-    def _stop_condition(self) -> Ending | None:
-        if self.stopper.should_stop:
-            return Ending(Status.EARLY_STOPPED,
-                          f"{self.stopper.monitor} did not improve by more than "
-                          f"{self.cfg.early_stopping.min_delta:g} for {self.stopper.wait} epochs")
-        if self.epoch >= self.cfg.train.epochs:
-            return Ending(Status.COMPLETED, f"reached the epoch limit ({self.cfg.train.epochs})")
-        return None
-
-    def _run_epoch(self, writer) -> Ending | None:
+    def _run_epoch(self, saver: EpochSaver) -> Ending | None:
         """Train, validate and record the next epoch; an Ending if it diverged."""
         m, reg = self.model, self.cfg.regularization
         self.epoch += 1
-        t0 = time.perf_counter()
+        t0 = self.clock()
         lr = self.schedule.lr(self.epoch)
         stats = self._train_epoch(lr)
         if isinstance(stats, Divergence):
-            return Ending(Status.DIVERGED, stats.reason(), stats)
-        val_loss, val_acc = evaluate(m, self.data.x_val, self.data.y_val)
+            return Ending.diverged(stats)
+        val_loss, val_acc = self.validate(m)
         if not math.isfinite(val_loss):
-            divergence = Divergence(self.epoch, None, None, "validation loss", lr)
-            return Ending(Status.DIVERGED, divergence.reason(), divergence)
+            return Ending.diverged(Divergence(self.epoch, None, None, "validation loss", lr))
         values = {"val_loss": val_loss, "val_acc": val_acc}
         improved = self.stopper.update(self.epoch, values[self.stopper.monitor])
         if improved:
@@ -258,72 +227,10 @@ class Trainer:
                   "train_acc": stats["train_acc"], "val_loss": val_loss, "val_acc": val_acc,
                   "penalty": weight_penalty(m.params[: m.n_weights], reg.l2, reg.l1),
                   "grad_norm": stats["grad_norm"], "clip_fraction": stats["clip_fraction"],
-                  "epoch_s": time.perf_counter() - t0, "layers": layers}
-        with self._signals.held():  # a stop now would leave a record that no checkpoint covers
-            writer.append_metrics(record)
-            self.epochs_done = self.epoch
-            writer.save_checkpoint(self.checkpoint())
+                  "epoch_s": self.clock() - t0, "layers": layers}
+        saver.save(record, self)
         self.reporter.epoch(record)
         return None
-
-    # --- checkpoints: everything the loop needs to go on exactly where it stopped ------------
-    def checkpoint(self) -> dict[str, np.ndarray]:
-        """State after `epochs_done` epochs, as arrays for checkpoint.npz."""
-        meta = {
-            "epochs_done": self.epochs_done,
-            "stopper": self.stopper.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            "best_values": self.best_values,
-            "rngs": {name: getattr(self.rngs, name).bit_generator.state for name in ("shuffle", "dropout")},
-        }
-        arrays = {"model": self.model.flat_state(), "best": self.best_state, "meta": np.array(json.dumps(meta))}
-        arrays.update({f"optimizer.{k}": v for k, v in self.optimizer.state_dict().items()})
-        return arrays
-
-    def load_checkpoint(self, arrays) -> None:
-        meta = json.loads(str(arrays["meta"]))
-        self.model.load_flat_state(arrays["model"])
-        np.copyto(self.best_state, arrays["best"])
-        self.optimizer.load_state_dict({k[len("optimizer."):]: arrays[k] for k in arrays
-                                        if k.startswith("optimizer.")})
-        self.stopper.load_state_dict(meta["stopper"])
-        self.schedule.load_state_dict(meta["schedule"])
-        self.best_values = meta["best_values"]
-        for name, state in meta["rngs"].items():
-            getattr(self.rngs, name).bit_generator.state = state
-        self.epoch = self.epochs_done = meta["epochs_done"]
-
-    def _finish(self, writer, ending: Ending, train_s: float) -> dict:
-        m, best_epoch, reason = self.model, self.stopper.best_epoch, ending.reason
-        test = None
-        # After a divergence the last weights are not finite, after Ctrl-C they are from the
-        # middle of an epoch: either way the best ones are what there is to evaluate.
-        if self.cfg.early_stopping.restore_best or ending.status in (Status.DIVERGED, Status.INTERRUPTED):
-            m.load_flat_state(self.best_state)
-            evaluated = best_epoch
-        else:
-            evaluated = self.epochs_done
-        if best_epoch is None:
-            reason += "; no epoch finished, so nothing was evaluated on the test set"
-        else:
-            try:
-                test_loss, test_acc = evaluate(m, self.data.x_test, self.data.y_test)
-            except MemoryError:  # the summary matters more than the test score
-                reason += "; out of memory for the test evaluation"
-            else:
-                test = {"loss": test_loss, "acc": test_acc, "weights_of_epoch": evaluated}
-                writer.save_model(model_arrays(m))
-        return {
-            "status": ending.status,
-            "stop_reason": reason,
-            "epochs_run": self.epochs_done,
-            "best_epoch": best_epoch,
-            "stopped_epoch": self.epoch,
-            "best": {"monitor": self.stopper.monitor, **self.best_values},
-            "test": test,
-            "train_s": train_s,
-            "divergence": dataclasses.asdict(ending.divergence) if ending.divergence else None,
-        }
 
 
 def flush_subnormals(a: np.ndarray) -> None:

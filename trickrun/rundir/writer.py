@@ -97,12 +97,33 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
     write_atomic(path, (to_json(data, indent=2) + "\n").encode())
 
 
+def _from_lack_of_memory(err: BaseException) -> bool:
+    """Whether `err` or an exception it arose from is a MemoryError."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, MemoryError):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
+
+
 def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write `arrays` as an .npz at `path`, atomically. It is built in memory first, so a
+    MemoryError leaves the old file whole; an error that a MemoryError set off on the way
+    (zipfile closing a half-written buffer) is raised as the MemoryError it is, which the
+    training loop ends the run on, resumably."""
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    write_atomic(path, buf.getvalue())
+    try:
+        np.savez(buf, **arrays)
+        data = buf.getvalue()
+    except Exception as err:
+        if _from_lack_of_memory(err):
+            raise MemoryError(f"out of memory writing {path.name}") from None
+        raise
+    write_atomic(path, data)
 
 
 class MetricsLog:
