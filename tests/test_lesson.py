@@ -225,3 +225,11 @@ def test_quick_report_on_real_mnist(tmp_path):
     # Run again: every cell is finished, so nothing trains and the same report comes back.
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "already finished: skipped" in again.output
+
+
+def test_every_metric_a_claim_tables_has_a_measure():
+    from trickrun.lesson.measures import MEASURES
+
+    for claim in CLAIMS:
+        derived = {"score"} if claim.derived == "lr_average" else set()
+        assert set(claim.metrics) | {c.metric for c in claim.comparisons} <= set(MEASURES) | derived, claim.slug

@@ -76,27 +76,13 @@ class Claim:
         return f"claim{self.number}-{self.slug}.png"
 
 
-def measure(run: Run, metric: str, threshold: float | None) -> float | None:
-    if metric == "test_acc":
-        return measures.test_acc(run)
-    if metric == "epochs_to":
-        return float(measures.epochs_to(run, threshold)) if threshold is not None else None
-    if metric == "gap":
-        return measures.gap(run)
-    if metric == "val_acc":
-        return measures.scored_val_acc(run)
-    if metric == "diverged":
-        return float(measures.diverged(run))
-    raise KeyError(metric)
-
-
 def by_arm(claim: Claim, runs: list[Run], threshold: float | None) -> Samples:
     """Each run's measures under its arm, runs in seed order."""
     samples: Samples = {}
     for run in sorted(runs, key=lambda r: (r.seed if isinstance(r.seed, int) else 0, r.dirname)):
         arm = samples.setdefault(claim.arm(run.config), {})
         for metric in (*claim.metrics, "diverged"):
-            value = measure(run, metric, threshold)
+            value = measures.MEASURES[metric](run, threshold)
             if value is not None:
                 arm.setdefault(metric, []).append(value)
     return samples

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..rundir.format import Status
 from ..rundir.reader import Run
@@ -80,3 +80,17 @@ def gap(run: Run) -> float | None:
 
 def scored_val_acc(run: Run) -> float | None:
     return _value(run, "val_acc")
+
+
+def _epochs_to(run: Run, threshold: float | None) -> float | None:
+    return float(epochs_to(run, threshold)) if threshold is not None else None
+
+
+# Each measure by the name a claim's `metrics` and comparisons use: (run, threshold) -> value.
+MEASURES: dict[str, Callable[[Run, float | None], float | None]] = {
+    "test_acc": lambda run, threshold: test_acc(run),
+    "epochs_to": _epochs_to,
+    "gap": lambda run, threshold: gap(run),
+    "val_acc": lambda run, threshold: scored_val_acc(run),
+    "diverged": lambda run, threshold: float(diverged(run)),
+}
