@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import threading
 from pathlib import Path
 
@@ -12,7 +13,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import trickrun.train
 from trickrun.api import train
 from trickrun.cli import app
 from trickrun.config import load_config
@@ -22,7 +22,8 @@ from trickrun.rundir.writer import create_run_dir
 from helpers import InterruptAt
 from trickrun.nn.losses import evaluate, predict_proba, softmax
 from trickrun.rundir.format import Status
-from trickrun.train import Divergence, flush_subnormals
+from trickrun.ending import Divergence
+from trickrun.train import Trainer, flush_subnormals
 
 BASE = {"data": {"val_size": 100}, "model": {"hidden": [16]}, "train": {"epochs": 3}}
 
@@ -51,89 +52,93 @@ def test_ctrl_c_exit_code_is_130(fake_data, monkeypatch, tmp_path):
     assert summary["status"] == "interrupted" and summary["test"] is None  # no epoch finished
 
 
-def scripted_evaluate(val_losses):
-    """Replace validation results with a script; test-set calls pass through."""
-    real = trickrun.train.evaluate
+def scripted_validation(val_losses):
+    """A `validate` for the Trainer that reports scripted validation losses (accuracy 0.5)."""
     calls = iter(val_losses)
-
-    def fake(model, x, y):
-        if x.shape[0] == 100:  # the validation set of BASE
-            return next(calls), 0.5
-        return real(model, x, y)
-
-    return fake
+    return lambda model: (next(calls), 0.5)
 
 
-def test_early_stopping_in_the_loop_restores_the_best_epoch(fake_data, monkeypatch):
-    monkeypatch.setattr(trickrun.train, "evaluate", scripted_evaluate([0.5, 0.4, 0.45, 0.46, 0.47, 0.1]))
+def test_early_stopping_in_the_loop_restores_the_best_epoch(fake_data):
     cfg = {**BASE, "train": {"epochs": 10}, "early_stopping": {"patience": 2}}
-    result = train(cfg, progress="quiet")
-    s = result.summary
-    assert s["status"] == "early_stopped"
-    assert (s["best_epoch"], s["stopped_epoch"], s["epochs_run"]) == (2, 4, 4)
-    assert s["best"]["val_loss"] == 0.4 and s["test"]["weights_of_epoch"] == 2
+    writer = RecordingWriter()
+    result = make_trainer(cfg, validate=scripted_validation([0.5, 0.4, 0.45, 0.46, 0.47, 0.1])).run(writer)
+    assert result["status"] is Status.EARLY_STOPPED
+    assert (result["best_epoch"], result["stopped_epoch"], result["epochs_run"]) == (2, 4, 4)
+    assert result["best"]["val_loss"] == 0.4 and result["test"]["weights_of_epoch"] == 2
+    np.testing.assert_array_equal(writer.models[0]["hidden1.W"], weights_of(writer.checkpoints[1], "hidden1.W"))
 
 
-def weights_after_each_epoch(monkeypatch) -> list[np.ndarray]:
-    """Record the model's parameters as every epoch ends (through the metrics hand-off)."""
-    snapshots: list[np.ndarray] = []
-    original = trickrun.train.Trainer.run
-
-    def run(self, writer):
-        append = writer.append_metrics
-
-        def spy(record):
-            snapshots.append(self.model.params.copy())
-            append(record)
-
-        writer.append_metrics = spy
-        return original(self, writer)
-
-    monkeypatch.setattr(trickrun.train.Trainer, "run", run)
-    return snapshots
+def weights_of(checkpoint: dict, name: str) -> np.ndarray:
+    """A parameter as it was when `checkpoint` was taken (its `model` is the flat state)."""
+    model = make_trainer().model
+    model.load_flat_state(checkpoint["model"])
+    return model.param(name)
 
 
 @pytest.mark.parametrize("restore_best", [True, False])
-def test_saved_model_holds_the_best_or_the_last_weights(fake_data, monkeypatch, restore_best):
-    snapshots = weights_after_each_epoch(monkeypatch)
+def test_saved_model_holds_the_best_or_the_last_weights(fake_data, restore_best):
     # Validation losses are scripted so that the best epoch (1) is not the last (3).
-    monkeypatch.setattr(trickrun.train, "evaluate", scripted_evaluate([0.1, 0.2, 0.3]))
     cfg = {**BASE, "early_stopping": {"enabled": False, "restore_best": restore_best}}
-    result = train(cfg, progress="quiet")
-    assert result.summary["best_epoch"] == 1 and result.summary["epochs_run"] == 3
-    model, _ = load_model(result.run_dir / "model.npz")
-    expected = snapshots[0] if restore_best else snapshots[-1]
-    np.testing.assert_array_equal(model.params, expected)
-    assert result.summary["test"]["weights_of_epoch"] == (1 if restore_best else 3)
+    writer = RecordingWriter()
+    result = make_trainer(cfg, validate=scripted_validation([0.1, 0.2, 0.3])).run(writer)
+    assert result["best_epoch"] == 1 and result["epochs_run"] == 3
+    (saved,) = writer.models
+    expected = writer.checkpoints[0 if restore_best else -1]["model"]
+    np.testing.assert_array_equal(np.concatenate([saved[n].ravel() for n in make_trainer().model.param_names()]),
+                                  expected)
+    assert result["test"]["weights_of_epoch"] == (1 if restore_best else 3)
 
 
-def test_diverging_after_a_good_epoch_evaluates_the_best_weights(fake_data, monkeypatch):
-    snapshots = weights_after_each_epoch(monkeypatch)
+class ExplodingSchedule:
+    """A learning-rate schedule (LRSchedule's interface) that explodes in epoch 2."""
 
-    def lr(self, epoch):  # a schedule that explodes in epoch 2
+    def lr(self, epoch):
         return 1e-3 if epoch == 1 else 1e30
 
-    monkeypatch.setattr("trickrun.nn.schedules.LRSchedule.lr", lr)
+    def observe(self, epoch, improved):
+        pass
+
+    def state_dict(self):
+        return {}
+
+
+def test_diverging_after_a_good_epoch_evaluates_the_best_weights(fake_data):
     cfg = {**BASE, "optimizer": {"name": "sgd"}, "data": {"val_size": 100, "scale": "none"}}
-    result = train(cfg, progress="quiet")
-    s = result.summary
-    assert s["status"] == "diverged" and s["divergence"]["epoch"] == 2 and s["divergence"]["lr"] == 1e30
+    writer = RecordingWriter()
+    s = make_trainer(cfg, schedule=ExplodingSchedule()).run(writer)
+    assert s["status"] is Status.DIVERGED and s["divergence"]["epoch"] == 2 and s["divergence"]["lr"] == 1e30
     assert s["epochs_run"] == 1 and s["best_epoch"] == 1 and np.isfinite(s["test"]["loss"])
-    model, _ = load_model(result.run_dir / "model.npz")
-    np.testing.assert_array_equal(model.params, snapshots[0])
+    assert len(writer.checkpoints) == 1  # the diverged epoch is neither recorded nor checkpointed
+    np.testing.assert_array_equal(writer.models[0]["hidden1.W"], weights_of(writer.checkpoints[0], "hidden1.W"))
+
+
+def cross_entropy(model, x, y) -> float:
+    """The mean data loss of a one-hidden-layer ReLU model, in float64, from its arrays alone."""
+    p = {name: model.param(name).astype(np.float64) for name in model.param_names()}
+    hidden = np.maximum(x.astype(np.float64) @ p["hidden1.W"] + p["hidden1.b"], 0)
+    logits = hidden @ p["output.W"] + p["output.b"]
+    logits -= logits.max(axis=1, keepdims=True)
+    logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return float(-logp[np.arange(len(y)), y].mean())
 
 
 def test_penalty_is_recorded_apart_from_the_data_loss(fake_data):
-    cfg = {**BASE, "regularization": {"l2": 0.01, "l1": 0.001},
-           "early_stopping": {"enabled": False, "restore_best": False}}
-    result = train(cfg, progress="quiet")
-    model, _ = load_model(result.run_dir / "model.npz")
-    w = model.params[: model.n_weights].astype(np.float64)
-    expected = 0.5 * 0.01 * np.sum(w**2) + 0.001 * np.sum(np.abs(w))
-    last = records(result.run_dir)[-1]
-    assert last["penalty"] == pytest.approx(expected, rel=1e-5)
-    # train_loss is the data loss alone: far below the penalty-inclusive total here.
-    assert last["train_loss"] < last["train_loss"] + last["penalty"]
+    l2, l1 = 0.1, 0.01
+    # lr so small that the weights stay put: epoch 1's train_loss is the initial weights' data loss
+    cfg = {**BASE, "optimizer": {"name": "sgd", "lr": 1e-9}, "regularization": {"l2": l2, "l1": l1},
+           "train": {"epochs": 1}, "early_stopping": {"enabled": False, "restore_best": False}}
+    trainer = make_trainer(cfg)
+    data = trainer.data
+    initial_loss = cross_entropy(trainer.model, data.x_train, data.y_train)
+    writer = RecordingWriter()
+    trainer.run(writer)
+    (record,) = writer.records
+    final = [W.astype(np.float64) for W in trainer.model.weight_matrices()]  # restore_best false: the last
+    penalty = sum(0.5 * l2 * np.sum(W**2) + l1 * np.sum(np.abs(W)) for W in final)
+    assert penalty > 1.0  # far above the tolerances below, so adding it anywhere would show
+    assert record["penalty"] == pytest.approx(penalty, rel=1e-5)
+    assert record["train_loss"] == pytest.approx(initial_loss, abs=1e-4)
+    assert record["val_loss"] == pytest.approx(cross_entropy(trainer.model, data.x_val, data.y_val), abs=1e-5)
 
 
 def test_clip_fraction_and_grad_norm(fake_data):
@@ -186,15 +191,15 @@ def test_evaluate_matches_a_direct_computation(fake_data):
     assert evaluate(model, data.x_test, data.y_test) == pytest.approx((loss, acc), rel=1e-5)
 
 
-def test_ctrl_c_with_restore_best_false_still_evaluates_a_finished_epoch(fake_data, monkeypatch):
-    snapshots = weights_after_each_epoch(monkeypatch)
-    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: InterruptAt(3, 2))
+def test_ctrl_c_with_restore_best_false_still_evaluates_a_finished_epoch(fake_data):
     cfg = {**BASE, "train": {"epochs": 5}, "early_stopping": {"restore_best": False}}
-    result = train(cfg, progress="quiet")
-    s = result.summary
-    assert s["status"] == "interrupted" and s["test"]["weights_of_epoch"] == s["best_epoch"]
-    model, _ = load_model(result.run_dir / "model.npz")
-    np.testing.assert_array_equal(model.params, snapshots[s["best_epoch"] - 1])
+    writer = RecordingWriter()
+    trainer = make_trainer(cfg, reporter=InterruptAt(3, 2))
+    s = trainer.run(writer)
+    assert s["status"] is Status.INTERRUPTED and s["test"]["weights_of_epoch"] == s["best_epoch"]
+    assert trainer.stop_signal == signal.SIGINT and not trainer.out_of_memory
+    np.testing.assert_array_equal(writer.models[0]["hidden1.W"],
+                                  weights_of(writer.checkpoints[s["best_epoch"] - 1], "hidden1.W"))
 
 
 # --- the trainer's interface ------------------------------------------------------------------
@@ -216,12 +221,14 @@ class RecordingWriter:
         self.models.append(arrays)
 
 
-def make_trainer(cfg_data=BASE, **replace):
+def make_trainer(cfg_data=BASE, *, reporter=None, schedule=None, validate=None, **replace):
+    """A Trainer of `cfg_data` on the fake data (its arrays replaced by `replace`), with the
+    given seams."""
     cfg = load_config(cfg_data)
     data = load_dataset(cfg.data)
     if replace:
         data = dataclasses.replace(data, **replace)
-    return trickrun.train.Trainer(cfg, data)
+    return Trainer(cfg, data, reporter, schedule=schedule, validate=validate)
 
 
 def test_run_writes_only_through_the_writer_it_is_given(fake_data):
