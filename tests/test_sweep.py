@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 from helpers import requires_real_mnist
 from trickrun.cli import app
 from trickrun.errors import ConfigError
-from trickrun.sweep.local import outcome_of, Task, threads_per_job
+from trickrun.rundir.lock import is_locked
+from trickrun.sweep.local import cell_end, threads_per_job
 from trickrun.sweep.spec import SweepSpec, cell_name, load_spec, parse_grid_option, parse_seed_list
 
 runner = CliRunner()
@@ -84,7 +85,7 @@ def test_cells_are_seed_major_with_distinct_file_safe_names():
         {"optimizer.lr": 0.1, "model.hidden": [256]}, {"optimizer.lr": 0.1, "model.hidden": [512, 256]},
         {"optimizer.lr": 0.01, "model.hidden": [256]}, {"optimizer.lr": 0.01, "model.hidden": [512, 256]}]
     assert cells[1].name == "s_lr-0.1_hidden-512x256_s0"
-    assert cells[1].overrides() == ["optimizer.lr=0.1", "model.hidden=[512, 256]"]
+    assert cells[1].overrides() == ["optimizer.lr=0.1", "model.hidden=[512, 256]"]  # for --print-commands
     assert len({c.name for c in cells}) == len(cells)
     assert all(all(ch.isalnum() or ch in "._+-" for ch in c.name) for c in cells)
 
@@ -112,11 +113,11 @@ def test_sweep_file_with_base_set_grid_and_seeds_and_the_command_line_over_it(tm
                                         "grid: {optimizer.lr: [0.1, 0.01]}\nseeds: 2\n")
     spec = load_spec(sweep, grid=[], fixed=[], seeds=None, seed_list=None, name=None)
     assert (spec.name, spec.base, spec.fixed, spec.grid, spec.seeds) == (
-        "lr", tmp_path / "base.yaml", ["train.epochs=1"], {"optimizer.lr": [0.1, 0.01]}, [0, 1])
+        "lr", tmp_path / "base.yaml", [("train.epochs", 1)], {"optimizer.lr": [0.1, 0.01]}, [0, 1])
     spec = load_spec(sweep, grid=["optimizer.lr=0.5", "model.dropout=0,0.2"], fixed=["train.epochs=2"],
                      seeds=None, seed_list="4", name="other")
     assert spec.grid == {"optimizer.lr": [0.5], "model.dropout": [0, 0.2]}
-    assert spec.fixed == ["train.epochs=1", "train.epochs=2"] and spec.seeds == [4] and spec.name == "other"
+    assert spec.fixed == [("train.epochs", 1), ("train.epochs", 2)] and spec.seeds == [4] and spec.name == "other"
 
 
 def test_a_bad_value_in_any_cell_is_exit_2_naming_the_cell_and_nothing_starts(tmp_path):
@@ -144,14 +145,15 @@ def test_blas_threads_are_shared_out_between_jobs():
     assert threads_per_job(2, cores=8) == 4
 
 
-def test_a_cell_process_that_was_killed_or_failed_is_a_failure_and_a_diverged_one_is_not():
-    task = Task(0, "train", Path("c.yaml"), [], "n", 0, Path("runs"))
-    killed = outcome_of(task, -signal.SIGKILL, "", "")
+def test_a_worker_that_was_killed_or_failed_is_a_failure_and_a_diverged_one_is_not():
+    killed = cell_end(0, -signal.SIGKILL, "", "")
     assert killed.error == "killed by signal SIGKILL"
-    failed = outcome_of(task, 3, "", "error: mnist: missing\n")
+    failed = cell_end(0, 3, "", "error: mnist: missing\n")
     assert failed.error.startswith("exit code 3") and "mnist: missing" in failed.error
-    diverged = outcome_of(task, 0, json.dumps({"status": "diverged", "run_dir": "runs/n-1"}), "")
-    assert diverged.error is None and diverged.run_dir == Path("runs/n-1")
+    diverged = cell_end(0, 0, json.dumps({"status": "diverged", "run_dir": "runs/n-1"}), "")
+    assert diverged.error is None and diverged.summary["status"] == "diverged"
+    stopped_early = cell_end(0, 130, "", "")  # stopped before training began: not a failure
+    assert stopped_early.error is None and stopped_early.summary is None
 
 
 # ---------------------------------------------------------------------------------------
@@ -243,6 +245,14 @@ def wait_for(predicate, timeout: float = 120) -> None:
         time.sleep(0.1)
 
 
+def epochs(run_dir: Path) -> int:
+    """The epochs the run has recorded (0 while its worker starts)."""
+    try:
+        return (run_dir / "metrics.jsonl").read_bytes().count(b"\n")
+    except OSError:
+        return 0
+
+
 def finished_cells(runs: Path, name: str) -> int:
     try:
         return sum(c["status"] in ("completed", "early_stopped") for c in record(runs, name)["cells"])
@@ -260,9 +270,9 @@ def test_kill_9_of_the_sweep_then_the_same_command_completes_only_the_missing_ce
     wait_for(lambda: finished_cells(runs, "slow") >= 2)
     proc.kill()
     proc.wait()
-    # The running cells die with their parent (SIGTERM): none trains on unwatched.
-    wait_for(lambda: all(json.loads((d / "summary.json").read_text())["status"] != "running"
-                         or not _alive(d) for d in run_dirs(runs)), timeout=60)
+    # The running cells die with their parent (SIGTERM): none trains on unwatched, and
+    # once each has let go of its run's lock, nothing of the sweep is left running.
+    wait_for(lambda: not any(is_locked(d) for d in run_dirs(runs)), timeout=60)
     before = {d.name: json.loads((d / "summary.json").read_text())["status"] for d in run_dirs(runs)}
     finished_before = {n for n, s in before.items() if s in ("completed", "early_stopped")}
     assert 2 <= len(finished_before) < 6
@@ -279,15 +289,6 @@ def test_kill_9_of_the_sweep_then_the_same_command_completes_only_the_missing_ce
     assert finished_cells(runs, "slow") == 6
 
 
-def _alive(run_dir: Path) -> bool:
-    pid = json.loads((run_dir / "summary.json").read_text()).get("pid")
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, TypeError):
-        return False
-    return True
-
-
 @requires_real_mnist
 def test_ctrl_c_stops_the_sweep_with_130_and_leaves_the_running_cells_resumable(tmp_path):
     config = write(tmp_path / "slow.yaml", ENDLESS)
@@ -296,8 +297,7 @@ def test_ctrl_c_stops_the_sweep_with_130_and_leaves_the_running_cells_resumable(
                                      "--jobs", "2", "--runs-dir", str(runs), "--quiet"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=foreground_sigint)
-    wait_for(lambda: runs.exists() and len(run_dirs(runs)) == 2
-             and all((d / "metrics.jsonl").is_file() for d in run_dirs(runs)))
+    wait_for(lambda: runs.exists() and len(run_dirs(runs)) == 2 and all(epochs(d) >= 1 for d in run_dirs(runs)))
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the whole foreground group
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

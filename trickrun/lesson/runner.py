@@ -18,9 +18,8 @@ from rich.console import Console
 from ..errors import ConfigError
 from ..rundir.format import FINAL
 from ..rundir.reader import load_run
-from ..sweep.command import BACKENDS, IdleBackend
-from ..sweep.driver import execute, prepare
-from ..sweep.plan import RESUME, TRAIN
+from ..sweep.backends import LazyBackend, check_backend
+from ..sweep.driver import PreparedSweep, execute, prepare
 from ..sweep.progress import make_sweep_progress
 from ..sweep.spec import SweepSpec, load_spec, seeds_from_count
 from .claims import CLAIM_NUMBERS, CLAIMS, DEFAULT_SEEDS, QUICK_SEEDS, Claim, by_arm, lr_average
@@ -70,19 +69,8 @@ def claim_specs(claim: Claim, folder: Path, quick: bool, seeds: int | None) -> l
     return specs
 
 
-def make_backend(name: str, jobs: int, root: Path):
-    if name == "ray":
-        from ..sweep.ray_backend import RayBackend  # optional extra
-
-        return RayBackend(None, jobs, root)
-    from ..sweep.local import LocalBackend
-
-    return LocalBackend(jobs)
-
-
 def check_options(opts: LessonOptions) -> int:
-    if opts.backend not in BACKENDS:
-        raise ConfigError(f"--backend {opts.backend[:40]!r}: choose one of: {', '.join(BACKENDS)}")
+    check_backend(opts.backend, None)
     jobs = opts.jobs if opts.jobs is not None else (os.cpu_count() or 1)
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs}: run at least one cell at a time (--jobs 1 or more)")
@@ -94,27 +82,34 @@ def check_options(opts: LessonOptions) -> int:
 
 
 def run_claims(claims: list[Claim], opts: LessonOptions, jobs: int, err: Console) -> tuple[list[ClaimResult], bool]:
-    """Every claim's sweeps, all validated before the first cell starts; (results, interrupted)."""
+    """Every claim's sweeps, all validated and locked before the first cell starts;
+    (results, interrupted)."""
     folder = config_folder()
-    prepared = []
-    for claim in claims:
-        for spec in claim_specs(claim, folder, opts.quick, opts.seeds):
-            prepared.append((claim, spec, *prepare(spec, opts.runs_dir, False, opts.backend, jobs)))
-    root = prepared[0][2]
-    # No backend (no Ray start-up) when every cell is already done.
-    work = any(p.action in (TRAIN, RESUME) for *_, plans, _ in prepared for p in plans)
-    backend = make_backend(opts.backend, jobs, root) if work else IdleBackend()
-    results: dict[int, ClaimResult] = {}
+    prepared: list[tuple[Claim, PreparedSweep]] = []
     try:
-        for claim, spec, root, plans, record in prepared:
-            err.print(f"claim {claim.number} ({claim.title}): sweep {spec.name}, {len(plans)} cells", highlight=False)
-            outcome = execute(spec, plans, record, root, backend, False, make_sweep_progress("auto"))
-            result = results.setdefault(claim.number, ClaimResult(claim, [], {}, None))
-            _gather(result, outcome)
-            if outcome.interrupted:
-                return list(results.values()), True
+        for claim in claims:
+            for spec in claim_specs(claim, folder, opts.quick, opts.seeds):
+                prepared.append((claim, prepare(spec, opts.runs_dir, False, opts.backend, jobs)))
+        backend = LazyBackend(opts.backend, jobs, prepared[0][1].root)
+        try:
+            return _run_prepared(prepared, backend, err)
+        finally:
+            backend.close()
     finally:
-        backend.close()
+        for _, sweep in prepared:
+            sweep.release()
+
+
+def _run_prepared(prepared, backend, err: Console) -> tuple[list[ClaimResult], bool]:
+    results: dict[int, ClaimResult] = {}
+    for claim, sweep in prepared:
+        err.print(f"claim {claim.number} ({claim.title}): sweep {sweep.spec.name}, {len(sweep.plans)} cells",
+                  highlight=False)
+        outcome = execute(sweep, backend, False, make_sweep_progress("auto"))
+        result = results.setdefault(claim.number, ClaimResult(claim, [], {}, None))
+        _gather(result, outcome)
+        if outcome.stop_signal is not None:
+            return list(results.values()), True
     return list(results.values()), False
 
 

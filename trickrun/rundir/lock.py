@@ -14,6 +14,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Callable
 
 from ..errors import ConfigError, RunDirError
 from .format import LOCK_FILE
@@ -34,6 +35,11 @@ def _holder(fd: int) -> str:
         return "another process"
 
 
+def _write_holder(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps({"pid": os.getpid(), "host": socket.gethostname()}) + "\n").encode(), 0)
+
+
 class RunLock:
     """The exclusive lock of one run directory, held by this process until `release()`."""
 
@@ -45,8 +51,9 @@ class RunLock:
         self.created = created
 
     @classmethod
-    def acquire(cls, run_dir: Path) -> "RunLock":
-        """Lock `run_dir` for this process; ConfigError naming the holder if another has it."""
+    def acquire(cls, run_dir: Path, busy: Callable[[str], str] | None = None) -> "RunLock":
+        """Lock `run_dir` for this process; ConfigError naming the holder if another has it
+        (`busy(holder)`: the message for a folder that is not a run, e.g. a sweep's)."""
         path = run_dir / LOCK_FILE
         created = not path.exists()
         try:
@@ -61,17 +68,30 @@ class RunLock:
                 if attempt == _TRIES - 1:
                     holder = _holder(fd)
                     os.close(fd)
-                    raise ConfigError(f"{run_dir} is being trained by {holder}; wait for it to end "
-                                      f"or stop that process first") from None
+                    raise ConfigError(busy(holder) if busy else f"{run_dir} is being trained by {holder}; "
+                                      f"wait for it to end or stop that process first") from None
                 time.sleep(_PAUSE_S)
             except OSError as err:
                 if err.errno not in _NO_LOCKING:
                     os.close(fd)
                     raise RunDirError(f"cannot lock {path}: {err.strerror or err}") from None
                 return cls(path, fd, created)  # cannot lock here: train unprotected, as before
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps({"pid": os.getpid(), "host": socket.gethostname()}) + "\n").encode(), 0)
+        _write_holder(fd)
         return cls(path, fd, created)
+
+    @classmethod
+    def adopt(cls, run_dir: Path, fd: int) -> "RunLock":
+        """The lock a parent process took and passed to this one as the open file `fd` (an
+        flock belongs to the open file, so it is held without a moment's gap); the lock file
+        then names this process."""
+        _write_holder(fd)
+        return cls(run_dir / LOCK_FILE, fd, False)
+
+    def fileno(self) -> int:
+        """The locked open file, to pass to a child process that takes the lock over."""
+        if self._fd is None:
+            raise ValueError("the lock was released")
+        return self._fd
 
     def release(self) -> None:
         """Let go of the lock (closing the file drops it); safe to call twice."""

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
 from ..analysis.leaderboard import leaderboard_section
-from ..analysis.render import OutputFormat, Section, render_sections
+from ..analysis.render import Cell, OutputFormat, Section, render_sections
 from ..errors import ConfigError
 from ..rundir.reader import load_run
-from ..rundir.writer import to_json
-from .driver import SweepResult, commands, execute, prepare
-from .local import LocalBackend
-from .plan import RESUME, TRAIN, Plan
+from ..rundir.writer import runs_root, to_json
+from .backends import LazyBackend, check_backend
+from .driver import PreparedSweep, SweepResult, execute, prepare
 from .progress import make_sweep_progress
 from .record import read_record, record_path
-from .spec import load_spec
-
-BACKENDS = ("local", "ray")
+from .spec import SweepSpec, load_spec
 
 
 @dataclass
@@ -43,57 +41,57 @@ class SweepOptions:
     address: str | None = None
 
 
-def _backend(opts: SweepOptions, jobs: int, root: Path):
-    if opts.backend == "ray":
-        from .ray_backend import RayBackend  # optional extra: imported only when asked for
-
-        return RayBackend(opts.address, jobs, root)
-    return LocalBackend(jobs)
-
-
-class IdleBackend:
-    free_slots, busy = 0, False
-
-    def close(self) -> None: ...
-
-
 def run_command(opts: SweepOptions, out: Console, err: Console) -> int:
     """Run the sweep the options describe; returns the exit code."""
-    if opts.backend not in BACKENDS:
-        raise ConfigError(f"--backend {opts.backend[:40]!r}: choose one of: {', '.join(BACKENDS)}")
-    if opts.address is not None and opts.backend != "ray":
-        raise ConfigError("--address goes with --backend ray")
+    check_backend(opts.backend, opts.address)
     jobs = opts.jobs if opts.jobs is not None else (os.cpu_count() or 1)
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs}: run at least one cell at a time (--jobs 1 or more)")
     spec = load_spec(opts.source, grid=opts.grid, fixed=opts.fixed, seeds=opts.seeds,
                      seed_list=opts.seed_list, name=opts.name)
-    root, plans, record = prepare(spec, opts.runs_dir, opts.rerun, opts.backend, jobs)
+    read_only = opts.print_commands or opts.dry_run
+    sweep = prepare(spec, opts.runs_dir, opts.rerun, opts.backend, jobs, lock=not read_only)
     if opts.print_commands:
-        out.out("\n".join(commands(spec, plans, root)), highlight=False)
+        out.out("\n".join(commands(sweep)), highlight=False)
         return 0
     if opts.dry_run:
-        render_sections([dry_run_section(plans, record.path)], OutputFormat.table, out)
+        render_sections([dry_run_section(sweep)], OutputFormat.table, out)
         return 0
-    # No backend (no Ray start-up) when every cell is already done.
-    backend = _backend(opts, jobs, root) if any(p.action in (TRAIN, RESUME) for p in plans) else IdleBackend()
+    backend = LazyBackend(opts.backend, jobs, sweep.root, opts.address)
     progress = make_sweep_progress("quiet" if opts.quiet or opts.json else "auto")
     try:
-        result = execute(spec, plans, record, root, backend, opts.fail_fast, progress)
+        result = execute(sweep, backend, opts.fail_fast, progress)
     finally:
-        backend.close()
+        try:
+            backend.close()
+        finally:
+            sweep.release()
     return finish(result, opts, out, err)
 
 
-def dry_run_section(plans: list[Plan], record_file: Path) -> Section:
-    from ..analysis.render import Cell
+def commands(sweep: PreparedSweep) -> list[str]:
+    """One `trickrun train ...` line per cell, for GNU parallel, xargs or a job array: an
+    export of the sweep, which itself hands each cell its resolved config."""
+    spec: SweepSpec = sweep.spec
+    lines = []
+    for plan in sweep.plans:
+        cell = plan.cell
+        argv = ["train", str(spec.base)]
+        for text in [*spec.fixed_overrides(), *cell.overrides()]:
+            argv += ["--set", text]
+        argv += ["--name", cell.name, "--seed", str(cell.seed), "--runs-dir", str(sweep.root), "--quiet"]
+        lines.append(" ".join(shlex.quote(a) for a in ["trickrun", *argv]))
+    return lines
 
-    rows = [[Cell(str(p.cell.index + 1)), Cell(p.cell.name), Cell(p.cell.label()), Cell(p.action),
+
+def dry_run_section(sweep: PreparedSweep) -> Section:
+    plans = sweep.plans
+    rows = [[Cell(str(p.cell.index + 1)), Cell(p.cell.name), Cell(p.cell.label()), Cell(str(p.action)),
              Cell(p.run_dir.name if p.run_dir else "")] for p in plans]
-    counts = {a: sum(p.action == a for p in plans) for a in dict.fromkeys(p.action for p in plans)}
+    counts = {a: sum(p.action is a for p in plans) for a in dict.fromkeys(p.action for p in plans)}
     summary = ", ".join(f"{n} to {a}" for a, n in counts.items())
     return Section(f"{len(plans)} cells ({summary}); nothing was run", ["#", "run name", "cell", "action", "existing run"],
-                   rows, [f"record: {record_file}"])
+                   rows, [f"record: {sweep.record.path}"])
 
 
 def finish(result: SweepResult, opts: SweepOptions, out: Console, err: Console) -> int:
@@ -109,22 +107,27 @@ def finish(result: SweepResult, opts: SweepOptions, out: Console, err: Console) 
     for index in result.failed:
         cell = record.cell(index)
         err.print(f"cell {index + 1} {cell['name']} failed: {cell['error']}", markup=False, highlight=False)
-    if result.interrupted:
+    for index in result.busy:
+        cell = record.cell(index)
+        err.print(f"cell {index + 1} {cell['name']} was left alone: {cell['error']}; run the same command "
+                  f"again once that process has ended", markup=False, highlight=False)
+    if result.stop_signal is not None:
         err.print("sweep interrupted; run the same command again to finish it (finished cells are skipped, "
                   "interrupted ones resumed)", markup=False, highlight=False)
-        return 130
-    return 1 if result.failed else 0
+        return 128 + result.stop_signal
+    return 1 if result.failed or result.busy else 0
 
 
 def sweep_run_dirs(name: str, runs_dir: Path | None) -> list[Path]:
-    """The run directories a sweep's record lists, for `compare --sweep` and `ensemble --sweep`."""
-    from ..rundir.writer import runs_root
-
-    path = record_path(runs_root(runs_dir), name)
+    """The run directories a sweep's record lists, for `compare --sweep` and `ensemble --sweep`:
+    each found by its name in the runs folder the record is in, wherever the sweep ran from."""
+    root = runs_root(runs_dir)
+    path = record_path(root, name)
     record = read_record(path)
     if record is None:
         raise ConfigError(f"no sweep named {name[:60]!r}: {path} is missing or unreadable")
-    dirs = [Path(c["run_dir"]) for c in record["cells"] if isinstance(c, dict) and isinstance(c.get("run_dir"), str)]
+    dirs = [root / Path(c["run_dir"]).name for c in record["cells"]
+            if isinstance(c, dict) and isinstance(c.get("run_dir"), str)]
     if not dirs:
         raise ConfigError(f"sweep {name[:60]!r} has no runs yet")
     return dirs

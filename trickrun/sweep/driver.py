@@ -1,91 +1,126 @@
-"""The sweep driver: plan the cells, run them on a backend, keep sweep.json current.
+"""The sweep driver: spec -> plan -> backend -> worker -> run directory, each once.
 
-Every cell is validated before anything starts. Cells run up to `jobs` at a time; a cell
-that fails is recorded and reported at once while the others go on (`fail_fast`: no new
-cell starts after the first failure). Ctrl-C stops the sweep: the running cells end as
-`interrupted`, resumable by running the same sweep command again.
+`prepare` takes the sweep's lock, resolves every cell into its config (all validated before
+anything starts) and plans each from the runs already there. `execute` then owns every cell
+it runs: it makes (or claims, to resume) the cell's run directory and holds its lock, hands
+the directory to the backend, and records each transition in sweep.json as it happens.
+Cells run up to the backend's slots at a time; a cell that fails is recorded and reported at
+once while the others go on (`fail_fast`: no new cell starts after the first failure).
+Ctrl-C, SIGTERM or SIGHUP stop the sweep: the signal is passed on to the running cells,
+which end as `interrupted`, resumable by running the same command again; a second Ctrl-C
+ends them at once (they resume from their last finished epoch).
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..rundir.writer import runs_root
-from .local import Outcome, Task, shell_command
-from .plan import BUSY, RESUME, TRAIN, Plan, newest_run, plan_cells, resolve_cells
-from .record import FAILED, RUNNING, SweepRecord, record_path
+from ..errors import ConfigError, TrickrunError
+from ..rundir.files import claim_for_resume
+from ..rundir.format import CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE, Status
+from ..rundir.lock import RunLock
+from ..rundir.writer import RunWriter, runs_root
+from ..signals import SignalStop
+from .backend import Backend, CellEnd, CellJob
+from .plan import Plan, plan_cells, resolve_cells
+from .record import SweepRecord, lock_sweep, record_path
 from .spec import SweepSpec
+from .states import Action, CellState, INTERRUPTED_EXIT_CODES
+
+POLL_S = 0.2
+
+
+@dataclass
+class PreparedSweep:
+    spec: SweepSpec
+    root: Path
+    plans: list[Plan]
+    record: SweepRecord
+    lock: RunLock | None  # the sweep's lock (None for a dry run, which changes nothing)
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
 
 @dataclass
 class SweepResult:
     record: SweepRecord
-    plans: list[Plan]
-    root: Path
     failed: list[int] = field(default_factory=list)
-    interrupted: bool = False
+    busy: list[int] = field(default_factory=list)
+    stop_signal: int | None = None  # the signal that stopped the sweep (SIGINT: Ctrl-C)
     run_dirs: list[Path] = field(default_factory=list)
 
 
 class NullProgress:
     def start(self, total: int, done: int) -> None: ...
+    def note(self, text: str) -> None: ...
     def cell_started(self, plan: Plan) -> None: ...
-    def cell_ended(self, plan: Plan, outcome: Outcome, status: str) -> None: ...
+    def cell_ended(self, plan: Plan, end: CellEnd, state: CellState) -> None: ...
     def close(self) -> None: ...
 
 
-def prepare(spec: SweepSpec, runs_dir: Path | None, rerun: bool, backend: str, jobs: int):
-    """Validate every cell, find what each needs, and start the record (not yet written)."""
+def prepare(spec: SweepSpec, runs_dir: Path | None, rerun: bool, backend: str, jobs: int,
+            *, lock: bool = True) -> PreparedSweep:
+    """Validate every cell, take the sweep's lock (unless `lock` is False: a dry run), and
+    plan each cell from the runs already in the runs folder."""
     root = runs_root(runs_dir)
     cells, configs, seeds = resolve_cells(spec)
-    plans = plan_cells(cells, configs, root, rerun)
-    record = SweepRecord(record_path(root, spec.name), spec, cells, seeds, backend, jobs)
-    for plan in plans:
-        if plan.run_dir is not None:
-            record.update(plan.cell.index, run_dir=plan.run_dir, status=plan.status, action=plan.action)
-    return root, plans, record
-
-
-def commands(spec: SweepSpec, plans: list[Plan], root: Path) -> list[str]:
-    """One `trickrun train ...` line per cell, for GNU parallel, xargs or a job array."""
-    return [shell_command(_task(spec, Plan(p.cell, p.config, TRAIN), root)) for p in plans]
-
-
-def _task(spec: SweepSpec, plan: Plan, root: Path) -> Task:
-    cell = plan.cell
-    return Task(cell.index, plan.action, spec.base, [*spec.fixed, *cell.overrides()], cell.name, cell.seed,
-                root, plan.run_dir if plan.action == RESUME else None)
-
-
-def execute(spec: SweepSpec, plans: list[Plan], record: SweepRecord, root: Path, backend,
-            fail_fast: bool = False, progress=None) -> SweepResult:
-    progress = progress or NullProgress()
-    result = SweepResult(record, plans, root)
-    todo = [p for p in plans if p.action in (TRAIN, RESUME)]
-    for p in plans:
-        if p.action == BUSY:
-            record.update(p.cell.index, action=BUSY, error="another process is training this cell's run")
-    record.save()
-    progress.start(len(plans), len(plans) - len(todo))
-    by_index = {p.cell.index: p for p in plans}
-    pending = list(todo)
+    sweep_lock = lock_sweep(root, spec.name) if lock else None
     try:
-        while pending or backend.busy:
-            while pending and backend.free_slots > 0 and not (fail_fast and result.failed):
-                plan = pending.pop(0)
-                backend.submit(_task(spec, plan, root))
-                record.update(plan.cell.index, status=RUNNING, action=plan.action, error=None)
-                progress.cell_started(plan)
-            if fail_fast and result.failed and not backend.busy:
-                break
-            for outcome in backend.wait(0.2):
-                _record_outcome(result, by_index[outcome.key], outcome, progress)
-    except KeyboardInterrupt:
-        result.interrupted = True
-        backend.interrupt()
-        for outcome in backend.drain():
-            _record_outcome(result, by_index[outcome.key], outcome, progress)
+        plans = plan_cells(cells, configs, root, rerun)
+        record = SweepRecord(record_path(root, spec.name), spec, cells, seeds, backend, jobs)
+        for plan in plans:
+            _record_plan(record, plan)
+    except BaseException:
+        if sweep_lock is not None:
+            sweep_lock.release()
+        raise
+    return PreparedSweep(spec, root, plans, record, sweep_lock)
+
+
+def _record_plan(record: SweepRecord, plan: Plan) -> None:
+    """What the plan found, before anything runs (not yet saved)."""
+    index, action = plan.cell.index, plan.action
+    if action is Action.SKIP:
+        record.set(index, CellState.of_run(plan.status), save=False, run_dir=plan.run_dir, action=action)
+    elif action is Action.RESUME:
+        record.set(index, CellState.INTERRUPTED, save=False, run_dir=plan.run_dir, action=action)
+    elif action is Action.BUSY:
+        record.set(index, CellState.BUSY, save=False, run_dir=plan.run_dir, action=action,
+                   error="another process is training this cell's run")
+
+
+def execute(sweep: PreparedSweep, backend: Backend, fail_fast: bool = False, progress=None) -> SweepResult:
+    """Run every cell the plan says to run; the record is saved at every transition."""
+    progress = progress or NullProgress()
+    record = sweep.record
+    result = SweepResult(record, busy=[p.cell.index for p in sweep.plans if p.action is Action.BUSY])
+    pending = [p for p in sweep.plans if p.action.runs]
+    by_index = {p.cell.index: p for p in sweep.plans}
+    record.save()
+    progress.start(len(sweep.plans), sum(p.action is Action.SKIP for p in sweep.plans))
+    for index in result.busy:
+        progress.note(f"cell {index + 1} {record.cell(index)['name']}: busy (another process is training its run "
+                      f"{record.cell(index)['run_dir']}); left alone")
+    stops = SignalStop()
+    jobs: dict[int, CellJob] = {}
+    try:
+        with stops.installed():
+            try:
+                while pending or backend.running:
+                    while pending and backend.running < backend.slots and not (fail_fast and result.failed):
+                        with stops.held():  # a cell is handed over whole, or not at all
+                            _start(sweep, pending.pop(0), backend, jobs, result, progress)
+                    if fail_fast and result.failed and not backend.running:
+                        break
+                    for end in backend.poll(POLL_S):
+                        _end(sweep, by_index[end.index], jobs.pop(end.index), end, result, progress)
+            except KeyboardInterrupt as stop:  # Ctrl-C, or a StopSignal (SIGTERM, SIGHUP)
+                result.stop_signal = getattr(stop, "signum", 2)
+                _stop(sweep, backend, jobs, by_index, result, progress)
     finally:
         progress.close()
         record.save()
@@ -93,17 +128,93 @@ def execute(spec: SweepSpec, plans: list[Plan], record: SweepRecord, root: Path,
     return result
 
 
-def _record_outcome(result: SweepResult, plan: Plan, outcome: Outcome, progress) -> None:
-    record, index = result.record, plan.cell.index
-    # a process killed or stopped early cannot say which run directory it made: take the
-    # newest of the cell's name, which the next re-run resumes
-    run_dir = outcome.run_dir or newest_run(result.root, plan.cell.name)
-    if outcome.error is None:
-        status = str(outcome.summary.get("status"))
-        record.update(index, status=status, run_dir=run_dir, error=None)
-    else:
-        status = FAILED
-        record.update(index, status=FAILED, run_dir=run_dir, error=outcome.error)
-        result.failed.append(index)
-    record.save()
-    progress.cell_ended(plan, outcome, status)
+def _claim(sweep: PreparedSweep, plan: Plan) -> CellJob:
+    """Make the cell's run directory (config.yaml, a "running" summary, its lock held here),
+    or lock the run it resumes."""
+    index = plan.cell.index
+    if plan.action is Action.RESUME:
+        lock, _ = claim_for_resume(plan.run_dir)
+        return CellJob(index, plan.run_dir, lock, False, plan.config)
+    writer = RunWriter.create(sweep.root, plan.cell.name, plan.config_yaml, plan.config.seed)
+    lock, writer.lock = writer.lock, None  # the lock outlives the writer: it goes to the worker
+    writer.close()
+    return CellJob(index, writer.path, lock, True, plan.config)
+
+
+def _start(sweep: PreparedSweep, plan: Plan, backend: Backend, jobs: dict[int, CellJob],
+           result: SweepResult, progress) -> None:
+    record, index = sweep.record, plan.cell.index
+    try:
+        job = _claim(sweep, plan)
+    except ConfigError as err:  # its run was taken by another process since the plan was made
+        if record.state(index) is CellState.PENDING:
+            record.set(index, CellState.BUSY, action=Action.BUSY, error=str(err))
+            result.busy.append(index)
+        progress.note(f"cell {index + 1} {plan.cell.name}: {err}")
+        return
+    record.set(index, CellState.RUNNING, run_dir=job.run_dir, action=plan.action, error=None)
+    try:
+        backend.submit(job)
+    except (OSError, TrickrunError) as err:
+        job.lock.release()
+        _end(sweep, plan, job, CellEnd(index, None, f"could not start: {err}", None), result, progress)
+        return
+    jobs[index] = job
+    progress.cell_started(plan)
+
+
+def _end_state(end: CellEnd, stopping: bool) -> tuple[CellState, str | None]:
+    summary = end.summary or {}
+    status = summary.get("status")
+    if status in (Status.COMPLETED, Status.EARLY_STOPPED, Status.DIVERGED):
+        return CellState(status), None
+    if status == Status.INTERRUPTED:
+        return CellState.INTERRUPTED, end.error
+    if end.exit_code in INTERRUPTED_EXIT_CODES or stopping:  # stopped before it could say more
+        return CellState.INTERRUPTED, None
+    return CellState.FAILED, end.error or f"exit code {end.exit_code}"
+
+
+def _end(sweep: PreparedSweep, plan: Plan, job: CellJob, end: CellEnd, result: SweepResult, progress,
+         stopping: bool = False) -> None:
+    state, error = _end_state(end, stopping)
+    run_dir: Path | None = job.run_dir
+    if state is CellState.FAILED:
+        result.failed.append(plan.cell.index)
+        if job.fresh and _remove_if_never_trained(job.run_dir):
+            run_dir = None
+    sweep.record.set(plan.cell.index, state, run_dir=run_dir, error=error)
+    progress.cell_ended(plan, end, state)
+
+
+def _remove_if_never_trained(run_dir: Path) -> bool:
+    """A fresh run directory whose worker failed before its first epoch is no run: remove it
+    (under its lock, so never while a process trains it)."""
+    try:
+        lock = RunLock.acquire(run_dir)
+    except TrickrunError:
+        return False
+    try:
+        metrics = run_dir / METRICS_FILE
+        if (metrics.is_file() and metrics.stat().st_size) or (run_dir / CHECKPOINT_FILE).exists() \
+                or (run_dir / MODEL_FILE).exists():
+            return False
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return True
+    finally:
+        lock.release()
+
+
+def _stop(sweep: PreparedSweep, backend: Backend, jobs: dict[int, CellJob], by_index: dict[int, Plan],
+          result: SweepResult, progress) -> None:
+    """Pass the stop on, then wait for every running cell to end; a second stop ends them at once."""
+    if backend.running:
+        progress.note(f"stopping: {backend.running} running cell(s) save their last epoch; "
+                      f"press Ctrl-C again to end them at once")
+    backend.stop(result.stop_signal)
+    while backend.running:
+        try:
+            for end in backend.poll(POLL_S):
+                _end(sweep, by_index[end.index], jobs.pop(end.index), end, result, progress, stopping=True)
+        except KeyboardInterrupt:
+            backend.kill()

@@ -1,48 +1,84 @@
-"""What a sweep does with each cell: validate it, and find the run it may already have.
+"""What a sweep does with each cell: resolve it once into its full config, and find the run
+it may already have.
+
+The base config file is read once: every cell's config is built from that one reading, the
+fixed values and the cell's grid values (as values, never as `--set` strings), validated,
+and frozen as the YAML its run directory will hold. Editing the base file while a sweep
+runs changes nothing in it.
 
 Re-running a sweep command skips every cell whose run has finished with the same resolved
-config and seed, resumes the cells whose run was interrupted or whose process died, and
-trains the rest (`--rerun`: every cell afresh).
+config, resumes the cells whose run stopped part-way, leaves alone a cell whose run another
+live process holds (`busy`), and trains the rest (`--rerun`: every cell afresh).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from ..config import Config, dump_yaml, load_config, parse_yaml
+from ..config import Config, dump_yaml, load_config, parse_yaml, read_config_file
 from ..errors import ConfigError
 from ..rundir.files import effective_status, read_config, read_summary
 from ..rundir.format import FINAL, RESUMABLE, Status
 from ..rundir.reader import split_dir_name
-from .spec import Cell, SweepSpec
+from .spec import Cell, SweepSpec, is_sweep_file
+from .states import Action
 
-SKIP, RESUME, TRAIN, BUSY = "skip", "resume", "train", "busy"
 
-
-@dataclass
+@dataclass(frozen=True)
 class Plan:
     cell: Cell
     config: Config
-    action: str  # skip | resume | train | busy (another process is training its run)
-    run_dir: Path | None = None  # the existing run it skips or resumes
-    status: str | None = None  # that run's status
+    config_yaml: str  # exactly what the cell's run directory holds as config.yaml
+    action: Action
+    run_dir: Path | None = None  # the existing run it skips, resumes or finds busy
+    status: Status | str | None = None  # that run's status
+
+
+def _with_values(data: Mapping[str, Any], values: list[tuple[str, Any]], where: str) -> dict[str, Any]:
+    """A copy of the config mapping `data` with each (dotted key, value) set."""
+    out = copy.deepcopy(dict(data))  # keeps YAML aliases shared: linear even for a billion laughs
+    for key, value in values:
+        node = out
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"{where}: {'.'.join(parts[: i + 1])} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def read_base(spec: SweepSpec) -> dict[str, Any]:
+    """The base config, read once; a sweep file there is a mistake worth naming."""
+    data = read_config_file(spec.base)
+    if is_sweep_file(data):
+        raise ConfigError(f"{spec.base}: is a sweep file (it has base: or grid:); a sweep's base must be a "
+                          f"config such as configs/baseline.yaml")
+    return data
 
 
 def resolve_cells(spec: SweepSpec) -> tuple[list[Cell], list[Config], list[int]]:
     """Every cell with its resolved config; a bad key or value in any cell is a ConfigError
     naming the cell, raised before anything runs."""
-    base = load_config(spec.base, spec.fixed)
+    base_data = read_base(spec)
+    base = load_config(_with_values(base_data, spec.fixed, str(spec.base)))
     cells = spec.cells(base.seed)
     configs = []
     for cell in cells:
+        where = f"cell {cell.index + 1} of {len(cells)} ({cell.label()})"
         try:
-            configs.append(load_config(spec.base, [*spec.fixed, *cell.overrides()], name=cell.name, seed=cell.seed))
+            data = _with_values(base_data, [*spec.fixed, *cell.values], where)
+            configs.append(load_config(data, name=cell.name, seed=cell.seed))
         except ConfigError as err:
-            raise ConfigError(f"cell {cell.index + 1} of {len(cells)} ({cell.label()}): {err}") from None
-    seeds = spec.seeds if spec.seeds is not None else [base.seed]
+            raise ConfigError(f"{where}: {err}") from None
+    seeds = spec.seeds if spec.seeds is not None else sorted({c.seed for c in cells}) or [base.seed]
     return cells, configs, seeds
 
 
@@ -65,19 +101,15 @@ def _runs_by_name(root: Path) -> dict[str, list[Path]]:
     return found
 
 
-def newest_run(root: Path, name: str) -> Path | None:
-    """The newest run directory of the run `name` in `root` (for a cell whose process ended
-    without saying which directory it made)."""
-    runs = _runs_by_name(root).get(name, [])
-    return max(runs, key=lambda p: p.name) if runs else None
-
-
 def plan_cells(cells: list[Cell], configs: list[Config], root: Path, rerun: bool) -> list[Plan]:
-    """Each cell's action, from the runs already in the runs folder."""
+    """Each cell's action, from the runs already in the runs folder: a run counts for a cell
+    only if its config.yaml is the cell's resolved config, and its status is read with its
+    lock asked (a run whose process is alive is busy, never finished)."""
     existing = {} if rerun else _runs_by_name(root)
     plans = []
     for cell, cfg in zip(cells, configs):
-        plan = Plan(cell, cfg, TRAIN)
+        config_yaml = dump_yaml(cfg.to_dict())
+        plan = Plan(cell, cfg, config_yaml, Action.TRAIN)
         wanted = _comparable(cfg.to_dict())
         # Newest first: a finished run wins over an older one of the same cell, and the
         # newest unfinished one is the one to resume.
@@ -88,11 +120,13 @@ def plan_cells(cells: list[Cell], configs: list[Config], root: Path, rerun: bool
             summary, _ = read_summary(path / "summary.json")
             status = effective_status(summary, path)
             if status in FINAL:
-                plan = Plan(cell, cfg, SKIP, path, str(status))
+                plan = Plan(cell, cfg, config_yaml, Action.SKIP, path, status)
                 break
-            if status in RESUMABLE and plan.action == TRAIN:
-                plan = Plan(cell, cfg, RESUME, path, str(status))
-            elif status == Status.RUNNING and plan.action == TRAIN:
-                plan = Plan(cell, cfg, BUSY, path, str(status))
+            if plan.action is not Action.TRAIN:
+                continue
+            if status in RESUMABLE:
+                plan = Plan(cell, cfg, config_yaml, Action.RESUME, path, status)
+            elif status == Status.RUNNING:
+                plan = Plan(cell, cfg, config_yaml, Action.BUSY, path, status)
         plans.append(plan)
     return plans

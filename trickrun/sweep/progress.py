@@ -12,20 +12,24 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .driver import NullProgress
+from .states import CellState
 
 
-def cell_line(plan, outcome, status: str) -> str:
+def cell_line(plan, end, state) -> str:
     cell = plan.cell
     head = f"cell {cell.index + 1} {cell.name}: "
-    if outcome.error is not None:
-        return head + f"FAILED ({outcome.error.splitlines()[0][:200]})"
-    summary = outcome.summary or {}
+    if state is CellState.FAILED:
+        reason = (end.error or "no reason given").splitlines()[0][:200]
+        return head + f"FAILED ({reason})"
+    summary = end.summary or {}
+    if not summary:
+        return head + f"{state} before its first epoch"
     test = summary.get("test") or {}
     acc = f"test acc {test['acc']:.4f}" if isinstance(test.get("acc"), float) else "no test evaluation"
     epochs = summary.get("epochs_run")
     wall = summary.get("wall_s")
     wall_text = f", {wall:.0f}s" if isinstance(wall, (int, float)) else ""
-    return head + f"{status}, {epochs} epochs, {acc}{wall_text}"
+    return head + f"{state}, {epochs} epochs, {acc}{wall_text}"
 
 
 class PlainSweepProgress(NullProgress):
@@ -39,10 +43,13 @@ class PlainSweepProgress(NullProgress):
         if done:
             print(f"{done} of {total} cells already finished: skipped", file=self.stream, flush=True)
 
-    def cell_ended(self, plan, outcome, status: str) -> None:
+    def note(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def cell_ended(self, plan, end, state) -> None:
         self.done += 1
-        self.failed += outcome.error is not None
-        print(f"[{self.done}/{self.total}] {cell_line(plan, outcome, status)}", file=self.stream, flush=True)
+        self.failed += state is CellState.FAILED
+        print(f"[{self.done}/{self.total}] {cell_line(plan, end, state)}", file=self.stream, flush=True)
 
 
 class RichSweepProgress(NullProgress):
@@ -68,12 +75,15 @@ class RichSweepProgress(NullProgress):
         self.running += 1
         self.progress.update(self.task, info=self._info())
 
-    def cell_ended(self, plan, outcome, status: str) -> None:
+    def note(self, text: str) -> None:
+        self.progress.console.print(escape(text))
+
+    def cell_ended(self, plan, end, state) -> None:
         self.running -= 1
         self.done += 1
-        self.failed += outcome.error is not None
-        style = "red" if outcome.error is not None else ""
-        line = escape(cell_line(plan, outcome, status))
+        self.failed += state is CellState.FAILED
+        style = "red" if state is CellState.FAILED else ""
+        line = escape(cell_line(plan, end, state))
         self.progress.console.print(f"[{style}]{line}[/]" if style else line)
         self.progress.update(self.task, completed=self.done, info=self._info())
 

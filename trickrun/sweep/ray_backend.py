@@ -1,89 +1,110 @@
-"""Cells on a Ray cluster: each a Ray task that trains in a scratch folder of its worker.
+"""Cells on a Ray cluster: each a Ray task that trains a copy of its run directory in a
+scratch folder of its worker (worker.train_copy).
 
 Workers need not share a file system with the driver. The driver verifies each dataset the
-cells use once, on its own machine, and puts the arrays in Ray's object store; a task builds
-its split and scaling from them, trains (or resumes from the run files it was sent) in a
-temporary folder, and returns every file of the run directory. The driver writes them into
-the sweep's runs folder, summary.json last, so a reader never sees a finished summary beside
-missing files. A task whose worker dies is retried once by Ray, then recorded as failed.
-A cell stopped by Ctrl-C loses its scratch folder: the next run of the sweep trains it again.
+cells use once, on its own machine, and puts the arrays in Ray's object store. It holds the
+lock of every run directory it handed to Ray until the task ends, then writes the returned
+files into that directory, summary.json last, so a reader never sees a finished summary
+beside missing files. A task whose worker dies is retried once by Ray, then recorded as
+failed. A cell stopped by Ctrl-C loses its scratch copy; its run directory still says
+"running" with no process holding it (stale), and the next run of the sweep resumes it.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from ..config import read_config_file
 from ..errors import ConfigError, TrickrunError
 from ..rundir.format import SUMMARY_FILE
 from ..rundir.writer import write_atomic
-from .local import Outcome, Task, threads_per_job
+from .backend import CellEnd, CellJob
+from .local import threads_per_job
+from .worker import _files, train_copy
 
-INSTALL_HINT = "the ray backend needs the ray extra: pip install 'trickrun[ray]'"
+INSTALL_HINT = "pip install 'trickrun[ray]'"
+CONNECT_TIMEOUT_S = 10.0  # an address that does not answer in this long is an error, not a hang
+ERROR_TAIL = 600
 
 
 def _import_ray():
     try:
         import ray
-    except ImportError:
-        raise ConfigError(f"--backend ray: {INSTALL_HINT}") from None
+    except ImportError as err:
+        raise ConfigError(f"--backend ray needs the ray extra ({INSTALL_HINT}); importing it failed: "
+                          f"{str(err)[:200]}") from None
+    except Exception as err:  # a broken install raises anything at import
+        raise ConfigError(f"--backend ray: the installed ray cannot be imported ({type(err).__name__}: "
+                          f"{str(err)[:200]}); reinstall it: {INSTALL_HINT}") from None
     return ray
 
 
-def run_cell(task: Task, base: dict | None, arrays: dict, source: str, dataset: str,
-             run_files: dict[str, bytes] | None, threads: int) -> dict[str, Any]:
-    """In the worker: train or resume one cell in a scratch folder; return its files."""
-    from threadpoolctl import threadpool_limits
-
-    from .. import api
-    from ..data.load import supply_verified
-
-    supply_verified(dataset, arrays, source)
-    with threadpool_limits(threads), tempfile.TemporaryDirectory(prefix="trickrun-cell-") as scratch:
-        if task.action == "resume":
-            path = Path(scratch) / task.run_dir.name
-            path.mkdir()
-            for name, data in run_files.items():
-                (path / name).write_bytes(data)
-            result = api.resume(path, progress="quiet")
-        else:
-            result = api.train(base, task.overrides, name=task.name, seed=task.seed, runs_dir=scratch,
-                               progress="quiet")
-        files = _run_files(result.run_dir)
-    return {"dir_name": result.run_dir.name, "files": files, "summary": result.summary}
+def _host_port(address: str) -> tuple[str, int]:
+    """`HOST:PORT` or `ray://HOST:PORT` -> (host, port); ConfigError for anything else."""
+    parts = urlsplit(address if "://" in address else f"//{address}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("", "ray") or not parts.hostname or port is None:
+        raise ConfigError(f"--address {address[:80]!r}: expected HOST:PORT (a Ray head node, e.g. 127.0.0.1:6379), "
+                          f"ray://HOST:PORT (Ray client) or auto (a cluster started on this machine)")
+    return parts.hostname, port
 
 
-def _run_files(path: Path) -> dict[str, bytes]:
-    """A run directory's files (not its lock file, which belongs to this machine's process)."""
-    return {f.name: f.read_bytes() for f in path.iterdir() if f.is_file() and not f.name.startswith(".")}
+def check_reachable(address: str) -> None:
+    """Fail in CONNECT_TIMEOUT_S, with the fix, where ray.init would wait much longer."""
+    host, port = _host_port(address)
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        raise ConfigError(f"--address {address}: cannot reach a Ray cluster there ({err.strerror or err}); "
+                          f"start one with `ray start --head` or check the address") from None
+
+
+def connect(ray, address: str | None) -> None:
+    """ray.init for a local Ray (address None) or an existing cluster, its errors as trickrun's."""
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {"num_cpus": os.cpu_count()} if address is None else {}
+    if address not in (None, "auto"):
+        check_reachable(address)
+    if address is not None and address.startswith("ray://"):
+        try:
+            import ray.util.client  # noqa: F401  (the client extra)
+            import grpc  # noqa: F401
+        except ImportError:
+            raise ConfigError(f"--address {address}: a ray:// address needs Ray's client: "
+                              f"pip install 'ray[client]'") from None
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                 configure_logging=False, **kwargs)
+    except (ConnectionError, ValueError, RuntimeError, TimeoutError) as err:
+        hint = ("no Ray cluster is running on this machine; start one with `ray start --head`, or leave out "
+                "--address for a local Ray" if address == "auto" else "check the address and the cluster")
+        raise ConfigError(f"--backend ray: cannot connect to {address or 'a local Ray'} "
+                          f"({type(err).__name__}: {str(err)[:200]}); {hint}") from None
 
 
 class RayBackend:
-    """The same interface as LocalBackend: submit, wait, interrupt, drain, close."""
+    """The same protocol as LocalBackend (backend.Backend), on Ray."""
 
-    def __init__(self, address: str | None, jobs: int, root: Path):
+    def __init__(self, address: str | None, jobs: int):
         self.ray = _import_ray()
-        self.root, self.jobs = root, jobs
+        self.slots = jobs
         self.threads = threads_per_job(jobs) if address is None else 1
-        if not self.ray.is_initialized():
-            kwargs = {"num_cpus": os.cpu_count()} if address is None else {}
-            self.ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                          logging_level="ERROR", configure_logging=False, **kwargs)
-        self._remote = self.ray.remote(max_retries=1, retry_exceptions=False)(run_cell)
+        connect(self.ray, address)
+        self._remote = self.ray.remote(max_retries=1, retry_exceptions=False)(train_copy)
         self._data: dict[tuple, tuple[Any, str]] = {}  # (dataset, data.dir) -> (arrays' object ref, source)
-        self._running: dict[Any, Task] = {}
-        self._failed: list[Outcome] = []  # cells that failed before they could be sent
+        self._running: dict[Any, CellJob] = {}
+        self._ended: list[CellEnd] = []  # cells that failed before they could be sent
 
     @property
-    def free_slots(self) -> int:
-        return self.jobs - len(self._running) - len(self._failed)
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._running or self._failed)
+    def running(self) -> int:
+        return len(self._running) + len(self._ended)
 
     def _arrays(self, cfg) -> tuple[Any, str]:
         """The object-store reference of the verified arrays the cell's data config names."""
@@ -95,68 +116,57 @@ class RayBackend:
             self._data[key] = (self.ray.put(arrays), source)
         return self._data[key]
 
-    def submit(self, task: Task) -> None:
-        from ..config import load_config
-
-        base = run_files = None
+    def submit(self, job: CellJob) -> None:
         try:
-            if task.action == "resume":
-                run_files = _run_files(task.run_dir)
-                cfg = load_config(task.run_dir / "config.yaml")
-            else:
-                base = read_config_file(task.base)
-                cfg = load_config(base, task.overrides)
-            ref, source = self._arrays(cfg)
+            ref, source = self._arrays(job.config)
         except TrickrunError as err:  # e.g. this cell's data.dir holds no dataset: the cell fails
-            self._failed.append(Outcome(task.key, None, task.run_dir, f"{type(err).__name__}: {err}", None))
+            job.lock.release()
+            self._ended.append(CellEnd(job.index, None, f"{type(err).__name__}: {err}", err.exit_code))
             return
-        future = self._remote.options(num_cpus=self.threads).remote(task, base, ref, source, cfg.data.dataset,
-                                                                      run_files, self.threads)
-        self._running[future] = task
+        future = self._remote.options(num_cpus=self.threads).remote(
+            job.run_dir.name, _files(job.run_dir), job.fresh, ref, source, job.config.data.dataset, self.threads)
+        self._running[future] = job
 
-    def wait(self, timeout: float = 0.2) -> list[Outcome]:
-        if self._failed:
-            failed, self._failed = self._failed, []
-            return failed
+    def poll(self, timeout: float = 0.2) -> list[CellEnd]:
+        if self._ended:
+            ended, self._ended = self._ended, []
+            return ended
         if not self._running:
             return []
         done, _ = self.ray.wait(list(self._running), num_returns=1, timeout=timeout)
         return [self._collect(future) for future in done]
 
-    def _collect(self, future) -> Outcome:
-        task = self._running.pop(future)
+    def _collect(self, future) -> CellEnd:
+        job = self._running.pop(future)
         try:
-            result = self.ray.get(future)
-        except self.ray.exceptions.TaskCancelledError:
-            return Outcome(task.key, {"status": "interrupted"}, None, None, 130)
-        except Exception as err:  # RayTaskError (the cell raised) or a lost worker, after the retry
-            return Outcome(task.key, None, task.run_dir, f"{type(err).__name__}: {str(err)[-600:]}", None)
-        run_dir = self._write(result)
-        return Outcome(task.key, {**result["summary"], "run_dir": str(run_dir)}, run_dir, None, 0)
+            try:
+                result = self.ray.get(future)
+            except self.ray.exceptions.TaskCancelledError:
+                return CellEnd(job.index, None, None, 130)
+            except Exception as err:  # RayTaskError (the cell raised) or a lost worker, after the retry
+                return CellEnd(job.index, None, f"{type(err).__name__}: {str(err)[-ERROR_TAIL:]}", None)
+            _write_files(job.run_dir, result["files"])
+            return CellEnd(job.index, result["summary"], result["error"], 0)
+        finally:
+            job.lock.release()
 
-    def _write(self, result: dict[str, Any]) -> Path:
-        """The returned run files into the runs folder, summary.json last."""
-        path = self.root / result["dir_name"]
-        path.mkdir(parents=True, exist_ok=True)
-        files = result["files"]
-        for name in sorted(files, key=lambda n: n == SUMMARY_FILE):
-            write_atomic(path / name, files[name])
-        for stale in set(_run_files(path)) - set(files):  # e.g. the checkpoint of a run that finished
-            (path / stale).unlink()
-        return path
-
-    def interrupt(self) -> None:
+    def stop(self, signum: int) -> None:
         for future in list(self._running):
             self.ray.cancel(future)
 
-    def drain(self, timeout: float = 120.0) -> list[Outcome]:
-        outcomes = []
-        while self._running:
-            done, _ = self.ray.wait(list(self._running), num_returns=len(self._running), timeout=timeout)
-            if not done:
-                break
-            outcomes += [self._collect(f) for f in done]
-        return outcomes
+    def kill(self) -> None:
+        for future in list(self._running):
+            self.ray.cancel(future, force=True)
 
     def close(self) -> None:
-        self.drain(0)
+        self.kill()
+        for future in list(self._running):
+            self._collect(future)
+
+
+def _write_files(path: Path, files: dict[str, bytes]) -> None:
+    """The returned run files into the run directory, summary.json last."""
+    for name in sorted(files, key=lambda n: n == SUMMARY_FILE):
+        write_atomic(path / name, files[name])
+    for stale in set(_files(path)) - set(files):  # e.g. the checkpoint of a run that finished
+        (path / stale).unlink()

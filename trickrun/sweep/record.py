@@ -1,12 +1,17 @@
-"""The sweep's record, `<runs>/sweeps/<NAME>/sweep.json`, replaced atomically as each cell ends.
+"""The sweep's record, `<runs>/sweeps/<NAME>/sweep.json`, and the sweep's lock beside it.
 
     {"name", "base", "set", "grid", "seeds", "backend", "jobs", "started", "updated",
      "cells": [{"index", "name", "overrides": {key: value}, "seed", "run_dir",
                 "status", "action", "error"}]}
 
-`status` is the run's status (completed, early_stopped, diverged, interrupted, ...) once the
-cell has run, `pending` before, `running` while it runs, `failed` when its process raised,
-exited non-zero or was killed (then `error` says how).
+`status` is the cell's state (states.CellState): `pending`, `running`, the run's status once
+it ended (completed, early_stopped, diverged, interrupted), `failed` when its process raised,
+exited non-zero or was killed (`error` says how), `busy` when another process trains its run.
+The file is replaced atomically at every transition, so it never lies for longer than a
+write: a reader sees `running` exactly while a worker trains the cell.
+
+One process at a time drives a sweep: it holds `<runs>/sweeps/<NAME>/.lock` (an flock, as a
+run's; the OS drops it when the process dies, however it dies) from planning to the end.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import RunDirError
 from ..rundir.format import SWEEPS_FOLDER
+from ..rundir.lock import RunLock
 from ..rundir.writer import write_json
 from .spec import Cell, SweepSpec
+from .states import CellState, check_transition
 
 RECORD_FILE = "sweep.json"
-PENDING, RUNNING, FAILED = "pending", "running", "failed"
 
 
 def record_path(runs_root: Path, name: str) -> Path:
@@ -37,26 +44,49 @@ def read_record(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and isinstance(data.get("cells"), list) else None
 
 
+def lock_sweep(runs_root: Path, name: str) -> RunLock:
+    """Take the sweep's lock; ConfigError (exit 2) naming the process that holds it."""
+    folder = record_path(runs_root, name).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunDirError(f"cannot create the sweep's folder {folder}: {err.strerror or err}; "
+                          f"choose a writable runs folder with --runs-dir") from None
+    return RunLock.acquire(folder, busy=lambda holder: (
+        f"sweep {name!r} is being run by {holder}; wait for it to end (or stop it), then run this "
+        f"command again: finished cells are skipped"))
+
+
 class SweepRecord:
     def __init__(self, path: Path, spec: SweepSpec, cells: list[Cell], seeds: list[int], backend: str, jobs: int):
         self.path = path
         self.data: dict[str, Any] = {
-            "name": spec.name, "base": str(spec.base), "set": spec.fixed,
+            "name": spec.name, "base": str(spec.base), "set": spec.fixed_overrides(),
             "grid": spec.grid, "seeds": seeds, "backend": backend, "jobs": jobs,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "updated": None,
             "cells": [{"index": c.index, "name": c.name, "overrides": dict(c.values), "seed": c.seed,
-                       "run_dir": None, "status": PENDING, "action": None, "error": None} for c in cells],
+                       "run_dir": None, "status": CellState.PENDING, "action": None, "error": None}
+                      for c in cells],
         }
 
     def cell(self, index: int) -> dict[str, Any]:
         return self.data["cells"][index]
 
-    def update(self, index: int, **fields: Any) -> None:
+    def state(self, index: int) -> CellState:
+        return self.cell(index)["status"]
+
+    def set(self, index: int, state: CellState, *, save: bool = True, **fields: Any) -> None:
+        """Move cell `index` to `state` (a TransitionError if the table in states.py does not
+        allow it), with the other fields given (run_dir, action, error); then save."""
         cell = self.cell(index)
+        if state != cell["status"]:
+            check_transition(cell["status"], state)
+        cell["status"] = state
         for key, value in fields.items():
             cell[key] = str(value) if isinstance(value, Path) else value
+        if save:
+            self.save()
 
     def save(self) -> None:
         self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         write_json(self.path, self.data)

@@ -13,9 +13,12 @@ eight hex digits of a hash of the whole, so distinct cells keep distinct names.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
+import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,6 +27,10 @@ from ..config import dump_yaml, parse_override, parse_yaml, read_config_file
 from ..errors import ConfigError
 
 NAME_LIMIT = 100  # the run-name length limit of config.validate
+SWEEP_NAME_LIMIT = 40
+MAX_CELLS = 10_000  # more is a typo (a grid of a million cells), refused before anything is built
+# Keys a sweep sets itself: each cell's run name (its seed comes from --seeds or a grid axis).
+OWN_KEYS = ("name",)
 _SAFE = re.compile(r"[^A-Za-z0-9.+-]+")
 SWEEP_KEYS = ("name", "base", "set", "grid", "seeds")
 
@@ -38,7 +45,8 @@ class Cell:
     name: str
 
     def overrides(self) -> list[str]:
-        """The cell's grid values as `--set KEY=VALUE` strings."""
+        """The cell's grid values as `--set KEY=VALUE` strings: for --print-commands only; the
+        sweep itself hands each cell its resolved config, never these strings."""
         return [f"{key}={flow(value)}" for key, value in self.values]
 
     def label(self) -> str:
@@ -50,11 +58,19 @@ class Cell:
 class SweepSpec:
     name: str
     base: Path
-    fixed: list[str] = field(default_factory=list)  # --set strings applied to every cell
+    fixed: list[tuple[str, Any]] = field(default_factory=list)  # (dotted key, value) set in every cell
     grid: dict[str, list[Any]] = field(default_factory=dict)
-    seeds: list[int] | None = None  # None: the base config's own seed
+    seeds: list[int] | None = None  # None: the base config's own seed (or the grid's `seed` axis)
+
+    def fixed_overrides(self) -> list[str]:
+        """`fixed` as `--set KEY=VALUE` strings, for the record and --print-commands."""
+        return [f"{key}={flow(value)}" for key, value in self.fixed]
+
+    def cell_count(self) -> int:
+        return math.prod(len(v) for v in self.grid.values()) * len(self.seeds or [0])
 
     def cells(self, default_seed: int) -> list[Cell]:
+        """Every cell, seed-major. A grid axis over `seed` gives each cell its seed."""
         seeds = self.seeds if self.seeds is not None else [default_seed]
         keys = list(self.grid)
         leaves = _short_keys(keys)
@@ -63,9 +79,23 @@ class SweepSpec:
         for seed in seeds:
             for point in points:
                 values = tuple(zip(keys, point))
-                name = cell_name(self.name, [(leaves[k], v) for k, v in values], seed)
-                cells.append(Cell(len(cells), values, seed, name))
-        return cells
+                cell_seed = dict(values).get("seed", seed)
+                name = cell_name(self.name, [(leaves[k], v) for k, v in values if k != "seed"], cell_seed)
+                cells.append(Cell(len(cells), values, cell_seed, name))
+        return _distinct_names(cells)
+
+
+def _distinct_names(cells: list[Cell]) -> list[Cell]:
+    """Two cells whose values differ only in characters a run name cannot hold ('a b' and
+    'a-b') would share a name, and so a run: each such name gets a hash of its cell's values."""
+    counts = Counter(c.name for c in cells)
+    out = []
+    for c in cells:
+        if counts[c.name] > 1:
+            digest = hashlib.sha256(c.label().encode()).hexdigest()[:8]
+            c = dataclasses.replace(c, name=f"{c.name[: NAME_LIMIT - 9]}_{digest}")
+        out.append(c)
+    return out
 
 
 def flow(value: Any) -> str:
@@ -97,9 +127,14 @@ def cell_name(sweep: str, values: list[tuple[str, Any]], seed: int) -> str:
 
 
 def safe_name(text: str) -> str:
-    """A sweep name from a file name: what a run name cannot hold becomes `-`."""
-    name = _SAFE.sub("-", text).strip("-.+")[:40]
-    return name or "sweep"
+    """A sweep name from a file name: what a run name cannot hold becomes `-`; a name longer
+    than SWEEP_NAME_LIMIT is cut and ends with a hash of the whole, so that two long names
+    with a common beginning keep two records."""
+    name = _SAFE.sub("-", text).strip("-.+") or "sweep"
+    if len(name) > SWEEP_NAME_LIMIT:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        name = f"{name[: SWEEP_NAME_LIMIT - 9].rstrip('-.+')}-{digest}"
+    return name
 
 
 # ---------------------------------------------------------------------------------------
@@ -108,9 +143,12 @@ def safe_name(text: str) -> str:
 
 def parse_grid_option(text: str) -> tuple[str, list[Any]]:
     """`--grid KEY=VALUES`: VALUES is a YAML flow list or comma-separated scalars."""
-    keys, _ = parse_override(text.split("=", 1)[0] + "=")  # checks the key's form
-    key = ".".join(keys)
-    raw = text.split("=", 1)[1].strip()
+    key_text, sep, raw = text.partition("=")
+    if not sep:
+        raise ConfigError(f"--grid {text[:60]!r}: expected KEY=VALUES, e.g. --grid optimizer.lr=0.01,0.001")
+    keys, _ = parse_override(key_text + "=")  # checks the key's form
+    key = _sweepable(".".join(keys), "--grid")
+    raw = raw.strip()
     if not raw:
         raise ConfigError(f"--grid {key}: no values; e.g. --grid {key}=a,b or --grid '{key}=[a, b]'")
     if raw.startswith("["):
@@ -120,6 +158,13 @@ def parse_grid_option(text: str) -> tuple[str, list[Any]]:
     else:
         values = [parse_yaml(part, f"--grid {key}") if part.strip() else None for part in raw.split(",")]
     return key, _check_values(key, values, "--grid")
+
+
+def _sweepable(key: str, where: str) -> str:
+    if key in OWN_KEYS:
+        raise ConfigError(f"{where} {key}: a sweep names each cell's run itself (<sweep>_<values>_s<seed>); "
+                          f"name the sweep with --name instead")
+    return key
 
 
 def _check_values(key: str, values: list[Any], where: str) -> list[Any]:
@@ -170,7 +215,9 @@ def spec_from_file(path: Path, data: Mapping[str, Any]) -> SweepSpec:
     if not isinstance(data.get("base"), str):
         raise ConfigError(f"{path}: base: expected the path of a config file, relative to the sweep file")
     spec = SweepSpec(name=_file_sweep_name(path, data), base=path.parent / data["base"])
-    spec.fixed = _fixed_overrides(path, data.get("set"))
+    if _same_file(spec.base, path):
+        raise ConfigError(f"{path}: base: points at this sweep file itself; base is the config the cells start from")
+    spec.fixed = _fixed_values(path, data.get("set"))
     grid = data.get("grid") or {}
     if not isinstance(grid, Mapping):
         raise ConfigError(f"{path}: grid: expected a mapping of dotted keys to lists of values")
@@ -178,7 +225,7 @@ def spec_from_file(path: Path, data: Mapping[str, Any]) -> SweepSpec:
         if not isinstance(values, list):
             raise ConfigError(f"{path}: grid.{str(key)[:60]}: expected a list of values")
         parse_override(f"{key}=")  # checks the key's form
-        spec.grid[str(key)] = _check_values(str(key), values, f"{path}: grid")
+        spec.grid[str(key)] = _check_values(_sweepable(str(key), f"{path}: grid"), values, f"{path}: grid")
     seeds = data.get("seeds")
     if isinstance(seeds, list):
         spec.seeds = _check_seeds(seeds, f"{path}: seeds")
@@ -196,17 +243,32 @@ def _file_sweep_name(path: Path, data: Mapping[str, Any]) -> str:
     return name
 
 
-def _fixed_overrides(path: Path, fixed: Any) -> list[str]:
-    """`set:` as a mapping of dotted keys to values, turned into `--set` strings."""
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _fixed_values(path: Path, fixed: Any) -> list[tuple[str, Any]]:
+    """`set:` as a mapping of dotted keys to values."""
     if fixed is None:
         return []
     if not isinstance(fixed, Mapping):
         raise ConfigError(f"{path}: set: expected a mapping of dotted keys to values")
     out = []
     for key, value in fixed.items():
-        text = f"{key}={flow(value)}"
-        parse_override(text)
-        out.append(text)
+        parse_override(f"{key}=")  # checks the key's form
+        out.append((_sweepable(str(key), f"{path}: set:"), value))
+    return out
+
+
+def _parse_set(texts: list[str]) -> list[tuple[str, Any]]:
+    """`--set KEY=VALUE` strings, parsed once."""
+    out = []
+    for text in texts:
+        keys, value = parse_override(text)
+        out.append((_sweepable(".".join(keys), "--set"), value))
     return out
 
 
@@ -216,7 +278,7 @@ def load_spec(source: Path, *, grid: list[str], fixed: list[str], seeds: int | N
     command line's options override the file's."""
     data = read_config_file(source)
     spec = spec_from_file(source, data) if is_sweep_file(data) else SweepSpec(safe_name(source.stem), source)
-    spec.fixed = [*spec.fixed, *fixed]
+    spec.fixed = [*spec.fixed, *_parse_set(fixed)]
     for text in grid:
         key, values = parse_grid_option(text)
         spec.grid[key] = values
@@ -226,9 +288,14 @@ def load_spec(source: Path, *, grid: list[str], fixed: list[str], seeds: int | N
         spec.seeds = seeds_from_count(seeds)
     elif seed_list is not None:
         spec.seeds = parse_seed_list(seed_list)
+    if spec.seeds is not None and "seed" in spec.grid:
+        raise ConfigError("the grid has a seed axis and the sweep has seeds too (--seeds, --seed-list or seeds:); "
+                          "give the seeds one way")
     if name is not None:
         if safe_name(name) != name:
             raise ConfigError(f"--name {name[:40]!r} cannot name a sweep; use letters, digits, '.', '+' or '-' (40 at most)")
         spec.name = name
+    if spec.cell_count() > MAX_CELLS:
+        raise ConfigError(f"the sweep has {spec.cell_count():,} cells (the grid's values times the seeds); "
+                          f"at most {MAX_CELLS:,}: split it into smaller sweeps")
     return spec
-
