@@ -318,3 +318,23 @@ def test_estimate_is_within_a_factor_of_two_of_a_real_runs_peak(tmp_path):
     assert out.returncode == 0, out.stderr
     est, peak = map(int, out.stdout.split())
     assert peak / 2 <= est <= peak * 2, (est, peak)
+
+
+def test_a_new_norm_is_estimated_from_what_it_declares(monkeypatch):
+    """memory.py keeps no table by norm name: a norm registered later is estimated from its
+    own PARAMS, BUFFERS, REPLACES_BIAS and FLOATS_PER_UNIT."""
+    import dataclasses
+
+    from trickrun.nn.layers import NORMS, Norm
+
+    scale_only = type("ScaleOnly", (Norm,), {"PARAMS": {"gamma": 1.0, "beta": 0.0, "delta": 0.0}, "BUFFERS": {"running_scale": 1.0},
+                                             "REPLACES_BIAS": True, "FLOATS_PER_UNIT": (7, 1)})
+    monkeypatch.setitem(NORMS._items, "scale_only", scale_only)
+    cfg = load_config({"model": {"hidden": [100, 50]}, "train": {"batch_size": 64}})
+    plain = memory.estimate(cfg).parts
+    new = memory.estimate(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, norm="scale_only"))).parts
+    hidden, n_state = 150, 2  # adam: m and v
+    extra_params = 3 * hidden - hidden  # three parameters per unit, minus the biases they replace
+    assert new["optimizer"] - plain["optimizer"] == (n_state + 1) * extra_params * 4
+    assert new["checkpoint"] - plain["checkpoint"] == ((n_state + 1) * extra_params + hidden) * 4  # + its buffer
+    assert new["activations"] > plain["activations"]

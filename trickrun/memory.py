@@ -6,7 +6,8 @@ The estimate adds up what a run holds at once (float32 throughout, P parameters)
   model       parameters and gradients (2P), the trainer's weight scratch and last-weights
               copy, the best-weights copy and the snapshot taken to fill it
   optimizer   each state array (adam: m and v) plus the rule's scratch, P each
-  checkpoint  the copies checkpoint() hands to the writer: the weights and optimizer state
+  checkpoint  the copies checkpoint.checkpoint_arrays hands to the writer: the weights and
+              optimizer state
   activations the layers' reused outputs and gradients for every batch size the run meets:
               train.batch_size (and the last, partial batch), the evaluation chunk
               (nn/losses.EVAL_CHUNK) and its remainders, and the probe batch
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from .config import Config, short
 from .data.catalog import NUM_CLASSES, NUM_FEATURES, SIZE, TEST_IMAGES, TRAIN_IMAGES
 from .errors import ConfigError
+from .nn.layers import NORMS
 from .nn.losses import EVAL_CHUNK
 from .nn.optim import OPTIMIZERS
 from .train import PROBE_SIZE
@@ -33,11 +35,10 @@ INTERPRETER = 80 * 2**20  # Python with NumPy, PyYAML, Typer and rich imported
 N_ALL_TRAIN = (SIZE[TRAIN_IMAGES] - 16) // NUM_FEATURES  # images in the IDX training file
 N_TEST = (SIZE[TEST_IMAGES] - 16) // NUM_FEATURES
 # Floats per example and per unit of a hidden layer, (training, evaluation). Both keep the
-# Dense and activation outputs, training the activation's gradient too; each norm keeps
-# x-hat and its output, in training its gradient and scratch (layer norm's temporaries one
-# more); dropout, in training only, its mask, output, gradient and random words.
+# Dense and activation outputs, training the activation's gradient too; a norm declares its
+# own (nn/layers.Norm.FLOATS_PER_UNIT); dropout, in training only, keeps its mask, output,
+# gradient and random words.
 BASE_FLOATS = (3, 2)
-NORM_FLOATS = {"none": (0, 0), "batch": (4, 2), "layer": (5, 3)}
 DROPOUT_FLOATS = 4
 
 
@@ -66,17 +67,17 @@ def _param_counts(cfg: Config) -> tuple[int, int, int]:
     widths = [NUM_FEATURES, *cfg.model.hidden, NUM_CLASSES]
     weights = sum(a * b for a, b in zip(widths, widths[1:]))
     hidden = sum(cfg.model.hidden)
-    norm_params = 2 * hidden if cfg.model.norm != "none" else 0  # gamma and beta
-    biases = NUM_CLASSES + (0 if cfg.model.norm == "batch" else hidden)  # batch norm's beta replaces them
-    buffers = 2 * hidden if cfg.model.norm == "batch" else 0  # running mean and variance
-    return weights + biases + norm_params, weights, buffers
+    norm = NORMS.get(cfg.model.norm)  # the norm declares its arrays, one value per unit each
+    biases = NUM_CLASSES + (0 if norm.REPLACES_BIAS else hidden)
+    return weights + biases + len(norm.PARAMS) * hidden, weights, len(norm.BUFFERS) * hidden
 
 
 def _per_example(cfg: Config, train: bool) -> int:
     """Bytes of layer outputs and scratch per example of one batch size."""
     m = cfg.model
     mode = 0 if train else 1
-    per_unit = BASE_FLOATS[mode] + NORM_FLOATS[m.norm][mode] + (DROPOUT_FLOATS if train and m.dropout > 0 else 0)
+    per_unit = (BASE_FLOATS[mode] + NORMS.get(m.norm).FLOATS_PER_UNIT[mode]
+                + (DROPOUT_FLOATS if train and m.dropout > 0 else 0))
     floats = sum(m.hidden) * per_unit + 4 * NUM_CLASSES  # logits, softmax scratch, gradient
     if train:
         # the batch's inputs, each block's input gradient (not the first) and ReLU masks

@@ -176,11 +176,14 @@ class Norm:
     """What a registered norm declares, so a block can lay out its arrays before building it:
     `PARAMS` and `BUFFERS` map short names to initial values (one value per feature, in
     flat-buffer order), `REPLACES_BIAS` says the norm's shift makes the preceding Dense
-    bias redundant. `build` receives dicts of views by short name and the model config."""
+    bias redundant. `build` receives dicts of views by short name and the model config.
+    `FLOATS_PER_UNIT` is (training, evaluation): the floats the built layer keeps per example
+    and unit (outputs, gradients, scratch), which memory.py's estimate adds up."""
 
     PARAMS: dict[str, float] = {}
     BUFFERS: dict[str, float] = {}
     REPLACES_BIAS = False
+    FLOATS_PER_UNIT = (0, 0)
 
     @classmethod
     def build(cls, params: dict, grads: dict, buffers: dict, cfg):
@@ -212,6 +215,7 @@ class BatchNorm(Norm):
     PARAMS = {"gamma": 1.0, "beta": 0.0}
     BUFFERS = {"running_mean": 0.0, "running_var": 1.0}
     REPLACES_BIAS = True
+    FLOATS_PER_UNIT = (4, 2)  # x-hat and output; in training also the gradient and its scratch
 
     def __init__(self, gamma, g_gamma, beta, g_beta, running_mean, running_var,
                  *, momentum: float = 0.9, eps: float = 1e-5):
@@ -280,6 +284,7 @@ class LayerNorm(Norm):
     """
 
     PARAMS = {"gamma": 1.0, "beta": 0.0}
+    FLOATS_PER_UNIT = (5, 3)  # batch norm's, and one more for the row statistics' temporaries
 
     def __init__(self, gamma, g_gamma, beta, g_beta, *, eps: float = 1e-5):
         self.gamma, self.g_gamma, self.beta, self.g_beta = gamma, g_gamma, beta, g_beta
