@@ -81,6 +81,16 @@ def check_options(opts: LessonOptions) -> int:
     return jobs
 
 
+def make_out_folder(out: Path) -> None:
+    """Before any training: a report that cannot be written is no reason to train."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        from .report import out_folder_error  # the report module brings matplotlib
+
+        raise out_folder_error(out, err) from None
+
+
 def run_claims(claims: list[Claim], opts: LessonOptions, jobs: int, err: Console) -> tuple[list[ClaimResult], bool]:
     """Every claim's sweeps, all validated and locked before the first cell starts;
     (results, interrupted)."""
@@ -146,6 +156,7 @@ def run_lesson(opts: LessonOptions, err: Console) -> int:
     """Run, measure, judge, write; the exit code (130 when interrupted, 1 when cells failed)."""
     jobs = check_options(opts)
     claims = parse_claims(opts.claims)
+    make_out_folder(opts.out)
     started = time.monotonic()
     results, interrupted = run_claims(claims, opts, jobs, err)
     if interrupted:

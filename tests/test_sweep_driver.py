@@ -1,0 +1,262 @@
+"""The sweep driver on an in-memory backend (no data, no training): each cell resolved once
+and handed over with its run directory, the record at every transition, the sweep's lock,
+busy cells, failures and stops. Each test here failed on the driver before the rebuild."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from fakebackend import FakeBackend, config_of
+from trickrun.cli import app
+from trickrun.errors import ConfigError
+from trickrun.rundir.lock import RunLock
+from trickrun.rundir.writer import RunWriter
+from trickrun.signals import StopSignal
+from trickrun.sweep.driver import execute, prepare
+from trickrun.sweep.record import lock_sweep
+from trickrun.sweep.spec import SweepSpec, load_spec, safe_name
+
+runner = CliRunner()
+TINY = "data: {train_limit: 300, val_size: 200}\nmodel: {hidden: [16]}\ntrain: {epochs: 2}\n"
+
+
+def spec_of(tmp_path: Path, *grid: str, seeds: int | None = None, text: str = TINY) -> SweepSpec:
+    config = tmp_path / "tiny.yaml"
+    if not config.exists():
+        config.write_text(text)
+    return load_spec(config, grid=list(grid), fixed=[], seeds=seeds, seed_list=None, name=None)
+
+
+def run(tmp_path: Path, spec: SweepSpec, backend: FakeBackend, **kw):
+    sweep = prepare(spec, tmp_path / "runs", False, "local", backend.slots)
+    try:
+        return execute(sweep, backend, **kw)
+    finally:
+        sweep.release()
+
+
+def record(tmp_path: Path, name: str = "tiny") -> dict:
+    return json.loads((tmp_path / "runs" / "sweeps" / name / "sweep.json").read_text())
+
+
+def test_a_grid_over_seed_trains_each_cell_with_its_seed(tmp_path):
+    backend = FakeBackend()
+    run(tmp_path, spec_of(tmp_path, "seed=1,2"), backend)
+    assert sorted("seed: 1\n" in config_of(j.run_dir) for j in backend.jobs) == [False, True]
+    assert sorted("seed: 2\n" in config_of(j.run_dir) for j in backend.jobs) == [False, True]
+    assert [c["seed"] for c in record(tmp_path)["cells"]] == [1, 2]
+
+
+def test_seeds_given_twice_and_a_grid_over_name_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="seed axis"):
+        spec_of(tmp_path, "seed=1,2", seeds=2)
+    with pytest.raises(ConfigError, match="names each cell"):
+        spec_of(tmp_path, "name=a,b")
+
+
+def test_each_cell_gets_the_config_resolved_when_the_sweep_was_planned(tmp_path):
+    spec = spec_of(tmp_path, "optimizer.lr=0.1,0.01")
+    sweep = prepare(spec, tmp_path / "runs", False, "local", 2)
+    (tmp_path / "tiny.yaml").write_text(TINY.replace("[16]", "[99]"))  # edited while the sweep runs
+    backend = FakeBackend()
+    try:
+        execute(sweep, backend)
+    finally:
+        sweep.release()
+    for job in backend.jobs:
+        assert yaml.safe_load(config_of(job.run_dir))["model"]["hidden"] == [16]
+        assert job.config.model.hidden == [16]
+
+
+def test_the_driver_hands_each_worker_a_directory_it_made_and_locked(tmp_path):
+    backend = FakeBackend()
+    run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01"), backend)
+    assert backend.locked_at_submit == [True, True]
+    assert all(j.fresh and j.run_dir.parent == tmp_path / "runs" for j in backend.jobs)
+    assert len({j.run_dir for j in backend.jobs}) == 2
+
+
+def test_a_users_finished_run_of_the_same_name_is_never_written_into(tmp_path):
+    spec = spec_of(tmp_path, "optimizer.lr=0.1")
+    name = spec.cells(0)[0].name
+    users = RunWriter.create(tmp_path / "runs", name, "name: mine\n", 0)  # another config, same name
+    users.finish({"status": "completed", "stop_reason": "done"})
+    before = {p.name: p.read_bytes() for p in users.path.iterdir()}
+    backend = FakeBackend()
+    run(tmp_path, spec, backend)
+    assert backend.jobs[0].run_dir != users.path
+    assert {p.name: p.read_bytes() for p in users.path.iterdir()} == before
+
+
+def test_the_record_says_running_exactly_while_a_cell_runs(tmp_path):
+    seen = []
+    backend = FakeBackend(slots=1, on_poll=lambda b: seen.append([c["status"] for c in record(tmp_path)["cells"]]))
+    run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01"), backend)
+    assert seen[0] == ["running", "pending"] and seen[1] == ["completed", "running"]
+    assert [c["status"] for c in record(tmp_path)["cells"]] == ["completed", "completed"]
+
+
+def test_a_second_driver_of_the_same_sweep_is_refused_naming_the_holder(tmp_path):
+    spec_of(tmp_path)
+    held = lock_sweep(tmp_path / "runs", "tiny")
+    try:
+        result = runner.invoke(app, ["sweep", str(tmp_path / "tiny.yaml"), "--grid", "optimizer.lr=0.1",
+                                     "--runs-dir", str(tmp_path / "runs")])
+    finally:
+        held.release()
+    assert result.exit_code == 2 and "is being run by pid" in result.output
+    assert not [p for p in (tmp_path / "runs").iterdir() if p.name != "sweeps"]  # nothing trained
+
+
+def test_a_cell_another_live_process_trains_is_busy_never_finished(tmp_path):
+    spec = spec_of(tmp_path, "optimizer.lr=0.1,0.01")
+    sweep = prepare(spec, tmp_path / "runs", False, "local", 2)
+    sweep.release()
+    # another process (this test, holding the lock) trains the first cell's run
+    other = RunWriter.create(tmp_path / "runs", spec.cells(0)[0].name, sweep.plans[0].config_yaml, 0)
+    try:
+        backend = FakeBackend()
+        result = run(tmp_path, spec, backend)
+    finally:
+        other.close()
+    assert result.busy == [0] and [j.index for j in backend.jobs] == [1]
+    assert [c["status"] for c in record(tmp_path)["cells"]] == ["busy", "completed"]
+
+
+def test_a_finished_cell_is_skipped_and_only_the_missing_one_runs(tmp_path):
+    spec = spec_of(tmp_path, "optimizer.lr=0.1,0.01")
+    run(tmp_path, spec, FakeBackend(script={1: "fail"}))
+    again = FakeBackend()
+    result = run(tmp_path, spec, again)
+    assert [j.index for j in again.jobs] == [1] and not result.failed
+
+
+def test_a_failed_cell_is_recorded_and_leaves_no_directory_if_it_never_trained(tmp_path):
+    backend = FakeBackend(script={0: "fail"})
+    result = run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01"), backend)
+    cells = record(tmp_path)["cells"]
+    assert result.failed == [0] and cells[0]["status"] == "failed" and "no data" in cells[0]["error"]
+    assert cells[0]["run_dir"] is None and not backend.jobs[0].run_dir.exists()
+    assert cells[1]["status"] == "completed"
+
+
+def stop_with(signum: int, after_polls: int = 1):
+    polls = []
+
+    def probe(backend):
+        polls.append(1)
+        if len(polls) == after_polls:
+            raise StopSignal(signum)
+
+    return probe
+
+
+def test_sigterm_to_the_driver_interrupts_the_running_cells_in_the_record(tmp_path):
+    backend = FakeBackend(script={0: "hang", 1: "hang"}, on_poll=stop_with(signal.SIGTERM))
+    result = run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01,0.001"), backend)
+    assert result.stop_signal == signal.SIGTERM and backend.stopped
+    assert [c["status"] for c in record(tmp_path)["cells"]] == ["interrupted", "interrupted", "pending"]
+
+
+def test_a_second_ctrl_c_ends_the_cells_at_once_and_the_record_is_not_left_running(tmp_path):
+    polls = []
+
+    def twice(backend):
+        polls.append(1)
+        if len(polls) in (1, 2):
+            raise KeyboardInterrupt
+
+    backend = FakeBackend(script={0: "hang-until-killed", 1: "hang-until-killed"}, on_poll=twice)
+    result = run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01"), backend)
+    assert backend.killed and result.stop_signal == signal.SIGINT
+    assert [c["status"] for c in record(tmp_path)["cells"]] == ["interrupted", "interrupted"]
+
+
+def test_a_cell_that_dies_while_the_sweep_stops_is_interrupted_not_failed(tmp_path):
+    backend = FakeBackend(script={0: "crash-on-stop"}, on_poll=stop_with(signal.SIGINT))
+    backend.script[0] = "hang"
+    original = backend._end
+    backend._end = lambda job, how: original(job, "crash-on-stop")
+    result = run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1"), backend)
+    assert not result.failed and record(tmp_path)["cells"][0]["status"] == "interrupted"
+
+
+def test_cells_whose_names_would_collide_get_distinct_names(tmp_path):
+    spec = SweepSpec("s", tmp_path / "c.yaml", grid={"data.dir": ["a b", "a-b", "a/b"]})
+    names = [c.name for c in spec.cells(0)]
+    assert len(set(names)) == 3
+
+
+def test_long_sweep_names_with_a_common_beginning_keep_two_records():
+    a, b = safe_name("x" * 45 + "-first"), safe_name("x" * 45 + "-second")
+    assert a != b and len(a) <= 40 and len(b) <= 40
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--grid", "optimizer.lr"], "expected KEY=VALUES"),
+    (["--grid", "optimizer.lr=" + ",".join(str(i) for i in range(1000)), "--grid",
+      "optimizer.momentum=" + ",".join(str(i / 1000) for i in range(1000))], "1,000,000 cells"),
+])
+def test_bad_grids_are_a_clear_error_at_once(tmp_path, args, message):
+    spec_of(tmp_path)
+    result = runner.invoke(app, ["sweep", str(tmp_path / "tiny.yaml"), *args, "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_a_sweep_file_whose_base_is_itself_is_named(tmp_path):
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\ngrid: {optimizer.lr: [0.1]}\n")
+    result = runner.invoke(app, ["sweep", str(tmp_path / "loop.yaml")])
+    assert result.exit_code == 2 and "points at this sweep file itself" in result.output
+
+
+@pytest.mark.parametrize("where", ["runs-dir", "sweeps"])
+def test_a_file_in_the_way_of_the_runs_folder_is_a_clear_error(tmp_path, where):
+    spec_of(tmp_path)
+    runs = tmp_path / "runs"
+    if where == "runs-dir":
+        runs.write_text("")
+    else:
+        runs.mkdir()
+        (runs / "sweeps").write_text("")
+    result = runner.invoke(app, ["sweep", str(tmp_path / "tiny.yaml"), "--grid", "optimizer.lr=0.1",
+                                 "--runs-dir", str(runs)])
+    assert result.exit_code == 1 and "error:" in result.output and "Traceback" not in result.output
+
+
+def test_compare_sweep_finds_the_runs_from_another_folder(tmp_path, monkeypatch):
+    backend = FakeBackend()
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec(Path("tiny.yaml") if (tmp_path / "tiny.yaml").exists() else spec_of(tmp_path).base,
+                     grid=["optimizer.lr=0.1,0.01"], fixed=[], seeds=None, seed_list=None, name=None)
+    sweep = prepare(spec, Path("runs"), False, "local", 2)  # a relative runs folder
+    try:
+        execute(sweep, backend)
+    finally:
+        sweep.release()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    from trickrun.sweep.command import sweep_run_dirs
+
+    dirs = sweep_run_dirs("tiny", Path("../runs"))
+    assert len(dirs) == 2 and all(d.is_dir() for d in dirs)
+
+
+def test_the_run_lock_can_be_passed_on_without_a_gap(tmp_path):
+    import os
+
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    lock = RunLock.acquire(run_dir)
+    twin = RunLock.adopt(run_dir, os.dup(lock.fileno()))
+    lock.release()
+    with pytest.raises(ConfigError):  # still held, by the adopted copy
+        RunLock.acquire(run_dir)
+    twin.release()
+    RunLock.acquire(run_dir).release()
