@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,11 +20,17 @@ import pytest
 
 from trickrun.data import catalog
 
-_PRELUDE = """\
+_CATALOG = """\
 import dataclasses, json, os, sys
 from trickrun.data import catalog
 info = catalog.DATASETS["mnist"]
 catalog.DATASETS["mnist"] = dataclasses.replace(info, sha256=json.loads(os.environ["TRICKRUN_TEST_SUMS"]))
+"""
+# A sweep's workers are processes of their own: they get the same prelude.
+_WORKER = _CATALOG + "from trickrun.sweep.worker import main\nsys.exit(main())\n"
+_PRELUDE = _CATALOG + f"""\
+from trickrun.sweep import local
+local.WORKER_COMMAND = [sys.executable, "-c", {_WORKER!r}]
 from trickrun.cli import main
 main()
 """
@@ -33,11 +40,19 @@ LONG_RUN = ["--set", "data.val_size=100", "--set", "model.hidden=[8]", "--set", 
             "--set", "early_stopping.enabled=false", "--set", "schedule.name=constant"]
 
 
+def foreground_sigint() -> None:
+    """In a child before exec: SIGINT as in a terminal's foreground job. A job started in the
+    background (`pytest &`) inherits SIGINT ignored, and Python then never turns it into
+    KeyboardInterrupt: the child would ignore the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*args: str) -> subprocess.Popen:
     """`trickrun ARGS` as a child process (with the fake data the test set up)."""
     env = {**os.environ, "TRICKRUN_TEST_SUMS": json.dumps(dict(catalog.DATASETS["mnist"].sha256))}
     return subprocess.Popen([sys.executable, "-c", _PRELUDE, *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            preexec_fn=foreground_sigint)
 
 
 def wait_for_epochs(run_dir: Path, epochs: int, proc: subprocess.Popen, timeout: float = 60) -> None:

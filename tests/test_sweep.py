@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers import requires_real_mnist
+from subproc import foreground_sigint
 from trickrun.cli import app
 from trickrun.errors import ConfigError
 from trickrun.rundir.lock import is_locked
@@ -45,12 +46,6 @@ early_stopping: {enabled: false}
 schedule: {name: constant}
 """
 
-
-def foreground_sigint() -> None:
-    """In a child before exec: SIGINT as in a terminal's foreground job. A job started in the
-    background (`pytest &`) inherits SIGINT ignored, and Python then never turns it into
-    KeyboardInterrupt: the sweep would ignore the test's Ctrl-C."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def write(path: Path, text: str) -> Path:
