@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,51 @@ def test_the_run_lock_can_be_passed_on_without_a_gap(tmp_path):
         RunLock.acquire(run_dir)
     twin.release()
     RunLock.acquire(run_dir).release()
+
+
+# --- the Ray backend's errors, without starting Ray ------------------------------------
+
+
+def test_a_broken_ray_install_is_exit_2_before_any_run_directory(tmp_path, monkeypatch):
+    spec_of(tmp_path)
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    result = runner.invoke(app, ["sweep", str(tmp_path / "tiny.yaml"), "--grid", "optimizer.lr=0.1",
+                                 "--backend", "ray", "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "trickrun[ray]" in result.output and "Traceback" not in result.output
+    assert not [p for p in (tmp_path / "runs").iterdir() if p.name != "sweeps"]
+
+
+@pytest.mark.parametrize("address", ["not an address", "http://x:1", "127.0.0.1", "host:port"])
+def test_a_garbage_ray_address_is_a_clear_error(address):
+    from trickrun.sweep.ray_backend import check_reachable
+
+    with pytest.raises(ConfigError, match="expected HOST:PORT"):
+        check_reachable(address)
+
+
+def test_an_address_where_nothing_listens_fails_at_once_instead_of_hanging():
+    from helpers import closed_port_url
+    from trickrun.sweep.ray_backend import check_reachable
+
+    port = closed_port_url().rsplit(":", 1)[1].strip("/")
+    with pytest.raises(ConfigError, match="cannot reach a Ray cluster"):
+        check_reachable(f"127.0.0.1:{port}")
+
+
+class _RayWithoutCluster:
+    """What `ray` does for `--address auto` with no cluster running: init raises."""
+
+    @staticmethod
+    def is_initialized() -> bool:
+        return False
+
+    @staticmethod
+    def init(**kwargs) -> None:
+        raise ConnectionError("Could not find any running Ray instance")
+
+
+def test_address_auto_without_a_cluster_says_how_to_start_one():
+    from trickrun.sweep.ray_backend import connect
+
+    with pytest.raises(ConfigError, match="ray start --head"):
+        connect(_RayWithoutCluster(), "auto")

@@ -102,6 +102,8 @@ def run_claims(claims: list[Claim], opts: LessonOptions, jobs: int, err: Console
                 prepared.append((claim, prepare(spec, opts.runs_dir, False, opts.backend, jobs)))
         backend = LazyBackend(opts.backend, jobs, prepared[0][1].root)
         try:
+            if any(p.action.runs for _, sweep in prepared for p in sweep.plans):
+                backend.start()
             return _run_prepared(prepared, backend, err)
         finally:
             backend.close()

@@ -47,9 +47,14 @@ class LazyBackend:
     def running(self) -> int:
         return self._backend.running if self._backend else 0
 
-    def submit(self, job: CellJob) -> None:
+    def start(self) -> None:
+        """Start the backend now, so that its errors (no Ray, no cluster) come before any
+        cell's run directory is made."""
         if self._backend is None:
             self._backend = self._make()
+
+    def submit(self, job: CellJob) -> None:
+        self.start()
         self._backend.submit(job)
 
     def poll(self, timeout: float) -> list[CellEnd]:

@@ -60,6 +60,8 @@ def run_command(opts: SweepOptions, out: Console, err: Console) -> int:
     backend = LazyBackend(opts.backend, jobs, sweep.root, opts.address)
     progress = make_sweep_progress("quiet" if opts.quiet or opts.json else "auto")
     try:
+        if any(p.action.runs for p in sweep.plans):
+            backend.start()
         result = execute(sweep, backend, opts.fail_fast, progress)
     finally:
         try:
