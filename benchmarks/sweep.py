@@ -37,22 +37,23 @@ from trickrun.sweep.spec import SweepSpec  # noqa: E402
 
 def spec_for(args) -> SweepSpec:
     lrs = [0.001 * (1 + i / 10) for i in range(args.cells)]
-    fixed = [f"train.epochs={args.epochs}", "early_stopping.enabled=false"]
+    fixed = [("train.epochs", args.epochs), ("early_stopping.enabled", False)]
     if args.limit:
-        fixed.append(f"data.train_limit={args.limit}")
+        fixed.append(("data.train_limit", args.limit))
     return SweepSpec("bench", ROOT / "configs" / "baseline.yaml", fixed, {"optimizer.lr": lrs})
 
 
 def timed_sweep(spec: SweepSpec, jobs: int, make_backend) -> tuple[float, int]:
     """Wall seconds of executing every cell afresh, and how many cells failed."""
     with tempfile.TemporaryDirectory(prefix="trickrun-bench-") as runs:
-        root, plans, record = prepare(spec, Path(runs), True, "bench", jobs)
-        backend = make_backend(root)
+        sweep = prepare(spec, Path(runs), True, "bench", jobs)
+        backend = make_backend(sweep.root)
         t0 = time.perf_counter()
         try:
-            result = execute(spec, plans, record, root, backend)
+            result = execute(sweep, backend)
         finally:
             backend.close()
+            sweep.release()
         return time.perf_counter() - t0, len(result.failed)
 
 
@@ -99,7 +100,7 @@ def main() -> None:
 
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         start_s = time.perf_counter() - t0
-        on_ray, f3 = timed_sweep(spec, 2, lambda root: RayBackend(None, 2, root))
+        on_ray, f3 = timed_sweep(spec, 2, lambda root: RayBackend(None, 2))
         ray.shutdown()
         print(f"| ray, --jobs 2 | {on_ray:.1f} | {args.cells / on_ray:.3f} |")
         print(f"ray start-up: {start_s:.1f} s; overhead per cell beyond it: {(on_ray - par) / args.cells:.2f} s "

@@ -402,17 +402,22 @@ def oom_in_epoch(monkeypatch, epoch: int) -> None:
     monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: Count())
 
 
-def test_running_out_of_memory_mid_run_ends_it_resumably_with_exit_2(fake_data, tmp_path, monkeypatch):
-    with monkeypatch.context() as patch:
-        oom_in_epoch(patch, 2)
-        result = runner.invoke(app, ["train", str(write_config(tmp_path, QUICK)), "--quiet"])
+def assert_ran_out_of_memory_in_epoch_2(result, tmp_path) -> tuple[Path, dict]:
+    """`trickrun train` ended with exit 2 and the resume hint; the run directory and its summary."""
     assert result.exit_code == 2, result.output
     assert_no_traceback(result)
     (run_dir,) = run_dirs(tmp_path / "runs")
     message = result.stderr.replace("\n", "")
     assert "error: ran out of memory in epoch 2" in message
     assert f"resume with: trickrun resume {run_dir}" in message
-    summary = json.loads((run_dir / "summary.json").read_text())
+    return run_dir, json.loads((run_dir / "summary.json").read_text())
+
+
+def test_running_out_of_memory_mid_run_ends_it_resumably_with_exit_2(fake_data, tmp_path, monkeypatch):
+    with monkeypatch.context() as patch:
+        oom_in_epoch(patch, 2)
+        result = runner.invoke(app, ["train", str(write_config(tmp_path, QUICK)), "--quiet"])
+    run_dir, summary = assert_ran_out_of_memory_in_epoch_2(result, tmp_path)
     assert summary["status"] == "interrupted" and summary["epochs_run"] == 1
     assert summary["stop_reason"] == "ran out of memory during epoch 2"
     assert summary["test"]["weights_of_epoch"] == 1  # the best weights were still evaluated
@@ -461,13 +466,7 @@ def test_running_out_of_memory_writing_a_checkpoint_ends_the_run_resumably(fake_
     monkeypatch.setattr(io, "BytesIO", FullBuffer)
     monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: FailSecondCheckpoint())
     result = runner.invoke(app, ["train", str(write_config(tmp_path, QUICK)), "--quiet"])
-    assert result.exit_code == 2, result.output
-    assert_no_traceback(result)
-    (run_dir,) = run_dirs(tmp_path / "runs")
-    message = result.stderr.replace("\n", "")
-    assert "error: ran out of memory in epoch 2" in message
-    assert f"resume with: trickrun resume {run_dir}" in message
-    summary = json.loads((run_dir / "summary.json").read_text())
+    run_dir, summary = assert_ran_out_of_memory_in_epoch_2(result, tmp_path)
     assert summary["status"] == "interrupted" and summary["epochs_run"] == 1
     assert summary["stop_reason"].startswith("ran out of memory during epoch 2")
     # the checkpoint is epoch 1's, whole; epoch 2's record, which it does not cover, goes on resume

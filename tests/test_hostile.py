@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 import trickrun.memory as memory

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,51 @@ def test_a_sweep_on_local_ray_matches_the_local_backend_and_reports_its_failed_c
     # Finished cells are skipped; the failed ones are tried again (and fail again).
     again = sweep(env, str(config), *grid, "--runs-dir", str(runs), "--backend", "ray")
     assert again.returncode == 1 and "4 of 8 cells already finished: skipped" in again.stderr
+
+
+ENDLESS = ("data: {val_size: 100}\nmodel: {hidden: [8]}\ntrain: {epochs: 100000, batch_size: 64}\n"
+           "early_stopping: {enabled: false}\nschedule: {name: constant}\n")
+
+
+def processes_naming(folder: Path) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if str(folder).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def wait_for(predicate, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_kill_9_of_the_sweep_ends_the_local_ray_it_started(fake_data, tmp_path, ray_env):
+    from subproc import _PRELUDE
+    from trickrun.data import catalog
+
+    env, _ = ray_env
+    env = {**env, "TRICKRUN_DATA_DIR": str(fake_data),
+           "TRICKRUN_TEST_SUMS": json.dumps(dict(catalog.DATASETS["mnist"].sha256))}
+    config = tmp_path / "endless.yaml"
+    config.write_text(ENDLESS)
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-c", _PRELUDE, "sweep", str(config), "--grid", "optimizer.lr=0.01,0.001",
+                             "--backend", "ray", "--jobs", "2", "--runs-dir", str(runs), "--quiet"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: (runs / "sweeps" / "endless" / "sweep.json").exists()
+                 and [c["status"] for c in cells(runs, "endless")] == ["running", "running"])
+        (folder,) = Path(env["TMPDIR"]).glob("trickrun-ray-*")
+        assert processes_naming(folder)  # Ray's processes say where their folder is
+        proc.kill()
+        proc.wait()
+        wait_for(lambda: not processes_naming(folder) and not folder.exists(), timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -336,20 +336,26 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), parse_yaml(raw, f"--set {key}") if raw.strip() else None
 
 
+def set_key(data: dict[str, Any], keys: Sequence[str], value: Any, where: str) -> None:
+    """Set the dotted key `keys` in the mapping `data` in place, making missing sections;
+    ConfigError (prefixed with `where`) when a part of the path is a value, not a section."""
+    node = data
+    for i, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{where}: {short('.'.join(keys[: i + 1]))} is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Return a copy of `data` with each KEY=VALUE override set (unknown keys fail later)."""
     out = _deep_copy(data)
     for text in overrides:
         keys, value = parse_override(text)
-        node = out
-        for i, key in enumerate(keys[:-1]):
-            child = node.get(key)
-            if child is None:
-                child = node[key] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {short(text)}: {short('.'.join(keys[: i + 1]))} is not a section")
-            node = child
-        node[keys[-1]] = value
+        set_key(out, keys, value, f"--set {short(text)}")
     return out
 
 

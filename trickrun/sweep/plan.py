@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import Config, dump_yaml, load_config, parse_yaml, read_config_file
+from ..config import Config, dump_yaml, load_config, parse_yaml, read_config_file, set_key
 from ..errors import ConfigError
 from ..rundir.files import effective_status, read_config, read_summary
 from ..rundir.format import FINAL, RESUMABLE, Status
@@ -42,16 +42,7 @@ def _with_values(data: Mapping[str, Any], values: list[tuple[str, Any]], where: 
     """A copy of the config mapping `data` with each (dotted key, value) set."""
     out = copy.deepcopy(dict(data))  # keeps YAML aliases shared: linear even for a billion laughs
     for key, value in values:
-        node = out
-        parts = key.split(".")
-        for i, part in enumerate(parts[:-1]):
-            child = node.setdefault(part, {})
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"{where}: {'.'.join(parts[: i + 1])} is not a section")
-            node = child
-        node[parts[-1]] = value
+        set_key(out, key.split("."), value, where)
     return out
 
 

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -65,7 +68,34 @@ def check_reachable(address: str) -> None:
                           f"start one with `ray start --head` or check the address") from None
 
 
-def connect(ray, address: str | None) -> None:
+# Waits for the sweep process to end (its stdin closes, however the sweep ended, kill -9
+# included), then kills every process of the local Ray whose command line names the Ray
+# folder, and removes the folder: a local Ray started by trickrun dies with the sweep.
+_WATCHDOG = """\
+import os, shutil, signal, sys
+folder = sys.argv[1].encode()
+sys.stdin.buffer.read()
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            mine = folder in f.read() and int(pid) != os.getpid()
+        if mine:
+            os.kill(int(pid), signal.SIGKILL)
+    except OSError:
+        pass
+shutil.rmtree(sys.argv[1], ignore_errors=True)
+"""
+
+
+def start_watchdog(folder: str) -> subprocess.Popen | None:
+    """The process that ends a local Ray when the sweep ends (Linux: it reads /proc)."""
+    if not os.path.isdir("/proc"):
+        return None
+    return subprocess.Popen([sys.executable, "-c", _WATCHDOG, folder], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def connect(ray, address: str | None, **extra: Any) -> None:
     """ray.init for a local Ray (address None) or an existing cluster, its errors as trickrun's."""
     if ray.is_initialized():
         return
@@ -81,7 +111,7 @@ def connect(ray, address: str | None) -> None:
                               f"pip install 'ray[client]'") from None
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-                 configure_logging=False, **kwargs)
+                 configure_logging=False, **kwargs, **extra)
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as err:
         hint = ("no Ray cluster is running on this machine; start one with `ray start --head`, or leave out "
                 "--address for a local Ray" if address == "auto" else "check the address and the cluster")
@@ -96,7 +126,14 @@ class RayBackend:
         self.ray = _import_ray()
         self.slots = jobs
         self.threads = threads_per_job(jobs) if address is None else 1
-        connect(self.ray, address)
+        self._local = address is None and not self.ray.is_initialized()
+        self._watchdog = None
+        if self._local:  # Ray's files in a folder of this sweep's, and a watchdog that ends it all
+            folder = tempfile.mkdtemp(prefix="trickrun-ray-")
+            self._watchdog = start_watchdog(folder)
+            connect(self.ray, None, _temp_dir=folder)
+        else:
+            connect(self.ray, address)
         self._remote = self.ray.remote(max_retries=1, retry_exceptions=False)(train_copy)
         self._data: dict[tuple, tuple[Any, str]] = {}  # (dataset, data.dir) -> (arrays' object ref, source)
         self._running: dict[Any, CellJob] = {}
@@ -162,6 +199,10 @@ class RayBackend:
         self.kill()
         for future in list(self._running):
             self._collect(future)
+        if self._local:
+            self.ray.shutdown()
+        if self._watchdog is not None:
+            self._watchdog.communicate()  # closes its stdin: it ends what is left, then itself
 
 
 def _write_files(path: Path, files: dict[str, bytes]) -> None:
