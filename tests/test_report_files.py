@@ -36,7 +36,7 @@ def claim_results(tmp_path: Path) -> list[ClaimResult]:
 
 def lesson_without_training(monkeypatch, *args: str):
     """`trickrun lesson ARGS` with no sweep run: straight to writing an empty report."""
-    monkeypatch.setattr("trickrun.lesson.runner.run_claims", lambda claims, opts, jobs, err: ([], False))
+    monkeypatch.setattr("trickrun.lesson.runner.run_claims", lambda claims, opts, jobs, err: ([], None))
     return runner.invoke(app, ["lesson", "--jobs", "1", *args])
 
 

@@ -52,7 +52,7 @@ SHARED_DATA_KEYS = ("dataset", "scale", "val_size", "split_seed")
 STANDARD_DATA_KEYS = ("train_limit",)
 # Members with other statuses get a warning. A diverged run is final but its weights are
 # not finite, so a sweep's diverged runs are left out rather than averaged.
-FINISHED = FINAL - {Status.DIVERGED}
+AVERAGEABLE = FINAL - {Status.DIVERGED}
 # What np.load raises on a model.npz that is empty (EOFError), truncated or bit-flipped
 # (BadZipFile: no central directory, bad CRC), or whose compressed data is damaged.
 DAMAGED_MODEL_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error)
@@ -213,7 +213,7 @@ def _unusable(path: Path) -> str | None:
     status = effective_status(summary, path) if path.is_dir() else None
     if status is None:
         return "its run directory is missing"
-    if status not in FINISHED:
+    if status not in AVERAGEABLE:
         return f"it has status {status}"
     if not (path / MODEL_FILE).is_file():
         return f"it has no {MODEL_FILE}"
@@ -244,7 +244,7 @@ def shared_data(members: Sequence[Member]) -> dict[str, Any]:
 def _status_warnings(members: Sequence[Member]) -> list[str]:
     """A member that did not train to its end (interrupted, diverged, ...) is averaged all the same."""
     return [f"{m.path.name} has status {m.status}; its saved model is not that of a finished training"
-            for m in members if m.status not in FINISHED]
+            for m in members if m.status not in AVERAGEABLE]
 
 
 def evaluate_runs(specs: Sequence[str], root: Path) -> EnsembleResult:

@@ -69,7 +69,7 @@ class Claim:
     table: str = "arms"  # a key of report.TABLES
     notes: tuple[str, ...] = ()
     quick: tuple[str, ...] = QUICK
-    derived: str | None = None  # arms computed from runs: "ensembles" | "lr_average"
+    derived: str | None = None  # arms computed from runs: a key of samples.DERIVED
 
     @property
     def figure_file(self) -> str:

@@ -22,12 +22,12 @@ from ..sweep.backends import LazyBackend, check_backend
 from ..sweep.driver import PreparedSweep, execute, prepare
 from ..sweep.progress import make_sweep_progress
 from ..sweep.spec import SweepSpec, load_spec, seeds_from_count
-from .claims import CLAIM_NUMBERS, CLAIMS, DEFAULT_SEEDS, QUICK_SEEDS, Claim, by_arm, lr_average
+from .claims import CLAIM_NUMBERS, CLAIMS, DEFAULT_SEEDS, QUICK_SEEDS, Claim
 from .results import ClaimResult, LessonOptions
+from .samples import claim_samples
 from .verdicts import judge, outcomes_for
 
 CONFIG_FOLDER = Path("configs") / "lesson"
-INTERRUPTED = 130
 
 
 def parse_claims(text: str | None) -> list[Claim]:
@@ -91,9 +91,9 @@ def make_out_folder(out: Path) -> None:
         raise out_folder_error(out, err) from None
 
 
-def run_claims(claims: list[Claim], opts: LessonOptions, jobs: int, err: Console) -> tuple[list[ClaimResult], bool]:
+def run_claims(claims: list[Claim], opts: LessonOptions, jobs: int, err: Console) -> tuple[list[ClaimResult], int | None]:
     """Every claim's sweeps, all validated and locked before the first cell starts;
-    (results, interrupted)."""
+    (results, the signal that stopped them or None)."""
     folder = config_folder()
     prepared: list[tuple[Claim, PreparedSweep]] = []
     try:
@@ -112,7 +112,7 @@ def run_claims(claims: list[Claim], opts: LessonOptions, jobs: int, err: Console
             sweep.release()
 
 
-def _run_prepared(prepared, backend, err: Console) -> tuple[list[ClaimResult], bool]:
+def _run_prepared(prepared, backend, err: Console) -> tuple[list[ClaimResult], int | None]:
     results: dict[int, ClaimResult] = {}
     for claim, sweep in prepared:
         err.print(f"claim {claim.number} ({claim.title}): sweep {sweep.spec.name}, {len(sweep.plans)} cells",
@@ -121,8 +121,8 @@ def _run_prepared(prepared, backend, err: Console) -> tuple[list[ClaimResult], b
         result = results.setdefault(claim.number, ClaimResult(claim, [], {}, None))
         _gather(result, outcome)
         if outcome.stop_signal is not None:
-            return list(results.values()), True
-    return list(results.values()), False
+            return list(results.values()), outcome.stop_signal
+    return list(results.values()), None
 
 
 def _gather(result: ClaimResult, outcome) -> None:
@@ -144,26 +144,21 @@ def _gather(result: ClaimResult, outcome) -> None:
 def measure_claim(result: ClaimResult, quick: bool) -> None:
     claim = result.claim
     result.threshold = claim.quick_threshold if quick else claim.threshold
-    if claim.derived == "lr_average":
-        result.samples = lr_average(claim, result.runs, result.threshold)
-        return
-    result.samples = by_arm(claim, result.runs, result.threshold)
-    if claim.derived == "ensembles":
-        from .ensembles import add_ensemble_arm
-
-        result.notes += add_ensemble_arm(claim, result.runs, result.samples)
+    result.samples, notes = claim_samples(claim, result.runs, result.threshold)
+    result.notes += notes
 
 
 def run_lesson(opts: LessonOptions, err: Console) -> int:
-    """Run, measure, judge, write; the exit code (130 when interrupted, 1 when cells failed)."""
+    """Run, measure, judge, write; the exit code (128 + the signal when stopped: 130 for Ctrl-C;
+    1 when cells failed)."""
     jobs = check_options(opts)
     claims = parse_claims(opts.claims)
     make_out_folder(opts.out)
     started = time.monotonic()
-    results, interrupted = run_claims(claims, opts, jobs, err)
-    if interrupted:
+    results, stop_signal = run_claims(claims, opts, jobs, err)
+    if stop_signal is not None:
         err.print("interrupted; run the same command again to go on (finished runs are skipped)", highlight=False)
-        return INTERRUPTED
+        return 128 + stop_signal
     outcomes = []
     for result in results:
         measure_claim(result, opts.quick)
