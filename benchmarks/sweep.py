@@ -100,7 +100,7 @@ def main() -> None:
 
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         start_s = time.perf_counter() - t0
-        on_ray, f3 = timed_sweep(spec, 2, lambda root: RayBackend(None, 2))
+        on_ray, f3 = timed_sweep(spec, 2, lambda root: RayBackend(None, 2, root / "ray.log"))
         ray.shutdown()
         print(f"| ray, --jobs 2 | {on_ray:.1f} | {args.cells / on_ray:.3f} |")
         print(f"ray start-up: {start_s:.1f} s; overhead per cell beyond it: {(on_ray - par) / args.cells:.2f} s "

@@ -277,7 +277,7 @@ def test_a_broken_ray_install_is_exit_2_before_any_run_directory(tmp_path, monke
 
 @pytest.mark.parametrize("address", ["not an address", "http://x:1", "127.0.0.1", "host:port"])
 def test_a_garbage_ray_address_is_a_clear_error(address):
-    from trickrun.sweep.ray_backend import check_reachable
+    from trickrun.sweep.ray_cluster import check_reachable
 
     with pytest.raises(ConfigError, match="expected HOST:PORT"):
         check_reachable(address)
@@ -285,7 +285,7 @@ def test_a_garbage_ray_address_is_a_clear_error(address):
 
 def test_an_address_where_nothing_listens_fails_at_once_instead_of_hanging():
     from helpers import closed_port_url
-    from trickrun.sweep.ray_backend import check_reachable
+    from trickrun.sweep.ray_cluster import check_reachable
 
     port = closed_port_url().rsplit(":", 1)[1].strip("/")
     with pytest.raises(ConfigError, match="cannot reach a Ray cluster"):
@@ -305,7 +305,7 @@ class _RayWithoutCluster:
 
 
 def test_address_auto_without_a_cluster_says_how_to_start_one():
-    from trickrun.sweep.ray_backend import connect
+    from trickrun.sweep.ray_cluster import connect
 
     with pytest.raises(ConfigError, match="ray start --head"):
         connect(_RayWithoutCluster(), "auto")

@@ -30,7 +30,7 @@ train: {epochs: 2, batch_size: 64}
 def ray_env(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     # Ray's unix sockets live under its temp folder, whose path must stay short.
-    ray_tmp = tempfile.mkdtemp(prefix="tr-ray-", dir="/tmp")
+    ray_tmp = tempfile.mkdtemp(prefix="t", dir="/tmp")
     env = dict(os.environ, HOME=str(home), RAY_TMPDIR=ray_tmp, TMPDIR=ray_tmp, RAY_USAGE_STATS_ENABLED="0")
     real_home = Path(os.path.expanduser("~"))
     before = sorted(os.listdir(real_home))
@@ -123,7 +123,7 @@ def test_kill_9_of_the_sweep_ends_the_local_ray_it_started(fake_data, tmp_path, 
     try:
         wait_for(lambda: (runs / "sweeps" / "endless" / "sweep.json").exists()
                  and [c["status"] for c in cells(runs, "endless")] == ["running", "running"])
-        (folder,) = Path(env["TMPDIR"]).glob("trickrun-ray-*")
+        (folder,) = Path(env["TMPDIR"]).glob("trickrun-*")
         assert processes_naming(folder)  # Ray's processes say where their folder is
         proc.kill()
         proc.wait()
@@ -131,3 +131,66 @@ def test_kill_9_of_the_sweep_ends_the_local_ray_it_started(fake_data, tmp_path, 
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+# A two-node cluster on this machine, as Ray's own tests simulate one: a head and a worker
+# node, each a set of processes of its own with one CPU. It prints its address, removes the
+# worker node when a line arrives on stdin, and shuts down at end of input.
+TWO_NODES = """\
+import sys
+from ray.cluster_utils import Cluster
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+worker = cluster.add_node(num_cpus=1)
+cluster.wait_for_nodes()
+print(cluster.address, flush=True)
+sys.stdin.readline()
+cluster.remove_node(worker)
+print("removed", flush=True)
+sys.stdin.read()
+cluster.shutdown()
+"""
+LONG = ("data: {val_size: 100}\nmodel: {hidden: [8]}\ntrain: {epochs: 400, batch_size: 64}\n"
+        "early_stopping: {enabled: false}\nschedule: {name: constant}\n")
+
+
+def test_a_lost_node_is_survived_and_stdout_stays_trickruns(fake_data, tmp_path, ray_env):
+    from subproc import _PRELUDE
+    from trickrun.data import catalog
+
+    env, _ = ray_env
+    env = {**env, "TRICKRUN_DATA_DIR": str(fake_data), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+           "TRICKRUN_TEST_SUMS": json.dumps(dict(catalog.DATASETS["mnist"].sha256))}
+    cluster = subprocess.Popen([sys.executable, "-c", TWO_NODES], env=env, text=True, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        address = cluster.stdout.readline().strip()
+        assert address.startswith("127.0.0.1:"), address
+        config = tmp_path / "long.yaml"
+        config.write_text(LONG)
+        runs = tmp_path / "ray"
+        args = [sys.executable, "-c", _PRELUDE, "sweep", str(config), "--grid", "optimizer.lr=0.01,0.005,0.002,0.001",
+                "--backend", "ray", "--address", address, "--jobs", "2", "--runs-dir", str(runs), "--json"]
+        sweep_proc = subprocess.Popen(args, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(lambda: (runs / "sweeps" / "long" / "sweep.json").exists()
+                 and sum(c["status"] == "running" for c in cells(runs, "long")) == 2)
+        cluster.stdin.write("remove\n")
+        cluster.stdin.flush()
+        assert cluster.stdout.readline().strip() == "removed"
+        out, err = sweep_proc.communicate(timeout=600)
+        assert sweep_proc.returncode in (0, 1), err
+        json.loads(out)  # stdout is trickrun's JSON alone, whatever Ray printed (see backend.log)
+        if sweep_proc.returncode == 1:  # a cell lost beyond Ray's retry: the next run finishes it
+            again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+            assert again.returncode == 0, again.stderr
+            json.loads(again.stdout)
+        on_ray = cells(runs, "long")
+        assert all(c["status"] == "completed" for c in on_ray)
+    finally:
+        cluster.communicate("", timeout=120)
+    local = subprocess.run([*args[:args.index("--backend")], "--jobs", "2", "--runs-dir", str(tmp_path / "local"),
+                            "--quiet"], env=env, capture_output=True, text=True, timeout=600)
+    assert local.returncode == 0, local.stderr
+    for a, b in zip(on_ray, cells(tmp_path / "local", "long")):  # the same numbers wherever a cell ran
+        sa = json.loads((runs / Path(a["run_dir"]).name / "summary.json").read_text())
+        sb = json.loads((tmp_path / "local" / Path(b["run_dir"]).name / "summary.json").read_text())
+        assert sa["test"] == sb["test"] and sa["epochs_run"] == sb["epochs_run"]

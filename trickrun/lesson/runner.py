@@ -21,6 +21,7 @@ from ..rundir.reader import load_run
 from ..sweep.backends import LazyBackend, check_backend
 from ..sweep.driver import PreparedSweep, execute, prepare
 from ..sweep.progress import make_sweep_progress
+from ..sweep.record import BACKEND_LOG
 from ..sweep.spec import SweepSpec, load_spec, seeds_from_count
 from .claims import CLAIM_NUMBERS, CLAIMS, DEFAULT_SEEDS, QUICK_SEEDS, Claim
 from .results import ClaimResult, LessonOptions
@@ -100,7 +101,7 @@ def run_claims(claims: list[Claim], opts: LessonOptions, jobs: int, err: Console
         for claim in claims:
             for spec in claim_specs(claim, folder, opts.quick, opts.seeds):
                 prepared.append((claim, prepare(spec, opts.runs_dir, False, opts.backend, jobs)))
-        backend = LazyBackend(opts.backend, jobs, prepared[0][1].root)
+        backend = LazyBackend(opts.backend, jobs, prepared[0][1].record.path.parent / BACKEND_LOG)
         try:
             if any(p.action.runs for _, sweep in prepared for p in sweep.plans):
                 backend.start()

@@ -9,16 +9,16 @@ from ..errors import ConfigError
 from .backend import Backend, CellEnd, CellJob
 
 
-def _local(jobs: int, root: Path, address: str | None) -> Backend:
+def _local(jobs: int, log_file: Path, address: str | None) -> Backend:
     from .local import LocalBackend
 
     return LocalBackend(jobs)
 
 
-def _ray(jobs: int, root: Path, address: str | None) -> Backend:
+def _ray(jobs: int, log_file: Path, address: str | None) -> Backend:
     from .ray_backend import RayBackend  # the optional extra: imported only when asked for
 
-    return RayBackend(address, jobs)
+    return RayBackend(address, jobs, log_file)
 
 
 BACKENDS: dict[str, Callable[[int, Path, str | None], Backend]] = {"local": _local, "ray": _ray}
@@ -37,10 +37,11 @@ class LazyBackend:
     """A backend started when the first cell is submitted: a sweep whose cells are all done
     starts nothing (no Ray start-up)."""
 
-    def __init__(self, name: str, jobs: int, root: Path, address: str | None = None):
+    def __init__(self, name: str, jobs: int, log_file: Path, address: str | None = None):
+        """`log_file`: where a backend puts what its machinery prints (Ray's messages)."""
         check_backend(name, address)
         self.slots = jobs
-        self._make = lambda: BACKENDS[name](jobs, root, address)
+        self._make = lambda: BACKENDS[name](jobs, log_file, address)
         self._backend: Backend | None = None
 
     @property

@@ -17,7 +17,7 @@ from ..rundir.writer import runs_root, to_json
 from .backends import LazyBackend, check_backend
 from .driver import PreparedSweep, SweepResult, execute, prepare
 from .progress import make_sweep_progress
-from .record import read_record, record_path
+from .record import BACKEND_LOG, read_record, record_path
 from .spec import SweepSpec, load_spec
 
 
@@ -57,7 +57,7 @@ def run_command(opts: SweepOptions, out: Console, err: Console) -> int:
     if opts.dry_run:
         render_sections([dry_run_section(sweep)], OutputFormat.table, out)
         return 0
-    backend = LazyBackend(opts.backend, jobs, sweep.root, opts.address)
+    backend = LazyBackend(opts.backend, jobs, sweep.record.path.parent / BACKEND_LOG, opts.address)
     progress = make_sweep_progress("quiet" if opts.quiet or opts.json else "auto")
     try:
         if any(p.action.runs for p in sweep.plans):

@@ -12,128 +12,42 @@ failed. A cell stopped by Ctrl-C loses its scratch copy; its run directory still
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from ..errors import ConfigError, TrickrunError
+from ..errors import TrickrunError
 from ..rundir.format import SUMMARY_FILE
 from ..rundir.writer import write_atomic
 from .backend import CellEnd, CellJob
 from .local import threads_per_job
+from .ray_cluster import LocalCluster, StdoutToLog, check_ray_version, connect, import_ray, ray_running
 from .worker import _files, train_copy
 
-INSTALL_HINT = "pip install 'trickrun[ray]'"
-CONNECT_TIMEOUT_S = 10.0  # an address that does not answer in this long is an error, not a hang
 ERROR_TAIL = 600
-
-
-def _import_ray():
-    try:
-        import ray
-    except ImportError as err:
-        raise ConfigError(f"--backend ray needs the ray extra ({INSTALL_HINT}); importing it failed: "
-                          f"{str(err)[:200]}") from None
-    except Exception as err:  # a broken install raises anything at import
-        raise ConfigError(f"--backend ray: the installed ray cannot be imported ({type(err).__name__}: "
-                          f"{str(err)[:200]}); reinstall it: {INSTALL_HINT}") from None
-    return ray
-
-
-def _host_port(address: str) -> tuple[str, int]:
-    """`HOST:PORT` or `ray://HOST:PORT` -> (host, port); ConfigError for anything else."""
-    parts = urlsplit(address if "://" in address else f"//{address}")
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if parts.scheme not in ("", "ray") or not parts.hostname or port is None:
-        raise ConfigError(f"--address {address[:80]!r}: expected HOST:PORT (a Ray head node, e.g. 127.0.0.1:6379), "
-                          f"ray://HOST:PORT (Ray client) or auto (a cluster started on this machine)")
-    return parts.hostname, port
-
-
-def check_reachable(address: str) -> None:
-    """Fail in CONNECT_TIMEOUT_S, with the fix, where ray.init would wait much longer."""
-    host, port = _host_port(address)
-    try:
-        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as err:
-        raise ConfigError(f"--address {address}: cannot reach a Ray cluster there ({err.strerror or err}); "
-                          f"start one with `ray start --head` or check the address") from None
-
-
-# Waits for the sweep process to end (its stdin closes, however the sweep ended, kill -9
-# included), then kills every process of the local Ray whose command line names the Ray
-# folder, and removes the folder: a local Ray started by trickrun dies with the sweep.
-_WATCHDOG = """\
-import os, shutil, signal, sys
-folder = sys.argv[1].encode()
-sys.stdin.buffer.read()
-for pid in filter(str.isdigit, os.listdir("/proc")):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            mine = folder in f.read() and int(pid) != os.getpid()
-        if mine:
-            os.kill(int(pid), signal.SIGKILL)
-    except OSError:
-        pass
-shutil.rmtree(sys.argv[1], ignore_errors=True)
-"""
-
-
-def start_watchdog(folder: str) -> subprocess.Popen | None:
-    """The process that ends a local Ray when the sweep ends (Linux: it reads /proc)."""
-    if not os.path.isdir("/proc"):
-        return None
-    return subprocess.Popen([sys.executable, "-c", _WATCHDOG, folder], stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def connect(ray, address: str | None, **extra: Any) -> None:
-    """ray.init for a local Ray (address None) or an existing cluster, its errors as trickrun's."""
-    if ray.is_initialized():
-        return
-    kwargs: dict[str, Any] = {"num_cpus": os.cpu_count()} if address is None else {}
-    if address not in (None, "auto"):
-        check_reachable(address)
-    if address is not None and address.startswith("ray://"):
-        try:
-            import ray.util.client  # noqa: F401  (the client extra)
-            import grpc  # noqa: F401
-        except ImportError:
-            raise ConfigError(f"--address {address}: a ray:// address needs Ray's client: "
-                              f"pip install 'ray[client]'") from None
-    try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-                 configure_logging=False, **kwargs, **extra)
-    except (ConnectionError, ValueError, RuntimeError, TimeoutError) as err:
-        hint = ("no Ray cluster is running on this machine; start one with `ray start --head`, or leave out "
-                "--address for a local Ray" if address == "auto" else "check the address and the cluster")
-        raise ConfigError(f"--backend ray: cannot connect to {address or 'a local Ray'} "
-                          f"({type(err).__name__}: {str(err)[:200]}); {hint}") from None
 
 
 class RayBackend:
     """The same protocol as LocalBackend (backend.Backend), on Ray."""
 
-    def __init__(self, address: str | None, jobs: int):
-        self.ray = _import_ray()
+    def __init__(self, address: str | None, jobs: int, log_file: Path):
+        check_ray_version()
         self.slots = jobs
         self.threads = threads_per_job(jobs) if address is None else 1
-        self._local = address is None and not self.ray.is_initialized()
-        self._watchdog = None
-        if self._local:  # Ray's files in a folder of this sweep's, and a watchdog that ends it all
-            folder = tempfile.mkdtemp(prefix="trickrun-ray-")
-            self._watchdog = start_watchdog(folder)
-            connect(self.ray, None, _temp_dir=folder)
-        else:
-            connect(self.ray, address)
+        self._ray_failed = False  # a cell lost to Ray itself: its logs are worth keeping
+        self._cluster = LocalCluster() if address is None and not ray_running() else None
+        self._stdout = StdoutToLog(log_file)
+        try:
+            self.ray = import_ray()
+            if self._cluster is not None:
+                self._cluster.start(self.ray)
+            elif not self.ray.is_initialized():
+                connect(self.ray, address)
+        except BaseException:
+            if self._cluster is not None:
+                self._cluster.stop(sys.modules.get("ray"))
+            self._stdout.restore()
+            raise
         self._remote = self.ray.remote(max_retries=1, retry_exceptions=False)(train_copy)
         self._data: dict[tuple, tuple[Any, str]] = {}  # (dataset, data.dir) -> (arrays' object ref, source)
         self._running: dict[Any, CellJob] = {}
@@ -181,6 +95,7 @@ class RayBackend:
             except self.ray.exceptions.TaskCancelledError:
                 return CellEnd(job.index, None, None, 130)
             except Exception as err:  # RayTaskError (the cell raised) or a lost worker, after the retry
+                self._ray_failed = True
                 return CellEnd(job.index, None, f"{type(err).__name__}: {str(err)[-ERROR_TAIL:]}", None)
             _write_files(job.run_dir, result["files"])
             return CellEnd(job.index, result["summary"], result["error"], 0)
@@ -199,10 +114,13 @@ class RayBackend:
         self.kill()
         for future in list(self._running):
             self._collect(future)
-        if self._local:
-            self.ray.shutdown()
-        if self._watchdog is not None:
-            self._watchdog.communicate()  # closes its stdin: it ends what is left, then itself
+        try:
+            if self._cluster is not None:
+                self._cluster.stop(self.ray, keep=self._ray_failed)
+                if self._ray_failed:
+                    print(f"a cell failed in Ray: Ray's logs are kept in {self._cluster.folder}", file=sys.stderr)
+        finally:
+            self._stdout.restore()
 
 
 def _write_files(path: Path, files: dict[str, bytes]) -> None:

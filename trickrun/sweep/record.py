@@ -10,7 +10,8 @@ exited non-zero or was killed (`error` says how), `busy` when another process tr
 The file is replaced atomically at every transition, so it never lies for longer than a
 write: a reader sees `running` exactly while a worker trains the cell.
 
-One process at a time drives a sweep: it holds `<runs>/sweeps/<NAME>/.lock` (an flock, as a
+Beside it, `backend.log` holds whatever the backend's machinery printed (Ray's own messages),
+kept off trickrun's stdout. One process at a time drives a sweep: it holds `<runs>/sweeps/<NAME>/.lock` (an flock, as a
 run's; the OS drops it when the process dies, however it dies) from planning to the end.
 """
 
@@ -29,6 +30,7 @@ from .spec import Cell, SweepSpec
 from .states import CellState, check_transition
 
 RECORD_FILE = "sweep.json"
+BACKEND_LOG = "backend.log"  # beside it: what the backend's machinery printed (Ray's messages)
 
 
 def record_path(runs_root: Path, name: str) -> Path:
