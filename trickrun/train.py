@@ -21,7 +21,9 @@ from .nn.diagnostics import first_nonfinite_layer, layer_stats
 from .early_stopping import EarlyStopping
 from .checkpoint import EpochSaver, load_into
 from .ending import Divergence, Ending, finish, run_until_ended, stop_condition
-from .nn.losses import add_penalty_grad, evaluate, softmax_cross_entropy, weight_penalty
+from .nn.kernels import match_blas_threads
+from .nn.kernels.optim import add_penalty_grad as penalty_grad
+from .nn.losses import evaluate, softmax_cross_entropy, weight_penalty
 from .nn.model import MLP
 from .nn.optim import apply_max_norm, clip_gradients, make_optimizer
 from .nn.schedules import LRSchedule
@@ -87,9 +89,9 @@ class Trainer:
         self.best_values = {"val_loss": None, "val_acc": None}
         self.stop_signal: int | None = None  # the signal that interrupted the run (SIGINT: Ctrl-C)
         self.out_of_memory = False  # the run was interrupted by a MemoryError
+        match_blas_threads()  # the fused kernels share the cores as the products do
         self._probe = data.x_val[:PROBE_SIZE]
         self._buffers: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # per batch size
-        self._scratch = np.empty(m.n_weights, m.dtype)
         self._last_weights = np.empty(m.n_weights, m.dtype)
         # Each block's W gets its own squared norm; the rest (biases, norm params) one more.
         self._segments = [b.weight_slice for b in m.blocks] + [slice(m.n_weights, m.params.size)]
@@ -117,7 +119,7 @@ class Trainer:
                 return self._diverged(index + 1, lr, xb)
             m.backward(dlogits)
             if reg.l2 or reg.l1:
-                add_penalty_grad(weights, weight_grads, reg.l2, reg.l1, self._scratch)
+                penalty_grad(weights, weight_grads, *(weights.dtype.type(c) for c in (reg.l2, reg.l1)))
             sq, norm = self._grad_norms()
             if not math.isfinite(norm):
                 bad = next((b.name for b, s in zip(m.blocks, sq) if not math.isfinite(s)),

@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from ..registry import Registry
+from .kernels import optim as kernels
 
 OPTIMIZERS: Registry = Registry("optimizer")
 EPS = 1e-8  # added to the denominator of adagrad, rmsprop, adam and adamw
@@ -125,8 +126,16 @@ class Optimizer:
         self._tmp = np.empty(size, self.dtype)
 
     def step(self, p: np.ndarray, g: np.ndarray, lr: float) -> None:
+        """One update in place, by a fused kernel (nn/kernels/optim.py): the rules above
+        are its reference, to float32 rounding."""
         self.t += 1
         self._update(p, g, lr)
+
+    def _cast(self, *scalars: float):
+        """Scalars in the parameters' dtype: float32 arithmetic for a float32 model, as
+        NumPy does with Python floats beside float32 arrays."""
+        cast = self.dtype.type
+        return cast(scalars[0]) if len(scalars) == 1 else tuple(cast(s) for s in scalars)
 
     def _update(self, p, g, lr):  # pragma: no cover - every subclass defines it
         raise NotImplementedError
@@ -147,7 +156,7 @@ class Optimizer:
 class SGD(Optimizer):
     default_lr = 0.1
     def _update(self, p, g, lr):
-        sgd_update(p, g, lr, self._tmp)
+        kernels.sgd(p, g, self._cast(lr))
 
 
 @OPTIMIZERS.register("momentum")
@@ -157,13 +166,13 @@ class Momentum(Optimizer):
     default_lr = 0.01
 
     def _update(self, p, g, lr):
-        momentum_update(p, g, self.state["velocity"], lr, self.momentum, self._tmp)
+        kernels.momentum(p, g, self.state["velocity"], *self._cast(lr, self.momentum))
 
 
 @OPTIMIZERS.register("nesterov")
 class Nesterov(Momentum):
     def _update(self, p, g, lr):
-        nesterov_update(p, g, self.state["velocity"], lr, self.momentum, self._tmp)
+        kernels.nesterov(p, g, self.state["velocity"], *self._cast(lr, self.momentum))
 
 
 @OPTIMIZERS.register("adagrad")
@@ -173,7 +182,7 @@ class Adagrad(Optimizer):
     default_lr = 0.01
 
     def _update(self, p, g, lr):
-        adagrad_update(p, g, self.state["sum_sq"], lr, self.eps, self._tmp)
+        kernels.adagrad(p, g, self.state["sum_sq"], *self._cast(lr, self.eps))
 
 
 @OPTIMIZERS.register("rmsprop")
@@ -183,7 +192,7 @@ class RMSProp(Optimizer):
     default_lr = 0.001
 
     def _update(self, p, g, lr):
-        rmsprop_update(p, g, self.state["mean_sq"], lr, self.rho, self.eps, self._tmp)
+        kernels.rmsprop(p, g, self.state["mean_sq"], *self._cast(lr, 1.0 - self.rho, self.eps))
 
 
 @OPTIMIZERS.register("adam")
@@ -193,8 +202,14 @@ class Adam(Optimizer):
     default_lr = 0.001
 
     def _update(self, p, g, lr):
-        adam_update(p, g, self.state["m"], self.state["v"], self.t, lr,
-                    self.beta1, self.beta2, self.eps, self._tmp)
+        self._adam(p, g, lr, decay=1.0, n_decay=0)
+
+    def _adam(self, p, g, lr, decay: float, n_decay: int) -> None:
+        """adam_update's step in one kernel, with AdamW's decay of the first n_decay values."""
+        bc1, bc2 = 1.0 - self.beta1**self.t, 1.0 - self.beta2**self.t
+        lr_t, eps_t = lr * math.sqrt(bc2) / bc1, self.eps * math.sqrt(bc2)
+        kernels.adam(p, g, self.state["m"], self.state["v"],
+                     *self._cast(lr_t, 1.0 - self.beta1, 1.0 - self.beta2, eps_t, decay), n_decay)
 
 
 @OPTIMIZERS.register("adamw")
@@ -202,9 +217,7 @@ class AdamW(Adam):
     defaults = {**Adam.defaults, "weight_decay": 0.01}
 
     def _update(self, p, g, lr):
-        if self.weight_decay:
-            p[: self.n_weights] *= 1.0 - lr * self.weight_decay
-        super()._update(p, g, lr)
+        self._adam(p, g, lr, decay=1.0 - lr * self.weight_decay, n_decay=self.n_weights)
 
 
 @OPTIMIZERS.register("normalized")
@@ -218,7 +231,9 @@ class Normalized(Optimizer):
     default_lr = 0.1
 
     def _update(self, p, g, lr):
-        normalized_update(p, g, lr, self._tmp)
+        norm = math.sqrt(float(np.dot(g, g)))
+        if norm > 0.0:  # a zero gradient has no direction to step along
+            kernels.sgd(p, g, self._cast(lr / norm))
 
 
 def hyper_defaults() -> dict[tuple[str, str], float]:
@@ -241,8 +256,7 @@ def clip_gradients(g: np.ndarray, norm: float, max_norm: float | None, max_value
     norm `max_norm` when above it. `norm` is the norm of `g` as given (computed by the
     caller, who also logs it). Returns whether anything changed."""
     clipped = False
-    if max_value is not None and (g.max() > max_value or g.min() < -max_value):
-        np.clip(g, -max_value, max_value, out=g)
+    if max_value is not None and kernels.clip_values(g, g.dtype.type(max_value)):
         norm = math.sqrt(float(np.dot(g, g)))
         clipped = True
     if max_norm is not None and norm > max_norm:
@@ -259,7 +273,8 @@ def apply_max_norm(weights: list[np.ndarray], max_norm: float) -> int:
     Returns how many columns were rescaled."""
     rescaled = 0
     for W in weights:
-        norms = np.sqrt(np.einsum("ij,ij->j", W, W))  # column norms without a W-sized temporary
+        norms = np.empty(W.shape[1], W.dtype)
+        kernels.column_norms(W, norms)  # one pass over W, no W-sized temporary
         over = norms > max_norm
         if over.any():
             W[:, over] *= (max_norm / norms[over]).astype(W.dtype)

@@ -4,8 +4,8 @@ disk). The NumPy expressions they replace stay beside them as the reference the 
 every kernel to.
 
 Conventions for every kernel here:
-- `@kernel` (below): nopython, `fastmath` (no NaN/inf assumptions are dropped: see FASTMATH),
-  `error_model="numpy"` (a division check would stop vectorization), cached on disk.
+- `@kernel` (below): nopython, no fast-math (see FASTMATH), `error_model="numpy"` (a
+  division check would stop vectorization), cached on disk.
 - `@parallel_kernel`: the same with `prange` over independent elements; its loops never
   reduce across iterations, so results do not depend on the thread count or schedule.
 - Reductions (sums, norms) are split into fixed blocks of BLOCK values whatever the thread
@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import numba
 
-# Reassociation, contraction (FMA), reciprocals and no signed zeros, but NaN and inf keep
-# their meaning: divergence is detected from non-finite values, so 'nnan'/'ninf' must not
-# let LLVM assume them away.
-FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
+# No fast-math: with contraction (FMA) or reassociation, LLVM rounds the vectorized body of
+# a loop and its scalar remainder differently, and which values fall in the remainder
+# depends on how `prange` splits the loop between threads: the same step gave other bits
+# with two threads than with one. Plain IEEE arithmetic vectorizes these loops all the
+# same (the division check, not fast-math, is what blocks it: error_model="numpy"), and
+# NaN and inf keep their meaning, which divergence detection needs.
+FASTMATH = False
 BLOCK = 16384  # values per reduction block: fits L1/L2, many blocks for two threads
 
 
@@ -39,3 +42,17 @@ def set_threads(n: int) -> None:
     """Kernel threads: `n`, at most numba's own limit (NUMBA_NUM_THREADS, which a sweep sets to
     its workers' BLAS threads)."""
     numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+
+
+def match_blas_threads() -> int:
+    """Kernel threads = the BLAS's threads (threadpoolctl), so kernels and products share the
+    cores the same way; returns the count set."""
+    try:
+        from threadpoolctl import threadpool_info
+
+        counts = [lib["num_threads"] for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    except Exception:  # threadpoolctl confused by an unusual BLAS: keep numba's own count
+        counts = []
+    n = counts[0] if counts else numba.config.NUMBA_NUM_THREADS
+    set_threads(n)
+    return numba.get_num_threads()

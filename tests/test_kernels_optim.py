@@ -1,0 +1,137 @@
+"""Every optimizer's fused kernel against its NumPy reference (nn/optim.py's rules), float32
+and float64, for odd sizes and size 1; NaN propagates; the bits do not depend on the kernels'
+thread count; AdamW decays the weight matrices only."""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import pytest
+
+from trickrun.nn import optim as O
+from trickrun.nn.kernels import optim as K
+from trickrun.nn.kernels import set_threads
+
+
+def reference(name: str, size: int, dtype, n_weights: int, hyper: dict):
+    """A stepper built from the NumPy rules alone, with the optimizer's own state layout."""
+    state = {k: np.zeros(size, dtype) for k in O.OPTIMIZERS.get(name).state_names}
+    tmp = np.empty(size, dtype)
+    h = {**O.OPTIMIZERS.get(name).defaults, **hyper}
+    t = [0]
+
+    def step(p, g, lr):
+        t[0] += 1
+        if name == "sgd":
+            O.sgd_update(p, g, lr, tmp)
+        elif name == "momentum":
+            O.momentum_update(p, g, state["velocity"], lr, h["momentum"], tmp)
+        elif name == "nesterov":
+            O.nesterov_update(p, g, state["velocity"], lr, h["momentum"], tmp)
+        elif name == "adagrad":
+            O.adagrad_update(p, g, state["sum_sq"], lr, h["eps"], tmp)
+        elif name == "rmsprop":
+            O.rmsprop_update(p, g, state["mean_sq"], lr, h["rho"], h["eps"], tmp)
+        elif name in ("adam", "adamw"):
+            if name == "adamw" and h["weight_decay"]:
+                p[:n_weights] *= 1.0 - lr * h["weight_decay"]
+            O.adam_update(p, g, state["m"], state["v"], t[0], lr, h["beta1"], h["beta2"], h["eps"], tmp)
+        elif name == "normalized":
+            O.normalized_update(p, g, lr, tmp)
+        else:  # a rule registered without a reference here must get one
+            raise AssertionError(f"no NumPy reference for {name}")
+
+    return step
+
+
+def run_both(name: str, size: int, dtype, steps: int = 5, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    p0 = rng.standard_normal(size).astype(dtype)
+    n_weights = max(1, size * 2 // 3)
+    hyper = {"weight_decay": 0.1} if name == "adamw" else {}
+    opt = O.OPTIMIZERS.get(name)(size, dtype, n_weights, **hyper)
+    ref = reference(name, size, dtype, n_weights, hyper)
+    a, b = p0.copy(), p0.copy()
+    for _ in range(steps):
+        g = rng.standard_normal(size).astype(dtype)
+        opt.step(a, g, 0.01)
+        ref(b, g, 0.01)
+    return a, b, opt
+
+
+@pytest.mark.parametrize("name", O.OPTIMIZERS.names())
+@pytest.mark.parametrize("size", [1, 7, 100_003])
+@pytest.mark.parametrize(("dtype", "rtol", "atol"), [(np.float32, 2e-5, 2e-6), (np.float64, 1e-12, 1e-13)])
+def test_each_kernel_matches_its_numpy_rule(name, size, dtype, rtol, atol):
+    kernel_result, numpy_result, _ = run_both(name, size, dtype)
+    assert kernel_result.dtype == dtype
+    np.testing.assert_allclose(kernel_result, numpy_result, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("name", O.OPTIMIZERS.names())
+def test_a_nan_gradient_gives_nan_parameters_as_numpy_does(name):
+    opt = O.OPTIMIZERS.get(name)(4, np.float32)
+    p = np.ones(4, np.float32)
+    g = np.array([0.5, np.nan, 1.0, np.inf], np.float32)
+    opt.step(p, g, 0.1)
+    ref = reference(name, 4, np.float32, 4, {})
+    q = np.ones(4, np.float32)
+    with np.errstate(invalid="ignore"):
+        ref(q, g, 0.1)
+    np.testing.assert_array_equal(np.isfinite(p), np.isfinite(q))
+
+
+@pytest.mark.parametrize("name", O.OPTIMIZERS.names())
+def test_the_bits_do_not_depend_on_the_thread_count(name):
+    results = []
+    for threads in (1, 2):
+        set_threads(threads)
+        try:
+            results.append(run_both(name, 100_003, np.float32, seed=3)[0])
+        finally:
+            set_threads(numba.config.NUMBA_NUM_THREADS)
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_adamw_decays_the_weight_matrices_only():
+    size, n_weights = 6, 4
+    opt = O.OPTIMIZERS.get("adamw")(size, np.float64, n_weights, weight_decay=0.5)
+    p = np.ones(size)
+    opt.step(p, np.zeros(size), 0.1)  # a zero gradient: only the decay moves anything
+    np.testing.assert_allclose(p, [0.95] * n_weights + [1.0] * (size - n_weights), rtol=0, atol=1e-15)
+
+
+def test_penalty_and_column_norm_kernels_match_numpy():
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal(1001).astype(np.float32)
+    w[::7] = 0.0
+    g = rng.standard_normal(1001).astype(np.float32)
+    expected = g + np.float32(0.01) * w + np.float32(0.001) * np.sign(w)
+    K.add_penalty_grad(w, g, np.float32(0.01), np.float32(0.001))
+    np.testing.assert_allclose(g, expected, rtol=1e-6, atol=1e-7)
+    W = rng.standard_normal((13, 5)).astype(np.float32)
+    out = np.empty(5, np.float32)
+    K.column_norms(W, out)
+    np.testing.assert_allclose(out, np.sqrt((W.astype(np.float64) ** 2).sum(axis=0)), rtol=1e-6)
+    assert math.isfinite(float(out.sum()))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clipping_by_value_matches_numpy_and_says_whether_it_clipped(dtype):
+    g = np.array([0.5, -3.0, np.nan, 2.5, -0.1], dtype)
+    expected = np.clip(g, -1.0, 1.0)
+    assert K.clip_values(g, dtype(1.0)) is True
+    np.testing.assert_array_equal(g, expected)
+    assert K.clip_values(g, dtype(1.0)) is False  # nothing left to clip
+
+
+def test_a_trainer_runs_its_kernels_on_as_many_threads_as_the_blas():
+    from threadpoolctl import threadpool_limits
+
+    from trickrun.nn.kernels import match_blas_threads
+
+    with threadpool_limits(1, user_api="blas"):
+        assert match_blas_threads() == 1
+    set_threads(numba.config.NUMBA_NUM_THREADS)
