@@ -1,24 +1,32 @@
-"""One training epoch of trickrun against its matmul-only lower bound.
+"""One training epoch of trickrun against its matmul-only lower bound, and against PyTorch.
 
-For each configuration this measures, in one process and interleaved (bound, real, bound,
-real, ...) so that machine noise hits both alike:
+For each configuration this measures, in one process and interleaved (bound, real, torch,
+bound, real, torch, ...) so that machine noise hits all alike:
 
 - the lower bound: only the matrix products of one epoch of the same architecture and batch
   sizes, with the same BLAS thread count: per batch, the forward product of every Dense
   layer, its weight-gradient product x^T g, and its input-gradient product g W^T except for
   the first layer (nothing upstream needs it). Outputs are preallocated (`out=`);
 - trickrun's real training step loop, `Trainer._train_epoch` called directly (no
-  validation, diagnostics or run directory), on a Trainer that is never given a writer.
+  validation, diagnostics or run directory), on a Trainer that is never given a writer;
+- PyTorch on the CPU, when it is importable (it is no dependency of trickrun): the same net
+  (same layers, the same initial weights, batch norm with the same momentum and eps, the
+  same dropout rate), the same optimizer and hyper-parameters, batch size, examples
+  (reshuffled every epoch) and thread count (`torch.set_num_threads` = the BLAS threads),
+  in a plain loop: gather the batch, forward, cross-entropy, zero_grad, backward, step.
 
 Each figure is the median of the timed epochs after one warm-up epoch. An epoch is 55,000
 examples of MNIST-shaped float32 data: real MNIST (training split less 5,000 validation
 examples) when $TRICKRUN_DATA_DIR holds it, else uniform random pixels in [0, 1].
 
-    python benchmarks/epoch.py             # the full table (under 3 minutes on 2 cores)
+    python benchmarks/epoch.py             # the full table
     python benchmarks/epoch.py --quick     # a smoke run: 1 timed epoch of 10% of the data
     python benchmarks/epoch.py --threads 1 # BLAS threads (default: threadpoolctl's count)
     python benchmarks/epoch.py --only b128 # only the configurations whose label contains it
     python benchmarks/epoch.py --profile   # also where the time of a real epoch goes
+
+Without torch installed the torch columns read "-" and one line says why; torch is only ever
+installed to measure (pip install torch --index-url https://download.pytorch.org/whl/cpu).
 """
 
 from __future__ import annotations
@@ -120,18 +128,106 @@ class Bound:
                     np.matmul(grads[i + 1], W[i].T, out=grads[i])
 
 
+def import_torch():
+    """(torch, None), or (None, why not): torch is optional, only ever installed to measure."""
+    try:
+        import torch
+    except Exception as e:  # ImportError, or a broken install (OSError from a shared library)
+        return None, f"{type(e).__name__}: {e}"
+    return torch, None
+
+
+class TorchEpoch:
+    """The same training epoch in PyTorch: the net of `trainer` layer for layer (from its
+    blocks, with its initial weights), the same optimizer and hyper-parameters, batch size
+    and examples, reshuffled every epoch. A plain loop: gather, forward, cross-entropy,
+    zero_grad, backward, step, and the loss read back as a float (trickrun reads it too)."""
+
+    def __init__(self, torch, trainer: Trainer, data: Dataset, lr: float, seed: int = 0):
+        nn = torch.nn
+        self.torch, self.batch_size = torch, trainer.cfg.train.batch_size
+        torch.manual_seed(seed)  # dropout masks
+        self.shuffle = torch.Generator().manual_seed(seed)
+        if trainer.model.input_dropout is not None:
+            raise ValueError("input dropout is not mirrored in torch")
+        layers = []
+        with torch.no_grad():
+            for block in trainer.model.blocks:
+                dense = block.dense
+                linear = nn.Linear(*dense.W.shape, bias=dense.b is not None)
+                linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(dense.W.T)))
+                if dense.b is not None:
+                    linear.bias.copy_(torch.from_numpy(dense.b))
+                layers.append(linear)
+                if block.norm is not None:
+                    if not hasattr(block.norm, "momentum"):
+                        raise ValueError(f"{type(block.norm).__name__} is not mirrored in torch")
+                    # trickrun: running = m running + (1 - m) batch (Keras); torch's momentum is 1 - m
+                    layers.append(nn.BatchNorm1d(dense.W.shape[1], eps=block.norm.eps,
+                                                 momentum=1.0 - block.norm.momentum))
+                if block.activation is not None:
+                    if type(block.activation).__name__.lower() != "relu":
+                        raise ValueError(f"{type(block.activation).__name__} is not mirrored in torch")
+                    layers.append(nn.ReLU())
+                if block.dropout is not None:
+                    layers.append(nn.Dropout(block.dropout.rate))
+        self.model = nn.Sequential(*layers)
+        hyper = trainer.optimizer.get_config()
+        name = trainer.cfg.optimizer.name
+        if name == "adam":
+            self.opt = torch.optim.Adam(self.model.parameters(), lr=lr, betas=(hyper["beta1"], hyper["beta2"]),
+                                        eps=hyper["eps"])
+        elif name == "momentum":
+            # torch: b = mu b + g, w -= lr b; trickrun: v = mu v - lr g, w += v: the same at a fixed lr
+            self.opt = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=hyper["momentum"])
+        else:
+            raise ValueError(f"optimizer {name} is not mirrored in torch")
+        self.x = torch.from_numpy(data.x_train)
+        self.y = torch.from_numpy(data.y_train.astype(np.int64))
+
+    def epoch(self) -> None:
+        torch, model, opt, bs = self.torch, self.model, self.opt, self.batch_size
+        cross_entropy = torch.nn.functional.cross_entropy
+        model.train()
+        n = len(self.x)
+        order = torch.randperm(n, generator=self.shuffle)
+        loss_sum = 0.0
+        for start in range(0, n, bs):
+            idx = order[start : start + bs]
+            xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)
+            loss = cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item()
+        if not np.isfinite(loss_sum):
+            raise RuntimeError("torch: training diverged")
+
+
+# OpenBLAS's idle worker busy-waits for 2^28 cycles (~0.1 s) after the last BLAS call and
+# would hold one of the cores through the start of a torch epoch (torch has its own BLAS and
+# OpenMP threads): a pause before every torch epoch lets it go to sleep first.
+SETTLE_S = 0.2
+
+
 def timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
 
 
-def measure(case: Case, data: Dataset, epochs: int) -> tuple[list[float], list[float]]:
-    """Seconds of each timed epoch: (bounds, trickrun's), measured alternately."""
+def measure(case: Case, data: Dataset, epochs: int, torch=None) -> tuple[list[float], list[float], list[float]]:
+    """Seconds of each timed epoch: (bounds, trickrun's, torch's), measured alternately;
+    torch's is empty without `torch`."""
     cfg = load_config(case.config())
     trainer = Trainer(cfg, data)
     lr = trainer.schedule.lr(1)
     bound = Bound([784, *HIDDEN, 10], len(data.x_train), case.batch_size)
+    mirror = TorchEpoch(torch, trainer, data, lr) if torch is not None else None  # trickrun's initial weights
+
+    def torch_epoch() -> float:
+        time.sleep(SETTLE_S)
+        return timed(mirror.epoch)
 
     def real() -> None:
         trainer.epoch += 1
@@ -141,11 +237,15 @@ def measure(case: Case, data: Dataset, epochs: int) -> tuple[list[float], list[f
 
     bound.epoch()  # warm-up: allocations, page faults, BLAS thread start
     real()
-    b_times, r_times = [], []
+    if mirror is not None:
+        torch_epoch()
+    b_times, r_times, t_times = [], [], []
     for _ in range(epochs):
         b_times.append(timed(bound.epoch))
         r_times.append(timed(real))
-    return b_times, r_times
+        if mirror is not None:
+            t_times.append(torch_epoch())
+    return b_times, r_times, t_times
 
 
 def profile_epoch(case: Case, data: Dataset) -> dict[str, float]:
@@ -182,6 +282,12 @@ def profile_epoch(case: Case, data: Dataset) -> dict[str, float]:
     return spent
 
 
+def blas_threads() -> int:
+    """The BLAS threads in effect (the most of any BLAS library loaded)."""
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    return max(counts) if counts else (os.cpu_count() or 1)
+
+
 def blas_description() -> list[str]:
     lines = []
     for lib in threadpool_info():
@@ -208,26 +314,39 @@ def main(argv: list[str] | None = None) -> None:
     cases = [c for c in CASES if args.only is None or args.only in c.label]
     started = time.perf_counter()
     data = load_data(n)
+    torch, no_torch = import_torch()
     with threadpool_limits(args.threads, user_api="blas") if args.threads else nullcontext():
+        threads = args.threads or blas_threads()
         print(f"# trickrun epoch benchmark: 784-{'-'.join(map(str, HIDDEN))}-10 ReLU MLP, float32")
         print(f"- data: {n} examples per epoch, {data.source}")
-        print(f"- {epochs} timed epoch(s) per config after 1 warm-up; medians; bound and real interleaved")
+        print(f"- {epochs} timed epoch(s) per config after 1 warm-up; medians; bound, real and torch interleaved")
         print(f"- numpy {np.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPUs")
         print("\n".join(blas_description()))
+        if torch is None:
+            print(f"- torch: not importable ({no_torch}); its columns read \"-\"")
+        else:
+            torch.set_num_threads(threads)
+            print(f"- torch {torch.__version__}: {torch.get_num_threads()} threads (= the BLAS threads), "
+                  f"default optimizer implementation, {SETTLE_S:g} s pause before each torch epoch")
         print()
-        print("| config | bound s/epoch | trickrun s/epoch | ratio | target | ratio of minima | spread |")
-        print("| --- | ---: | ---: | ---: | --- | ---: | ---: |")
+        print("| config | bound s/epoch | trickrun s/epoch | torch s/epoch | ratio | trickrun / torch | target "
+              "| ratio of minima | spread |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
         for case in cases:
-            bounds, reals = measure(case, data, epochs)
+            bounds, reals, torches = measure(case, data, epochs, torch)
             b, r = statistics.median(bounds), statistics.median(reals)
             ratio = r / b
             target = "" if case.target is None else (
                 f"<= {case.target:g} {'ok' if ratio <= case.target else 'MISSED'}")
+            t_cell, vs_torch = "-", "-"
+            if torches:
+                t = statistics.median(torches)
+                t_cell, vs_torch = f"{t:.3f}", f"{r / t:.2f}"
             # Noise only ever adds time: the ratio of the fastest epochs is the steadier
-            # figure, and the spread (slowest over fastest epoch, worse of the two series)
+            # figure, and the spread (slowest over fastest epoch, worst of the series)
             # says how much the machine disturbed this row.
-            spread = max(max(t) / min(t) - 1 for t in (bounds, reals))
-            print(f"| {case.label} | {b:.3f} | {r:.3f} | {ratio:.2f} | {target} | "
+            spread = max(max(t) / min(t) - 1 for t in (bounds, reals, torches) if t)
+            print(f"| {case.label} | {b:.3f} | {r:.3f} | {t_cell} | {ratio:.2f} | {vs_torch} | {target} | "
                   f"{min(reals) / min(bounds):.2f} | {spread:.0%} |", flush=True)
         if args.profile:
             parts = ("Dense layers", "other layers", "loss", "optimizer step", "rest of the loop", "epoch")

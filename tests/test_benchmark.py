@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,14 +13,49 @@ from helpers import requires_real_mnist
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "epoch.py"
 
 
-def test_quick_benchmark_prints_a_row_per_configuration(tmp_path):
+NO_TORCH_NOTE = "- torch: not importable"
+
+
+def run_quick(*args: str, hide_torch: bool = False) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "TRICKRUN_DATA_DIR"}  # random pixels: fast
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True,
-                          env=env, timeout=300)
+    if hide_torch:  # as if torch were not installed, whether or not it is
+        cmd = [sys.executable, "-c", "import runpy, sys; sys.modules['torch'] = None; "
+               f"sys.argv = {[str(SCRIPT), '--quick', *args]!r}; runpy.run_path(sys.argv[0], run_name='__main__')"]
+    else:
+        cmd = [sys.executable, str(SCRIPT), "--quick", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    rows = [line for line in proc.stdout.splitlines() if line.startswith("| adam") or line.startswith("| momentum")]
+    return proc
+
+
+def table(stdout: str) -> list[dict[str, str]]:
+    """The rows of the results table, as {column: cell}."""
+    lines = [line for line in stdout.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    return [dict(zip(header, row)) for row in rows if row[0].startswith(("adam", "momentum"))]
+
+
+def test_quick_benchmark_prints_a_row_per_configuration(tmp_path):
+    proc = run_quick()
+    rows = table(proc.stdout)
     assert len(rows) == 9
     assert "blas:" in proc.stdout and "peak RSS" in proc.stdout
+    for row in rows:  # torch's columns: figures when torch imports, else "-" and a note saying why
+        assert {"ratio", "torch s/epoch", "trickrun / torch"} <= row.keys()
+        if NO_TORCH_NOTE in proc.stdout:
+            assert row["torch s/epoch"] == row["trickrun / torch"] == "-"
+        else:
+            assert float(row["torch s/epoch"]) > 0 and float(row["trickrun / torch"]) > 0
+    assert (NO_TORCH_NOTE in proc.stdout) != bool(re.search(r"^- torch \d", proc.stdout, re.M))
+
+
+def test_quick_benchmark_without_torch_says_so_and_leaves_its_columns_empty():
+    proc = run_quick("--only", "momentum b512", hide_torch=True)
+    assert proc.stdout.count(NO_TORCH_NOTE) == 1
+    [row] = table(proc.stdout)
+    assert row["torch s/epoch"] == row["trickrun / torch"] == "-"
+    assert float(row["ratio"]) > 0
 
 
 SWEEP_SCRIPT = Path(__file__).parents[1] / "benchmarks" / "sweep.py"
