@@ -137,6 +137,27 @@ class HiddenBlock(Block):
                                      {k: arrays.buffers[s.name] for k, s in self._buffer_slots.items()},
                                      self._cfg)
         self._layers = [x for x in (self.dense, self.norm, self.activation, self.dropout) if x is not None]
+        # Without a norm the activation adds the Dense bias and sums its gradient, in the
+        # pass it makes anyway (Dense.bias_in_activation).
+        self.dense.bias_in_activation = self.norm is None and self.dense.b is not None
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        z = self.dense.forward(x, train)
+        if self.norm is not None:
+            z = self.norm.forward(z, train)
+        x = self.activation.forward(z, train, self.dense.b if self.dense.bias_in_activation else None)
+        if self.dropout is not None:
+            x = self.dropout.forward(x, train)
+        self.output = x
+        return x
+
+    def backward(self, grad: np.ndarray) -> np.ndarray | None:
+        """The activation's backward takes dropout's mask and the bias gradient with it."""
+        mask = self.dropout.mask if self.dropout is not None else None
+        grad = self.activation.backward(grad, mask, self.dense.gb if self.dense.bias_in_activation else None)
+        if self.norm is not None:
+            grad = self.norm.backward(grad)
+        return self.dense.backward(grad)
 
     @property
     def activation_output(self) -> np.ndarray | None:

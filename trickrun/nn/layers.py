@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from ..registry import Registry
+from .kernels import layers as K
 
 ACTIVATIONS: Registry = Registry("activation")
 NORMS: Registry = Registry("norm")
@@ -54,11 +55,14 @@ class Dense:
 
     Backward: dW = x^T g, db = sum over the batch of g, dx = g W^T. The input gradient is
     skipped for the first layer (`input_grad=False`): nothing upstream needs it.
+    With `bias_in_activation` the block's activation adds b in its forward and fills gb in
+    its backward (see Activation): one pass over the output instead of two.
     """
 
     def __init__(self, W, gW, b=None, gb=None, *, input_grad: bool = True):
         self.W, self.gW, self.b, self.gb = W, gW, b, gb
         self.input_grad = input_grad
+        self.bias_in_activation = False
         self._scratch = Scratch()
         self._x: np.ndarray | None = None
 
@@ -66,13 +70,13 @@ class Dense:
         self._x = x
         out = self._scratch.get("out", (x.shape[0], self.W.shape[1]), self.W.dtype)
         np.matmul(x, self.W, out=out)
-        if self.b is not None:
+        if self.b is not None and not self.bias_in_activation:
             out += self.b
         return out
 
     def backward(self, grad: np.ndarray) -> np.ndarray | None:
         np.matmul(self._x.T, grad, out=self.gW)
-        if self.gb is not None:
+        if self.gb is not None and not self.bias_in_activation:
             np.sum(grad, axis=0, out=self.gb)
         if not self.input_grad:
             return None
@@ -83,65 +87,75 @@ class Dense:
 class Activation:
     """An elementwise nonlinearity; backward uses the cached `output` of forward.
     `saturating` tells the diagnostics which statistic applies: saturated units (tanh,
-    sigmoid) or dead units (the ReLU family)."""
+    sigmoid) or dead units (the ReLU family).
+
+    A block fuses its neighbours in: `forward(x, train, bias)` computes f(x + bias), a
+    Dense's bias added in the same pass; `backward(grad, mask, bias_grad)` multiplies grad
+    by dropout's `mask` first and writes the column sums of the result (that bias's
+    gradient) into `bias_grad`, all in one pass (kernels.layers.activation_backward)."""
 
     saturating = False
+    KIND: int  # the kernels' code for this activation
+    slope = 0.0
 
     def __init__(self) -> None:
         self._scratch = Scratch()
         self.output: np.ndarray | None = None
 
+    def backward(self, grad: np.ndarray, mask: np.ndarray | None = None,
+                 bias_grad: np.ndarray | None = None) -> np.ndarray:
+        dx = self._scratch.get("dx", grad.shape, grad.dtype)
+        no_mask = self._scratch.get("none", (0, 0), grad.dtype)  # empty: the kernel skips it
+        no_sums = self._scratch.get("none", (0,), grad.dtype)
+        K.activation_backward(grad, self.output, no_mask if mask is None else mask, self.KIND,
+                              self.slope, dx, no_sums if bias_grad is None else bias_grad)
+        return dx
 
-@ACTIVATIONS.register("relu")
-class ReLU(Activation):
-    """y = max(x, 0); dy/dx = 1 where y > 0, else 0."""
 
-    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        # Against a row of zeros numpy runs its vectorized array loop; against the scalar 0
-        # its scalar-broadcast loop, 3-4x slower (numpy 2.4). Same values, NaN included.
-        zero = self._scratch.zeros("zero", x.shape[1:], x.dtype)
-        self.output = np.maximum(x, zero, out=self._scratch.get("out", x.shape, x.dtype))
+class _ReLUFamily(Activation):
+    def forward(self, x: np.ndarray, train: bool, bias: np.ndarray | None = None) -> np.ndarray:
+        if bias is None:
+            bias = self._scratch.zeros("bias", x.shape[1:], x.dtype)
+        self.output = self._scratch.get("out", x.shape, x.dtype)
+        K.relu_forward(x, bias, self.slope, self.output)
         return self.output
 
-    def backward(self, grad: np.ndarray) -> np.ndarray:
-        active = np.greater(self.output, 0, out=self._scratch.get("mask", grad.shape, bool))
-        return np.multiply(grad, active, out=self._scratch.get("dx", grad.shape, grad.dtype))
+
+@ACTIVATIONS.register("relu")
+class ReLU(_ReLUFamily):
+    """y = max(x, 0); dy/dx = 1 where y > 0, else 0."""
+
+    KIND = K.RELU
 
 
 @ACTIVATIONS.register("leaky_relu")
-class LeakyReLU(Activation):
+class LeakyReLU(_ReLUFamily):
     """y = x for x > 0, slope * x otherwise (slope 0.01); dy/dx = 1 or slope."""
+
+    KIND = K.LEAKY_RELU
 
     def __init__(self, slope: float = 0.01) -> None:
         super().__init__()
         self.slope = slope
 
-    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        out = np.multiply(x, self.slope, out=self._scratch.get("out", x.shape, x.dtype))
-        self.output = np.maximum(x, out, out=out)  # max(x, a x) = leaky ReLU for 0 < a < 1
-        return self.output
 
-    def backward(self, grad: np.ndarray) -> np.ndarray:
-        dx = np.multiply(grad, self.slope, out=self._scratch.get("dx", grad.shape, grad.dtype))
-        positive = np.greater(self.output, 0, out=self._scratch.get("mask", grad.shape, bool))
-        np.copyto(dx, grad, where=positive)
-        return dx
+def _biased(x: np.ndarray, bias: np.ndarray | None, out: np.ndarray) -> np.ndarray:
+    """x + bias into `out` (x itself without a bias)."""
+    return x if bias is None else np.add(x, bias, out=out)
 
 
 @ACTIVATIONS.register("tanh")
 class Tanh(Activation):
-    """y = tanh(x); dy/dx = 1 - y^2. Saturated where |y| > 0.99."""
+    """y = tanh(x); dy/dx = 1 - y^2. Saturated where |y| > 0.99. The forward stays NumPy's
+    (its SIMD tanh; numba's is libm's, 25x slower here)."""
 
     saturating = True
+    KIND = K.TANH
 
-    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        self.output = np.tanh(x, out=self._scratch.get("out", x.shape, x.dtype))
+    def forward(self, x: np.ndarray, train: bool, bias: np.ndarray | None = None) -> np.ndarray:
+        out = self._scratch.get("out", x.shape, x.dtype)
+        self.output = np.tanh(_biased(x, bias, out), out=out)
         return self.output
-
-    def backward(self, grad: np.ndarray) -> np.ndarray:
-        dx = np.multiply(self.output, self.output, out=self._scratch.get("dx", grad.shape, grad.dtype))
-        np.subtract(1, dx, out=dx)
-        return np.multiply(dx, grad, out=dx)
 
     @staticmethod
     def saturated(output: np.ndarray) -> np.ndarray:
@@ -150,22 +164,20 @@ class Tanh(Activation):
 
 @ACTIVATIONS.register("sigmoid")
 class Sigmoid(Activation):
-    """y = 1 / (1 + exp(-x)); dy/dx = y (1 - y). Saturated where y < 0.01 or y > 0.99."""
+    """y = 1 / (1 + exp(-x)); dy/dx = y (1 - y). Saturated where y < 0.01 or y > 0.99.
+    The forward stays NumPy's (its SIMD exp; numba's is libm's, 2.5x slower here)."""
 
     saturating = True
+    KIND = K.SIGMOID
 
-    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        out = np.negative(x, out=self._scratch.get("out", x.shape, x.dtype))
+    def forward(self, x: np.ndarray, train: bool, bias: np.ndarray | None = None) -> np.ndarray:
+        out = self._scratch.get("out", x.shape, x.dtype)
+        np.negative(_biased(x, bias, out), out=out)
         with np.errstate(over="ignore"):  # exp(-x) -> inf gives y = 0, which is right
             np.exp(out, out=out)
         out += 1
         self.output = np.reciprocal(out, out=out)
         return self.output
-
-    def backward(self, grad: np.ndarray) -> np.ndarray:
-        dx = np.subtract(1, self.output, out=self._scratch.get("dx", grad.shape, grad.dtype))
-        dx *= self.output
-        return np.multiply(dx, grad, out=dx)
 
     @staticmethod
     def saturated(output: np.ndarray) -> np.ndarray:
@@ -231,47 +243,26 @@ class BatchNorm(Norm):
                    buffers["running_mean"], buffers["running_var"], momentum=cfg.bn_momentum)
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        """One kernel (kernels.layers.batchnorm_forward); the batch statistics are summed row
+        by row as NumPy's x.mean(0) and x.var(0) do."""
         xhat = self._scratch.get("xhat", x.shape, x.dtype)
         out = self._scratch.get("out", x.shape, x.dtype)
         if train:
-            # x.mean(0) and x.var(0) as numpy computes them (same bits), sharing x - mean
-            # with xhat and holding the squares in `out` until the output overwrites them.
-            n = np.intp(x.shape[0])  # numpy's own divisor type: a float64 divide, cast back
-            mean = np.add.reduce(x, axis=0, out=self._scratch.get("mean", x.shape[1:], x.dtype))
-            np.true_divide(mean, n, out=mean, casting="unsafe")
-            np.subtract(x, mean, out=xhat)
-            squares = np.multiply(xhat, xhat, out=out)
-            var = np.add.reduce(squares, axis=0, out=self._scratch.get("var", x.shape[1:], x.dtype))
-            np.true_divide(var, n, out=var, casting="unsafe")
-            m = self.momentum
-            self.running_mean *= m
-            self.running_mean += (1 - m) * mean
-            self.running_var *= m
-            self.running_var += (1 - m) * var
+            mean = self._scratch.get("mean", x.shape[1:], x.dtype)
+            var = self._scratch.get("var", x.shape[1:], x.dtype)
         else:
             mean, var = self.running_mean, self.running_var
-            np.subtract(x, mean, out=xhat)
-        self._train = train
-        self._inv_std = 1.0 / np.sqrt(var + self.eps)
-        xhat *= self._inv_std
-        self._xhat = xhat
-        np.multiply(xhat, self.gamma, out=out)
-        out += self.beta
+        self._inv_std = self._scratch.get("inv_std", x.shape[1:], x.dtype)
+        K.batchnorm_forward(x, self.gamma, self.beta, mean, var, train, self.momentum, self.eps,
+                            self.running_mean, self.running_var, self._inv_std, xhat, out)
+        self._train, self._xhat = train, xhat
         return out
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        xhat, n = self._xhat, grad.shape[0]
-        np.sum(grad, axis=0, out=self.g_beta)
-        dxhat = np.multiply(grad, xhat, out=self._scratch.get("dx", grad.shape, grad.dtype))
-        np.sum(dxhat, axis=0, out=self.g_gamma)
-        np.multiply(grad, self.gamma, out=dxhat)
-        if self._train:  # the batch statistics depend on x too
-            # dxhat * xhat summed = g_gamma * gamma; dxhat summed = g_beta * gamma
-            dxhat -= (self.g_beta * self.gamma) / n
-            dxhat -= np.multiply(xhat, (self.g_gamma * self.gamma) / n,
-                                 out=self._scratch.get("tmp", grad.shape, grad.dtype))
-        dxhat *= self._inv_std
-        return dxhat
+        dx = self._scratch.get("dx", grad.shape, grad.dtype)
+        K.batchnorm_backward(grad, self._xhat, self.gamma, self._inv_std, self._train,
+                             self.g_gamma, self.g_beta, dx)
+        return dx
 
 
 @NORMS.register("layer")
@@ -296,24 +287,16 @@ class LayerNorm(Norm):
         return cls(params["gamma"], grads["gamma"], params["beta"], grads["beta"])
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        mean = x.mean(axis=1, keepdims=True)
-        var = x.var(axis=1, keepdims=True)
-        self._inv_std = 1.0 / np.sqrt(var + self.eps)
-        xhat = np.subtract(x, mean, out=self._scratch.get("xhat", x.shape, x.dtype))
-        xhat *= self._inv_std
-        self._xhat = xhat
-        out = np.multiply(xhat, self.gamma, out=self._scratch.get("out", x.shape, x.dtype))
-        out += self.beta
+        self._inv_std = self._scratch.get("inv_std", x.shape[:1], x.dtype)
+        self._xhat = self._scratch.get("xhat", x.shape, x.dtype)
+        out = self._scratch.get("out", x.shape, x.dtype)
+        K.layernorm_forward(x, self.gamma, self.beta, self.eps, self._inv_std, self._xhat, out)
         return out
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        xhat = self._xhat
-        np.sum(grad, axis=0, out=self.g_beta)
-        np.sum(grad * xhat, axis=0, out=self.g_gamma)
-        dxhat = np.multiply(grad, self.gamma, out=self._scratch.get("dx", grad.shape, grad.dtype))
-        dxhat -= dxhat.mean(axis=1, keepdims=True) + xhat * (dxhat * xhat).mean(axis=1, keepdims=True)
-        dxhat *= self._inv_std
-        return dxhat
+        dx = self._scratch.get("dx", grad.shape, grad.dtype)
+        K.layernorm_backward(grad, self._xhat, self.gamma, self._inv_std, self.g_gamma, self.g_beta, dx)
+        return dx
 
 
 # Bit generators whose raw draws (`random_raw`) carry 64 random bits each.
@@ -336,11 +319,18 @@ class Dropout:
             self._mask = None
             return x
         mask = self._scratch.get("mask", x.shape, x.dtype)
+        out = self._scratch.get("out", x.shape, x.dtype)
         threshold = np.uint32(min(math.ceil(self.rate * 2.0**32), 2**32 - 1))
-        np.greater_equal(self._words(x.shape), threshold, out=mask)  # 1.0 where kept, 0.0 where dropped
-        mask *= 1.0 / (1.0 - self.rate)
+        # mask = (words >= threshold) * (1 / (1 - rate)) in x's dtype, out = x * mask
+        K.dropout_forward(x, self._words(x.shape), threshold, 1.0 / (1.0 - self.rate), mask, out)
         self._mask = mask
-        return np.multiply(x, mask, out=self._scratch.get("out", x.shape, x.dtype))
+        return out
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """The last training forward's mask (0 or 1 / (1 - rate) per unit); None after an
+        evaluation forward, which is the identity."""
+        return self._mask
 
     def _words(self, shape: tuple[int, ...]) -> np.ndarray:
         """Uniform uint32 words from `rng`, one per unit. Raw 64-bit draws split in two take

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernels import layers as K
+
 EVAL_CHUNK = 2048  # examples per forward pass when evaluating: bounds the activations' memory
 
 
@@ -21,24 +23,11 @@ def softmax_cross_entropy(
     written into `grad_out` when given (so the training loop reuses one array; the
     intermediate values pass through it too, so it must not be `logits`).
     """
-    n = logits.shape[0]
-    rows = np.arange(n)
-    # argmax and a gather, not max(axis=1): numpy's reductions along a 10-wide last axis
-    # are slow, argmax is not. The gathered maximum is the same value (NaN rows included).
-    predicted = logits.argmax(axis=1)
-    correct = int(np.count_nonzero(predicted == labels))
-    shifted = np.subtract(logits, logits[rows, predicted][:, None], out=grad_out)
-    picked = shifted[rows, labels]
-    exp = np.exp(shifted, out=shifted)
-    total = exp.sum(axis=1)
-    # log softmax of the true class: shifted[y] - log(sum exp(shifted))
-    loss = float(np.mean(np.log(total, dtype=np.float64) - picked))
-    if grad_out is None:
-        return loss, correct, None
-    total *= n
-    exp /= total[:, None]
-    exp[rows, labels] -= 1.0 / n
-    return loss, correct, exp
+    # One kernel pass per row (kernels.layers.softmax_cross_entropy): the NumPy it replaces,
+    # the reference in tests/test_kernels_layers.py, takes a dozen small calls.
+    grad = np.empty((0, 0), logits.dtype) if grad_out is None else grad_out
+    total, correct = K.softmax_cross_entropy(logits, np.asarray(labels, np.intp), grad, grad_out is not None)
+    return total / logits.shape[0], int(correct), grad_out
 
 
 def weight_penalty(weights: np.ndarray, l2: float, l1: float) -> float:
