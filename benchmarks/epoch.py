@@ -248,6 +248,14 @@ def measure(case: Case, data: Dataset, epochs: int, torch=None) -> tuple[list[fl
     return b_times, r_times, t_times
 
 
+def block_layers(block) -> list:
+    """A block's layers in order (Dense, norm, activation, dropout: those it has)."""
+    layers = getattr(block, "_layers", None)
+    if layers is None:
+        layers = [x for x in (block.dense, block.norm, block.activation, block.dropout) if x is not None]
+    return list(layers)
+
+
 def profile_epoch(case: Case, data: Dataset) -> dict[str, float]:
     """Seconds per epoch of each part of a real training epoch (after a warm-up epoch),
     timed by wrapping the layers, the loss and the optimizer step of one Trainer."""
@@ -265,7 +273,7 @@ def profile_epoch(case: Case, data: Dataset) -> dict[str, float]:
             return out
         return wrapper
 
-    for layer in [layer for block in trainer.model.blocks for layer in block.layers()]:
+    for layer in [layer for block in trainer.model.blocks for layer in block_layers(block)]:
         part = "Dense layers" if type(layer).__name__ == "Dense" else "other layers"
         layer.forward, layer.backward = timing(part, layer.forward), timing(part, layer.backward)
     trainer.optimizer.step = timing("optimizer step", trainer.optimizer.step)
@@ -351,7 +359,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.profile:
             parts = ("Dense layers", "other layers", "loss", "optimizer step", "rest of the loop", "epoch")
             print("\nWhere a real epoch goes, s/epoch (one epoch after a warm-up; the wrappers add a little;"
-                  " Dense layers = products + bias; rest = gather, gradient norms, bookkeeping):\n")
+                  " Dense layers = products, + bias unless the activation adds it;"
+                  " rest = gather, gradient norms, bookkeeping):\n")
             print("| config | " + " | ".join(parts) + " |")
             print("| --- |" + " ---: |" * len(parts))
             for case in cases:
