@@ -21,7 +21,6 @@ from .nn.diagnostics import first_nonfinite_layer, layer_stats
 from .early_stopping import EarlyStopping
 from .checkpoint import EpochSaver, load_into
 from .ending import Divergence, Ending, finish, run_until_ended, stop_condition
-from .nn.kernels import match_blas_threads
 from .nn.kernels.optim import add_penalty_grad as penalty_grad
 from .nn.losses import evaluate, softmax_cross_entropy, weight_penalty
 from .nn.model import MLP
@@ -89,7 +88,6 @@ class Trainer:
         self.best_values = {"val_loss": None, "val_acc": None}
         self.stop_signal: int | None = None  # the signal that interrupted the run (SIGINT: Ctrl-C)
         self.out_of_memory = False  # the run was interrupted by a MemoryError
-        match_blas_threads()  # the fused kernels share the cores as the products do
         self._probe = data.x_val[:PROBE_SIZE]
         self._buffers: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # per batch size
         self._last_weights = np.empty(m.n_weights, m.dtype)

@@ -22,8 +22,7 @@ from .backend import CellEnd, CellJob
 from .states import INTERRUPTED_EXIT_CODES
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                    "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
-                    "NUMBA_NUM_THREADS")  # the fused kernels' threads (nn/kernels)
+                    "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 STDERR_TAIL = 600  # characters of a failed cell's stderr kept as its error
 # The worker's command line before its arguments (tests start it through a prelude).
 WORKER_COMMAND = [sys.executable, "-m", "trickrun.sweep.worker"]

@@ -9,58 +9,56 @@ from __future__ import annotations
 
 import math
 
-import numba
-
-from . import kernel, parallel_kernel
+from . import kernel
 
 
-@parallel_kernel
+@kernel
 def sgd(p, g, lr):
-    for i in numba.prange(p.size):
+    for i in range(p.size):
         p[i] -= lr * g[i]
 
 
-@parallel_kernel
+@kernel
 def momentum(p, g, v, lr, gamma):
-    for i in numba.prange(p.size):
+    for i in range(p.size):
         vi = gamma * v[i] - lr * g[i]
         v[i] = vi
         p[i] += vi
 
 
-@parallel_kernel
+@kernel
 def nesterov(p, g, v, lr, gamma):
-    for i in numba.prange(p.size):
+    for i in range(p.size):
         step = lr * g[i]
         vi = gamma * v[i] - step
         v[i] = vi
         p[i] += gamma * vi - step
 
 
-@parallel_kernel
+@kernel
 def adagrad(p, g, G, lr, eps):
-    for i in numba.prange(p.size):
+    for i in range(p.size):
         gi = g[i]
         Gi = G[i] + gi * gi
         G[i] = Gi
         p[i] -= lr * gi / (math.sqrt(Gi) + eps)
 
 
-@parallel_kernel
+@kernel
 def rmsprop(p, g, E, lr, one_minus_rho, eps):
-    for i in numba.prange(p.size):
+    for i in range(p.size):
         gi = g[i]
         Ei = E[i] + one_minus_rho * (gi * gi - E[i])
         E[i] = Ei
         p[i] -= lr * gi / (math.sqrt(Ei) + eps)
 
 
-@parallel_kernel
+@kernel
 def adam(p, g, m, v, lr_t, one_minus_b1, one_minus_b2, eps_t, decay, n_decay):
     """The bias corrections are folded into lr_t and eps_t (see optim.adam_update); the first
     `n_decay` values (the weight matrices) are first scaled by `decay` (AdamW's decoupled
     weight decay; n_decay = 0 for Adam)."""
-    for i in numba.prange(p.size):
+    for i in range(p.size):
         gi = g[i]
         mi = m[i] + one_minus_b1 * (gi - m[i])
         vi = v[i] + one_minus_b2 * (gi * gi - v[i])
@@ -70,10 +68,10 @@ def adam(p, g, m, v, lr_t, one_minus_b1, one_minus_b2, eps_t, decay, n_decay):
         p[i] = pi - lr_t * mi / (math.sqrt(vi) + eps_t)
 
 
-@parallel_kernel
+@kernel
 def add_penalty_grad(w, g, l2, l1):
     """g += l2 w + l1 sign(w), sign(0) = 0."""
-    for i in numba.prange(w.size):
+    for i in range(w.size):
         wi = w[i]
         sign = (wi > 0) - (wi < 0)
         g[i] += l2 * wi + l1 * sign
