@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import pytest
 
@@ -117,3 +118,26 @@ def test_clipping_by_value_matches_numpy_and_says_whether_it_clipped(dtype):
     assert K.clip_values(g, dtype(1.0)) is True
     np.testing.assert_array_equal(g, expected)
     assert K.clip_values(g, dtype(1.0)) is False  # nothing left to clip
+
+
+def test_a_kernel_compiled_on_first_use_is_announced_once_and_a_cached_one_is_not():
+    from trickrun.nn.kernels import COMPILING, compile_notice
+
+    def fresh(x):  # a kernel of trickrun's that nothing has compiled yet
+        return x + 1
+
+    fresh.__module__ = "trickrun.nn.kernels.optim"
+    said: list[str] = []
+    with compile_notice(said.append):
+        jitted = numba.njit(fresh)
+        jitted(1)
+        jitted(1.5)  # a second compile: still one notice
+        K.sgd(np.ones(3, np.float32), np.ones(3, np.float32), np.float32(0.1))  # loaded, not compiled
+    assert said == [COMPILING]
+
+    def elsewhere(x):
+        return x - 1
+
+    with compile_notice(said.append):
+        numba.njit(elsewhere)(1)  # someone else's function: not ours to announce
+    assert said == [COMPILING]

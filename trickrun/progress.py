@@ -34,6 +34,9 @@ class PlainReporter(NullReporter):
     def epoch(self, record: dict) -> None:
         print(epoch_line(record, self.epochs), file=self.stream, flush=True)
 
+    def note(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
 
 class RichReporter(NullReporter):
     """Epoch and batch bars with live loss and accuracy and time left; redrawn at most
@@ -68,6 +71,9 @@ class RichReporter(NullReporter):
             info = f"loss {self._loss / self._seen:.4f}  acc {self._correct / self._seen:.4f}"
             self.progress.update(self.batch_task, completed=index, info=info,
                                  description=f"epoch {epoch}")
+
+    def note(self, text: str) -> None:
+        self.progress.console.print(text, markup=False, highlight=False)
 
     def epoch(self, record: dict) -> None:
         self._loss = self._correct = self._seen = 0

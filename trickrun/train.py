@@ -21,6 +21,7 @@ from .nn.diagnostics import first_nonfinite_layer, layer_stats
 from .early_stopping import EarlyStopping
 from .checkpoint import EpochSaver, load_into
 from .ending import Divergence, Ending, finish, run_until_ended, stop_condition
+from .nn.kernels import compile_notice
 from .nn.kernels.optim import add_penalty_grad as penalty_grad
 from .nn.losses import evaluate, softmax_cross_entropy, weight_penalty
 from .nn.model import MLP
@@ -36,6 +37,7 @@ class NullReporter:
     def start(self, *, epochs: int, batches: int, run_dir) -> None: ...
     def batch(self, epoch: int, index: int, loss: float, correct: int, size: int) -> None: ...
     def epoch(self, record: dict) -> None: ...
+    def note(self, text: str) -> None: ...
 
 
 @dataclass
@@ -197,9 +199,10 @@ class Trainer:
         saver, limits = EpochSaver(writer, self.signals), self.cfg.train.epochs
         min_delta = self.cfg.early_stopping.min_delta
         started = self.clock()
-        ending = run_until_ended(
-            lambda: stop_condition(self.stopper, self.epoch, limits, min_delta) or self._run_epoch(saver),
-            lambda: self.epoch, self.signals)
+        with compile_notice(self.reporter.note):
+            ending = run_until_ended(
+                lambda: stop_condition(self.stopper, self.epoch, limits, min_delta) or self._run_epoch(saver),
+                lambda: self.epoch, self.signals)
         self.stop_signal, self.out_of_memory = ending.stop_signal, ending.out_of_memory
         return finish(self, ending, writer, restore_best=self.cfg.early_stopping.restore_best,
                       test_set=(self.data.x_test, self.data.y_test), train_s=self.clock() - started)

@@ -156,9 +156,11 @@ def load_dataset(cfg: DataConfig, *, progress: bool = False) -> Dataset:
     """
     scale_fn = SCALES.get(cfg.scale)  # fail on a bad name before any slow work
     arrays, source = verified_arrays(cfg, progress=progress)
-    x_all = arrays[TRAIN_IMAGES].reshape(-1, NUM_FEATURES)
-    x_test_raw = arrays[TEST_IMAGES].reshape(-1, NUM_FEATURES)
+    arrays = dict(arrays)  # ours to drop from (a supplied dict stays whole)
+    x_all = arrays.pop(TRAIN_IMAGES).reshape(-1, NUM_FEATURES)
+    x_test_raw = arrays.pop(TEST_IMAGES).reshape(-1, NUM_FEATURES)
     x_tr, y_tr, x_val, y_val = split(x_all, arrays[TRAIN_LABELS], cfg.val_size, cfg.split_seed, cfg.train_limit)
+    del x_all  # the split made its own copies: free the whole image array before the float32 ones exist
     x_tr, x_val, x_test = scale_fn(x_tr, x_val, x_test_raw)
     return Dataset(
         name=cfg.dataset,

@@ -18,7 +18,11 @@ Conventions for every kernel here:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import numba
+import numba.core.event
 
 # No fast-math: with contraction (FMA) or reassociation, LLVM rounds the vectorized body of
 # a loop and its scalar remainder differently (with `prange` that made two threads give
@@ -31,3 +35,31 @@ FASTMATH = False
 
 def kernel(fn):
     return numba.njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)(fn)
+
+
+COMPILING = ("compiling trickrun's kernels: the first run after an install takes a few seconds more; "
+             "later runs load them from the disk cache")
+
+
+class _CompileNotice(numba.core.event.Listener):
+    """Calls `say` once, when numba starts compiling one of trickrun's kernels: numba
+    broadcasts a compile only after a disk-cache miss, so a cached run says nothing."""
+
+    def __init__(self, say):
+        self.say, self.said = say, False
+
+    def on_start(self, event) -> None:
+        dispatcher = (event.data or {}).get("dispatcher")
+        module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
+        if not self.said and module.startswith(__name__):
+            self.said = True
+            self.say(COMPILING)
+
+    def on_end(self, event) -> None: ...
+
+
+@contextmanager
+def compile_notice(say) -> Iterator[None]:
+    """While inside: `say(COMPILING)` once if a kernel has to be compiled."""
+    with numba.core.event.install_listener("numba:compile", _CompileNotice(say)):
+        yield
