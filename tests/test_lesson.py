@@ -1,5 +1,5 @@
-"""`trickrun lesson`: the statistical rule (Holm, Welch intervals, verdicts) on hand-worked
-numbers, the measures on scripted curves, the claims' sweep files, the report on synthetic
+"""`trickrun lesson`: the statistical rule (Holm, paired intervals, verdicts) on hand-worked
+numbers (tests/test_verdicts.py checks them against scipy), the measures on scripted curves, the claims' sweep files, the report on synthetic
 runs, and one quick report on real MNIST."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from helpers import requires_real_mnist
 from trickrun.cli import app
 from trickrun.errors import ConfigError
 from trickrun.lesson.claims import CLAIMS, LR_RANGES, by_arm, lr_average
-from trickrun.lesson.ensembles import leave_one_out
+from trickrun.lesson.ensembles import DERIVED_ARMS, leave_one_out
 from trickrun.lesson.measures import CHANCE, epochs_to_threshold, test_acc as measured_test_acc
 from trickrun.lesson.results import ClaimResult, LessonOptions
 from trickrun.lesson.runner import claim_specs, config_folder, measure_claim, parse_claims
-from trickrun.lesson.verdicts import (CONTRADICTED, NOT_SHOWN, SUPPORTED, Comparison, holm, judge,
-                                     outcomes_for, t_quantile, welch_interval, verdict)
+from trickrun.lesson.verdicts import (CONTRADICTED, INCONCLUSIVE, NO_PRACTICAL_EFFECT, SUPPORTED, Comparison,
+                                     SeedValues, holm, judge, outcomes_for, t_quantile, verdict)
 from trickrun.rundir.reader import Run
 from trickrun.sweep.plan import resolve_cells
 
@@ -40,43 +40,52 @@ def test_t_quantile_matches_tables(df, expected):
     assert t_quantile(df) == pytest.approx(expected, abs=1e-4)
 
 
-def test_welch_interval_by_hand():
-    # diff -3; se = sqrt(1/3 + 1/3); df = (2/3)^2 / (2 * (1/3)^2 / 2) = 4; t(0.975, 4) = 2.7764
-    diff, low, high = welch_interval([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])
-    half = 2.776445 * math.sqrt(2 / 3)
-    assert diff == pytest.approx(-3.0)
-    assert (low, high) == pytest.approx((-3.0 - half, -3.0 + half), abs=1e-5)
+def test_paired_interval_by_hand():
+    # differences 1, 2, 3 on seeds 0..2: mean 2, sd 1, se 1/sqrt(3), t(0.975, 2) = 4.302653
+    c = Comparison("test_acc", "a", "b", True, sesoi=0.5)
+    samples = {"a": {"test_acc": SeedValues({0: 2.0, 1: 4.0, 2: 6.0})},
+               "b": {"test_acc": SeedValues({2: 3.0, 1: 2.0, 0: 1.0})}}  # given out of order: pairs by seed
+    (outcome,) = outcomes_for(1, [c], samples)
+    half = 4.302653 / math.sqrt(3)
+    assert outcome.n_pairs == 3 and outcome.diff == pytest.approx(2.0) and outcome.won == 1.0
+    assert outcome.ci == pytest.approx((2.0 - half, 2.0 + half), abs=1e-5)
 
 
-@pytest.mark.parametrize("diff, p, higher, expected", [
-    (0.01, 0.01, True, SUPPORTED),
-    (-0.01, 0.01, True, CONTRADICTED),
-    (-2.0, 0.001, False, SUPPORTED),  # fewer epochs predicted, fewer found
-    (2.0, 0.001, False, CONTRADICTED),
-    (0.01, 0.05, True, NOT_SHOWN),  # alpha is strict
-    (0.01, None, True, NOT_SHOWN),
-    (None, 0.01, True, NOT_SHOWN),
+@pytest.mark.parametrize("diff, p, p_tost, higher, expected", [
+    (0.01, 0.01, 0.9, True, SUPPORTED),
+    (-0.01, 0.01, 0.9, True, CONTRADICTED),
+    (-2.0, 0.001, 0.9, False, SUPPORTED),  # fewer epochs predicted, fewer found
+    (2.0, 0.001, 0.9, False, CONTRADICTED),
+    (0.0001, 0.01, 0.01, True, SUPPORTED),  # significant and equivalent: supported (below practical size)
+    (0.01, 0.05, 0.9, True, INCONCLUSIVE),  # alpha is strict
+    (0.01, 0.5, 0.01, True, NO_PRACTICAL_EFFECT),
+    (0.01, 0.5, 0.05, True, INCONCLUSIVE),
+    (0.01, None, None, True, INCONCLUSIVE),
+    (None, 0.01, 0.01, True, INCONCLUSIVE),
 ])
-def test_verdict_rule(diff, p, higher, expected):
-    assert verdict(diff, p, higher) == expected
+def test_verdict_rule(diff, p, p_tost, higher, expected):
+    assert verdict(diff, p, p_tost, higher) == expected
 
 
 def test_holm_runs_over_every_claim_of_the_report():
-    up = Comparison("test_acc", "a", "b", True)
-    samples = {"a": {"test_acc": [0.91, 0.92, 0.93]}, "b": {"test_acc": [0.88, 0.89, 0.90]}}
-    alone = judge(outcomes_for(1, [up], samples))
+    up = Comparison("test_acc", "a", "b", True, sesoi=0.002)
+    samples = {"a": {"test_acc": SeedValues({0: 0.900, 1: 0.920, 2: 0.940})},
+               "b": {"test_acc": SeedValues({0: 0.880, 1: 0.890, 2: 0.900})}}
+    alone = judge(outcomes_for(1, [up], samples))  # differences 0.02, 0.03, 0.04: p 0.035
     assert alone[0].p < 0.05 and alone[0].verdict == SUPPORTED
     # The same comparison among five equal ones: Holm multiplies its p by five.
     many = judge([o for n in range(5) for o in outcomes_for(n, [up], samples)])
     assert all(o.p_holm == pytest.approx(min(1.0, 5 * alone[0].p)) for o in many)
-    assert {o.verdict for o in many} == {NOT_SHOWN}
+    assert {o.verdict for o in many} == {INCONCLUSIVE}
 
 
-def test_an_arm_with_one_value_is_not_tested_and_left_out_of_holm():
-    c = Comparison("test_acc", "a", "b", True)
-    outcomes = judge(outcomes_for(1, [c], {"a": {"test_acc": [0.9]}, "b": {"test_acc": [0.8, 0.81]}}))
-    assert outcomes[0].p is None and outcomes[0].p_holm is None and outcomes[0].verdict == NOT_SHOWN
-    assert outcomes[0].diff == pytest.approx(0.9 - 0.805)
+def test_an_arm_with_one_paired_seed_is_not_tested_and_left_out_of_holm():
+    c = Comparison("test_acc", "a", "b", True, sesoi=0.002)
+    samples = {"a": {"test_acc": SeedValues({0: 0.9, 5: 0.7})}, "b": {"test_acc": SeedValues({0: 0.8, 1: 0.81})}}
+    outcomes = judge(outcomes_for(1, [c], samples))
+    assert outcomes[0].n_pairs == 1 and outcomes[0].p is None and outcomes[0].p_holm is None
+    assert outcomes[0].verdict == INCONCLUSIVE and outcomes[0].p_tost_holm is None
+    assert outcomes[0].diff == pytest.approx(0.9 - 0.8)  # seed 0 only: seeds 1 and 5 have no pair
 
 
 # --- measures --------------------------------------------------------------------------
@@ -105,8 +114,12 @@ def test_optimizer_score_averages_only_its_declared_rates():
             for seed in (0, 1) for lr, acc in ((1e-4, 0.90), (1e-3, 0.96), (1e-2, 0.93), (1.0, 0.10))]
     samples = lr_average(claim, runs, None)
     assert LR_RANGES["adam"] == (0.0001, 0.001, 0.01)
-    assert samples["adam"]["score"] == pytest.approx([(0.90 + 0.96 + 0.93) / 3] * 2)  # lr 1.0 not in it
-    assert samples["adam lr=1"]["test_acc"] == [0.10, 0.10]
+    score = (0.90 + 0.96 + 0.93) / 3  # lr 1.0 not in it
+    assert samples["adam"]["score"].by_seed == pytest.approx({0: score, 1: score})
+    assert list(samples["adam lr=1"]["test_acc"]) == [0.10, 0.10]
+    # a seed that lacks one of the three rates has no score: it would not compare with the others
+    runs = [r for r in runs if not (r.seed == 1 and r.config["optimizer"]["lr"] == 1e-2)]
+    assert lr_average(claim, runs, None)["adam"]["score"].seeds == (0,)
 
 
 def test_leave_one_out():
@@ -133,7 +146,7 @@ def test_every_cell_is_valid_and_falls_in_a_declared_arm(claim, quick):
         arms |= {claim.arm(cfg.to_dict()) for cfg in configs}
         if quick and claim.number != 6:
             assert all(cfg.data.train_limit == 2000 and cfg.train.epochs == 3 for cfg in configs)
-    declared = set(claim.arms) - ({"ensemble"} if claim.derived == "ensembles" else set())
+    declared = set(claim.arms) - (set(DERIVED_ARMS) if claim.derived == "ensembles" else set())
     assert arms == declared
     for c in claim.comparisons:
         assert {c.arm, c.baseline} <= set(claim.arms)
@@ -182,8 +195,9 @@ def test_the_report_has_every_section_table_figure_and_verdict(tmp_path):
 
 
 def _verdict_rows(section: str) -> list[str]:
-    marks = (f"**{SUPPORTED}** |", f"**{CONTRADICTED}** |", f"*{NOT_SHOWN}* |")
-    return [line for line in section.splitlines() if line.startswith("| ") and line.endswith(marks)]
+    marks = (f"**{SUPPORTED}**", f"**{CONTRADICTED}**", f"**{NO_PRACTICAL_EFFECT}**", f"*{INCONCLUSIVE}*")
+    return [line for line in section.splitlines()
+            if line.startswith("| ") and line.rstrip(" |").rsplit(" | ", 1)[-1].startswith(marks)]
 
 
 def test_by_arm_puts_each_run_under_its_arm():
@@ -191,9 +205,13 @@ def test_by_arm_puts_each_run_under_its_arm():
     runs = [_run({"clip": {"norm": norm}, "seed": s}, 0.9, status="diverged" if norm is None else "completed")
             for s in (0, 1) for norm in (None, 1.0)]
     samples = by_arm(claim, runs, None)
-    assert samples["no clipping"]["test_acc"] == [CHANCE, CHANCE]
-    assert samples["no clipping"]["diverged"] == [1.0, 1.0]
-    assert samples["clip 1"]["test_acc"] == [0.9, 0.9]
+    assert samples["no clipping"]["test_acc"].by_seed == {0: CHANCE, 1: CHANCE}
+    assert samples["no clipping"]["diverged"].by_seed == {0: 1.0, 1: 1.0}
+    assert samples["clip 1"]["test_acc"].by_seed == {0: 0.9, 1: 0.9}
+    # a second run of the same arm and seed (by folder name) is left out, and named
+    repeated: list[str] = []
+    again = by_arm(claim, [*runs, _run({"clip": {"norm": 1.0}, "seed": 0}, 0.5, path="s")], None, repeated)
+    assert again["clip 1"]["test_acc"].by_seed == {0: 0.9, 1: 0.9} and repeated == ["s"]  # "r" comes first
 
 
 def test_bad_options_exit_2(tmp_path):
@@ -220,7 +238,7 @@ def test_quick_report_on_real_mnist(tmp_path):
         assert "| arm | n | test acc |" in section
         assert (out / claim.figure_file).stat().st_size > 10_000
         assert len(_verdict_rows(section)) == len(claim.comparisons)
-        assert "| 2 vs 2 |" in section  # n = 2 seeds per arm
+        assert all("| 2 |" in row for row in _verdict_rows(section))  # 2 paired seeds per comparison
     assert "## Claim 2" not in text  # only the claims asked for
     # Run again: every cell is finished, so nothing trains and the same report comes back.
     again = runner.invoke(app, args)

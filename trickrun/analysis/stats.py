@@ -1,8 +1,20 @@
-"""Seed statistics: mean ± sample standard deviation, and Welch's unequal-variance t-test.
+"""Seed statistics, in pure Python: mean ± sample standard deviation, Welch's unequal-variance
+t-test, the paired t-test with its interval, the two one-sided tests of equivalence (TOST),
+Holm's correction, Student's t quantile, and the paired test's power (minimal detectable
+effect, seeds needed).
 
-t = (m1 - m2) / sqrt(s1²/n1 + s2²/n2) with Welch-Satterthwaite degrees of freedom; the
-two-sided p-value P(|T| > |t|) = I_{df/(df+t²)}(df/2, 1/2), with I the regularized incomplete
-beta function (continued fraction, Numerical Recipes §6.4).
+Welch: t = (m1 - m2) / sqrt(s1²/n1 + s2²/n2) with Welch-Satterthwaite degrees of freedom.
+Every p-value comes from P(|T| > |t|) = I_{df/(df+t²)}(df/2, 1/2), with I the regularized
+incomplete beta function (continued fraction, Numerical Recipes §6.4).
+
+Paired: the n differences d_i = a_i - b_i of the same seed; mean d̄, se = sd(d)/sqrt(n),
+t = d̄/se with n - 1 degrees of freedom, interval d̄ ± t_{(1+c)/2, n-1}·se (as scipy's
+ttest_rel). TOST against ±margin: p = max(P(T >= (d̄ + margin)/se), P(T <= (d̄ - margin)/se));
+p < α exactly when the (1 - 2α) interval lies inside (-margin, margin).
+
+Power (two-sided paired t at level α, no multiplicity correction): the usual central-t
+approximation MDE(n) = (t_{1-α/2, n-1} + t_{power, n-1})·sd/sqrt(n), which slightly
+understates the exact noncentral-t answer for very small n.
 """
 
 from __future__ import annotations
@@ -13,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 SIGNIFICANCE_LEVEL = 0.05  # Welch's two-sided p below this: larger than seed noise
+POWER = 0.8  # the chance of detecting an effect the minimal detectable effect is quoted at
+MAX_SEEDS = 10_000  # seeds_needed stops searching here (None: more than this)
 
 
 def mean_sd(values: Sequence[Any]) -> tuple[float | None, float | None, int]:
@@ -107,3 +121,118 @@ def welch_t_test(a: Sequence[float], b: Sequence[float]) -> WelchResult:
         df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
         p = t_two_sided_p(t, df)
     return WelchResult(ma, mb, t, df, p)
+
+
+def t_one_sided_p(t: float, df: float) -> float:
+    """P(T >= t), the upper tail of Student's t with `df` degrees of freedom."""
+    if math.isnan(t):
+        return math.nan
+    half = t_two_sided_p(t, df) / 2.0
+    return half if t >= 0 else 1.0 - half
+
+
+def t_quantile(df: float, level: float = 0.975) -> float:
+    """The `level` quantile (level > 0.5) of Student's t with `df` degrees of freedom:
+    the t with P(|T| >= t) = 2 (1 - level), by bisection (the p falls as t grows)."""
+    target = 2.0 * (1.0 - level)
+    lo, hi = 0.0, 1.0
+    while t_two_sided_p(hi, df) > target:
+        hi *= 2.0
+    for _ in range(200):
+        mid = (lo + hi) / 2.0
+        if t_two_sided_p(mid, df) > target:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-13 * max(1.0, hi):
+            break
+    return (lo + hi) / 2.0
+
+
+# ---------------------------------------------------------------------------------------
+# Paired t-test, equivalence, multiplicity, power.
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    n: int  # pairs
+    mean_diff: float  # mean of a_i - b_i
+    sd_diff: float  # sample standard deviation of the differences
+    t: float
+    df: int  # n - 1
+    p: float  # two-sided
+    ci: tuple[float, float]  # at the confidence asked for
+
+    @property
+    def se(self) -> float:
+        return self.sd_diff / math.sqrt(self.n)
+
+
+def paired_t_test(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> PairedResult:
+    """Student's paired t-test of mean(a_i - b_i) = 0; a and b pair by position; n >= 2.
+    Identical differences (sd 0): t is 0 (no difference) or ±inf, p 1 or 0, a zero-width interval."""
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"the paired t-test needs two equally long samples of at least 2 (got {len(a)}, {len(b)})")
+    diffs = [x - y for x, y in zip(a, b)]
+    n, mean = len(diffs), statistics.fmean(diffs)
+    sd = statistics.stdev(diffs)
+    if sd == 0:
+        t = 0.0 if mean == 0 else math.copysign(math.inf, mean)
+        return PairedResult(n, mean, 0.0, t, n - 1, 1.0 if mean == 0 else 0.0, (mean, mean))
+    se = sd / math.sqrt(n)
+    half = t_quantile(n - 1, 0.5 + confidence / 2.0) * se
+    return PairedResult(n, mean, sd, mean / se, n - 1, t_two_sided_p(mean / se, n - 1), (mean - half, mean + half))
+
+
+def tost_p(paired: PairedResult, margin: float) -> float:
+    """The two one-sided tests' p of |true mean difference| >= margin (small: equivalent)."""
+    if margin <= 0:
+        return 1.0
+    if paired.sd_diff == 0:
+        return 0.0 if abs(paired.mean_diff) < margin else 1.0
+    above_minus = t_one_sided_p((paired.mean_diff + margin) / paired.se, paired.df)
+    below_plus = 1.0 - t_one_sided_p((paired.mean_diff - margin) / paired.se, paired.df)
+    return max(above_minus, below_plus)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the order given:
+    sorted p_(1) <= ... <= p_(m), adjusted p_(i) = max_{j<=i} min(1, (m-j+1) p_(j))."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def minimal_detectable_effect(sd_diff: float, n: int, alpha: float = SIGNIFICANCE_LEVEL,
+                              power: float = POWER) -> float:
+    """The smallest true mean difference a two-sided paired t-test at `alpha` over n pairs detects
+    with probability `power` (central-t approximation, see the module docstring)."""
+    df = n - 1
+    return (t_quantile(df, 1.0 - alpha / 2.0) + t_quantile(df, power)) * sd_diff / math.sqrt(n)
+
+
+def seeds_needed(effect: float, sd_diff: float, alpha: float = SIGNIFICANCE_LEVEL,
+                 power: float = POWER) -> int | None:
+    """The fewest pairs (>= 2) whose minimal detectable effect is at most `effect`, given the
+    differences' sd; None when more than MAX_SEEDS would be needed (or effect <= 0 < sd)."""
+    if sd_diff == 0:
+        return 2
+    if effect <= 0:
+        return None
+    lo, hi = 2, 2
+    while minimal_detectable_effect(sd_diff, hi, alpha, power) > effect:
+        if hi >= MAX_SEEDS:
+            return None
+        lo, hi = hi, min(2 * hi, MAX_SEEDS)
+    while lo < hi:  # the MDE falls as n grows: the first n that reaches it
+        mid = (lo + hi) // 2
+        if minimal_detectable_effect(sd_diff, mid, alpha, power) > effect:
+            lo = mid + 1
+        else:
+            hi = mid
+    return hi

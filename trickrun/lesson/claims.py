@@ -1,5 +1,6 @@
 """The lesson's claims as data: what each asserts, the sweep files that test it, how its runs
-fall into arms, and the comparisons declared before any run (metric and expected direction).
+fall into arms, and the comparisons declared before any run (metric, expected direction and the smallest effect
+of interest, each with its reason).
 
 Claim numbers are the report's, not the lesson's section numbers. A claim's runs come from
 its sweep files under configs/lesson/; `quick` lists the overrides `--quick` puts on top of
@@ -8,15 +9,14 @@ them (a smoke test of the whole report, too small for its verdicts to mean much)
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from ..rundir.reader import Run
 from . import measures
-from .verdicts import Comparison
+from .verdicts import Comparison, SeedValues, seed_order
 
-Samples = dict[str, dict[str, list[float]]]  # arm -> metric -> one value per run (seed order)
+Samples = dict[str, dict[str, SeedValues]]  # arm -> metric -> a value per seed
 QUICK = ("data.train_limit=2000", "data.val_size=2000", "train.epochs=3")
 QUICK_SEEDS = 2
 DEFAULT_SEEDS = 3
@@ -76,20 +76,48 @@ class Claim:
         return f"claim{self.number}-{self.slug}.png"
 
 
-def by_arm(claim: Claim, runs: list[Run], threshold: float | None) -> Samples:
-    """Each run's measures under its arm, runs in seed order."""
+def in_seed_order(runs: list[Run]) -> list[Run]:
+    return sorted(runs, key=lambda r: (seed_order(r.seed), r.dirname))
+
+
+def put(samples: Samples, arm: str, metric: str, run: Run, value: float, repeated: list[str] | None) -> None:
+    """samples[arm][metric][run's seed] = value, unless that seed already has one: the run is then
+    left out (named in `repeated`), since a comparison pairs one value per seed."""
+    values = samples.setdefault(arm, {}).setdefault(metric, SeedValues())
+    if run.seed in values.seeds:
+        if repeated is not None and run.dirname not in repeated:
+            repeated.append(run.dirname)
+        return
+    values.add(run.seed, value)
+
+
+def by_arm(claim: Claim, runs: list[Run], threshold: float | None, repeated: list[str] | None = None) -> Samples:
+    """Each run's measures under its arm, by seed; a second run of an arm's seed is left out
+    (and named in `repeated`)."""
     samples: Samples = {}
-    for run in sorted(runs, key=lambda r: (r.seed if isinstance(r.seed, int) else 0, r.dirname)):
-        arm = samples.setdefault(claim.arm(run.config), {})
+    for run in in_seed_order(runs):
+        arm = claim.arm(run.config)
+        samples.setdefault(arm, {})
         for metric in (*claim.metrics, "diverged"):
             value = measures.MEASURES[metric](run, threshold)
             if value is not None:
-                arm.setdefault(metric, []).append(value)
+                put(samples, arm, metric, run, value, repeated)
     return samples
 
 
-def _seq(*pairs: tuple[str, str, bool], metric: str = "test_acc") -> tuple[Comparison, ...]:
-    return tuple(Comparison(metric, arm, base, higher) for arm, base, higher in pairs)
+def _seq(*pairs: tuple[str, str, bool], metric: str = "test_acc", sesoi: float) -> tuple[Comparison, ...]:
+    return tuple(Comparison(metric, arm, base, higher, sesoi) for arm, base, higher in pairs)
+
+
+# The smallest effects of interest, in the metric's units, and why each is that size.
+SESOI_ACC = 0.002  # 0.2 points of test accuracy: 20 of the 10,000 test digits, about one setup's seed spread
+SESOI_INIT = 0.01  # 1 point: the lesson calls N(0, 1) "a bad idea", a failure far larger than tuning noise
+SESOI_RESIDUAL = 0.005  # half a point: skips are sold as what makes a deep stack trainable, not as a polish
+SESOI_EPOCHS = 1.0  # one epoch: the resolution of epochs-to-threshold, the smallest saving it can show
+SESOI_OVERFIT = 0.005  # half a point on 1,000 training examples, where accuracy moves by more than on 10,000
+SESOI_ENSEMBLE = 0.002  # 0.2 points: what averaging two models must add over its members to be worth twice the cost
+SESOI_SCORE = 0.005  # half a point of the score, an average over three rates that is meant to judge robustness
+SESOI_CLIPPING = 0.01  # 1 point: clipping is meant to prevent a blow-up (chance, 0.1), not to polish a run
 
 
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "normalized")
@@ -105,6 +133,8 @@ LR_RANGES = {
 INIT_ACTIVATIONS = {"tanh": "glorot", "sigmoid": "glorot", "relu": "he"}  # the variance-preserving init
 INITS = ("normal", "gaussian", "lecun", "glorot", "he")
 DROPOUTS = ("0.1", "0.3", "0.5")
+ENSEMBLE_ARM = "ensemble"  # claim 6's leave-one-out ensembles of the `no help` runs
+MEMBERS_ARM = "its members"  # per ensemble, its members' mean test accuracy
 
 THRESHOLD_NOTE = ("The validation-accuracy threshold was fixed before these runs, from a one-seed pilot of the "
                   "two extreme arms, as a level both reach within the epochs (0.85 with `--quick`).")
@@ -116,7 +146,7 @@ CLAIMS: tuple[Claim, ...] = (
         "small numbers added to large ones, and activations bend only near zero. The lesson calls "
         "it good practice rather than a requirement.",
         ("claim1-scaling.yaml",), by_key("data.scale"), ("none", "unit", "symmetric", "standard"),
-        _seq(("unit", "none", True), ("symmetric", "none", True)),
+        _seq(("unit", "none", True), ("symmetric", "none", True), sesoi=SESOI_ACC),
         metrics=("test_acc", "val_acc"),
         notes=("`none` feeds the raw pixel values 0..255; `standard` (z-score per pixel) is in the table "
                "for reference only, with no comparison declared.",),
@@ -129,7 +159,7 @@ CLAIMS: tuple[Claim, ...] = (
         "values the same from layer to layer, forwards and backwards.",
         ("claim2-init.yaml",), _init_arm,
         tuple(f"{a} {i}" for a in INIT_ACTIVATIONS for i in INITS),
-        tuple(Comparison("test_acc", f"{a} {good}", f"{a} normal", True) for a, good in INIT_ACTIVATIONS.items()),
+        _seq(*((f"{a} {good}", f"{a} normal", True) for a, good in INIT_ACTIVATIONS.items()), sesoi=SESOI_INIT),
         figure="layers",
         notes=("For each activation the comparison pits its variance-preserving initializer (Glorot for "
                "tanh and sigmoid, He for ReLU) against N(0, 1); the other initializers are shown for "
@@ -146,7 +176,7 @@ CLAIMS: tuple[Claim, ...] = (
         "remove is the one the lesson starts from: in a deep stack the gradient shrinks (or grows) "
         "layer by layer. Identity skips give it a path that bypasses the layers.",
         ("claim3-residual.yaml",), by_key("model.residual", lambda v: "residual" if v else "plain"),
-        ("plain", "residual"), _seq(("residual", "plain", True)),
+        ("plain", "residual"), _seq(("residual", "plain", True), sesoi=SESOI_RESIDUAL),
         metrics=("test_acc", "val_acc"), figure="residual",
         notes=("`model.residual: true` adds the block's input to its output, x + f(x), around every "
                "hidden block after the first (all widths equal).",),
@@ -157,7 +187,8 @@ CLAIMS: tuple[Claim, ...] = (
         "normalizing each unit over the mini-batch (after the weights, before the activation) "
         "brings them back, and usually gives better final accuracy and faster training.",
         ("claim4-batchnorm.yaml",), by_key("model.norm"), ("none", "batch"),
-        (Comparison("test_acc", "batch", "none", True), Comparison("epochs_to", "batch", "none", False)),
+        _seq(("batch", "none", True), sesoi=SESOI_ACC)
+        + _seq(("batch", "none", False), metric="epochs_to", sesoi=SESOI_EPOCHS),
         metrics=("test_acc", "epochs_to"), threshold=0.94, quick_threshold=0.85, figure="threshold",
         notes=(THRESHOLD_NOTE,),
     ),
@@ -167,8 +198,8 @@ CLAIMS: tuple[Claim, ...] = (
         "and reaches a better accuracy in fewer epochs, on an MNIST digit classifier; the reasons "
         "offered are a random shock out of local minima and an implicit average of many models.",
         ("claim5-dropout.yaml",), by_key("model.dropout", lambda v: f"{v:g}"), ("0", *DROPOUTS),
-        _seq(*((d, "0", True) for d in DROPOUTS))
-        + _seq(*((d, "0", False) for d in DROPOUTS), metric="epochs_to"),
+        _seq(*((d, "0", True) for d in DROPOUTS), sesoi=SESOI_ACC)
+        + _seq(*((d, "0", False) for d in DROPOUTS), metric="epochs_to", sesoi=SESOI_EPOCHS),
         metrics=("test_acc", "epochs_to", "gap"), threshold=0.95, quick_threshold=0.85, figure="threshold",
         notes=(THRESHOLD_NOTE,),
     ),
@@ -178,14 +209,17 @@ CLAIMS: tuple[Claim, ...] = (
         "validation error turns up), an explicit penalty on large weights, averaging several "
         "models' outputs, and dropout each counter it.",
         ("claim6-overfit.yaml", "claim6-early-stopping.yaml", "claim6-l2.yaml"), _overfit_arm,
-        ("no help", "early stopping", "L2", "dropout", "ensemble"),
-        _seq(*((arm, "no help", True) for arm in ("early stopping", "L2", "dropout", "ensemble"))),
+        ("no help", "early stopping", "L2", "dropout", ENSEMBLE_ARM, MEMBERS_ARM),
+        _seq(*((arm, "no help", True) for arm in ("early stopping", "L2", "dropout")), sesoi=SESOI_OVERFIT)
+        + _seq((ENSEMBLE_ARM, MEMBERS_ARM, True), sesoi=SESOI_ENSEMBLE),
         metrics=("test_acc", "val_acc", "gap"), figure="overfitting", derived="ensembles",
         quick=("data.val_size=2000", "train.epochs=5", "model.hidden=[256, 256]"),
         notes=("The ensemble arm averages the softmax outputs of the `no help` runs (soft voting): with "
-               "n seeds it is the n leave-one-out ensembles of n - 1 runs, so with 3 seeds the 3 pairs "
-               "(n = 3). They share members, so they are not independent samples: its test is "
-               "optimistic. With fewer than 3 seeds the arm is left out.",
+               "n seeds it is the n leave-one-out ensembles of n - 1 runs, so with 3 seeds the 3 pairs. "
+               "Each ensemble is compared with the mean test accuracy of its own members (the arm "
+               f"`{MEMBERS_ARM}`), paired by the seed it leaves out. The ensembles share members, so the "
+               "pairs are not independent: that test is optimistic. With fewer than 3 seeds both arms "
+               "are left out.",
                "The early-stopping arm stops after 5 epochs without a lower validation loss and restores "
                "the best weights; every other arm trains all its epochs and is scored on its last weights.",),
     ),
@@ -195,11 +229,12 @@ CLAIMS: tuple[Claim, ...] = (
         "that uses only the gradient's direction, w <- w - lr g/||g||, and RMSProp and Adam build "
         "on the same idea. Adam is the lesson's advice when in doubt.",
         ("claim7-optimizers.yaml",), by_key("optimizer.name"), OPTIMIZERS,
-        _seq(*(("adam", name, True) for name in OPTIMIZERS if name != "adam"), metric="score"),
+        _seq(*(("adam", name, True) for name in OPTIMIZERS if name != "adam"), metric="score", sesoi=SESOI_SCORE),
         metrics=("test_acc",), figure="optimizers", table="optimizers", derived="lr_average",
         notes=("Every optimizer runs at the five learning rates 1e-4 to 1; its score for a seed is its "
                "mean test accuracy over the three rates a tenfold apart around its usual one (in bold in "
-               "the table), so an optimizer is judged on how forgiving it is as well as on its best run.",
+               "the table), so an optimizer is judged on how forgiving it is as well as on its best run. A seed "
+               "scores only when it has all three runs, and scores pair by seed.",
                "`normalized` is the step the lesson gives under the name Adagrad, w <- w - lr g/||g|| "
                "with the norm over all parameters; `adagrad` is Duchi et al.'s rule, "
                "w <- w - lr g/(sqrt(G) + eps) with G the running sum of squared gradients.",),
@@ -209,7 +244,7 @@ CLAIMS: tuple[Claim, ...] = (
         "When the gradient's norm exceeds a threshold theta (typically 1 or 10), shrink it; a large "
         "learning rate then no longer throws the weights far away.",
         ("claim8-clipping.yaml",), by_key("clip.norm", _norm_arm), ("no clipping", "clip 1", "clip 10"),
-        _seq(("clip 1", "no clipping", True), ("clip 10", "no clipping", True)),
+        _seq(("clip 1", "no clipping", True), ("clip 10", "no clipping", True), sesoi=SESOI_CLIPPING),
         metrics=("test_acc", "val_acc"), figure="clipping",
         notes=("The lesson divides an over-long gradient by its norm (to norm 1); trickrun rescales it "
                "to norm theta, g <- g theta/||g||. The two agree at theta = 1.",),
@@ -219,7 +254,7 @@ CLAIMS: tuple[Claim, ...] = (
         "A large learning rate learns fast early on, a small one fine-tunes later: lower it during "
         "training, e.g. multiply it by 0.98 after every epoch, or follow a more elaborate schedule.",
         ("claim9-lr-decay.yaml",), by_key("schedule.name"), ("constant", "exponential", "cosine"),
-        _seq(("exponential", "constant", True), ("cosine", "constant", True)),
+        _seq(("exponential", "constant", True), ("cosine", "constant", True), sesoi=SESOI_ACC),
         metrics=("test_acc", "val_acc"), figure="schedules",
         notes=("`exponential` multiplies the learning rate by 0.98 after each epoch (the lesson's "
                "example); `cosine` follows half a cosine from the initial rate to 0 over the epochs.",),
@@ -228,20 +263,20 @@ CLAIMS: tuple[Claim, ...] = (
 CLAIM_NUMBERS = tuple(c.number for c in CLAIMS)
 
 
-def lr_average(claim: Claim, runs: list[Run], threshold: float | None) -> Samples:
-    """Claim 7: an arm `<name> lr=<lr>` per optimizer and rate, and per optimizer its `score`,
-    the mean test accuracy over its LR_RANGES rates, one value per seed."""
+def lr_average(claim: Claim, runs: list[Run], threshold: float | None, repeated: list[str] | None = None) -> Samples:
+    """Claim 7: an arm `<name> lr=<lr>` per optimizer and rate, and per optimizer its `score` by
+    seed: the seed's mean test accuracy over the optimizer's LR_RANGES rates, for the seeds that
+    have a run at each of them (a score over fewer rates would not compare)."""
     samples: Samples = {}
-    per_seed: dict[str, dict[Any, list[float]]] = {}
-    for run in runs:
+    for run in in_seed_order(runs):
         name, lr = _get(run.config, "optimizer.name"), _get(run.config, "optimizer.lr")
-        acc = measures.test_acc(run)
-        cell = samples.setdefault(f"{name} lr={lr:g}", {})
-        cell.setdefault("test_acc", []).append(acc)
-        cell.setdefault("diverged", []).append(float(measures.diverged(run)))
-        if any(math.isclose(lr, r) for r in LR_RANGES.get(name, ())):
-            per_seed.setdefault(name, {}).setdefault(run.seed, []).append(acc)
-    for name, seeds in per_seed.items():
-        samples.setdefault(name, {})["score"] = [sum(v) / len(v) for _, v in sorted(seeds.items())]
+        put(samples, f"{name} lr={lr:g}", "test_acc", run, measures.test_acc(run), repeated)
+        put(samples, f"{name} lr={lr:g}", "diverged", run, float(measures.diverged(run)), repeated)
+    for name, rates in LR_RANGES.items():
+        cells = [samples.get(f"{name} lr={lr:g}", {}).get("test_acc", SeedValues()).by_seed for lr in rates]
+        seeds = set(cells[0]).intersection(*cells[1:])
+        if seeds:
+            score = {seed: sum(c[seed] for c in cells) / len(cells) for seed in seeds}
+            samples.setdefault(name, {})["score"] = SeedValues(score)
     return samples
 

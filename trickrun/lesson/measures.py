@@ -86,6 +86,10 @@ def _epochs_to(run: Run, threshold: float | None) -> float | None:
     return float(epochs_to(run, threshold)) if threshold is not None else None
 
 
+# The range of each bounded measure (claim 7's score is a mean test accuracy): the report clips
+# an interval that would put an arm's mean outside it.
+BOUNDS: dict[str, tuple[float, float]] = {"test_acc": (0.0, 1.0), "val_acc": (0.0, 1.0), "score": (0.0, 1.0)}
+
 # Each measure by the name a claim's `metrics` and comparisons use: (run, threshold) -> value.
 MEASURES: dict[str, Callable[[Run, float | None], float | None]] = {
     "test_acc": lambda run, threshold: test_acc(run),

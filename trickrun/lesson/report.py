@@ -15,13 +15,16 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..analysis.analyze import config_diff, flatten
+from ..analysis.stats import MAX_SEEDS, POWER
 from ..atomic import replacing
 from ..errors import ConfigError, RunDirError, TrickrunError
 from .claims import CLAIMS, LR_RANGES, Claim
 from ..sweep.local import threads_per_job
 from .figures import draw
 from .results import ClaimResult, LessonOptions
-from .verdicts import ALPHA, CONTRADICTED, NOT_SHOWN, SUPPORTED, Comparison, Outcome
+from .measures import BOUNDS
+from .verdicts import (ALPHA, CONFIDENCE, CONTRADICTED, INCONCLUSIVE, NO_PRACTICAL_EFFECT, SUPPORTED,
+                       VERDICTS, Comparison, Outcome)
 
 REPORT_FILE = "lesson.md"
 STAGING_PREFIX = ".lesson-staging-"  # a folder inside --out that holds the new report until it is complete
@@ -100,12 +103,23 @@ def rule_lines(results: Sequence[ClaimResult]) -> list[str]:
     lines = [
         "## The rule", "",
         "Every comparison below was declared before any run: a metric, an arm, the arm it is measured "
-        "against and the direction the lesson predicts. For each, Welch's t-test compares the two arms "
-        f"across seeds; Holm's correction is applied over all {m} testable comparisons of this report "
-        f"at α = {ALPHA:g}. A comparison is **{SUPPORTED}** when significant in the predicted direction, "
-        f"**{CONTRADICTED}** when significant against it, and *{NOT_SHOWN}* otherwise (also when an arm has "
-        "fewer than two values). The effect is the difference of means (arm − baseline) with its 95% Welch "
-        "interval, diff ± t(0.975, df)·se. The verdicts are applied by code (trickrun/lesson/verdicts.py).", "",
+        "against, the direction the lesson predicts, and the smallest effect of interest (SESOI) in the "
+        "metric's units. Runs of the same seed share their initial weights, batch order and dropout stream, "
+        "so each comparison pairs the two arms on the seeds both have: the effect is the mean of the per-seed "
+        f"differences (arm − baseline) with its {CONFIDENCE:.0%} paired t interval (n − 1 degrees of freedom), "
+        "and *won* is the share of seeds on which the arm beats the baseline in the predicted direction. "
+        f"Holm's correction is applied over all {m} testable comparisons of this report at α = {ALPHA:g}, once "
+        "to the paired t-tests' p and once to the equivalence tests' p. A comparison is "
+        f"**{SUPPORTED}** when the paired t-test is significant in the predicted direction (marked *below "
+        f"practical size* when the effect is smaller than the SESOI), **{CONTRADICTED}** when significant "
+        f"against it, **{NO_PRACTICAL_EFFECT}** when otherwise the two one-sided tests against ±SESOI are "
+        f"significant (the effect is shown to lie within ±SESOI), and *{INCONCLUSIVE}* otherwise, also when "
+        "fewer than two seeds pair (those take no part in the corrections). For an inconclusive comparison "
+        f"the report gives the minimal detectable effect (MDE) at {POWER:.0%} power of a two-sided paired "
+        f"t-test at α = {ALPHA:g} without Holm, for the seeds it had, and how many seeds would detect the "
+        f"SESOI (“> {MAX_SEEDS}” beyond that). An accuracy cannot leave [0, 1]: an interval of an accuracy "
+        "difference is cut where it would put the arm's mean outside that range given the baseline's mean "
+        "over the same seeds, and marked ‡. The verdicts are applied by code (trickrun/lesson/verdicts.py).", "",
         "Measures: *test acc* is the test accuracy of the weights the run ended with (the best epoch's "
         "where early stopping restores them); a run that diverged counts as chance, 0.1. The *scored epoch* "
         "is the epoch of those weights; *train − val acc* is the training accuracy recorded during that "
@@ -115,10 +129,19 @@ def rule_lines(results: Sequence[ClaimResult]) -> list[str]:
     rows = []
     for r in results:
         for o in r.outcomes:
-            rows.append([f"[{r.claim.number}](#{_anchor(heading(r.claim))})",
-                         _expect(o.comparison, r.threshold), _effect(o), _p(o.p), _p(o.p_holm), _verdict(o.verdict)])
-    return lines + ["### Verdicts", ""] + md_table(
-        ["claim", "predicted", "difference [95% CI]", "p", "Holm p", "verdict"], rows)
+            rows.append([f"[{r.claim.number}](#{_anchor(heading(r.claim))})", _expect(o.comparison, r.threshold),
+                         *_outcome_cells(o)])
+    return lines + ["### Verdicts", ""] + md_table(["claim", "predicted", *OUTCOME_HEADER], rows)
+
+
+OUTCOME_HEADER = ("n pairs", f"effect [{CONFIDENCE:.0%} CI]", "SESOI", "won", "Holm p", "Holm TOST p", "verdict")
+
+
+def _outcome_cells(o: Outcome) -> list[str]:
+    metric = o.comparison.metric
+    won = "—" if o.won is None else f"{round(o.won * o.n_pairs)}/{o.n_pairs}"
+    return [str(o.n_pairs), _effect(o), fmt(o.comparison.sesoi, metric), won, _p(o.p_holm), _p(o.p_tost_holm),
+            _verdict(o)]
 
 
 def heading(claim: Claim) -> str:
@@ -134,13 +157,27 @@ def _expect(c: Comparison, threshold: float | None) -> str:
     return f"{metric_label(c.metric, threshold)}: {c.arm} {'>' if c.higher else '<'} {c.baseline}"
 
 
+def clipped_interval(o: Outcome) -> tuple[tuple[float, float], bool] | None:
+    """The effect's interval, cut to what the measure's range allows the arm's mean given the
+    baseline's (accuracies in [0, 1]); and whether it was cut."""
+    if o.ci is None:
+        return None
+    bounds = BOUNDS.get(o.comparison.metric)
+    if bounds is None or o.mean_base is None:
+        return o.ci, False
+    low, high = max(o.ci[0], bounds[0] - o.mean_base), min(o.ci[1], bounds[1] - o.mean_base)
+    return (low, high), (low, high) != o.ci
+
+
 def _effect(o: Outcome) -> str:
     metric = o.comparison.metric
     if o.diff is None:
         return "—"
     text = fmt(o.diff, metric, signed=True)
-    if o.ci is not None:
-        text += f" [{fmt(o.ci[0], metric, signed=True)}, {fmt(o.ci[1], metric, signed=True)}]"
+    interval = clipped_interval(o)
+    if interval is not None:
+        (low, high), cut = interval
+        text += f" [{fmt(low, metric, signed=True)}, {fmt(high, metric, signed=True)}]" + ("‡" if cut else "")
     return text
 
 
@@ -150,8 +187,19 @@ def _p(p: float | None) -> str:
     return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
 
 
-def _verdict(verdict: str) -> str:
-    return f"*{verdict}*" if verdict == NOT_SHOWN else f"**{verdict}**"
+def _seeds(n: int | None) -> str:
+    return f"> {MAX_SEEDS}" if n is None else str(n)
+
+
+def _verdict(o: Outcome) -> str:
+    metric = o.comparison.metric
+    if o.verdict == SUPPORTED:
+        return f"**{SUPPORTED}**" + (" (below practical size)" if o.below_practical_size else "")
+    if o.verdict == INCONCLUSIVE:
+        if o.mde is None:
+            return f"*{INCONCLUSIVE}* (untestable)"
+        return f"*{INCONCLUSIVE}* (MDE {fmt(o.mde, metric)}; {_seeds(o.seeds_for_sesoi)} seeds for the SESOI)"
+    return f"**{o.verdict}**"
 
 
 # ---------------------------------------------------------------------------------------
@@ -241,32 +289,47 @@ TABLES: dict[str, Callable[[ClaimResult], list[str]]] = {"arms": arms_table, "op
 
 def verdict_lines(result: ClaimResult) -> list[str]:
     rows = [[_expect(o.comparison, result.threshold), f"{fmt(o.mean_arm, o.comparison.metric)} vs "
-             f"{fmt(o.mean_base, o.comparison.metric)}", f"{o.n_arm} vs {o.n_base}", _effect(o), _p(o.p),
-             _p(o.p_holm), _verdict(o.verdict)] for o in result.outcomes]
-    lines = md_table(["predicted", "means", "n", "difference [95% CI]", "p", "Holm p", "verdict"], rows)
+             f"{fmt(o.mean_base, o.comparison.metric)}", *_outcome_cells(o)] for o in result.outcomes]
+    lines = md_table(["predicted", "means (paired seeds)", *OUTCOME_HEADER], rows)
     verdicts = [o.verdict for o in result.outcomes]
+    caveats = [o for o in result.outcomes if o.verdict != SUPPORTED or o.below_practical_size]
     if verdicts and all(v == SUPPORTED for v in verdicts):
-        return lines + [f"**Verdict: supported** — all {len(verdicts)} comparisons hold beyond seed noise.", ""]
-    summary = ", ".join(f"{verdicts.count(v)} {v}" for v in (SUPPORTED, CONTRADICTED, NOT_SHOWN) if v in verdicts)
-    head = "contradicted" if CONTRADICTED in verdicts else "not shown" if SUPPORTED not in verdicts else "partly supported"
-    lines.append(f"**Verdict: {head}** ({summary}). The data do not support the lesson here in full:")
+        lines.append(f"**Verdict: supported** — all {len(verdicts)} comparisons hold beyond seed noise"
+                     + (":" if caveats else "."))
+    else:
+        summary = ", ".join(f"{verdicts.count(v)} {v}" for v in VERDICTS if v in verdicts)
+        lines.append(f"**Verdict: {_claim_head(verdicts)}** ({summary}). The data do not support the lesson "
+                     "here in full:")
     lines.append("")
-    for o in result.outcomes:
-        if o.verdict != SUPPORTED:
-            lines.append(f"- {_expect(o.comparison, result.threshold)}: {_why(o)}")
-    return lines + [f"- see the table above and the figure, which show the {len(result.runs)} runs behind it.", ""]
+    for o in caveats:
+        lines.append(f"- {_expect(o.comparison, result.threshold)}: {_why(o)}")
+    if caveats:
+        lines.append(f"- see the table above and the figure, which show the {len(result.runs)} runs behind it.")
+    return lines + [""]
+
+
+def _claim_head(verdicts: list[str]) -> str:
+    if CONTRADICTED in verdicts:
+        return CONTRADICTED
+    if SUPPORTED in verdicts:
+        return "partly supported"
+    return NO_PRACTICAL_EFFECT if all(v == NO_PRACTICAL_EFFECT for v in verdicts) else INCONCLUSIVE
 
 
 def _why(o: Outcome) -> str:
+    sesoi = fmt(o.comparison.sesoi, o.comparison.metric)
     if o.p is None:
-        return f"cannot be tested (n = {o.n_arm} vs {o.n_base}; Welch needs two values on each side)"
+        return (f"cannot be tested ({o.n_pairs} seed(s) both arms have; the paired t-test needs two)")
+    if o.verdict == SUPPORTED:
+        return f"the effect {_effect(o)} holds beyond seed noise but is smaller than the SESOI {sesoi}"
     if o.verdict == CONTRADICTED:
-        return f"the difference {_effect(o)} goes against the lesson, beyond seed noise (Holm p {_p(o.p_holm)})"
-    if not o.diff:
-        return f"no difference at all (Holm p {_p(o.p_holm)})"
-    direction = "the predicted" if (o.diff > 0) == o.comparison.higher else "the opposite"
-    return (f"the difference {_effect(o)} points {direction} way but is within seed noise "
-            f"(Holm p {_p(o.p_holm)} ≥ {ALPHA:g})")
+        return f"the effect {_effect(o)} goes against the lesson, beyond seed noise (Holm p {_p(o.p_holm)})"
+    if o.verdict == NO_PRACTICAL_EFFECT:
+        return f"the effect {_effect(o)} lies within ±{sesoi} (Holm TOST p {_p(o.p_tost_holm)} < {ALPHA:g})"
+    direction = "the predicted" if (o.diff or 0) * (1 if o.comparison.higher else -1) > 0 else "no or the opposite"
+    return (f"the effect {_effect(o)} points {direction} way, within seed noise (Holm p {_p(o.p_holm)} ≥ "
+            f"{ALPHA:g}) and not shown within ±{sesoi}; {o.n_pairs} pairs detect {fmt(o.mde, o.comparison.metric)} "
+            f"at {POWER:.0%} power, {_seeds(o.seeds_for_sesoi)} seeds would detect {sesoi}")
 
 
 def claim_lines(result: ClaimResult, quick: bool, figure: Path) -> list[str]:

@@ -1,5 +1,7 @@
-"""How a claim's runs become its samples: each claim's `derived` names one entry of DERIVED
-(no name: the plain arms), so a claim whose arms are computed from runs says so as data."""
+"""How a claim's runs become its samples, a value per arm, measure and seed: each claim's
+`derived` names one entry of DERIVED (no name: the plain arms), so a claim whose arms are
+computed from runs says so as data. Comparisons pair arms by seed, so an arm keeps one run
+per seed (the first by folder name) and the others are named in a note."""
 
 from __future__ import annotations
 
@@ -13,17 +15,26 @@ from .ensembles import add_ensemble_arm
 Deriver = Callable[[Claim, list[Run], "float | None"], tuple[Samples, list[str]]]
 
 
+def _repeated_note(repeated: list[str]) -> list[str]:
+    if not repeated:
+        return []
+    return [f"left out {len(repeated)} run(s) whose arm already had a run of the same seed "
+            f"(a comparison pairs one value per seed): {', '.join(repeated)}"]
+
+
 def _arms(claim: Claim, runs: list[Run], threshold: float | None) -> tuple[Samples, list[str]]:
-    return by_arm(claim, runs, threshold), []
+    repeated: list[str] = []
+    return by_arm(claim, runs, threshold, repeated), _repeated_note(repeated)
 
 
 def _lr_average(claim: Claim, runs: list[Run], threshold: float | None) -> tuple[Samples, list[str]]:
-    return lr_average(claim, runs, threshold), []
+    repeated: list[str] = []
+    return lr_average(claim, runs, threshold, repeated), _repeated_note(repeated)
 
 
 def _with_ensembles(claim: Claim, runs: list[Run], threshold: float | None) -> tuple[Samples, list[str]]:
-    samples = by_arm(claim, runs, threshold)
-    return samples, add_ensemble_arm(claim, runs, samples)
+    samples, notes = _arms(claim, runs, threshold)
+    return samples, notes + add_ensemble_arm(claim, runs, samples)
 
 
 DERIVED: dict[str | None, Deriver] = {None: _arms, "lr_average": _lr_average, "ensembles": _with_ensembles}

@@ -1,19 +1,26 @@
 """The rule that turns seed samples into verdicts, applied by code only.
 
-Each claim pre-declares comparisons: a metric, an arm, the arm it is measured against, and
-the direction the lesson expects. For each, Welch's t-test across seeds gives a two-sided p;
-Holm's step-down correction is then applied over ALL comparisons of the report at ALPHA:
+Each claim pre-declares comparisons: a metric, an arm, the arm it is measured against, the
+direction the lesson expects, and the smallest effect of interest (SESOI, in the metric's
+units). Runs of two arms with the same seed share their initial weights, batch order and
+dropout stream (trickrun.train.Rngs), so each comparison pairs the arm's and the baseline's
+values on the seeds both have: the effect is the mean of the per-seed differences
+d = arm - baseline, with its 95% paired t interval (n - 1 degrees of freedom), and the share
+of seeds on which the arm beats the baseline in the predicted direction.
 
-    sort the m p-values p_(1) <= ... <= p_(m);  adjusted p_(i) = max_{j<=i} min(1, (m-j+1) p_(j))
+Two families of p-values, each Holm-corrected over ALL testable comparisons of the report:
+the paired t-test's two-sided p, and the equivalence (TOST) p against ±SESOI. At ALPHA:
 
-and a comparison is significant when its adjusted p is below ALPHA. The verdict is
-*supported* when significant with the difference in the expected direction, *contradicted*
-when significant against it, *not shown* otherwise (a comparison that cannot be tested, with
-fewer than two values on a side, is *not shown* and takes no part in the correction).
+  supported          Holm p < ALPHA and d̄ in the predicted direction; marked "below practical
+                     size" when |d̄| < SESOI
+  contradicted       Holm p < ALPHA and d̄ against the predicted direction
+  no practical effect  otherwise, Holm TOST p < ALPHA: the effect lies within ±SESOI
+  inconclusive       otherwise; the outcome then says the minimal detectable effect at 80%
+                     power (two-sided paired t at ALPHA, without Holm) for the pairs it had, and
+                     how many seeds would detect the SESOI
 
-The effect size is the difference of means (arm minus baseline) with its 95% Welch interval
-diff ± t_{0.975,df} · se, se = sqrt(s_a²/n_a + s_b²/n_b); the quantile comes from bisection
-on stats.t_two_sided_p.
+A comparison with fewer than two paired seeds is inconclusive and takes no part in either
+correction. The statistics are in trickrun/analysis/stats.py.
 """
 
 from __future__ import annotations
@@ -21,118 +28,162 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
-from ..analysis.stats import t_two_sided_p, welch_t_test
+from ..analysis.stats import (holm, minimal_detectable_effect, paired_t_test, seeds_needed, t_quantile,
+                              tost_p)
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
-SUPPORTED, CONTRADICTED, NOT_SHOWN = "supported", "contradicted", "not shown"
+SUPPORTED, CONTRADICTED = "supported", "contradicted"
+NO_PRACTICAL_EFFECT, INCONCLUSIVE = "no practical effect", "inconclusive"
+VERDICTS = (SUPPORTED, CONTRADICTED, NO_PRACTICAL_EFFECT, INCONCLUSIVE)
+__all__ = ["ALPHA", "CONFIDENCE", "VERDICTS", "Comparison", "Outcome", "SeedValues", "holm", "judge",
+           "outcomes_for", "t_quantile", "test_comparison", "verdict"]
+
+
+def seed_order(seed: Any) -> tuple:
+    """Integer seeds in numeric order, any other after them by their text."""
+    return (0, seed, "") if isinstance(seed, int) and not isinstance(seed, bool) else (1, 0, str(seed))
+
+
+class SeedValues(Sequence[float]):
+    """One measure of one arm: a value per seed. It reads as the sequence of its values in seed
+    order (for tables, means and figures); `by_seed` is what comparisons pair on."""
+
+    def __init__(self, by_seed: Mapping[Any, float] | None = None):
+        self._by_seed: dict[Any, float] = {}
+        for seed, value in (by_seed or {}).items():
+            self.add(seed, value)
+
+    def add(self, seed: Any, value: float) -> None:
+        if seed in self._by_seed:
+            raise ValueError(f"seed {seed!r} already has a value ({self._by_seed[seed]})")
+        self._by_seed[seed] = value
+        self._by_seed = dict(sorted(self._by_seed.items(), key=lambda item: seed_order(item[0])))
+
+    @property
+    def by_seed(self) -> dict[Any, float]:
+        return dict(self._by_seed)
+
+    @property
+    def seeds(self) -> tuple:
+        return tuple(self._by_seed)
+
+    def __getitem__(self, index):
+        return list(self._by_seed.values())[index]
+
+    def __len__(self) -> int:
+        return len(self._by_seed)
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(list(self._by_seed.values()))
+
+    def __repr__(self) -> str:
+        return f"SeedValues({self._by_seed!r})"
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """`metric` of `arm` expected higher (or lower) than that of `baseline`."""
+    """`metric` of `arm` expected higher (or lower) than that of `baseline`; `sesoi` is the
+    smallest difference that would matter in practice, in the metric's units (> 0)."""
 
     metric: str
     arm: str
     baseline: str
     higher: bool
+    sesoi: float
 
 
 @dataclass
 class Outcome:
     claim: int
     comparison: Comparison
-    n_arm: int
-    n_base: int
-    mean_arm: float | None
+    n_pairs: int  # seeds both arms have
+    mean_arm: float | None  # over the paired seeds
     mean_base: float | None
-    diff: float | None  # mean(arm) - mean(baseline)
-    ci: tuple[float, float] | None
-    p: float | None  # Welch's two-sided p, None when untestable
+    diff: float | None  # mean of the per-seed differences, arm - baseline
+    ci: tuple[float, float] | None  # its 95% paired t interval
+    won: float | None  # share of the pairs where the arm beats the baseline in the predicted direction
+    p: float | None  # paired t two-sided p; None when untestable
+    p_tost: float | None = None  # equivalence within ±sesoi
+    mde: float | None = None  # minimal detectable effect at 80% power, two-sided ALPHA, no Holm
+    seeds_for_sesoi: int | None = None  # pairs needed for the sesoi to be the mde (None: > MAX_SEEDS)
     p_holm: float | None = None
-    verdict: str = NOT_SHOWN
+    p_tost_holm: float | None = None
+    verdict: str = INCONCLUSIVE
+
+    @property
+    def below_practical_size(self) -> bool:
+        return self.verdict == SUPPORTED and self.diff is not None and abs(self.diff) < self.comparison.sesoi
 
 
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm-adjusted p-values, in the order given."""
-    m = len(pvalues)
-    order = sorted(range(m), key=lambda i: pvalues[i])
-    adjusted = [1.0] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * pvalues[i]))
-        adjusted[i] = running
-    return adjusted
+def paired_values(arm: Sequence[float], base: Sequence[float]) -> tuple[list, list[float], list[float]]:
+    """(seeds both have, the arm's values, the baseline's), in seed order."""
+    arm_by, base_by = _by_seed(arm), _by_seed(base)
+    seeds = sorted(set(arm_by) & set(base_by), key=seed_order)
+    return seeds, [arm_by[s] for s in seeds], [base_by[s] for s in seeds]
 
 
-def t_quantile(df: float, level: float = 0.5 + CONFIDENCE / 2) -> float:
-    """The `level` quantile (level > 0.5) of Student's t with `df` degrees of freedom:
-    the t with P(|T| >= t) = 2 (1 - level), by bisection (the p falls as t grows)."""
-    target = 2.0 * (1.0 - level)
-    lo, hi = 0.0, 1.0
-    while t_two_sided_p(hi, df) > target:
-        hi *= 2.0
-    for _ in range(200):
-        mid = (lo + hi) / 2.0
-        if t_two_sided_p(mid, df) > target:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-12 * max(1.0, hi):
-            break
-    return (lo + hi) / 2.0
-
-
-def welch_interval(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
-    """(diff, low, high): mean(a) - mean(b) and its 95% Welch confidence interval."""
-    result = welch_t_test(a, b)
-    diff = result.mean_a - result.mean_b
-    se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
-    half = t_quantile(result.df) * se if se > 0 else 0.0
-    return diff, diff - half, diff + half
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    return statistics.fmean(values) if values else None
+def _by_seed(values: Sequence[float]) -> dict[Any, float]:
+    if isinstance(values, SeedValues):
+        return values.by_seed
+    if isinstance(values, Mapping):
+        return dict(values)
+    raise TypeError(f"comparisons pair values by seed: give SeedValues or a seed -> value mapping, not {values!r}")
 
 
 def test_comparison(claim: int, comparison: Comparison, arm: Sequence[float], base: Sequence[float]) -> Outcome:
     """The unadjusted outcome of one comparison (named test_ for the t-test, not for pytest)."""
-    arm, base = list(arm), list(base)
-    outcome = Outcome(claim, comparison, len(arm), len(base), _mean(arm), _mean(base), None, None, None)
-    if outcome.mean_arm is not None and outcome.mean_base is not None:
-        outcome.diff = outcome.mean_arm - outcome.mean_base
-    if len(arm) >= 2 and len(base) >= 2:
-        diff, low, high = welch_interval(arm, base)
-        outcome.ci = (low, high)
-        outcome.p = welch_t_test(arm, base).p
+    _, arm_values, base_values = paired_values(arm, base)
+    n = len(arm_values)
+    outcome = Outcome(claim, comparison, n, None, None, None, None, None, None)
+    if n == 0:
+        return outcome
+    outcome.mean_arm, outcome.mean_base = statistics.fmean(arm_values), statistics.fmean(base_values)
+    diffs = [a - b for a, b in zip(arm_values, base_values)]
+    outcome.diff = statistics.fmean(diffs)
+    outcome.won = sum(1 for d in diffs if (d > 0 if comparison.higher else d < 0)) / n
+    if n < 2:
+        return outcome
+    paired = paired_t_test(arm_values, base_values, CONFIDENCE)
+    outcome.ci, outcome.p = paired.ci, paired.p
+    outcome.p_tost = tost_p(paired, comparison.sesoi)
+    outcome.mde = minimal_detectable_effect(paired.sd_diff, n, ALPHA)
+    outcome.seeds_for_sesoi = seeds_needed(comparison.sesoi, paired.sd_diff, ALPHA)
     return outcome
 
 
 test_comparison.__test__ = False  # not a pytest test despite its name
 
 
-def verdict(diff: float | None, p_holm: float | None, higher: bool, alpha: float = ALPHA) -> str:
-    """The rule: significant after Holm and in the expected direction, or against it."""
-    if diff is None or p_holm is None or math.isnan(p_holm) or p_holm >= alpha or diff == 0:
-        return NOT_SHOWN
-    return SUPPORTED if (diff > 0) == higher else CONTRADICTED
+def verdict(diff: float | None, p_holm: float | None, p_tost_holm: float | None, higher: bool,
+            alpha: float = ALPHA) -> str:
+    """The rule: a difference beyond seed noise (for or against the prediction), else an effect
+    shown to be within ±SESOI, else inconclusive."""
+    if diff is None or p_holm is None or math.isnan(p_holm):
+        return INCONCLUSIVE
+    if p_holm < alpha and diff != 0:
+        return SUPPORTED if (diff > 0) == higher else CONTRADICTED
+    if p_tost_holm is not None and p_tost_holm < alpha:
+        return NO_PRACTICAL_EFFECT
+    return INCONCLUSIVE
 
 
 def judge(outcomes: list[Outcome], alpha: float = ALPHA) -> list[Outcome]:
-    """Holm over every testable outcome of the report, then each verdict (in place)."""
+    """Holm over every testable outcome of the report (the t-tests' p, and apart from them the
+    TOST p), then each verdict (in place)."""
     testable = [o for o in outcomes if o.p is not None and not math.isnan(o.p)]
-    for outcome, adjusted in zip(testable, holm([o.p for o in testable])):
-        outcome.p_holm = adjusted
+    for outcome, adjusted, adjusted_tost in zip(testable, holm([o.p for o in testable]),
+                                                holm([o.p_tost for o in testable])):
+        outcome.p_holm, outcome.p_tost_holm = adjusted, adjusted_tost
     for outcome in outcomes:
-        outcome.verdict = verdict(outcome.diff, outcome.p_holm, outcome.comparison.higher, alpha)
+        outcome.verdict = verdict(outcome.diff, outcome.p_holm, outcome.p_tost_holm, outcome.comparison.higher, alpha)
     return outcomes
 
 
 def outcomes_for(claim: int, comparisons: Sequence[Comparison],
                  samples: Mapping[str, Mapping[str, Sequence[float]]]) -> list[Outcome]:
-    """The unadjusted outcome of each comparison; `samples[arm][metric]` is one value per seed."""
-    return [test_comparison(claim, c, samples.get(c.arm, {}).get(c.metric, []),
-                            samples.get(c.baseline, {}).get(c.metric, [])) for c in comparisons]
+    """The unadjusted outcome of each comparison; `samples[arm][metric]` holds a value per seed."""
+    return [test_comparison(claim, c, samples.get(c.arm, {}).get(c.metric, SeedValues()),
+                            samples.get(c.baseline, {}).get(c.metric, SeedValues())) for c in comparisons]
