@@ -1,0 +1,163 @@
+"""The lesson's statistics and its four verdicts: the paired t-test, the two one-sided tests
+(TOST), Holm's correction and Student's t quantile against scipy (values pinned below, so the
+tests run without scipy), then each verdict produced by a small synthetic case."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from trickrun.analysis.stats import (holm, minimal_detectable_effect, paired_t_test, seeds_needed, t_quantile,
+                                     tost_p)
+from trickrun.lesson.verdicts import (CONTRADICTED, INCONCLUSIVE, NO_PRACTICAL_EFFECT, SUPPORTED, Comparison,
+                                      SeedValues, judge, outcomes_for)
+
+# Reference values from scipy 1.17 (the system Python outside the venv), produced by:
+#   from scipy import stats; import numpy as np
+#   r = stats.ttest_rel(a, b); ci = r.confidence_interval(0.95)
+#   print(r.statistic, r.df, r.pvalue, ci.low, ci.high)                      # PAIRED
+#   d = np.subtract(a, b); n = len(d); m = d.mean(); se = d.std(ddof=1) / np.sqrt(n)
+#   print(max(stats.t.sf((m + margin) / se, n - 1), stats.t.cdf((m - margin) / se, n - 1)))  # TOST
+#   o = np.argsort(p); adj = np.minimum(1, np.maximum.accumulate((len(p) - np.arange(len(p))) * p[o]))
+#   out = np.empty_like(p); out[o] = adj                                       # HOLM, by its formula
+#   stats.t.ppf(q, df)                                                         # QUANTILES
+# (each printed with repr(float(x)))
+PAIRED = [  # (a, b, t, df, two-sided p, 95% low, 95% high)
+    ([0.981, 0.978, 0.983], [0.975, 0.976, 0.979],
+     3.4641016151377544, 2.0, 0.07417990022744855, -0.000968275423500661, 0.008968275423500668),
+    ([0.971, 0.975, 0.969, 0.973, 0.970], [0.968, 0.974, 0.966, 0.975, 0.969],
+     1.3093073414159542, 4.0, 0.2605745473680253, -0.0013446539714917051, 0.003744653971491707),
+    ([12.0, 9.0, 11.0, 10.0], [13.0, 12.0, 11.0, 14.0],
+     -2.1908902300206647, 3.0, 0.11615752834753823, -4.905162715754765, 0.905162715754765),
+]
+TOST = [(0.01, 0.017549359322992373), (0.004, 0.018920484742906595), (1.0, 0.8233062668556511)]  # per PAIRED case
+HOLM_P = [0.01, 0.04, 0.03, 0.005, 0.2, 0.0011]
+HOLM_ADJUSTED = [0.04, 0.09, 0.09, 0.025, 0.2, 0.0066]
+QUANTILES = [((0.975, 2), 4.302652729749462), ((0.8, 2), 1.0606601717798214),
+             ((0.975, 9), 2.262157162798205), ((0.95, 4), 2.1318467863266495)]
+# The inconclusive case below: sd of its differences, its MDE at 80% power (two-sided, α 0.05,
+# n = 3), and the fewest seeds whose MDE reaches the SESOI 0.002, by scipy:
+#   d = np.subtract(a, b); sd = d.std(ddof=1)
+#   mde = lambda n: (stats.t.ppf(0.975, n - 1) + stats.t.ppf(0.8, n - 1)) * sd / np.sqrt(n)
+#   next(n for n in range(2, 10000) if mde(n) <= 0.002)
+INCONCLUSIVE_SD, INCONCLUSIVE_MDE, INCONCLUSIVE_SEEDS = 0.007505553499465142, 0.023241022573293583, 113
+
+
+@pytest.mark.parametrize(("a", "b", "t", "df", "p", "low", "high"), PAIRED)
+def test_paired_t_test_matches_scipy(a, b, t, df, p, low, high) -> None:
+    result = paired_t_test(a, b)
+    assert (result.t, result.df, result.p) == pytest.approx((t, df, p), abs=1e-10)
+    assert result.ci == pytest.approx((low, high), abs=1e-10)
+
+
+@pytest.mark.parametrize(("case", "margin_and_p"), list(zip(PAIRED, TOST)))
+def test_tost_matches_scipy(case, margin_and_p) -> None:
+    margin, p = margin_and_p
+    assert tost_p(paired_t_test(case[0], case[1]), margin) == pytest.approx(p, abs=1e-10)
+
+
+def test_tost_agrees_with_the_90_percent_interval_inside_the_margin() -> None:
+    a, b = PAIRED[0][:2]
+    inner = paired_t_test(a, b, confidence=0.90).ci
+    for margin in (0.006, 0.0095, 0.02):
+        inside = -margin < inner[0] and inner[1] < margin
+        assert (tost_p(paired_t_test(a, b), margin) < 0.05) == inside
+
+
+def test_holm_matches_its_formula_computed_with_numpy() -> None:
+    assert holm(HOLM_P) == pytest.approx(HOLM_ADJUSTED, abs=1e-10)
+
+
+@pytest.mark.parametrize(("args", "expected"), QUANTILES)
+def test_t_quantile_matches_scipy(args, expected) -> None:
+    level, df = args
+    assert t_quantile(df, level) == pytest.approx(expected, abs=1e-10)
+
+
+def test_paired_t_test_edge_cases() -> None:
+    same = paired_t_test([1.0, 2.0], [1.0, 2.0])
+    assert (same.t, same.p, same.ci) == (0.0, 1.0, (0.0, 0.0))
+    shifted = paired_t_test([2.0, 3.0], [1.0, 2.0])  # every seed +1: no spread, certain
+    assert shifted.p == 0.0 and shifted.t == math.inf and tost_p(shifted, 2.0) == 0.0 and tost_p(shifted, 0.5) == 1.0
+    with pytest.raises(ValueError):
+        paired_t_test([1.0], [2.0])
+    with pytest.raises(ValueError):
+        paired_t_test([1.0, 2.0], [2.0])
+
+
+# --- the four verdicts on synthetic cases ---------------------------------------------
+def judged(arm: list[float], base: list[float], sesoi: float = 0.002, higher: bool = True):
+    """One comparison of arm against base over seeds 0, 1, ..., judged alone."""
+    comparison = Comparison("test_acc", "arm", "base", higher, sesoi)
+    samples = {"arm": {"test_acc": SeedValues(dict(enumerate(arm)))},
+               "base": {"test_acc": SeedValues(dict(enumerate(base)))}}
+    (outcome,) = judge(outcomes_for(1, [comparison], samples))
+    return outcome
+
+
+def test_supported_beyond_the_sesoi() -> None:
+    outcome = judged([0.90, 0.92, 0.94], [0.88, 0.89, 0.90])  # differences 0.02, 0.03, 0.04
+    assert outcome.verdict == SUPPORTED and not outcome.below_practical_size
+    assert outcome.won == 1.0 and outcome.p_holm == pytest.approx(outcome.p) and outcome.p < 0.05
+
+
+def test_supported_but_below_practical_size() -> None:
+    outcome = judged([0.9010, 0.9021, 0.9032], [0.9000, 0.9010, 0.9020])  # differences 0.0010, 0.0011, 0.0012
+    assert outcome.verdict == SUPPORTED and outcome.below_practical_size
+    assert outcome.diff == pytest.approx(0.0011) and outcome.diff < outcome.comparison.sesoi
+
+
+def test_contradicted() -> None:
+    outcome = judged([0.88, 0.89, 0.90], [0.90, 0.92, 0.94])
+    assert outcome.verdict == CONTRADICTED and outcome.won == 0.0
+    # the same numbers when the lesson predicts lower (e.g. fewer epochs): supported
+    assert judged([0.88, 0.89, 0.90], [0.90, 0.92, 0.94], higher=False).verdict == SUPPORTED
+
+
+def test_no_practical_effect() -> None:
+    base = [0.9000, 0.9100, 0.9200, 0.9300, 0.9400]
+    arm = [b + d for b, d in zip(base, (0.0001, -0.0001, 0.0002, -0.0002, 0.0))]
+    outcome = judged(arm, base)
+    assert outcome.verdict == NO_PRACTICAL_EFFECT
+    assert outcome.p_holm > 0.05 and outcome.p_tost_holm < 0.05 and outcome.won == pytest.approx(2 / 5)
+    # The same effect with a SESOI it cannot be told from: inconclusive.
+    assert judged(arm, base, sesoi=0.0001).verdict == INCONCLUSIVE
+
+
+def test_inconclusive_says_its_mde_and_the_seeds_the_sesoi_needs() -> None:
+    a, b = [0.950, 0.941, 0.948], [0.940, 0.946, 0.946]  # differences 0.010, -0.005, 0.002
+    outcome = judged(a, b)
+    assert outcome.verdict == INCONCLUSIVE
+    assert outcome.mde == pytest.approx(INCONCLUSIVE_MDE, abs=1e-10)
+    assert outcome.seeds_for_sesoi == INCONCLUSIVE_SEEDS
+    assert minimal_detectable_effect(INCONCLUSIVE_SD, INCONCLUSIVE_SEEDS) <= 0.002
+    assert minimal_detectable_effect(INCONCLUSIVE_SD, INCONCLUSIVE_SEEDS - 1) > 0.002
+    assert seeds_needed(0.002, 0.0) == 2 and seeds_needed(1e-9, 1.0) is None  # no spread; too many
+
+
+def test_fewer_than_two_pairs_is_inconclusive_and_outside_both_corrections() -> None:
+    comparison = Comparison("test_acc", "arm", "base", True, 0.002)
+    testable = {"arm": {"test_acc": SeedValues({0: 0.90, 1: 0.92, 2: 0.94})},
+                "base": {"test_acc": SeedValues({0: 0.88, 1: 0.89, 2: 0.90})}}
+    lonely = {"arm": {"test_acc": SeedValues({0: 0.99})}, "base": {"test_acc": SeedValues({0: 0.10, 1: 0.10})}}
+    outcomes = judge([*outcomes_for(1, [comparison], testable), *outcomes_for(2, [comparison], lonely)])
+    assert outcomes[0].p_holm == outcomes[0].p and outcomes[0].p_tost_holm == outcomes[0].p_tost  # m = 1
+    assert outcomes[1].verdict == INCONCLUSIVE and outcomes[1].mde is None and outcomes[1].p_tost_holm is None
+
+
+def test_holm_corrects_the_equivalence_tests_over_the_report() -> None:
+    comparison = Comparison("test_acc", "arm", "base", True, 0.002)
+    base = {s: 0.9 + 0.01 * s for s in range(5)}
+    samples = {"arm": {"test_acc": SeedValues({s: v + (0.0001, -0.0001, 0.0002, -0.0002, 0.0)[s]
+                                               for s, v in base.items()})},
+               "base": {"test_acc": SeedValues(base)}}
+    alone = judge(outcomes_for(1, [comparison], samples))[0]
+    many = judge([o for n in range(4) for o in outcomes_for(n, [comparison], samples)])
+    assert all(o.p_tost_holm == pytest.approx(min(1.0, 4 * alone.p_tost)) for o in many)
+
+
+def test_values_without_seeds_cannot_be_compared() -> None:
+    comparison = Comparison("test_acc", "arm", "base", True, 0.002)
+    with pytest.raises(TypeError, match="pair values by seed"):
+        outcomes_for(1, [comparison], {"arm": {"test_acc": [0.9, 0.91]}, "base": {"test_acc": [0.8, 0.81]}})
