@@ -251,3 +251,20 @@ def test_every_metric_a_claim_tables_has_a_measure():
     for claim in CLAIMS:
         derived = {"score"} if claim.derived == "lr_average" else set()
         assert set(claim.metrics) | {c.metric for c in claim.comparisons} <= set(MEASURES) | derived, claim.slug
+
+
+def test_an_accuracy_interval_is_cut_at_the_range_and_marked():
+    from trickrun.lesson.report import _effect, clipped_interval
+
+    c = Comparison("test_acc", "a", "b", True, sesoi=0.002)
+    samples = {"a": {"test_acc": SeedValues({0: 0.990, 1: 0.999, 2: 0.996})},
+               "b": {"test_acc": SeedValues({0: 0.970, 1: 0.972, 2: 0.971})}}
+    (outcome,) = outcomes_for(1, [c], samples)
+    (low, high), cut = clipped_interval(outcome)
+    assert outcome.ci[1] > 1 - outcome.mean_base  # the t interval would put the arm above accuracy 1
+    assert cut and high == pytest.approx(1 - outcome.mean_base) and low == outcome.ci[0]
+    assert _effect(outcome).endswith("]‡")
+    epochs = Comparison("epochs_to", "a", "b", False, sesoi=1.0)  # unbounded measure: never cut
+    (outcome,) = outcomes_for(1, [epochs], {k: {"epochs_to": SeedValues({0: v, 1: v + 9, 2: v + 1})}
+                                             for k, v in (("a", 1.0), ("b", 2.0))})
+    assert clipped_interval(outcome) == (outcome.ci, False)

@@ -327,9 +327,10 @@ def _why(o: Outcome) -> str:
     if o.verdict == NO_PRACTICAL_EFFECT:
         return f"the effect {_effect(o)} lies within ±{sesoi} (Holm TOST p {_p(o.p_tost_holm)} < {ALPHA:g})"
     direction = "the predicted" if (o.diff or 0) * (1 if o.comparison.higher else -1) > 0 else "no or the opposite"
+    mde = fmt(o.mde, o.comparison.metric)
     return (f"the effect {_effect(o)} points {direction} way, within seed noise (Holm p {_p(o.p_holm)} ≥ "
-            f"{ALPHA:g}) and not shown within ±{sesoi}; {o.n_pairs} pairs detect {fmt(o.mde, o.comparison.metric)} "
-            f"at {POWER:.0%} power, {_seeds(o.seeds_for_sesoi)} seeds would detect {sesoi}")
+            f"{ALPHA:g}) and not shown within ±{sesoi}; {o.n_pairs} pairs detect {mde} at {POWER:.0%} power, "
+            f"{_seeds(o.seeds_for_sesoi)} seeds would detect {sesoi}")
 
 
 def claim_lines(result: ClaimResult, quick: bool, figure: Path) -> list[str]:
