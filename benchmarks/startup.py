@@ -37,6 +37,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from machine import cpu_model  # beside this script
+
 REPO = Path(__file__).resolve().parents[1]
 KERNELS = REPO / "trickrun" / "nn" / "kernels"
 ARGS = ["train", "configs/baseline.yaml", "--set", "train.epochs=1", "--set", "data.train_limit=128"]
@@ -53,16 +55,6 @@ def command() -> list[str]:
     """`trickrun` beside this Python (the console script), else `python -m trickrun`."""
     script = Path(sys.executable).parent / "trickrun"
     return [str(script)] if script.is_file() else [sys.executable, "-m", "trickrun"]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def blas() -> str:

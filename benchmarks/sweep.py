@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import cpu_model  # beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -55,16 +56,6 @@ def timed_sweep(spec: SweepSpec, jobs: int, make_backend) -> tuple[float, int]:
             backend.close()
             sweep.release()
         return time.perf_counter() - t0, len(result.failed)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def blas() -> str:

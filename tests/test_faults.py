@@ -413,6 +413,16 @@ def assert_ran_out_of_memory_in_epoch_2(result, tmp_path) -> tuple[Path, dict]:
     return run_dir, json.loads((run_dir / "summary.json").read_text())
 
 
+def assert_resumes_to_the_end(run_dir: Path, monkeypatch) -> None:
+    """`trickrun resume` completes the run, its metrics one record per epoch 1..3."""
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: NullReporter())
+    resumed = runner.invoke(app, ["resume", str(run_dir), "--quiet", "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["status"] == "completed"
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+
+
 def test_running_out_of_memory_mid_run_ends_it_resumably_with_exit_2(fake_data, tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         oom_in_epoch(patch, 2)
@@ -422,12 +432,7 @@ def test_running_out_of_memory_mid_run_ends_it_resumably_with_exit_2(fake_data, 
     assert summary["stop_reason"] == "ran out of memory during epoch 2"
     assert summary["test"]["weights_of_epoch"] == 1  # the best weights were still evaluated
 
-    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: NullReporter())
-    resumed = runner.invoke(app, ["resume", str(run_dir), "--quiet", "--json"])
-    assert resumed.exit_code == 0, resumed.output
-    assert json.loads(resumed.stdout)["status"] == "completed"
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert_resumes_to_the_end(run_dir, monkeypatch)
 
 
 def test_out_of_memory_from_the_api_raises_with_the_result(fake_data, monkeypatch):
@@ -473,12 +478,7 @@ def test_running_out_of_memory_writing_a_checkpoint_ends_the_run_resumably(fake_
     with np.load(run_dir / "checkpoint.npz") as npz:
         assert json.loads(str(npz["meta"]))["epochs_done"] == 1
 
-    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: NullReporter())
-    resumed = runner.invoke(app, ["resume", str(run_dir), "--quiet", "--json"])
-    assert resumed.exit_code == 0, resumed.output
-    assert json.loads(resumed.stdout)["status"] == "completed"
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert_resumes_to_the_end(run_dir, monkeypatch)
 
 
 def test_an_error_set_off_by_a_memory_error_in_savez_is_a_memory_error(tmp_path, monkeypatch):
