@@ -14,6 +14,10 @@ Conventions for every kernel here:
 - Sums add in a fixed order (no reduction depends on a thread schedule): the same bits
   run after run, so a resumed run stays bit-identical.
 - Kernels write into arrays they are given (`out`); none allocates per call.
+
+numba's disk cache is keyed on each kernel's own source file: after changing the options of
+`kernel` below, delete trickrun/nn/kernels/__pycache__/*.nbi and *.nbc, or the old
+compilations are loaded.
 """
 
 from __future__ import annotations
