@@ -15,7 +15,7 @@ from test_lesson import _synthetic_runs
 from trickrun.cli import app
 from trickrun.errors import ConfigError, RunDirError
 from trickrun.lesson.claims import CLAIMS
-from trickrun.lesson.report import REPORT_FILE, write_report
+from trickrun.lesson.report import FOREST_FILE, REPORT_FILE, write_report
 from trickrun.lesson.results import ClaimResult, LessonOptions
 from trickrun.lesson.runner import measure_claim
 from trickrun.lesson.verdicts import judge, outcomes_for
@@ -73,7 +73,7 @@ def test_a_full_disk_leaves_the_previous_report_and_figures_intact(tmp_path, mon
     results = claim_results(tmp_path)
     write_report(results, LessonOptions(quick=True, out=out), 1, 60.0)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert set(before) == {REPORT_FILE, results[0].claim.figure_file}
+    assert set(before) == {REPORT_FILE, FOREST_FILE, results[0].claim.figure_file}
 
     def full_disk(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -20,6 +20,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..rundir.format import layer_order  # noqa: E402
 from ..rundir.reader import Run  # noqa: E402
+from .verdicts import CONTRADICTED, INCONCLUSIVE, NO_PRACTICAL_EFFECT, SUPPORTED, Outcome  # noqa: E402
 from .results import ClaimResult  # noqa: E402
 
 DPI = 100
@@ -231,4 +232,42 @@ FIGURES: dict[str, Callable[[ClaimResult, Path], None]] = {
 def draw(result: ClaimResult, folder: Path) -> Path:
     path = folder / result.claim.figure_file
     FIGURES[result.claim.figure](result, path)
+    return path
+
+
+VERDICT_COLORS = {SUPPORTED: "tab:green", CONTRADICTED: "tab:red", NO_PRACTICAL_EFFECT: "tab:blue",
+                  INCONCLUSIVE: "tab:gray"}
+
+
+def _in_sesoi_units(o: Outcome) -> tuple[float, float, float]:
+    """The effect and its interval in units of the comparison's SESOI, signed so that the
+    predicted direction is positive: one axis for comparisons of any metric."""
+    sign = (1.0 if o.comparison.higher else -1.0) / o.comparison.sesoi
+    low, high = sorted((o.ci[0] * sign, o.ci[1] * sign))
+    return o.diff * sign, low, high
+
+
+def forest(labelled: Sequence[tuple[str, Outcome]], path: Path) -> Path:
+    """Every comparison's paired effect with its 95% interval, in SESOI units, the band of
+    no practical effect (±1 SESOI) shaded and each verdict in its colour; a symmetric-log axis
+    keeps effects of 0.5 and of 80 SESOIs legible on one figure."""
+    shown = [(label, o) for label, o in labelled if o.diff is not None and o.ci is not None]
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(shown) + 1.4))
+    ax.axvspan(-1, 1, color="0.9", label="within ±SESOI")
+    ax.axvline(0, color="0.4", linewidth=0.8)
+    for row, (label, o) in enumerate(reversed(shown)):
+        effect, low, high = _in_sesoi_units(o)
+        color = VERDICT_COLORS[o.verdict]
+        ax.plot([low, high], [row, row], color=color, linewidth=2)
+        ax.plot([effect], [row], "o", color=color, markersize=5)
+    ax.set_yticks(range(len(shown)), [label for label, _ in reversed(shown)], fontsize=7)
+    ax.set_xscale("symlog", linthresh=2)
+    ax.set_xlabel("paired effect in the predicted direction, in units of its SESOI (95% CI)")
+    for verdict, color in VERDICT_COLORS.items():
+        ax.plot([], [], color=color, linewidth=2, label=verdict)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Every comparison at a glance")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
     return path

@@ -20,13 +20,14 @@ from ..atomic import replacing
 from ..errors import ConfigError, RunDirError, TrickrunError
 from .claims import CLAIMS, LR_RANGES, Claim
 from ..sweep.local import threads_per_job
-from .figures import draw
+from .figures import draw, forest
 from .results import ClaimResult, LessonOptions
 from .measures import BOUNDS
 from .verdicts import (ALPHA, CONFIDENCE, CONTRADICTED, INCONCLUSIVE, NO_PRACTICAL_EFFECT, SUPPORTED,
                        VERDICTS, Comparison, Outcome)
 
 REPORT_FILE = "lesson.md"
+FOREST_FILE = "verdicts.png"  # every comparison's effect and verdict in one figure
 STAGING_PREFIX = ".lesson-staging-"  # a folder inside --out that holds the new report until it is complete
 METRIC_LABELS = {
     "test_acc": "test acc",
@@ -361,6 +362,8 @@ def report_text(results: Sequence[ClaimResult], opts: LessonOptions, jobs: int, 
         lines += ["", "> **Quick mode:** a small subset of the data, few epochs and 2 seeds: a smoke test of the "
                   "report, whose verdicts say little about the lesson."]
     lines += ["", *rule_lines(results)]
+    labelled = [(f"{r.claim.number}: {_expect(o.comparison, r.threshold)}", o) for r in results for o in r.outcomes]
+    lines += [f"![Every comparison at a glance]({forest(labelled, figures / FOREST_FILE).name})", ""]
     for result in results:
         lines += claim_lines(result, opts.quick, draw(result, figures))
     return "\n".join(lines) + "\n"
