@@ -327,9 +327,10 @@ def _why(o: Outcome) -> str:
         return f"the effect {_effect(o)} goes against the lesson, beyond seed noise (Holm p {_p(o.p_holm)})"
     if o.verdict == NO_PRACTICAL_EFFECT:
         return f"the effect {_effect(o)} lies within ±{sesoi} (Holm TOST p {_p(o.p_tost_holm)} < {ALPHA:g})"
-    direction = "the predicted" if (o.diff or 0) * (1 if o.comparison.higher else -1) > 0 else "no or the opposite"
+    predicted = (o.diff or 0) * (1 if o.comparison.higher else -1) > 0
+    direction = "points the predicted way" if predicted else "does not point the predicted way"
     mde = fmt(o.mde, o.comparison.metric)
-    return (f"the effect {_effect(o)} points {direction} way, within seed noise (Holm p {_p(o.p_holm)} ≥ "
+    return (f"the effect {_effect(o)} {direction}, within seed noise (Holm p {_p(o.p_holm)} ≥ "
             f"{ALPHA:g}) and not shown within ±{sesoi}; {o.n_pairs} pairs detect {mde} at {POWER:.0%} power, "
             f"{_seeds(o.seeds_for_sesoi)} seeds would detect {sesoi}")
 
