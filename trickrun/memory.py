@@ -3,9 +3,11 @@ too large for the machine is refused before any run directory exists instead of 
 killed by the operating system minutes later.
 
 The estimate adds up what a run holds at once (float32 throughout, P parameters):
-  model       parameters and gradients (2P), the trainer's weight scratch and last-weights
+  model       parameters and gradients (2P), a weight vector of margin (once the penalty's
+              scratch, which its fused kernel no longer needs), the last-weights
               copy, the best-weights copy and the snapshot taken to fill it
-  optimizer   each state array (adam: m and v) plus the rule's scratch, P each
+  optimizer   each state array (adam: m and v) plus one P of margin (the scratch the NumPy
+              rules took before the fused kernels), P each
   checkpoint  the copies checkpoint.checkpoint_arrays hands to the writer: the weights and
               optimizer state
   activations the layers' reused outputs and gradients for every batch size the run meets:

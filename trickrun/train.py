@@ -93,6 +93,8 @@ class Trainer:
         self._probe = data.x_val[:PROBE_SIZE]
         self._buffers: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # per batch size
         self._last_weights = np.empty(m.n_weights, m.dtype)
+        reg = cfg.regularization  # the L2/L1 factors in the weights' dtype, made once
+        self._penalty = (m.dtype.type(reg.l2), m.dtype.type(reg.l1))
         # Each block's W gets its own squared norm; the rest (biases, norm params) one more.
         self._segments = [b.weight_slice for b in m.blocks] + [slice(m.n_weights, m.params.size)]
         self._sq = np.zeros(len(self._segments))
@@ -119,7 +121,7 @@ class Trainer:
                 return self._diverged(index + 1, lr, xb)
             m.backward(dlogits)
             if reg.l2 or reg.l1:
-                penalty_grad(weights, weight_grads, *(weights.dtype.type(c) for c in (reg.l2, reg.l1)))
+                penalty_grad(weights, weight_grads, *self._penalty)
             sq, norm = self._grad_norms()
             if not math.isfinite(norm):
                 bad = next((b.name for b, s in zip(m.blocks, sq) if not math.isfinite(s)),

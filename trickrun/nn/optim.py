@@ -123,7 +123,6 @@ class Optimizer:
         self.n_weights = size if n_weights is None else n_weights
         self.t = 0
         self.state = {name: np.zeros(size, self.dtype) for name in self.state_names}
-        self._tmp = np.empty(size, self.dtype)
 
     def step(self, p: np.ndarray, g: np.ndarray, lr: float) -> None:
         """One update in place, by a fused kernel (nn/kernels/optim.py): the rules above

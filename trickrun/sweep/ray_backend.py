@@ -22,7 +22,7 @@ from ..rundir.writer import write_atomic
 from .backend import CellEnd, CellJob
 from .local import threads_per_job
 from .ray_cluster import LocalCluster, StdoutToLog, check_ray_version, connect, import_ray, ray_running
-from .worker import _files, train_copy
+from .worker import run_files, train_copy
 
 ERROR_TAIL = 600
 
@@ -75,7 +75,7 @@ class RayBackend:
             self._ended.append(CellEnd(job.index, None, f"{type(err).__name__}: {err}", err.exit_code))
             return
         future = self._remote.options(num_cpus=self.threads).remote(
-            job.run_dir.name, _files(job.run_dir), job.fresh, ref, source, job.config.data.dataset, self.threads)
+            job.run_dir.name, run_files(job.run_dir), job.fresh, ref, source, job.config.data.dataset, self.threads)
         self._running[future] = job
 
     def poll(self, timeout: float = 0.2) -> list[CellEnd]:
@@ -127,5 +127,5 @@ def _write_files(path: Path, files: dict[str, bytes]) -> None:
     """The returned run files into the run directory, summary.json last."""
     for name in sorted(files, key=lambda n: n == SUMMARY_FILE):
         write_atomic(path / name, files[name])
-    for stale in set(_files(path)) - set(files):  # e.g. the checkpoint of a run that finished
+    for stale in set(run_files(path)) - set(files):  # e.g. the checkpoint of a run that finished
         (path / stale).unlink()

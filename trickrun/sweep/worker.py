@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     return result.exit_code
 
 
-def _files(path: Path) -> dict[str, bytes]:
+def run_files(path: Path) -> dict[str, bytes]:
     """A run directory's files (not its lock file, which belongs to this machine's process)."""
     return {f.name: f.read_bytes() for f in path.iterdir() if f.is_file() and not f.name.startswith(".")}
 
@@ -85,7 +85,7 @@ def train_copy(dir_name: str, files: dict[str, bytes], fresh: bool, arrays: dict
             result, error = _run(path, lock, fresh)
         finally:
             lock.release()
-        return {"files": _files(path), "summary": result.summary, "error": None if error is None else str(error)}
+        return {"files": run_files(path), "summary": result.summary, "error": None if error is None else str(error)}
 
 
 if __name__ == "__main__":
