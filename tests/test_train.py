@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import signal
 import threading
 from pathlib import Path
@@ -18,7 +19,7 @@ from trickrun.cli import app
 from trickrun.config import load_config
 from trickrun.data.load import load_dataset
 from trickrun.nn.model import load_model
-from trickrun.rundir.writer import create_run_dir
+from trickrun.rundir.writer import STAGING_PREFIX, create_run_dir
 from helpers import InterruptAt
 from trickrun.nn.losses import evaluate, predict_proba, softmax
 from trickrun.rundir.format import Status
@@ -158,18 +159,49 @@ def test_per_layer_diagnostics_see_saturation(fake_data):
     assert records(calm.run_dir)[0]["layers"][0]["saturated_frac"] < 0.5
 
 
+def _one_file(folder: Path) -> None:
+    (folder / "config.yaml").write_text("x: 1\n")
+
+
 def test_run_directories_never_collide(tmp_path):
-    first = create_run_dir(tmp_path, "x", now=0.0)
-    second = create_run_dir(tmp_path, "x", now=0.0)
+    first, _ = create_run_dir(tmp_path, "x", _one_file, now=0.0)
+    second, _ = create_run_dir(tmp_path, "x", _one_file, now=0.0)
     assert first != second and second.name == first.name + "-2"
     made: list[Path] = []
-    threads = [threading.Thread(target=lambda: made.append(create_run_dir(tmp_path, "y", now=0.0)))
+    threads = [threading.Thread(target=lambda: made.append(create_run_dir(tmp_path, "y", _one_file, now=0.0)[0]))
                for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert len(set(made)) == 8
+    assert all((p / "config.yaml").is_file() for p in made)
+
+
+def test_a_run_directory_appears_whole_or_not_at_all(tmp_path):
+    """A creation that fails (or is killed) part-way leaves no run directory: the files are
+    written in a hidden staging folder that only becomes the run when it is whole."""
+    def half(folder: Path) -> None:
+        _one_file(folder)
+        raise KeyboardInterrupt  # e.g. Ctrl-C between two files
+
+    with pytest.raises(KeyboardInterrupt):
+        create_run_dir(tmp_path, "x", half, now=0.0)
+    assert list(tmp_path.iterdir()) == []
+    seen: list[list[str]] = []
+    create_run_dir(tmp_path, "x", lambda folder: (_one_file(folder), seen.append(os.listdir(tmp_path))), now=0.0)
+    assert all(name.startswith(STAGING_PREFIX) for name in seen[0])  # nothing visible while it is made
+
+
+def test_an_abandoned_staging_folder_is_swept_away_but_a_fresh_one_is_left(tmp_path):
+    old = tmp_path / f"{STAGING_PREFIX}x-1-dead"
+    fresh = tmp_path / f"{STAGING_PREFIX}x-2-busy"
+    for folder in (old, fresh):
+        folder.mkdir()
+        _one_file(folder)
+    os.utime(old, (0, 0))  # as if its process was killed long ago
+    create_run_dir(tmp_path, "x", _one_file)
+    assert not old.exists() and fresh.exists()
 
 
 def test_flush_subnormals_zeroes_only_subnormals():

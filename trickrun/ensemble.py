@@ -23,7 +23,6 @@ An ensemble can be saved as a run directory of its own (`--save NAME`): config.y
 
 from __future__ import annotations
 
-import shutil
 import time
 import zipfile
 import zlib
@@ -337,11 +336,10 @@ def save_ensemble(root: Path, name: str, result: EnsembleResult, now: float | No
     fields = {k: v for k, v in result_dict(result).items() if k != "saved"}
     summary = {"status": Status.COMPLETED, "kind": KIND, "stop_reason": "ensemble of trained runs",
                **fields, "started": stamp, "finished": stamp, "wall_s": result.wall_s, "versions": environment()}
-    path = create_run_dir(root, name, now)
-    try:
-        write_atomic(path / CONFIG_FILE, (CONFIG_HEADER + dump_yaml(ensemble_config(name, result))).encode())
-        write_json(path / SUMMARY_FILE, summary)
-    except RunDirError:  # half an ensemble is no run: leave no trace
-        shutil.rmtree(path, ignore_errors=True)
-        raise
+
+    def fill(folder: Path) -> None:
+        write_atomic(folder / CONFIG_FILE, (CONFIG_HEADER + dump_yaml(ensemble_config(name, result))).encode())
+        write_json(folder / SUMMARY_FILE, summary)
+
+    path, _ = create_run_dir(root, name, fill, now)
     return path

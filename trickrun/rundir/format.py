@@ -10,7 +10,8 @@ A run directory `<runs>/<name>-<YYYYmmdd-HHMMSS>[-N]` holds:
                  (and writes its pid and host into it) for as long as it trains; the OS
                  drops the lock when that process dies. Readers ignore the file; it is
                  never deleted (deleting a lock file lets two processes lock two files).
-Every file but metrics.jsonl is replaced atomically (temporary file, fsync, rename), so a
+The directory itself appears whole (writer.create_run_dir: made in a hidden staging folder,
+then renamed into place). Every file but metrics.jsonl is replaced atomically (temporary file, fsync, rename), so a
 reader never sees half a file, and a crash leaves the previous complete version.
 """
 

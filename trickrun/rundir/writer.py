@@ -8,18 +8,20 @@ import errno
 import json
 import math
 import os
+import shutil
 import socket
+import secrets
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 import numpy as np
 
 from ..atomic import replacing
 from ..errors import RunDirError
 from .files import read_metrics, read_summary
-from .format import CHECKPOINT_FILE, CONFIG_FILE, FINAL, METRICS_FILE, MODEL_FILE, SUMMARY_FILE, Status
-from .lock import RunLock
+from .format import CHECKPOINT_FILE, CONFIG_FILE, FINAL, LOCK_FILE, METRICS_FILE, MODEL_FILE, SUMMARY_FILE, Status
+from .lock import RunLock, is_locked
 
 
 def runs_root(runs_dir: str | Path | None = None) -> Path:
@@ -41,23 +43,54 @@ def _disk_error(action: str, path: Path, err: OSError) -> RunDirError:
     return RunDirError(f"cannot {action} {path}: {why}")
 
 
-def create_run_dir(root: Path, name: str, now: float | None = None) -> Path:
-    """Make a new, empty run directory; never reuse one, even when two start in one second."""
+# A run directory is made whole in a hidden staging folder and renamed into place, so a
+# process killed while making it leaves no half-made run behind (only a hidden folder,
+# swept away by a later creation once it is clearly abandoned).
+STAGING_PREFIX = ".creating-"
+ABANDONED_AFTER_S = 3600.0
+T = TypeVar("T")
+
+
+def create_run_dir(root: Path, name: str, fill: Callable[[Path], T], now: float | None = None) -> tuple[Path, T]:
+    """Make a new run directory holding what `fill(folder)` writes (at least one file), and
+    return its path and what `fill` returned. It appears whole or not at all, under a name
+    never used before, even when two start in one second."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     try:
         root.mkdir(parents=True, exist_ok=True)
+        staging = root / f"{STAGING_PREFIX}{name}-{os.getpid()}-{secrets.token_hex(4)}"
+        staging.mkdir()  # not mkdtemp: a run directory gets the user's usual permissions
     except OSError as err:
-        raise _disk_error("create the runs folder", root, err) from None
-    for n in range(1, 10_000):
-        path = root / (f"{name}-{stamp}" if n == 1 else f"{name}-{stamp}-{n}")
-        try:
-            path.mkdir()  # exclusive: fails if another process made it first
-            return path
-        except FileExistsError:
-            continue
-        except OSError as err:
-            raise _disk_error("create a run directory in", root, err) from None
-    raise RunDirError(f"cannot find a free run-directory name for {name!r} in {root}")
+        raise _disk_error("create a run directory in", root, err) from None
+    try:
+        made = fill(staging)
+        for n in range(1, 10_000):
+            path = root / (f"{name}-{stamp}" if n == 1 else f"{name}-{stamp}-{n}")
+            try:
+                # Exclusive: renaming a folder with files onto an existing folder that
+                # holds any (another run) fails; so does renaming onto a file.
+                os.rename(staging, path)
+            except OSError as err:
+                if err.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                    continue
+                raise _disk_error("create a run directory in", root, err) from None
+            _sweep_abandoned(root)
+            return path, made
+        raise RunDirError(f"cannot find a free run-directory name for {name!r} in {root}")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _sweep_abandoned(root: Path) -> None:
+    """Remove staging folders that a killed process left: old, and nobody holds their lock."""
+    try:
+        entries = [e for e in os.scandir(root) if e.name.startswith(STAGING_PREFIX) and e.is_dir()]
+        for entry in entries:
+            if time.time() - entry.stat().st_mtime > ABANDONED_AFTER_S and not is_locked(Path(entry.path)):
+                shutil.rmtree(entry.path, ignore_errors=True)
+    except OSError:  # tidying is a courtesy: the new run is made
+        pass
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -196,21 +229,26 @@ class RunWriter:
 
     @classmethod
     def create(cls, root: Path, name: str, config_yaml: str, seed: int) -> "RunWriter":
-        writer = cls(create_run_dir(root, name))
-        writer._started = time.time()
-        started = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(writer._started))
-        writer._summary = cls._running_summary(started, seed)
-        try:
-            writer.lock = RunLock.acquire(writer.path)  # first: nobody may resume a half-made run
-            writer.write_file(CONFIG_FILE, config_yaml.encode())
-            write_json(writer.path / SUMMARY_FILE, writer._summary)
-            writer._metrics = MetricsLog(writer.path / METRICS_FILE)
-        except RunDirError:  # a run directory that never started is no run: leave no trace
-            import shutil
+        """A new run directory holding config.yaml and a "running" summary, its lock held
+        by this writer from before it appears."""
+        started_s = time.time()
+        summary = cls._running_summary(time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started_s)), seed)
 
-            writer.close()
-            shutil.rmtree(writer.path, ignore_errors=True)
-            raise
+        def fill(folder: Path) -> RunLock:
+            lock = RunLock.acquire(folder)
+            try:
+                write_atomic(folder / CONFIG_FILE, config_yaml.encode())
+                write_json(folder / SUMMARY_FILE, summary)
+            except BaseException:
+                lock.release()
+                raise
+            return lock
+
+        path, lock = create_run_dir(root, name, fill, started_s)
+        lock.path = path / LOCK_FILE
+        writer = cls(path, lock)
+        writer._started, writer._summary = started_s, summary
+        writer._metrics = MetricsLog(path / METRICS_FILE)
         return writer
 
     def write_file(self, name: str, data: bytes) -> None:
