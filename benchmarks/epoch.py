@@ -49,6 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trickrun.config import DataConfig, load_config  # noqa: E402
 from trickrun.data.load import Dataset, load_dataset  # noqa: E402
+from trickrun.data.images import ScaledImages  # noqa: E402
+from trickrun.data.scaling import SCALES  # noqa: E402
 from trickrun.train import Divergence, Trainer  # noqa: E402
 
 N_TRAIN = 55_000  # examples per epoch
@@ -92,13 +94,14 @@ def load_data(n: int) -> Dataset:
     root = os.environ.get("TRICKRUN_DATA_DIR")
     if root and (Path(root) / "mnist").is_dir():
         d = load_dataset(DataConfig(dataset="mnist", val_size=5000))
-        x, y, source = d.x_train[:n], d.y_train[:n], f"MNIST from {d.source}"
+        x = ScaledImages(d.x_train.pixels[:n], d.x_train.scaling)
+        y, source = d.y_train[:n], f"MNIST from {d.source}"
     else:
         rng = np.random.default_rng(0)
-        x = rng.random((n, 784), dtype=np.float32)
+        x = ScaledImages(rng.integers(0, 256, (n, 784), dtype=np.uint8), SCALES.get("unit")(None))
         y = rng.integers(0, 10, n).astype(np.intp)
-        source = "random float32 pixels (set TRICKRUN_DATA_DIR for real MNIST)"
-    x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
+        source = "random pixels (set TRICKRUN_DATA_DIR for real MNIST)"
+    y = np.ascontiguousarray(y)
     small_x, small_y = x[:10], y[:10]
     return Dataset("mnist", x, y, small_x, small_y, small_x, small_y, source)
 
@@ -183,7 +186,7 @@ class TorchEpoch:
             self.opt = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=hyper["momentum"])
         else:
             raise ValueError(f"optimizer {name} is not mirrored in torch")
-        self.x = torch.from_numpy(data.x_train)
+        self.x = torch.from_numpy(np.asarray(data.x_train))
         self.y = torch.from_numpy(data.y_train.astype(np.int64))
 
     def epoch(self) -> None:

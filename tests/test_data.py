@@ -309,7 +309,8 @@ def test_loaded_dataset_types_and_shapes(fake_data):
     ds = load.load_dataset(DataConfig(**SMALL))
     assert ds.name == "mnist" and ds.source == str(fake_data / "mnist")
     assert (ds.x_train.shape, ds.x_val.shape, ds.x_test.shape) == ((500, 784), (100, 784), (200, 784))
-    for x, y in ((ds.x_train, ds.y_train), (ds.x_val, ds.y_val), (ds.x_test, ds.y_test)):
+    assert ds.x_train.pixels.dtype == np.uint8  # a quarter of float32's memory, scaled per batch
+    for x, y in ((np.asarray(ds.x_train), ds.y_train), (ds.x_val, ds.y_val), (ds.x_test, ds.y_test)):
         assert x.dtype == np.float32 and x.flags.c_contiguous
         assert y.dtype == np.intp and y.shape == (len(x),)
     expected_test = read_fake(fake_data / "mnist", "t10k-images-idx3-ubyte").reshape(200, 784) / np.float32(255)
@@ -327,7 +328,7 @@ def test_train_and_val_are_disjoint_and_cover_the_training_file(fake_data):
     ds = load.load_dataset(DataConfig(scale="none", **SMALL))
     raw_x = read_fake(fake_data / "mnist", "train-images-idx3-ubyte").reshape(600, 784).astype(np.float32)
     raw_y = read_fake(fake_data / "mnist", "train-labels-idx1-ubyte")
-    train_ids, val_ids = _row_ids(ds.x_train, raw_x), _row_ids(ds.x_val, raw_x)
+    train_ids, val_ids = _row_ids(np.asarray(ds.x_train), raw_x), _row_ids(ds.x_val, raw_x)
     assert set(train_ids).isdisjoint(val_ids)
     assert sorted([*train_ids, *val_ids]) == list(range(600))
     np.testing.assert_array_equal(ds.y_train, raw_y[train_ids])
@@ -422,7 +423,7 @@ def test_scaling_does_not_touch_its_inputs():
 def test_each_scale_on_loaded_data(fake_data, method):
     ds = load.load_dataset(DataConfig(scale=method, train_limit=300, **SMALL))
     raw = load.load_dataset(DataConfig(scale="none", train_limit=300, **SMALL))
-    x = ds.x_train
+    x = np.asarray(ds.x_train)
     if method == "unit":
         assert (x.min(), x.max()) == (0.0, 1.0)
         np.testing.assert_allclose(ds.x_val, raw.x_val / 255, atol=1e-7)
@@ -432,7 +433,7 @@ def test_each_scale_on_loaded_data(fake_data, method):
     elif method == "standard":
         assert abs(x.mean(dtype=np.float64)) < 1e-5
         assert abs(x.std(dtype=np.float64) - 1) < 1e-5
-        mean, std = raw.x_train.astype(np.float64).mean(), raw.x_train.astype(np.float64).std()
+        mean, std = np.asarray(raw.x_train, np.float64).mean(), np.asarray(raw.x_train, np.float64).std()
         np.testing.assert_allclose(ds.x_val, (raw.x_val - mean) / std, atol=1e-5)
         np.testing.assert_allclose(ds.x_test, (raw.x_test - mean) / std, atol=1e-5)
         assert abs(ds.x_val.mean()) > 1e-4  # statistics came from train, not from val
@@ -560,7 +561,8 @@ def test_real_mnist(real_mnist, monkeypatch):
     assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (55000, 5000, 10000)
     assert ds.y_test[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     assert ds.source == str((real_mnist / "mnist").resolve())
-    assert (ds.x_train.min(), ds.x_train.max()) == (0.0, 1.0)
+    x_train = np.asarray(ds.x_train)
+    assert (x_train.min(), x_train.max()) == (0.0, 1.0)
     labels = np.concatenate([ds.y_train, ds.y_val])
     counts = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]  # SOURCE.md
     assert np.bincount(labels, minlength=10).tolist() == counts

@@ -130,7 +130,7 @@ def test_penalty_is_recorded_apart_from_the_data_loss(fake_data):
            "train": {"epochs": 1}, "early_stopping": {"enabled": False, "restore_best": False}}
     trainer = make_trainer(cfg)
     data = trainer.data
-    initial_loss = cross_entropy(trainer.model, data.x_train, data.y_train)
+    initial_loss = cross_entropy(trainer.model, np.asarray(data.x_train), data.y_train)
     writer = RecordingWriter()
     trainer.run(writer)
     (record,) = writer.records

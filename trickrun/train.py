@@ -158,9 +158,9 @@ class Trainer:
             self._buffers[size] = (np.empty((size, x.shape[1]), x.dtype), np.empty(size, y.dtype),
                                    np.empty((size, self.n_classes), self.model.dtype))
         xb, yb, dlogits = self._buffers[size]
+        x.take(idx, out=xb)  # gathered and scaled in one pass (data/images.py)
         # mode="clip" (idx is a permutation, always in range): with the default "raise"
         # numpy gathers into a temporary buffer and copies it into `out` afterwards.
-        np.take(x, idx, axis=0, out=xb, mode="clip")
         np.take(y, idx, out=yb, mode="clip")
         return xb, yb, dlogits
 

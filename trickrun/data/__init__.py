@@ -8,7 +8,8 @@ plain or gzipped (`<name>.gz`).
 - `lookup`: where the files are looked for, in order, and the user cache folder
 - `download`: fetching missing files into the cache, verified, from the mirrors
 - `idx`: reading, verifying and parsing one file, and the .npy cache of parsed arrays
-- `scaling`: the `data.scale` methods (`SCALES`)
+- `scaling`: the `data.scale` methods (`SCALES`), each fitting a `Scaling` on the training pixels
+- `images`: `ScaledImages`, the training set kept as uint8 and scaled batch by batch
 - `load`: `load_dataset(cfg) -> Dataset`, the entry point, and `split`
 
 This file imports nothing: `trickrun.config` imports `catalog` and `scaling`, which must

@@ -20,6 +20,7 @@ from .catalog import DATASETS, FILES, NUM_FEATURES, TEST_IMAGES, TEST_LABELS, TR
 from .download import DownloadError, download
 from .idx import load_verified
 from .lookup import DATA_DIR_ENV, NO_CACHE, cache_dir, describe, locate, present, search_dirs
+from .images import ScaledImages
 from .scaling import SCALES
 
 
@@ -28,9 +29,9 @@ class Dataset:
     """A verified, split and scaled dataset, ready to batch."""
 
     name: str  # "mnist" | "fashion-mnist"
-    x_train: np.ndarray  # float32, C-contiguous, (n_train, 784), scaled per data.scale
+    x_train: ScaledImages  # (n_train, 784) uint8 pixels, read as float32 scaled per data.scale
     y_train: np.ndarray  # np.intp labels 0..9, (n_train,)
-    x_val: np.ndarray
+    x_val: np.ndarray  # float32, C-contiguous, (n_val, 784), scaled the same way
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
@@ -154,21 +155,21 @@ def load_dataset(cfg: DataConfig, *, progress: bool = False) -> Dataset:
     for missing, corrupt or undownloadable files, ConfigError (exit code 2) for a bad
     data.dataset, data.val_size or data.scale.
     """
-    scale_fn = SCALES.get(cfg.scale)  # fail on a bad name before any slow work
+    fit_scaling = SCALES.get(cfg.scale)  # fail on a bad name before any slow work
     arrays, source = verified_arrays(cfg, progress=progress)
     arrays = dict(arrays)  # ours to drop from (a supplied dict stays whole)
     x_all = arrays.pop(TRAIN_IMAGES).reshape(-1, NUM_FEATURES)
     x_test_raw = arrays.pop(TEST_IMAGES).reshape(-1, NUM_FEATURES)
     x_tr, y_tr, x_val, y_val = split(x_all, arrays[TRAIN_LABELS], cfg.val_size, cfg.split_seed, cfg.train_limit)
     del x_all  # the split made its own copies: free the whole image array before the float32 ones exist
-    x_tr, x_val, x_test = scale_fn(x_tr, x_val, x_test_raw)
+    scaling = fit_scaling(x_tr)
     return Dataset(
         name=cfg.dataset,
-        x_train=x_tr,
+        x_train=ScaledImages(x_tr, scaling),
         y_train=y_tr.astype(np.intp),
-        x_val=x_val,
+        x_val=scaling.apply(x_val),
         y_val=y_val.astype(np.intp),
-        x_test=x_test,
+        x_test=scaling.apply(x_test_raw),
         y_test=arrays[TEST_LABELS].astype(np.intp),
         source=source,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -9,8 +10,27 @@ import numpy as np
 from ..registry import Registry
 
 
-def _as_float32(x: np.ndarray) -> np.ndarray:
-    return x.astype(np.float32, order="C")  # always a new array, so scaling in place is safe
+@dataclass(frozen=True)
+class Scaling:
+    """x -> (x - shift) / divisor - offset in float32, one IEEE operation per step, the
+    constants fitted on the training pixels. A step with a neutral constant (shift or
+    offset 0, divisor 1) changes no bit, so `apply` skips it and a kernel may apply all
+    three: both give the same float32 values (nn/kernels/batches.py relies on it)."""
+
+    shift: np.float32 = np.float32(0)
+    divisor: np.float32 = np.float32(1)
+    offset: np.float32 = np.float32(0)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """`x` scaled, as a new float32 C-contiguous array."""
+        out = x.astype(np.float32, order="C")  # always a new array, so scaling in place is safe
+        if self.shift:
+            out -= self.shift
+        if self.divisor != 1:
+            out /= self.divisor
+        if self.offset:
+            out -= self.offset
+        return out
 
 
 def _mean_std(x: np.ndarray) -> tuple[float, float]:
@@ -28,49 +48,35 @@ def _mean_std(x: np.ndarray) -> tuple[float, float]:
     return mean, var**0.5
 
 
-SCALES: Registry[Callable[..., list[np.ndarray]]] = Registry("data.scale")
+# Each method fits its Scaling on the training pixels (after train_limit) only; the same
+# transform then applies to validation and test.
+SCALES: Registry[Callable[[np.ndarray], Scaling]] = Registry("data.scale")
 
 
 @SCALES.register("unit")
-def _unit(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+def _unit(train: np.ndarray) -> Scaling:
     """x / 255, in [0, 1]."""
-    out = [_as_float32(x) for x in (train, *others)]
-    for x in out:
-        x /= np.float32(255)
-    return out
+    return Scaling(divisor=np.float32(255))
 
 
 @SCALES.register("symmetric")
-def _symmetric(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+def _symmetric(train: np.ndarray) -> Scaling:
     """x / 127.5 - 1, in [-1, 1]."""
-    out = [_as_float32(x) for x in (train, *others)]
-    for x in out:
-        x /= np.float32(127.5)
-        x -= np.float32(1)
-    return out
+    return Scaling(divisor=np.float32(127.5), offset=np.float32(1))
 
 
 @SCALES.register("standard")
-def _standard(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+def _standard(train: np.ndarray) -> Scaling:
     """(x - mean) / std with one global mean and population std of the training pixels.
-
-    The statistics come from `train` only (after train_limit) and are applied to every
-    array, so validation and test see the same transform. A constant training set
-    (std 0) is only centred.
-    """
+    A constant training set (std 0) is only centred."""
     mean, std = _mean_std(train)
-    std = std or 1.0
-    out = [_as_float32(x) for x in (train, *others)]
-    for x in out:
-        x -= np.float32(mean)
-        x /= np.float32(std)
-    return out
+    return Scaling(shift=np.float32(mean), divisor=np.float32(std or 1.0))
 
 
 @SCALES.register("none")
-def _none(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+def _none(train: np.ndarray) -> Scaling:
     """Raw 0..255 as float32."""
-    return [_as_float32(x) for x in (train, *others)]
+    return Scaling()
 
 
 def scale(method: str, train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
@@ -79,4 +85,5 @@ def scale(method: str, train: np.ndarray, *others: np.ndarray) -> list[np.ndarra
     unit: x/255 in [0, 1]; symmetric: x/127.5 - 1 in [-1, 1]; standard: z-score with one
     global mean and std of `train`; none: raw 0..255. Statistics never come from `others`.
     """
-    return SCALES.get(method)(train, *others)
+    scaling = SCALES.get(method)(train)
+    return [scaling.apply(x) for x in (train, *others)]
