@@ -111,8 +111,8 @@ def _checked_sweep_folder(root: Path, name: str) -> Path:
 
 
 def _sweep_busy_message(name: str) -> Callable[[str], str]:
-    return lambda holder: (f"sweep {name!r} is being run by {holder}; rm leaves a running sweep and its "
-                           f"runs alone: wait for it to end (or stop it), then run rm again")
+    return lambda who: (f"sweep {name!r} is being run by {who}; rm leaves a running sweep and its "
+                        f"runs alone: wait for it to end (or stop it), then run rm again")
 
 
 def plan_removal(specs: Iterable[str], root: Path, sweep: str | None = None, *, dry_run: bool = False) -> Removal:
@@ -181,8 +181,8 @@ def _still_trained_without_lock(run: Path, lock: RunLock) -> bool:
 def remove_run(run: Path) -> str | None:
     """Delete the run directory `run` under its lock; None when done, else why it was left."""
     try:
-        lock = RunLock.acquire(run, busy=lambda holder: f"{run.name} is being trained by {holder}; left alone "
-                                                        f"(stop that process first to remove it)")
+        lock = RunLock.acquire(run, busy=lambda who: f"{run.name} is being trained by {who}; left alone "
+                                                     f"(stop that process first to remove it)")
     except TrickrunError as err:
         return str(err)
     try:
