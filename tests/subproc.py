@@ -70,10 +70,11 @@ def wait_for_epochs(run_dir: Path, epochs: int, proc: subprocess.Popen, timeout:
 
 
 def wait_for_run_dir(root: Path, proc: subprocess.Popen, timeout: float = 60) -> Path:
-    """The run directory the child `trickrun train` makes under `root`."""
+    """The run directory the child `trickrun train` makes under `root` (not the hidden folder it
+    is staged in before it appears, writer.create_run_dir's)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = [p for p in root.glob("*") if p.is_dir()] if root.exists() else []
+        found = [p for p in root.glob("*") if p.is_dir() and not p.name.startswith(".")] if root.exists() else []
         if found:
             return found[0]
         if proc.poll() is not None:

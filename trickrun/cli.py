@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
@@ -22,7 +23,8 @@ from .clihelp import Command
 from .config import dump_yaml, load_config
 from .ensemble import EnsembleFormat
 from .errors import ConfigError, TrickrunError
-from .rundir.reader import load_run, resolve_run, scan_runs
+from .housekeeping.export import ExportFormat
+from .rundir.reader import load_run, resolve_run, resolve_runs, scan_runs
 from .rundir.writer import runs_root, to_json
 
 # Heavy modules stay out of start-up: the training stack (.api) and matplotlib (.analysis.plots)
@@ -209,14 +211,16 @@ SweepOption = Annotated[
 ]
 
 
-def _with_sweep(runs: list[str] | None, sweep: str | None, runs_dir: Path | None) -> list[str]:
-    """The RUN arguments, plus the run directories of `--sweep NAME`; at least one run."""
+def _with_sweep(runs: list[str] | None, sweep: str | None, runs_dir: Path | None,
+                present_only: bool = False) -> list[str]:
+    """The RUN arguments, plus the run directories of `--sweep NAME`; at least one run
+    (`present_only`, for rm: the sweep's runs still there, perhaps none)."""
     specs = list(runs or [])
     if sweep is not None:
         from .sweep.command import sweep_run_dirs
 
-        specs += [str(p) for p in sweep_run_dirs(sweep, runs_dir)]
-    if not specs:
+        specs += [str(p) for p in sweep_run_dirs(sweep, runs_dir, present_only=present_only)]
+    elif not specs:
         raise ConfigError("give at least one RUN, or --sweep NAME")
     return specs
 
@@ -491,6 +495,104 @@ def show(
     show_output(loaded, fmt, _stdout())
     if plot is not None:
         err_console.print(f"wrote {plot}", highlight=False)
+
+
+# --- rm, export (housekeeping) -----------------------------------------------------------
+RunsArg = Annotated[
+    Optional[list[str]],
+    typer.Argument(metavar="[RUN]...", show_default=False,
+                   help="Runs, named as for compare: run directories, run names or unique prefixes under the "
+                   "runs folder, or globs such as 'runs/adam-*'."),
+]
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def _confirm(question: str) -> bool:
+    """Ask on the terminal; with no terminal to ask on, refuse (exit 2) rather than guess."""
+    if not _stdin_is_terminal():
+        raise ConfigError("stdin is not a terminal, so rm cannot ask before deleting; pass --yes to remove "
+                          "the runs listed above (or --dry-run to only list them)")
+    return typer.confirm(question, default=False)
+
+
+@app.command(cls=Command)
+@reports_errors
+def rm(
+    runs: Annotated[
+        Optional[list[str]],
+        typer.Argument(metavar="[RUN]...", show_default=False,
+                       help="Runs to delete, named as for compare: run directories, run names or unique prefixes "
+                       "under the runs folder (a name or prefix matching several runs is refused), or globs such "
+                       "as 'runs/adam-*' (all they match)."),
+    ] = None,
+    sweep: Annotated[
+        Optional[str],
+        typer.Option("--sweep", metavar="NAME", show_default=False,
+                     help="Delete every run of the sweep NAME and then its record (runs/sweeps/NAME/)."),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False,
+    runs_dir: RunsDirOption = None,
+) -> None:
+    """Delete runs (and a sweep's record) after listing them and asking.
+
+    Each run is deleted under its lock: a run a live process trains is left and named (exit 1).
+    Only run directories directly in the runs folder are deleted, never through a symbolic link.
+
+    Example: trickrun rm --sweep lr --dry-run
+    """
+    from .housekeeping.remove import run_rm
+
+    specs = _with_sweep(runs, sweep, runs_dir, present_only=True)
+    code = run_rm(specs, runs_root(runs_dir), sweep, dry_run=dry_run, ask=None if yes else _confirm,
+                  out=_stdout(), err=err_console)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command(cls=Command)
+@reports_errors
+def export(
+    runs: RunsArg = None,
+    sweep: SweepOption = None,
+    fmt: Annotated[
+        Optional[ExportFormat],
+        typer.Option("--format", "-f", case_sensitive=False, show_default=False,
+                     help="csv, jsonl (one JSON object a line) or parquet (needs pyarrow and -o); default: "
+                     "from -o's suffix, else csv."),
+    ] = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", metavar="FILE", dir_okay=False, show_default=False,
+                     help="Write the table to FILE (replaced at once) instead of stdout."),
+    ] = None,
+    runs_dir: RunsDirOption = None,
+) -> None:
+    """Export every epoch of the runs as one table: run, sweep, seed, the config keys that differ, epoch, metrics.
+
+    One row per run and epoch, for pandas, R or a spreadsheet; per-layer diagnostics as
+    columns such as layers.hidden1.grad_norm.
+
+    Example: trickrun export --sweep lr -o lr.csv
+    """
+    from .housekeeping.export import choose_format, export_bytes, write_output
+
+    chosen = choose_format(fmt, output)
+    specs = _with_sweep(runs, sweep, runs_dir)
+    loaded = [load_run(path) for path in resolve_runs(specs, runs_root(runs_dir))]
+    _warn(w for run in loaded for w in run.warnings)
+    data, n_rows, warnings = export_bytes(loaded, chosen)
+    _warn(warnings)
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        write_output(output, data)
+        err_console.print(f"wrote {n_rows} rows ({len(loaded)} runs) to {output}", highlight=False,
+                          markup=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -100,6 +100,18 @@ class RunLock:
             self._fd = None
 
 
+def holder(run_dir: Path) -> str:
+    """Who the lock file of `run_dir` names (as a busy message gives it), read-only."""
+    try:
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return "another process"
+    try:
+        return _holder(fd)
+    finally:
+        os.close(fd)
+
+
 def is_locked(run_dir: Path) -> bool | None:
     """Whether a process holds `run_dir`'s lock, i.e. trains it now. None when the run has no
     lock file (written by a trickrun from before the lock) or locks cannot be tried here."""

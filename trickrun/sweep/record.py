@@ -18,9 +18,10 @@ run's; the OS drops it when the process dies, however it dies) from planning to 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ..errors import RunDirError
 from ..rundir.format import SWEEPS_FOLDER
@@ -44,6 +45,29 @@ def read_record(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and isinstance(data.get("cells"), list) else None
+
+
+def cell_run_dirs(runs_root: Path, record: Mapping[str, Any]) -> list[Path]:
+    """The run directories a record's cells list, each found by its name in `runs_root` (the
+    runs folder the record is in), wherever the sweep ran from."""
+    return [runs_root / Path(c["run_dir"]).name for c in record["cells"]
+            if isinstance(c, dict) and isinstance(c.get("run_dir"), str)]
+
+
+def sweeps_by_run(runs_root: Path) -> dict[str, list[str]]:
+    """Run directory name -> the names of the sweeps in `runs_root` whose records list it."""
+    try:
+        entries = sorted(os.scandir(runs_root / SWEEPS_FOLDER), key=lambda e: e.name)
+    except OSError:  # no sweeps folder: no run belongs to a sweep
+        return {}
+    found: dict[str, list[str]] = {}
+    for entry in entries:
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue
+        record = read_record(Path(entry.path) / RECORD_FILE)
+        for path in cell_run_dirs(runs_root, record) if record else ():
+            found.setdefault(path.name, []).append(entry.name)
+    return found
 
 
 def lock_sweep(runs_root: Path, name: str) -> RunLock:
