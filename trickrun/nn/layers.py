@@ -13,6 +13,10 @@ Conventions shared by every layer:
   model.activation and model.norm); a norm class declares its arrays (see `Norm`), and
   the affine map its blocks use (`Norm.DENSE`: weight norm's WeightNormDense, else Dense).
 - `backward` after `forward(x, train=False)` is the gradient of the evaluation-mode map.
+- Weight norm (WeightNormDense) trains v and g in place of W. v takes the weight slot, so
+  weight decay and the L1/L2 penalties act on v only and g, a scale, is never decayed;
+  max-norm caps the effective weights' column norms, which are |g| (`max_norm_view`); clipping
+  acts on the gradients of both.
 """
 
 from __future__ import annotations
