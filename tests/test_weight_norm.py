@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from trickrun.cli import app
 from trickrun.config import ConfigError, ModelConfig, load_config
 from trickrun.data.catalog import NUM_CLASSES
 from trickrun.data.load import load_dataset
+from trickrun.ending import Divergence
 from trickrun.nn.diagnostics import layer_stats
 from trickrun.nn.layers import NORMS, WeightNormDense
 from trickrun.nn.losses import evaluate, softmax_cross_entropy
@@ -273,6 +275,16 @@ def test_clipping_applies_to_the_gradients_of_v_and_g_alike(fake_data):
     assert np.all(step <= 0.5 * 1e-4 * (1 + 1e-3))  # lr times the clamp, v and g alike
     nw = trainer.model.n_weights
     assert step[:nw].max() > 0 and step[nw:].max() > 0
+
+
+def test_a_column_of_v_at_zero_is_reported_as_divergence_without_warnings(fake_data):
+    cfg = load_config({"data": {"val_size": 100, "train_limit": 64}, "model": {"hidden": [16], "norm": "weight"}})
+    trainer = Trainer(cfg, load_dataset(cfg.data))
+    trainer.model.param("hidden1.v")[:, 3] = 0.0  # no direction: w = g * 0 / 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ended = trainer._train_epoch(0.001)
+    assert isinstance(ended, Divergence) and (ended.batch, ended.layer) == (1, "hidden1")
 
 
 # --- what a run keeps: diagnostics, memory, checkpoints -------------------------------------

@@ -8,7 +8,7 @@ layers on views of the model's flat buffers once they exist.
 
 What the model and the diagnostics use of a block:
   name               "hidden1", ..., "output"
-  weight_slice       where its weight matrix lives in the flat buffers
+  weight_slice       where its weight matrix (v under weight norm) lives in the flat buffers
   param_names        its parameters, weight matrix first, in flat-buffer order
   forward(x, train)  its output; backward(grad) its input gradient (None for the first block)
   output             what the last forward returned

@@ -125,14 +125,14 @@ class WeightNormDense(Dense):
     Dense of the same weights does.
 
     Forward: n_j = ||v[:, j]||, W = v * (g / n) column by column, then Dense's product.
-    Backward: Dense's gives dW (and db, dx = g W^T); with s_j = sum_i dW[i, j] v[i, j],
+    Backward: Dense's gives dW (and db, dx = grad W^T); with s_j = sum_i dW[i, j] v[i, j],
       dg_j = s_j / n_j,   dv[:, j] = (g_j / n_j) (dW[:, j] - v[:, j] s_j / n_j^2).
     A column of v at exactly zero has no direction: its W is NaN, and the run diverges.
     """
 
     WEIGHT = "v"
     UNIT_PARAMS = {"g": 1.0}  # placeholder until init_params sets g = ||v||
-    FLOATS_PER_WEIGHT = 2  # W and dW; the per-unit norms, scales and sums are a few floats per unit
+    FLOATS_PER_WEIGHT = 2  # W and dW; the per-unit norms, scales and sums (3 a unit) fit memory.py's margin
 
     def __init__(self, v, gv, g, gg, b=None, gb=None, *, input_grad: bool = True):
         super().__init__(np.empty_like(v), np.empty_like(v), b, gb, input_grad=input_grad)
@@ -157,8 +157,9 @@ class WeightNormDense(Dense):
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         column_norms(self.v, self._norms)
-        np.divide(self.g, self._norms, out=self._scale)
-        np.multiply(self.v, self._scale, out=self.W)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a zero column: NaN, which the loop reports
+            np.divide(self.g, self._norms, out=self._scale)
+            np.multiply(self.v, self._scale, out=self.W)
         return super().forward(x, train)
 
     def backward(self, grad: np.ndarray) -> np.ndarray | None:
