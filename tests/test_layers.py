@@ -13,7 +13,7 @@ import trickrun.nn.blocks
 from trickrun.config import ModelConfig
 from trickrun.nn.blocks import Arrays, Block, HiddenBlock, ResidualBlock
 from trickrun.nn.layers import (ACTIVATIONS, NORMS, BatchNorm, Dense, Dropout, LayerNorm, LeakyReLU, NoNorm,
-                                ReLU, Sigmoid, Tanh)
+                                ReLU, Sigmoid, Tanh, WeightNorm, WeightNormDense)
 from trickrun.nn.losses import add_penalty_grad, softmax_cross_entropy, weight_penalty
 from trickrun.nn.model import MLP
 
@@ -249,6 +249,13 @@ def _dense_case(rng):
     return Dense(W, gW, b, gb), rng.normal(size=(N, F_IN)), [(W, gW), (b, gb)]
 
 
+def _weightnorm_dense_case(rng):
+    v, b = rng.normal(size=(F_IN, F_OUT)), rng.normal(size=F_OUT)
+    g = rng.uniform(0.5, 1.5, size=F_OUT) * np.array([1, -1, 1, 1, -1])  # not ||v||, some negative
+    gv, gg, gb = np.zeros_like(v), np.zeros_like(g), np.zeros_like(b)
+    return WeightNormDense(v, gv, g, gg, b, gb), rng.normal(size=(N, F_IN)), [(v, gv), (g, gg), (b, gb)]
+
+
 def _activation_case(name):
     def make(rng):
         return ACTIVATIONS.get(name)(), _activation_input(name, rng), []
@@ -279,7 +286,7 @@ def _block_case(cls, **model):
 
     def make(rng):
         if cls is Block:
-            block = Block("output", n_in, F_OUT)
+            block = Block("output", n_in, F_OUT, dense=NORMS.get(model.get("norm", "none")).DENSE)
         else:
             cfg = ModelConfig(hidden=[F_OUT], init="glorot", **model)
             block = cls("hidden2", n_in, F_OUT, cfg, dropout_rng=np.random.default_rng(123))
@@ -302,12 +309,22 @@ def _bind_randomized(block, rng, *also) -> Arrays:
     return arrays
 
 
+def _builds_a_layer(norm: str) -> bool:
+    """Whether the norm puts a layer between the Dense and the activation (none and weight
+    norm do not: weight norm is a Dense of its own, checked as "dense-weightnorm")."""
+    cls = NORMS.get(norm)
+    ones = {k: np.ones(F_OUT) for k in (*cls.PARAMS, *cls.BUFFERS)}
+    return cls.build(ones, ones, ones, ModelConfig()) is not None
+
+
 LAYER_CASES = {
     "dense": _dense_case,
+    "dense-weightnorm": _weightnorm_dense_case,
     **{name: _activation_case(name) for name in ACTIVATIONS.names()},
-    **{f"norm-{name}": _norm_case(name) for name in NORMS.names() if name != "none"},
+    **{f"norm-{name}": _norm_case(name) for name in NORMS.names() if _builds_a_layer(name)},
     "dropout": _dropout_case,
     "block-output": _block_case(Block),
+    "block-output-weight": _block_case(Block, norm="weight"),
     **{f"block-hidden-{norm}": _block_case(HiddenBlock, norm=norm, activation="tanh", dropout=0.5)
        for norm in NORMS.names()},
     **{f"block-hidden-{act}": _block_case(HiddenBlock, norm="batch", activation=act)
@@ -375,11 +392,16 @@ def test_batchnorm_eval_backward_is_affine():
 
 
 def test_norm_registry_declares_arrays_and_none_builds_no_layer():
-    assert NORMS.names() == ("none", "batch", "layer")
+    assert NORMS.names() == ("none", "batch", "layer", "weight")
     assert NORMS.get("none") is NoNorm and NoNorm.build({}, {}, {}, ModelConfig()) is None
     assert (NoNorm.PARAMS, NoNorm.BUFFERS, NoNorm.REPLACES_BIAS) == ({}, {}, False)
     assert BatchNorm.REPLACES_BIAS and not LayerNorm.REPLACES_BIAS
     assert BatchNorm.BUFFERS == {"running_mean": 0.0, "running_var": 1.0} and LayerNorm.BUFFERS == {}
+    # weight norm adds no layer after the Dense: it swaps the Dense itself, and keeps the bias
+    assert NORMS.get("weight") is WeightNorm and WeightNorm.build({}, {}, {}, ModelConfig()) is None
+    assert (WeightNorm.PARAMS, WeightNorm.BUFFERS, WeightNorm.REPLACES_BIAS) == ({}, {}, False)
+    assert WeightNorm.DENSE is WeightNormDense and WeightNormDense.UNIT_PARAMS == {"g": 1.0}
+    assert all(NORMS.get(n).DENSE is Dense for n in NORMS.names() if n != "weight")
     assert ACTIVATIONS.names() == ("relu", "leaky_relu", "tanh", "sigmoid")
 
 

@@ -58,13 +58,16 @@ def test_writing_the_flat_buffer_changes_the_forward_pass():
                    "hidden2.gamma", "hidden2.beta", "output.b"]),
         ("layer", ["hidden1.W", "hidden2.W", "output.W", "hidden1.b", "hidden1.gamma", "hidden1.beta",
                    "hidden2.b", "hidden2.gamma", "hidden2.beta", "output.b"]),
+        ("weight", ["hidden1.v", "hidden2.v", "output.v", "hidden1.g", "hidden1.b", "hidden2.g", "hidden2.b",
+                    "output.g", "output.b"]),
     ],
 )
 def test_parameter_names_and_bias_absent_with_batch_norm(norm, expected):
     model = make(ModelConfig(hidden=[5, 4], norm=norm))
     assert model.param_names() == expected
     sizes = {"hidden1": 5, "hidden2": 4, "output": 3}
-    assert model.params.size == model.n_weights + sum(sizes[n.split(".")[0]] for n in expected if not n.endswith(".W"))
+    weights = [n for n in expected if n.endswith((".W", ".v"))]
+    assert model.params.size == model.n_weights + sum(sizes[n.split(".")[0]] for n in expected if n not in weights)
     hidden_bias = [b.dense.b is not None for b in model.blocks[:-1]]
     assert hidden_bias == [norm != "batch"] * 2
     assert model.blocks[-1].dense.b is not None  # the output layer always has its bias
@@ -94,7 +97,7 @@ def _trained_a_bit(cfg: ModelConfig, seed: int) -> MLP:
     return model
 
 
-@pytest.mark.parametrize("norm", ["none", "batch", "layer"])
+@pytest.mark.parametrize("norm", ["none", "batch", "layer", "weight"])
 def test_state_load_state_round_trip(norm):
     cfg = ModelConfig(hidden=[5, 4], norm=norm, dropout=0.3)
     a, b = _trained_a_bit(cfg, 0), make(cfg, seed=5)
@@ -120,7 +123,7 @@ def test_flat_state_round_trip_includes_buffers():
         np.testing.assert_array_equal(b.buffers[name], buf)
 
 
-@pytest.mark.parametrize("norm", ["none", "batch", "layer"])
+@pytest.mark.parametrize("norm", ["none", "batch", "layer", "weight"])
 def test_model_arrays_and_load_model_give_identical_outputs(tmp_path, norm):
     cfg = ModelConfig(hidden=[5, 4], activation="tanh", init="lecun", norm=norm, dropout=0.25)
     model = _trained_a_bit(cfg, 3)
@@ -135,7 +138,7 @@ def test_model_arrays_and_load_model_give_identical_outputs(tmp_path, norm):
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
-@pytest.mark.parametrize("norm", ["none", "batch", "layer"])
+@pytest.mark.parametrize("norm", ["none", "batch", "layer", "weight"])
 def test_float32_forward_matches_float64_copy(norm, activation):
     cfg = ModelConfig(hidden=[32, 16], activation=activation, norm=norm)
     m32 = _trained_a_bit(cfg, 2)
@@ -151,7 +154,7 @@ def test_float32_forward_matches_float64_copy(norm, activation):
 
 
 # --- blocks and diagnostics -------------------------------------------------------------------
-@pytest.mark.parametrize("norm", ["none", "batch", "layer"])
+@pytest.mark.parametrize("norm", ["none", "batch", "layer", "weight"])
 def test_blocks_are_named_by_the_format_and_own_their_parameters_in_order(norm):
     model = make(ModelConfig(hidden=[5, 4, 3], norm=norm))
     assert [b.name for b in model.blocks] == layer_names(3)
@@ -161,7 +164,7 @@ def test_blocks_are_named_by_the_format_and_own_their_parameters_in_order(norm):
     assert sorted(model.buffers) == sorted(n for b in model.blocks for n in (s.name for s in b.buffer_slots))
 
 
-@pytest.mark.parametrize("norm", ["none", "batch"])
+@pytest.mark.parametrize("norm", ["none", "batch", "weight"])
 def test_mlp_forward_and_backward_are_its_blocks_in_turn(norm):
     model = make(ModelConfig(hidden=[5, 4], norm=norm), dtype=np.float64)
     x = batch(dtype=np.float64)

@@ -75,7 +75,7 @@ def test_a_residual_model_has_the_plain_models_parameters_and_names():
     assert not np.allclose(residual.forward(x_batch(), False), plain.forward(x_batch(), False))
 
 
-@pytest.mark.parametrize("norm", ["none", "batch", "layer"])
+@pytest.mark.parametrize("norm", ["none", "batch", "layer", "weight"])
 def test_residual_forward_is_h_plus_block_of_h_after_the_first_block(norm):
     model = make(ModelConfig(hidden=[5, 5, 5], norm=norm, activation="tanh", residual=True))
     x = x_batch()
@@ -95,7 +95,7 @@ def test_one_hidden_layer_has_nothing_to_skip_and_is_the_plain_model():
     np.testing.assert_array_equal(residual.forward(x_batch(), False), plain.forward(x_batch(), False))
 
 
-@pytest.mark.parametrize("norm", ["none", "batch"])
+@pytest.mark.parametrize("norm", ["none", "batch", "weight"])
 def test_load_model_rebuilds_a_residual_model(tmp_path, norm):
     cfg = ModelConfig(hidden=[5, 5], norm=norm, residual=True)
     model = make(cfg, seed=3)

@@ -66,7 +66,7 @@ class ModelConfig:
     hidden: list[int] = field(default_factory=lambda: [256, 128])  # hidden layer widths
     activation: str = "relu"  # relu | leaky_relu (slope 0.01) | tanh | sigmoid
     init: str = "he"  # weight initializer, see initializers.py for each formula
-    norm: str = "none"  # none | batch | layer, between affine map and activation
+    norm: str = "none"  # none | batch | layer (between affine map and activation) | weight (w = g v/||v||, every layer)
     bn_momentum: float = 0.9  # running = momentum * running + (1 - momentum) * batch
     dropout: float = 0.0  # inverted-dropout rate after each hidden activation, in [0, 1)
     input_dropout: float = 0.0  # inverted-dropout rate on the input pixels, in [0, 1)

@@ -5,7 +5,9 @@ killed by the operating system minutes later.
 The estimate adds up what a run holds at once (float32 throughout, P parameters):
   model       parameters and gradients (2P), a weight vector of margin (once the penalty's
               scratch, which its fused kernel no longer needs), the last-weights
-              copy, the best-weights copy and the snapshot taken to fill it
+              copy, the best-weights copy and the snapshot taken to fill it, and what
+              the Dense layers keep per weight (weight norm: the effective weights and
+              their gradient, nn/layers.Dense.FLOATS_PER_WEIGHT)
   optimizer   each state array (adam: m and v) plus one P of margin (the scratch the NumPy
               rules took before the fused kernels), P each
   checkpoint  the copies checkpoint.checkpoint_arrays hands to the writer: the weights and
@@ -71,7 +73,9 @@ def _param_counts(cfg: Config) -> tuple[int, int, int]:
     hidden = sum(cfg.model.hidden)
     norm = NORMS.get(cfg.model.norm)  # the norm declares its arrays, one value per unit each
     biases = NUM_CLASSES + (0 if norm.REPLACES_BIAS else hidden)
-    return weights + biases + len(norm.PARAMS) * hidden, weights, len(norm.BUFFERS) * hidden
+    # its Dense class, in every layer, may add parameters per unit (weight norm's g)
+    unit_params = len(norm.DENSE.UNIT_PARAMS) * (hidden + NUM_CLASSES)
+    return weights + biases + len(norm.PARAMS) * hidden + unit_params, weights, len(norm.BUFFERS) * hidden
 
 
 def _per_example(cfg: Config, train: bool) -> int:
@@ -108,8 +112,9 @@ def estimate(cfg: Config) -> Estimate:
     n_state = len(OPTIMIZERS.get(cfg.optimizer.name).state_names)
     n_train, n_val, n_test = split_sizes(cfg)
     n_split = n_train + n_val
+    dense_scratch = NORMS.get(cfg.model.norm).DENSE.FLOATS_PER_WEIGHT * n_weights
     return Estimate({
-        "model": (2 * n_params + 2 * n_weights + 2 * (n_params + n_buffers)) * FLOAT,
+        "model": (2 * n_params + 2 * n_weights + 2 * (n_params + n_buffers) + dense_scratch) * FLOAT,
         "optimizer": (n_state + 1) * n_params * FLOAT,
         "checkpoint": (n_params + n_buffers + n_state * n_params) * FLOAT,
         "activations": _activations(cfg, n_train, n_val, n_test),

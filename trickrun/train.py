@@ -135,7 +135,7 @@ class Trainer:
                 np.copyto(self._last_weights, weights)  # for the update/weight ratio
             self.optimizer.step(params, grads, lr)
             if reg.max_norm is not None:
-                apply_max_norm(m.weight_matrices(), reg.max_norm)
+                apply_max_norm(m.max_norm_views(), reg.max_norm)
             loss_sum += loss * len(yb)
             correct_sum += correct
             self.reporter.batch(self.epoch, index + 1, loss, correct, len(yb))

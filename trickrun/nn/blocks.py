@@ -8,7 +8,7 @@ layers on views of the model's flat buffers once they exist.
 
 What the model and the diagnostics use of a block:
   name               "hidden1", ..., "output"
-  weight_slice       where its weight matrix lives in the flat buffers
+  weight_slice       where its weight matrix (v under weight norm) lives in the flat buffers
   param_names        its parameters, weight matrix first, in flat-buffer order
   forward(x, train)  its output; backward(grad) its input gradient (None for the first block)
   output             what the last forward returned
@@ -18,6 +18,10 @@ What the model and the diagnostics use of a block:
 With `model.residual` every hidden block after the first is a ResidualBlock, x + f(x);
 its activation_output stays f's activation, so the per-layer statistics describe the
 block's own units, not the sum carried past it.
+
+Every block's Dense is of the class the norm names (`Norm.DENSE`), the output block's too:
+with weight norm its weight slot holds v (`hidden1.v`) and a scale g per unit follows
+(`hidden1.g`), then the bias.
 """
 
 from __future__ import annotations
@@ -72,15 +76,20 @@ class Arrays:
 
 
 class Block:
-    """Dense only: the output block, and the base of the others."""
+    """Dense only: the output block, and the base of the others. `dense` is the Dense class
+    (the norm's DENSE: WeightNormDense under weight norm); its unit parameters come before
+    the bias."""
 
     norm = activation = dropout = None  # the layers a subclass may add after `dense`
 
-    def __init__(self, name: str, n_in: int, n_out: int, *, bias: bool = True, input_grad: bool = True):
+    def __init__(self, name: str, n_in: int, n_out: int, *, bias: bool = True,
+                 dense: type[Dense] = Dense, input_grad: bool = True):
         self.name = name
-        self.weight = Slot(f"{name}.W", (n_in, n_out))
+        self._dense_cls = dense
+        self.weight = Slot(f"{name}.{dense.WEIGHT}", (n_in, n_out))
+        self._unit_slots = {k: Slot(f"{name}.{k}", (n_out,), v) for k, v in dense.UNIT_PARAMS.items()}
         self._bias = Slot(f"{name}.b", (n_out,)) if bias else None
-        self.param_slots: list[Slot] = [self._bias] if bias else []
+        self.param_slots: list[Slot] = [*self._unit_slots.values(), *([self._bias] if bias else [])]
         self.buffer_slots: list[Slot] = []
         self.input_grad = input_grad
         self.output: np.ndarray | None = None
@@ -93,9 +102,12 @@ class Block:
         """Build the layers on views of `arrays` (called once, after the layout is made)."""
         w, b = self.weight.name, self._bias
         self.weight_slice = arrays.slice(w)
-        self.dense = Dense(arrays.param(w), arrays.grad(w),
-                           arrays.param(b.name) if b else None, arrays.grad(b.name) if b else None,
-                           input_grad=self.input_grad)
+        self.dense = self._dense_cls.build(
+            arrays.param(w), arrays.grad(w),
+            {k: arrays.param(s.name) for k, s in self._unit_slots.items()},
+            {k: arrays.grad(s.name) for k, s in self._unit_slots.items()},
+            arrays.param(b.name) if b else None, arrays.grad(b.name) if b else None,
+            input_grad=self.input_grad)
         self._layers = [self.dense]
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
@@ -121,7 +133,8 @@ class HiddenBlock(Block):
     def __init__(self, name: str, n_in: int, n_out: int, cfg, *, dropout_rng: np.random.Generator,
                  input_grad: bool = True):
         self._norm = NORMS.get(cfg.norm)
-        super().__init__(name, n_in, n_out, bias=not self._norm.REPLACES_BIAS, input_grad=input_grad)
+        super().__init__(name, n_in, n_out, bias=not self._norm.REPLACES_BIAS, dense=self._norm.DENSE,
+                         input_grad=input_grad)
         self._norm_slots = {k: Slot(f"{name}.{k}", (n_out,), v) for k, v in self._norm.PARAMS.items()}
         self._buffer_slots = {k: Slot(f"{name}.{k}", (n_out,), v) for k, v in self._norm.BUFFERS.items()}
         self.param_slots += self._norm_slots.values()

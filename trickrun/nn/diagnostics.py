@@ -10,6 +10,8 @@ For each block (hidden1, hidden2, ..., output), at the end of every epoch:
   grad_norm           mean over the epoch's steps of the L2 norm of its weight gradient
                       (before clipping)
   update_ratio        ||delta W|| / ||W|| of the epoch's last step
+With weight norm the three weight numbers are those of the trained matrix v, the one the
+optimizer steps (the effective weights W = g v / ||v|| have norm ||g||).
 """
 
 from __future__ import annotations

@@ -10,8 +10,13 @@ Conventions shared by every layer:
   shape, so a returned array is valid until the same layer is called again. No layer writes
   into an array it was given.
 - Activations and norms are registered by name (ACTIVATIONS, NORMS: the config's
-  model.activation and model.norm); a norm class declares its arrays (see `Norm`).
+  model.activation and model.norm); a norm class declares its arrays (see `Norm`), and
+  the affine map its blocks use (`Norm.DENSE`: weight norm's WeightNormDense, else Dense).
 - `backward` after `forward(x, train=False)` is the gradient of the evaluation-mode map.
+- Weight norm (WeightNormDense) trains v and g in place of W. v takes the weight slot, so
+  weight decay and the L1/L2 penalties act on v only and g, a scale, is never decayed;
+  max-norm caps the effective weights' column norms, which are |g| (`max_norm_view`); clipping
+  acts on the gradients of both.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 
 from ..registry import Registry
 from .kernels import layers as K
+from .kernels.optim import column_norms
 
 ACTIVATIONS: Registry = Registry("activation")
 NORMS: Registry = Registry("norm")
@@ -57,7 +63,29 @@ class Dense:
     skipped for the first layer (`input_grad=False`): nothing upstream needs it.
     With `bias_in_activation` the block's activation adds b in its forward and fills gb in
     its backward (see Activation): one pass over the output instead of two.
+
+    What a block reads to lay out a Dense's arrays (WeightNormDense declares others):
+    `WEIGHT` the weight matrix's short name, `UNIT_PARAMS` further parameters, one value per
+    output unit (short name -> initial value), `FLOATS_PER_WEIGHT` the floats the layer keeps
+    per weight besides the parameter and its gradient (memory.py's estimate).
     """
+
+    WEIGHT = "W"
+    UNIT_PARAMS: dict[str, float] = {}
+    FLOATS_PER_WEIGHT = 0
+
+    @classmethod
+    def build(cls, W, gW, params: dict, grads: dict, b=None, gb=None, *, input_grad: bool = True) -> "Dense":
+        """The layer on views of the flat buffers; `params`/`grads` hold UNIT_PARAMS by short name."""
+        return cls(W, gW, b, gb, input_grad=input_grad)
+
+    def init_params(self) -> None:
+        """Set the parameters that start from the initialized weight (a plain Dense has none)."""
+
+    def max_norm_view(self) -> np.ndarray:
+        """What max-norm rescales column by column: column j's L2 norm is unit j's
+        incoming-weight norm. Here W itself."""
+        return self.W
 
     def __init__(self, W, gW, b=None, gb=None, *, input_grad: bool = True):
         self.W, self.gW, self.b, self.gb = W, gW, b, gb
@@ -82,6 +110,68 @@ class Dense:
             return None
         dx = self._scratch.get("dx", self._x.shape, grad.dtype)
         return np.matmul(grad, self.W.T, out=dx)
+
+
+class WeightNormDense(Dense):
+    """Weight normalization (Salimans & Kingma 2016): y = x W + b with unit j's incoming
+    weights W[:, j] = g_j v[:, j] / ||v[:, j]||, so ||W[:, j]|| = |g_j|. The trained
+    parameters are v (n_in, n_out, in the weight slot) and g (n_out,); W is recomputed from
+    them at every forward, in training and evaluation alike. This is PyTorch's
+    `weight_norm(nn.Linear(n_in, n_out))` with its default dim=0: torch's weight is
+    (n_out, n_in), normalized row by row, ours its transpose, normalized column by column.
+
+    g starts at ||v|| of the initialized weights (`init_params`, PyTorch's convention, no
+    data-dependent init): W then equals v bit for bit, and the layer computes what a plain
+    Dense of the same weights does.
+
+    Forward: n_j = ||v[:, j]||, W = v * (g / n) column by column, then Dense's product.
+    Backward: Dense's gives dW (and db, dx = grad W^T); with s_j = sum_i dW[i, j] v[i, j],
+      dg_j = s_j / n_j,   dv[:, j] = (g_j / n_j) (dW[:, j] - v[:, j] s_j / n_j^2).
+    A column of v at exactly zero has no direction: its W is NaN, and the run diverges.
+    """
+
+    WEIGHT = "v"
+    UNIT_PARAMS = {"g": 1.0}  # placeholder until init_params sets g = ||v||
+    FLOATS_PER_WEIGHT = 2  # W and dW; the per-unit norms, scales and sums (3 a unit) fit memory.py's margin
+
+    def __init__(self, v, gv, g, gg, b=None, gb=None, *, input_grad: bool = True):
+        super().__init__(np.empty_like(v), np.empty_like(v), b, gb, input_grad=input_grad)
+        self.v, self.gv, self.g, self.gg = v, gv, g, gg
+        self._norms = np.empty_like(g)  # n: ||v[:, j]|| of the last forward
+        self._scale = np.empty_like(g)  # g / n
+        self._sums = np.empty_like(g)  # s, then s / n^2
+
+    @classmethod
+    def build(cls, W, gW, params: dict, grads: dict, b=None, gb=None, *,
+              input_grad: bool = True) -> "WeightNormDense":
+        return cls(W, gW, params["g"], grads["g"], b, gb, input_grad=input_grad)
+
+    def init_params(self) -> None:
+        """g <- ||v||, column by column (the same sum as forward's, so g / n is exactly 1)."""
+        column_norms(self.v, self.g)
+
+    def max_norm_view(self) -> np.ndarray:
+        """g as a 1 x n_out row: its column norms |g_j| are the norms of the effective
+        weights, so max-norm caps ||W[:, j]|| at c by setting g_j to sign(g_j) c, v untouched."""
+        return self.g.reshape(1, -1)
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        column_norms(self.v, self._norms)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a zero column: NaN, which the loop reports
+            np.divide(self.g, self._norms, out=self._scale)
+            np.multiply(self.v, self._scale, out=self.W)
+        return super().forward(x, train)
+
+    def backward(self, grad: np.ndarray) -> np.ndarray | None:
+        dx = super().backward(grad)  # fills self.gW with dL/dW, and the bias gradient
+        s = np.einsum("ij,ij->j", self.gW, self.v, out=self._sums)
+        np.divide(s, self._norms, out=self.gg)
+        s /= self._norms
+        s /= self._norms
+        np.multiply(self.v, s, out=self.gv)  # dv = (g / n) (dW - v s / n^2)
+        np.subtract(self.gW, self.gv, out=self.gv)
+        self.gv *= self._scale
+        return dx
 
 
 class Activation:
@@ -190,12 +280,16 @@ class Norm:
     flat-buffer order), `REPLACES_BIAS` says the norm's shift makes the preceding Dense
     bias redundant. `build` receives dicts of views by short name and the model config.
     `FLOATS_PER_UNIT` is (training, evaluation): the floats the built layer keeps per example
-    and unit (outputs, gradients, scratch), which memory.py's estimate adds up."""
+    and unit (outputs, gradients, scratch), which memory.py's estimate adds up.
+    `DENSE` is the affine map of every block, the output block's included: a norm that
+    reparameterizes the weights (weight norm) names its own Dense class here, which declares
+    its arrays in turn (see Dense)."""
 
     PARAMS: dict[str, float] = {}
     BUFFERS: dict[str, float] = {}
     REPLACES_BIAS = False
     FLOATS_PER_UNIT = (0, 0)
+    DENSE: type[Dense] = Dense
 
     @classmethod
     def build(cls, params: dict, grads: dict, buffers: dict, cfg):
@@ -297,6 +391,19 @@ class LayerNorm(Norm):
         dx = self._scratch.get("dx", grad.shape, grad.dtype)
         K.layernorm_backward(grad, self._xhat, self.gamma, self._inv_std, self.g_gamma, self.g_beta, dx)
         return dx
+
+
+@NORMS.register("weight")
+class WeightNorm(Norm):
+    """Weight normalization: every Dense layer, the output layer's included, is a
+    WeightNormDense (w = g v / ||v|| per unit); no layer sits between the Dense and the
+    activation, and the Dense keeps its bias."""
+
+    DENSE = WeightNormDense
+
+    @classmethod
+    def build(cls, params: dict, grads: dict, buffers: dict, cfg) -> None:
+        return None
 
 
 # Bit generators whose raw draws (`random_raw`) carry 64 random bits each.

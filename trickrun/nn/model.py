@@ -4,7 +4,9 @@ All parameters live in one contiguous array (`params`) and all gradients in anot
 same layout (`grads`); each layer holds views into them. The optimizer therefore makes a few
 large in-place passes per step instead of many small ones. The weight matrices come first,
 so `params[:n_weights]` is exactly what L1/L2 penalties and decoupled weight decay act on;
-biases and normalization scales and shifts follow and are never decayed.
+biases and normalization scales and shifts follow and are never decayed. With weight norm
+the weight slots hold v, and each layer's g (one per unit) sits with the biases: penalties
+and decay act on v, never on g, and max-norm caps |g| (see nn/layers.WeightNormDense).
 
 The network is a list of blocks (blocks.py): hidden blocks, as the lesson puts it
 Dense -> norm -> activation -> dropout, then the output block (Dense only). With
@@ -27,7 +29,7 @@ from ..config import ModelConfig
 from ..rundir.format import layer_names
 from .blocks import Arrays, Block, HiddenBlock, ResidualBlock
 from .initializers import INITIALIZERS
-from .layers import Dropout
+from .layers import NORMS, Dropout
 
 
 class MLP:
@@ -41,7 +43,8 @@ class MLP:
                 name, a, b, cfg, dropout_rng=dropout_rng, input_grad=i > 0)
             for i, (name, a, b) in enumerate(zip(hidden, widths, widths[1:]))
         ]
-        self.blocks.append(Block(output, widths[-2], n_out, input_grad=bool(hidden)))
+        self.blocks.append(Block(output, widths[-2], n_out, dense=NORMS.get(cfg.norm).DENSE,
+                                 input_grad=bool(hidden)))
         # drawn from the same stream before the hidden masks; absent at rate 0, so the
         # stream, and every run without it, is unchanged
         self.input_dropout = Dropout(cfg.input_dropout, dropout_rng) if cfg.input_dropout > 0 else None
@@ -55,6 +58,7 @@ class MLP:
         for block in self.blocks:
             arrays.param(block.weight.name)[...] = initializer(block.weight.shape, init_rng)
             block.bind(arrays)
+            block.dense.init_params()  # weight norm: g <- ||v||, the plain layer's function
 
     # --- computation ---------------------------------------------------------------------
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
@@ -72,8 +76,13 @@ class MLP:
 
     # --- named access, for saving, checkpoints and tests -------------------------------
     def weight_matrices(self) -> list[np.ndarray]:
-        """Each block's weight matrix, (n_in, n_out), as a view of `params`."""
-        return [block.dense.W for block in self.blocks]
+        """Each block's weight matrix, (n_in, n_out), as a view of `params` (v under weight norm)."""
+        return [self.param(block.weight.name) for block in self.blocks]
+
+    def max_norm_views(self) -> list[np.ndarray]:
+        """What max-norm rescales column by column, as views of `params`: each W, or under
+        weight norm each g as a row (the effective weights' column norms are |g|)."""
+        return [block.dense.max_norm_view() for block in self.blocks]
 
     def param_names(self) -> list[str]:
         return self._arrays.names()

@@ -268,8 +268,9 @@ def clip_gradients(g: np.ndarray, norm: float, max_norm: float | None, max_value
 def apply_max_norm(weights: list[np.ndarray], max_norm: float) -> int:
     """Max-norm (Srivastava et al. 2014): rescale, in place, each column of each (n_in, n_out)
     matrix in `weights` (unit j's incoming weights) whose L2 norm exceeds `max_norm` to norm
-    `max_norm`. Biases and normalization parameters are not passed, so never touched.
-    Returns how many columns were rescaled."""
+    `max_norm`. Biases and normalization parameters are not passed, so never touched; under
+    weight norm each layer's g is passed as a 1 x n_out row, since |g_j| is the norm of unit
+    j's effective weights (model.MLP.max_norm_views). Returns how many columns were rescaled."""
     rescaled = 0
     for W in weights:
         norms = np.empty(W.shape[1], W.dtype)
