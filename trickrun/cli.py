@@ -264,6 +264,26 @@ def sweep(
         raise typer.Exit(code)
 
 
+# --- explain ---------------------------------------------------------------------------
+@app.command(cls=Command)
+@reports_errors
+def explain(
+    thing: Annotated[str, typer.Argument(metavar="THING", show_default=False,
+                     help="A config key (model.init), a section (model) or a config file (configs/dropout.yaml).")],
+    report: Annotated[Optional[Path], typer.Option("--report", metavar="LESSON.md", show_default=False,
+                      help="The lesson report to read verdicts from (default: docs/lesson.md of this checkout).")]
+    = None,
+) -> None:
+    """Explain a config key, a section or a config file: meaning, values, formulas, default, and
+    what the lesson claims about it with its verdict.
+
+    Example: trickrun explain model.init
+    """
+    from .explain import explain_output
+
+    explain_output(thing, Console(highlight=False), report)
+
+
 # --- lesson ----------------------------------------------------------------------------
 @app.command(cls=Command)
 @reports_errors
