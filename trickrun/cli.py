@@ -519,7 +519,8 @@ def _sort_key(text: str) -> SortKey:
     word = text.strip().lower().replace("-", "_")
     hits = [k.value for k, meaning in SORT_MEANINGS.items() if word and word in meaning.replace(" ", "_")]
     hits = hits or difflib.get_close_matches(word, [k.value for k in SortKey], n=2, cutoff=0.5)
-    columns = ", ".join(f"{k.value} ({meaning})" if meaning != k.value else k.value for k, meaning in SORT_MEANINGS.items())
+    columns = ", ".join(f"{k.value} ({meaning})" if meaning != k.value else k.value
+                        for k, meaning in SORT_MEANINGS.items())
     hint = f"; for {text.strip()!r}, did you mean {' or '.join(hits)}?" if hits else ""
     raise ConfigError(f"--sort {short(text)}: ls sorts by one of its columns: {columns}{hint}")
 

@@ -300,7 +300,8 @@ def _check_choices(cfg: Config) -> None:
             close = difflib.get_close_matches(str(value)[:100], [*choices, *aliases], n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             known = "".join(f", {alias} (= {name})" for alias, name in aliases.items())
-            raise ConfigError(f"{path}: unknown choice {short(value)}{hint}; choose one of: {', '.join(choices)}{known}")
+            raise ConfigError(f"{path}: unknown choice {short(value)}{hint}; "
+                              f"choose one of: {', '.join(choices)}{known}")
 
 
 def canonical_choices(cfg: Config) -> Config:
@@ -452,7 +453,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise not_a_config(shown, f"it holds {_KINDS.get(type(data), type(data).__name__)}, not a mapping of keys to values")
+        kind = _KINDS.get(type(data), type(data).__name__)
+        raise not_a_config(shown, f"it holds {kind}, not a mapping of keys to values")
     return data
 
 

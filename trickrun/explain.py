@@ -227,7 +227,8 @@ def _lesson(key: str, report: Path) -> list[RenderableType]:
         parts.append(Padding(Text(claim.lesson), INDENT, expand=False))
         parts.append(Padding(_verdict_block(claim, verdicts, report), INDENT, expand=False))
         parts.append(Text(""))
-    parts.append(Text(f"The claims in trickrun's words: {CLAIMS_PAGE}; how each was tested and judged: {_shown(report)}."))
+    parts.append(Text(f"The claims in trickrun's words: {CLAIMS_PAGE}; how each was tested and judged: "
+                      f"{_shown(report)}."))
     return parts
 
 
@@ -320,7 +321,8 @@ def file_view(path: Path, report: Path) -> list[RenderableType]:
                     _add(facts, field_name if i == 0 else "", f"{key}: {_value(item)}")
             elif value is not None:
                 _add(facts, field_name, _value(value))
-        return parts + [Text("A sweep file: trickrun sweep runs each grid point with each seed."), Padding(facts, INDENT, expand=False)]
+        return parts + [Text("A sweep file: trickrun sweep runs each grid point with each seed."),
+                        Padding(facts, INDENT, expand=False)]
     baseline = _baseline_for(path)
     if baseline is None:
         return parts + [Text(f"No {BASELINE} found beside it or in the checkout to compare it with.")]
@@ -360,13 +362,14 @@ def _config_files() -> list[str]:
 
 
 def _choice_owner(thing: str) -> str | None:
-    """`'xavier' is a value of model.init ...` when THING is a choice or an alias of one."""
-    for key, choices in CHOICES.items():
-        if thing in choices:
-            return f"{thing!r} is a value of {key}: trickrun explain {key}"
-        if thing in ALIASES.get(key, {}):
-            return (f"{thing!r} is another name for {ALIASES[key][thing]!r}, a value of {key} (a config may "
-                    f"say either): trickrun explain {key}")
+    """`'xavier' is ... a value of model.init` when THING is a choice (or an alias of one)."""
+    owners = [key for key, choices in CHOICES.items() if thing in choices]
+    if owners:
+        return f"{thing!r} is a value of {' and of '.join(owners)}: " + "; ".join(f"trickrun explain {k}" for k in owners)
+    for key, aliases in ALIASES.items():
+        if thing in aliases:
+            return (f"{thing!r} is another name for {aliases[thing]!r}, a value of {key} (a config may say "
+                    f"either): trickrun explain {key}")
     return None
 
 
