@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from trickrun.analysis.analyze import config_diff
 from trickrun.cli import app
 from trickrun.config import ALIASES, CHOICES, REGISTRIES
-from trickrun.explain import (CHECKOUT, all_keys, choice_formulas, explain, filled_in, first_paragraph,
-                              formula_table, rendered_lines)
+from trickrun.configdoc import CHECKOUT, all_keys, choice_formulas, filled_in, first_paragraph, formula_table
+from trickrun.explain import explain, rendered_lines
 from trickrun.lesson.claims import CLAIMS
 from trickrun.lesson.published import COMMITTED_REPORT, load_verdicts, read_verdicts
 from trickrun.lesson.runner import claim_specs, config_folder

@@ -4,8 +4,6 @@ panel instead of vanishing, and the overview figure shows the same cut intervals
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import pytest
 

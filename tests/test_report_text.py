@@ -91,5 +91,5 @@ def test_the_claims_page_has_each_claim_under_the_report_s_number_and_title():
         section = page.split(f"## {heading(claim)}")[1].split("\n## ")[0]
         for key in claim.keys:
             assert f"`{key}`" in section, (claim.number, key)
-    assert f"[the report that tests them](lesson.md)" in page and os.path.isfile(DOCS / "lesson.md")
+    assert "[the report that tests them](lesson.md)" in page and os.path.isfile(DOCS / "lesson.md")
     assert _anchor("Claim 1: Input scaling") == "claim-1-input-scaling"

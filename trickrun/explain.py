@@ -1,45 +1,34 @@
-"""`trickrun explain THING`: what a config key, a section or a config file means, read from
-the places that define it, so the explanation cannot drift from the code:
+"""`trickrun explain THING`: what a config key, a section or a config file means.
 
-  meaning      the key's comment in config.py's schema
-  values       its type and range (config.RANGES), or its choices (config.CHOICES) with
-               their aliases (config.ALIASES)
-  formulas     per choice, its entry in the formula table of the module that registers it
-               (optim.py, schedules.py), else the first paragraph of its own docstring
-  default      config.Config's, or for a null that `resolve` fills in, what it fills in
-               for each choice of the key it depends on
-  the lesson   the claims that test the key (lesson/claims.py, Claim.keys), and each claim's
-               verdicts in a written report (docs/lesson.md, lesson/published.py)
-
-A config file gets its leading comment (what to look for) and its differences from
-baseline.yaml, key by key, both resolved. Anything else is exit 2 with the nearest names.
+A key: its meaning, what it accepts, its default and each choice's formula (configdoc.py,
+read from the code), then the claims of the lesson that test it (lesson/claims.py,
+Claim.keys) with each claim's verdicts in a written report (docs/lesson.md, read back by
+lesson/published.py). A section: its keys. A config file: its leading comment (what to look
+for) and its differences from baseline.yaml, key by key, both resolved. Anything else is
+exit 2 with the nearest names. Printed with rich at the terminal's width, at most MAX_WIDTH,
+without the padding rich adds.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import inspect
 import io
 import re
-import tokenize
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
 
 from rich.console import Console, Group, RenderableType
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from . import config as schema
-from .analysis.analyze import config_diff, flatten
-from .config import ALIASES, CHOICES, RANGES, REGISTRIES, Config, dump_yaml, load_config, read_config_file, short
+from .analysis.analyze import config_diff
+from .config import ALIASES, CHOICES, load_config, read_config_file, short
+from .configdoc import CHECKOUT, all_keys, choice_formulas, filled_in, kind_text, sections, show_value
 from .errors import ConfigError
 from .lesson.claims import CLAIMS, Claim
 from .lesson.published import COMMITTED_REPORT, ClaimVerdict, load_verdicts
+from .sweep.spec import is_sweep_file
 
-CHECKOUT = Path(__file__).resolve().parents[1]  # the repository root, when trickrun runs from one
 CONFIGS = Path("configs")
 BASELINE = "baseline.yaml"
 CLAIMS_PAGE = "docs/lesson-claims.md"
@@ -48,162 +37,14 @@ INDENT = (0, 0, 0, 2)
 
 
 # ---------------------------------------------------------------------------------------
-# What the schema says about a key.
-
-
-def _comments(cls: type) -> dict[str, str]:
-    """Each field of the dataclass `cls` and the comment on its line in the source."""
-    source = inspect.getsource(cls)
-    found: dict[str, str] = {}
-    line_field: dict[int, str] = {}
-    names = {f.name for f in dataclasses.fields(cls)}
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type == tokenize.NAME and token.start[1] == 4 and token.string in names:
-            line_field.setdefault(token.start[0], token.string)
-        elif token.type == tokenize.COMMENT and token.start[0] in line_field:
-            found[line_field[token.start[0]]] = token.string.lstrip("#").strip()
-    return found
-
-
-def _sections() -> dict[str, type | None]:
-    """Section name -> its dataclass; top-level keys (name, seed) under ""."""
-    hints = get_type_hints(Config)
-    return {f.name: hints[f.name] for f in dataclasses.fields(Config) if dataclasses.is_dataclass(hints[f.name])}
-
-
-def all_keys() -> dict[str, tuple[type, Any, str]]:
-    """Every dotted key -> (its annotation, its default, its meaning), in schema order."""
-    keys: dict[str, tuple[type, Any, str]] = {}
-    defaults = flatten(Config().to_dict())
-    sections = _sections()
-    top = _comments(Config)
-    for f in dataclasses.fields(Config):
-        cls = sections.get(f.name)
-        if cls is None:
-            keys[f.name] = (get_type_hints(Config)[f.name], defaults[f.name], top.get(f.name, ""))
-            continue
-        comments, hints = _comments(cls), get_type_hints(cls)
-        for sub in dataclasses.fields(cls):
-            key = f"{f.name}.{sub.name}"
-            keys[key] = (hints[sub.name], defaults[key], comments.get(sub.name, ""))
-    return keys
-
-
-def _value(value: Any) -> str:
-    """A value as a config file writes it."""
-    return dump_yaml({"v": value}, flow=True).strip()[1:-1].strip()[len("v:"):].strip()
-
-
-def kind_text(key: str, hint: Any) -> str:
-    """What the key accepts, in words: `a number in (0, inf], or null`."""
-    nullable = get_origin(hint) is not None and type(None) in get_args(hint)
-    if nullable:
-        (hint,) = [a for a in get_args(hint) if a is not type(None)]
-    if key in CHOICES:
-        return "one of the choices below"
-    if get_origin(hint) is list:
-        text = f"a list of {_PLURALS[get_args(hint)[0]]}"
-        bounds = RANGES.get(key)
-        text += f", each in {bounds}" if bounds else ""
-    else:
-        text = _WORDS.get(hint, "a value")
-        bounds = RANGES.get(key)
-        text += f" in {bounds}" if bounds else ""
-    return text + (", or null" if nullable else "")
-
-
-_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
-_PLURALS = {int: "whole numbers", float: "numbers", str: "texts"}
-
-
-def filled_in(key: str) -> str | None:
-    """For a key whose default is null that `resolve` fills in: what it fills in, by the choice
-    of the key it depends on, grouped by value (`sgd/normalized 0.1, momentum/... 0.01`); None
-    when `resolve` leaves it null. Found by resolving a config per choice, so it is what
-    `resolve` does, not a copy of it."""
-    if schema.get_key(schema.resolve(Config()), key) is None:
-        return None
-    for other in CHOICES:
-        by_value: dict[str, list[str]] = {}
-        for choice in CHOICES[other]:
-            section, field_name = other.split(".")
-            cfg = Config()
-            setattr(getattr(cfg, section), field_name, choice)
-            by_value.setdefault(_value(schema.get_key(schema.resolve(cfg), key)), []).append(choice)
-        if len(by_value) > 1:
-            return f"null, filled in by {other}: " + ", ".join(f"{'/'.join(names)} {value}"
-                                                              for value, names in by_value.items())
-    return f"null, filled in as {_value(schema.get_key(schema.resolve(Config()), key))}"
-
-
-# ---------------------------------------------------------------------------------------
-# Formulas of each choice, from the module that registers it.
-
-
-def formula_table(doc: str, names: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
-    """The rows of a docstring's formula table (`  name   formula`, continued on deeper-indented
-    lines) for the registered `names`, and the notes around it: the paragraph that introduces
-    the table and the lines that follow it up to a blank line."""
-    lines = inspect.cleandoc(doc or "").splitlines()
-    rows: dict[str, str] = {}
-    first = last = None
-    current = None
-    for i, line in enumerate(lines):
-        match = re.match(r"^  (\S+)\s+(\S.*)$", line)
-        if match and match[1] in names:
-            current, first, last = match[1], i if first is None else first, i
-            rows[current] = match[2]
-        elif current is not None and line.startswith("   ") and line.strip():
-            rows[current] += " " + line.strip()
-            last = i
-        else:
-            current = None
-    if first is None:
-        return {}, []
-    intro_end = first
-    while intro_end > 0 and not lines[intro_end - 1].strip():
-        intro_end -= 1
-    intro_start = max((i for i in range(intro_end) if not lines[i].strip()), default=-1) + 1
-    after = []
-    for line in lines[last + 1:]:
-        if not line.strip():
-            break
-        after.append(line.strip())
-    notes = [" ".join(" ".join(lines[intro_start:intro_end]).split())] + ([" ".join(after)] if after else [])
-    return {name: " ".join(text.split()) for name, text in rows.items()}, [n for n in notes if n]
-
-
-def first_paragraph(obj: Any) -> str:
-    """The first paragraph of `obj`'s own docstring (a class's is never inherited), on one line."""
-    doc = obj.__doc__ if isinstance(obj.__doc__, str) else ""
-    return " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
-
-
-def choice_formulas(key: str) -> tuple[dict[str, str], list[str], str | None]:
-    """Per choice of `key`, the formula trickrun uses; the notes of the module's formula table;
-    and that module's file, relative to the checkout."""
-    registry = REGISTRIES.get(key)
-    if registry is None:
-        return {}, [], None
-    module = inspect.getmodule(registry.get(registry.names()[0]))
-    table, notes = formula_table(module.__doc__, registry.names())
-    formulas = {name: table.get(name) or first_paragraph(registry.get(name)) for name in registry.names()}
-    source = Path(inspect.getfile(module)).resolve()
-    try:
-        where = str(source.relative_to(CHECKOUT))
-    except ValueError:
-        where = source.name
-    return formulas, notes, where
-
-
-# ---------------------------------------------------------------------------------------
 # Rendering.
 
 
-def _grid(*widths: int | None) -> Table:
+def _grid(columns: int) -> Table:
+    """Columns two spaces apart, the last one wrapped."""
     table = Table.grid(padding=(0, 2))
-    for width in widths:
-        table.add_column(no_wrap=False, min_width=width)
+    for _ in range(columns):
+        table.add_column()
     return table
 
 
@@ -259,9 +100,9 @@ def key_view(key: str, report: Path) -> list[RenderableType]:
     parts: list[RenderableType] = [_heading(key)]
     if meaning:
         parts.append(Padding(Text(meaning), INDENT, expand=False))
-    facts = _grid(None, None)
+    facts = _grid(2)
     _add(facts, "accepts", kind_text(key, hint))
-    _add(facts, "default", filled_in(key) if default is None and filled_in(key) else _value(default))
+    _add(facts, "default", (default is None and filled_in(key)) or show_value(default))
     parts.append(Padding(facts, INDENT, expand=False))
     if key in CHOICES:
         parts.append(Padding(_choices(key), INDENT, expand=False))
@@ -275,7 +116,7 @@ def _choices(key: str) -> RenderableType:
     aliases: dict[str, list[str]] = {}
     for alias, name in ALIASES.get(key, {}).items():
         aliases.setdefault(name, []).append(alias)
-    rows = _grid(None, None)
+    rows = _grid(2)
     for name in CHOICES[key]:
         text = formulas.get(name, "")
         if aliases.get(name):
@@ -288,11 +129,11 @@ def _choices(key: str) -> RenderableType:
 
 
 def section_view(section: str) -> list[RenderableType]:
-    rows = _grid(None, None, None)
+    rows = _grid(3)
     _add(rows, Text("key", style="bold"), Text("default", style="bold"), Text("meaning", style="bold"))
     for key, (_, default, meaning) in all_keys().items():
         if key.startswith(section + "."):
-            _add(rows, key, _value(default), meaning)
+            _add(rows, key, show_value(default), meaning)
     return [_heading(f"section {section}"), Padding(rows, INDENT, expand=False),
             Text(f"trickrun explain {section}.KEY: one key in full, with what the lesson says about it.")]
 
@@ -312,15 +153,15 @@ def file_view(path: Path, report: Path) -> list[RenderableType]:
     comment = leading_comment(path.read_text(encoding="utf-8", errors="replace"))
     parts: list[RenderableType] = [_heading(str(path))]
     parts.append(Padding(Text(comment or "(no comment at its top says what it is for)"), INDENT, expand=False))
-    if "base" in data or "grid" in data:  # a sweep file (sweep/spec.py's test)
-        facts = _grid(None, None)
+    if is_sweep_file(data):
+        facts = _grid(2)
         for field_name in ("base", "set", "grid", "seeds"):
             value = data.get(field_name)
             if isinstance(value, dict):
                 for i, (key, item) in enumerate(value.items()):
-                    _add(facts, field_name if i == 0 else "", f"{key}: {_value(item)}")
+                    _add(facts, field_name if i == 0 else "", f"{key}: {show_value(item)}")
             elif value is not None:
-                _add(facts, field_name, _value(value))
+                _add(facts, field_name, show_value(value))
         return parts + [Text("A sweep file: trickrun sweep runs each grid point with each seed."),
                         Padding(facts, INDENT, expand=False)]
     baseline = _baseline_for(path)
@@ -331,10 +172,10 @@ def file_view(path: Path, report: Path) -> list[RenderableType]:
     mine, base = load_config(path).to_dict(), load_config(baseline).to_dict()
     diff = config_diff([base, mine], ignore=("name",))
     meanings = all_keys()
-    rows = _grid(None, None, None, None)
+    rows = _grid(4)
     _add(rows, *(Text(h, style="bold") for h in ("key", _shown(baseline), "this file", "meaning")))
     for key, (old, new) in diff:
-        _add(rows, key, _value(old), _value(new), meanings.get(key, (None, None, ""))[2])
+        _add(rows, key, show_value(old), show_value(new), meanings.get(key, (None, None, ""))[2])
     parts.append(Text(f"Against {_shown(baseline)}, both resolved (every default filled in):"
                       if diff else f"The same experiment as {_shown(baseline)}, once resolved."))
     if diff:
@@ -365,7 +206,8 @@ def _choice_owner(thing: str) -> str | None:
     """`'xavier' is ... a value of model.init` when THING is a choice (or an alias of one)."""
     owners = [key for key, choices in CHOICES.items() if thing in choices]
     if owners:
-        return f"{thing!r} is a value of {' and of '.join(owners)}: " + "; ".join(f"trickrun explain {k}" for k in owners)
+        commands = "; ".join(f"trickrun explain {k}" for k in owners)
+        return f"{thing!r} is a value of {' and of '.join(owners)}: {commands}"
     for key, aliases in ALIASES.items():
         if thing in aliases:
             return (f"{thing!r} is another name for {aliases[thing]!r}, a value of {key} (a config may say "
@@ -382,7 +224,7 @@ def resolve_thing(thing: str) -> tuple[str, str]:
     keys = all_keys()
     if thing in keys:
         return "key", thing
-    if thing in _sections():
+    if thing in sections():
         return "section", thing
     if _looks_like_file(thing):
         if Path(thing).is_file():
@@ -409,7 +251,7 @@ def resolve_thing(thing: str) -> tuple[str, str]:
 def nearest_names(thing: str, keys) -> list[str]:
     """Keys, sections and config files whose name, last part or file stem is close to THING."""
     forms: dict[str, list[str]] = {}  # what one might type -> the names it stands for
-    for name in [*keys, *_sections(), *_config_files()]:
+    for name in [*keys, *sections(), *_config_files()]:
         for form in {name, name.rsplit(".", 1)[-1] if "/" not in name else Path(name).stem}:
             forms.setdefault(form, []).append(name)
     close = difflib.get_close_matches(thing, list(forms), n=6, cutoff=0.6)
