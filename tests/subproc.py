@@ -73,7 +73,8 @@ def wait_for_run_dir(root: Path, proc: subprocess.Popen, timeout: float = 60) ->
     """The run directory the child `trickrun train` makes under `root`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = [p for p in root.glob("*") if p.is_dir()] if root.exists() else []
+        # not the hidden staging folder a run directory is made in before it is renamed into place
+        found = [p for p in root.glob("*") if p.is_dir() and not p.name.startswith(".")] if root.exists() else []
         if found:
             return found[0]
         if proc.poll() is not None:
