@@ -140,6 +140,12 @@ def test_a_config_file_shows_its_comment_and_its_difference_from_the_baseline(wi
     assert "Against configs/baseline.yaml" in text
 
 
+def test_a_config_of_the_checkout_is_found_from_another_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = text_of("configs/dropout.yaml", 120)
+    assert text.startswith(str(CHECKOUT / "configs" / "dropout.yaml")) and "model.dropout  0.2" in text
+
+
 def test_the_baseline_and_a_sweep_file_say_what_they_are(monkeypatch):
     monkeypatch.chdir(CHECKOUT)
     assert "This is the baseline" in text_of("configs/baseline.yaml")

@@ -229,6 +229,8 @@ def resolve_thing(thing: str) -> tuple[str, str]:
     if _looks_like_file(thing):
         if Path(thing).is_file():
             return "file", thing
+        if not Path(thing).is_absolute() and (CHECKOUT / thing).is_file():  # run from another folder
+            return "file", str(CHECKOUT / thing)
         if Path(thing).is_dir():
             raise ConfigError(f"{short(thing)} is a folder; give a config file in it, e.g. "
                               f"trickrun explain {CONFIGS / BASELINE}")
