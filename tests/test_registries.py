@@ -185,3 +185,14 @@ def test_registry_register_get_contains_and_duplicates():
     with pytest.raises(ValueError, match="twice"):
         reg.register("a")(lambda: 2)
     assert reg.get("a") is a
+
+
+def test_an_alias_finds_its_name_and_is_no_name_of_its_own():
+    reg = Registry("widget")
+    glorot = reg.register("glorot", aliases=("xavier",))(lambda: 1)
+    assert reg.get("xavier") is glorot and reg.canonical("xavier") == "glorot" and reg.canonical("he") == "he"
+    assert reg.names() == ("glorot",) and reg.aliases() == {"xavier": "glorot"}
+    for taken in ("glorot", "xavier"):  # an alias cannot be registered again, as a name or an alias
+        with pytest.raises(ValueError, match="twice"):
+            reg.register("other", aliases=(taken,))(lambda: 2)
+    assert INITIALIZERS.aliases() == {"xavier": "glorot", "kaiming": "he"}

@@ -9,8 +9,9 @@ from trickrun.lesson.figures import _in_sesoi_units, forest
 from trickrun.lesson.verdicts import CONTRADICTED, INCONCLUSIVE, Comparison, Outcome
 
 
-def outcome(higher: bool, diff: float, ci: tuple[float, float], verdict: str, sesoi: float = 0.002) -> Outcome:
-    o = Outcome(1, Comparison("test_acc", "a", "b", higher, sesoi), 8, 0.9, 0.9, diff, ci, 0.5, 0.01)
+def outcome(higher: bool, diff: float, ci: tuple[float, float], verdict: str, sesoi: float = 0.002,
+            metric: str = "test_acc", mean_base: float = 0.9) -> Outcome:
+    o = Outcome(1, Comparison(metric, "a", "b", higher, sesoi), 8, 0.9, mean_base, diff, ci, 0.5, 0.01)
     o.verdict = verdict
     return o
 
@@ -18,7 +19,8 @@ def outcome(higher: bool, diff: float, ci: tuple[float, float], verdict: str, se
 def test_effects_are_in_sesoi_units_and_point_the_predicted_way():
     assert _in_sesoi_units(outcome(True, 0.004, (0.002, 0.006), CONTRADICTED)) == pytest.approx((2.0, 1.0, 3.0))
     # "lower is better" (epochs to a threshold): a drop of 4 epochs is +4 SESOIs of 1 epoch
-    assert _in_sesoi_units(outcome(False, -4.0, (-5.0, -3.0), CONTRADICTED, sesoi=1.0)) == pytest.approx((4.0, 3.0, 5.0))
+    epochs = outcome(False, -4.0, (-5.0, -3.0), CONTRADICTED, sesoi=1.0, metric="epochs_to", mean_base=9.0)
+    assert _in_sesoi_units(epochs) == pytest.approx((4.0, 3.0, 5.0))
 
 
 def test_the_forest_figure_is_drawn_for_every_testable_comparison(tmp_path):

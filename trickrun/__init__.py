@@ -1,3 +1,5 @@
 """trickrun: see the classic deep-learning training tricks work, on a pure-NumPy MLP."""
 
-__version__ = "0.1.0"
+from .version import __version__
+
+__all__ = ["__version__"]

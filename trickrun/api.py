@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .rundir.files import claim_for_resume
 from .rundir.lock import RunLock
 from .rundir.format import CHECKPOINT_FILE, CONFIG_FILE
-from .rundir.writer import RunWriter, runs_root
+from .rundir.writer import RunWriter, remove_if_never_trained, runs_root
 
 
 @dataclass
@@ -69,13 +69,20 @@ def _prepare(cfg: Config, progress: str):
     return reporter, trainer
 
 
-def _run(trainer, writer: RunWriter, reporter) -> RunResult:
+def _run(trainer, writer: RunWriter, reporter, *, made_here: bool = False) -> RunResult:
+    """Train into `writer`'s run directory. If the run fails before its first epoch is
+    recorded, a directory `made_here` (by this call's `train`, not a sweep's driver, which
+    records the failure itself) is removed: a run that never started is no run."""
     try:
         try:
             result = trainer.run(writer)
         finally:
             getattr(reporter, "close", lambda: None)()
         summary = writer.finish(result)
+    except BaseException:
+        if made_here:
+            remove_if_never_trained(writer.path)  # under the lock the writer still holds
+        raise
     finally:
         writer.close()  # lets go of the run's lock even when the run failed
     outcome = RunResult(writer.path, summary, trainer.stop_signal)
@@ -98,7 +105,8 @@ def train(
     `config` is a YAML path, a mapping with the same keys, or a loaded Config; `overrides`
     are `--set` strings such as "optimizer.lr=0.01"; `name` and `seed` win over both.
     `progress` is "auto", "rich", "plain" or "quiet". Config and data problems raise
-    ConfigError or DataError before any run directory is made. A Ctrl-C, SIGTERM or SIGHUP
+    ConfigError or DataError before any run directory is made; an error before the first
+    epoch is recorded removes the run directory again before it is raised. A Ctrl-C, SIGTERM or SIGHUP
     while training ends the run with status "interrupted" (the summary says so, and
     `stop_signal` which) instead of raising; running out of memory ends it the same way and
     then raises OutOfMemory.
@@ -108,7 +116,7 @@ def train(
     cfg = load_config(config, overrides, name=name, seed=seed)
     reporter, trainer = _prepare(cfg, progress)
     writer = RunWriter.create(runs_root(runs_dir), cfg.name, dump_yaml(cfg.to_dict()), cfg.seed)
-    return _run(trainer, writer, reporter)
+    return _run(trainer, writer, reporter, made_here=True)
 
 
 def resume(run_dir: str | Path, *, progress: str = "auto") -> RunResult:

@@ -3,6 +3,7 @@ TrickrunError into its exit code with a one-line message on stderr (never a trac
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 import sys
@@ -13,14 +14,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from . import __version__
-from .analysis.analyze import run_labels
+from .version import __version__
+from .analysis.analyze import curve_metrics, run_labels
 from .analysis.compare import compare_report, load_compared
 from .analysis.listing import SortKey, ls_output, sort_entries
 from .analysis.render import OutputFormat, report_output, spark_width
 from .analysis.show import show_output
 from .clihelp import Command
-from .config import dump_yaml, load_config
+from .config import dump_yaml, load_config, short
 from .ensemble import EnsembleFormat
 from .errors import ConfigError, TrickrunError
 from .housekeeping.export import ExportFormat
@@ -267,6 +268,26 @@ def sweep(
         raise typer.Exit(code)
 
 
+# --- explain ---------------------------------------------------------------------------
+@app.command(cls=Command)
+@reports_errors
+def explain(
+    thing: Annotated[str, typer.Argument(metavar="THING", show_default=False,
+                     help="A config key (model.init), a section (model) or a config file (configs/dropout.yaml).")],
+    report: Annotated[Optional[Path], typer.Option("--report", metavar="LESSON.md", show_default=False,
+                      help="The lesson report to read verdicts from (default: docs/lesson.md of this checkout).")]
+    = None,
+) -> None:
+    """Explain a config key, a section or a config file: meaning, values, formulas, default, and
+    what the lesson claims about it with its verdict.
+
+    Example: trickrun explain model.init
+    """
+    from .explain import explain_output
+
+    explain_output(thing, Console(highlight=False), report)
+
+
 # --- lesson ----------------------------------------------------------------------------
 @app.command(cls=Command)
 @reports_errors
@@ -360,7 +381,8 @@ def compare(
     metric: Annotated[
         str,
         typer.Option("--metric", "-m", help="Metric the results and curves emphasise: any numeric "
-                     "metrics.jsonl key, e.g. val_acc, val_loss, train_loss, grad_norm, lr."),
+                     "metrics.jsonl key, e.g. val_acc, val_loss, train_loss, grad_norm, lr; or test_acc, "
+                     "test_loss (one value per run, as ls --sort takes them)."),
     ] = "val_acc",
     group: Annotated[
         bool,
@@ -378,11 +400,14 @@ def compare(
 
     Example: trickrun compare 'runs/adam-*' sgd --baseline sgd --group --plot compare.png
     """
-    loaded, base_index = load_compared(_with_sweep(runs, sweep, runs_dir), baseline, runs_root(runs_dir))
+    specs = _with_sweep(runs, sweep, runs_dir)
+    loaded, base_index = load_compared(specs, baseline, runs_root(runs_dir))
+    if len(loaded) == 1 and len(specs) > 1:
+        raise ConfigError(_one_run_named(specs, loaded[0].dirname))
     _warn(w for run in loaded for w in run.warnings)
     console = _stdout()
     report = compare_report(loaded, baseline=base_index, metric=metric, group=group, all_keys=all_keys,
-                            spark_width=spark_width(console, 2 if metric in ("val_acc", "val_loss") else 3))
+                            spark_width=spark_width(console, len(curve_metrics(metric))))
     if plot is not None:
         from .analysis.plots import plot_runs
 
@@ -390,6 +415,15 @@ def compare(
     report_output(report, fmt, console)
     if plot is not None:
         err_console.print(f"wrote {plot}", highlight=False)
+
+
+def _one_run_named(specs: list[str], dirname: str) -> str:
+    """Why `compare A A` compares nothing, and how to name two runs of one config."""
+    named = " and ".join(repr(s) for s in specs) if len(specs) == 2 else ", ".join(repr(s) for s in specs)
+    return (f"{named} {'both' if len(specs) == 2 else 'all'} name the same run, {dirname}: nothing to compare. "
+            "To compare two runs of one config, name each by its directory, as 'trickrun ls' lists them "
+            f"(trickrun compare {dirname} ANOTHER-DIRECTORY), or give runs their own names when you train "
+            "them (--name)")
 
 
 @app.command(cls=Command)
@@ -450,10 +484,10 @@ def ensemble(
 def list_runs(
     runs_dir: RunsDirOption = None,
     sort: Annotated[
-        SortKey,
-        typer.Option("--sort", help="Order rows by this column (accuracies best first).",
-                     case_sensitive=False),
-    ] = SortKey.started,
+        str,
+        typer.Option("--sort", metavar="COLUMN",
+                     help=f"Order rows by this column (accuracies best first): {', '.join(k.value for k in SortKey)}."),
+    ] = SortKey.started.value,
     reverse: Annotated[bool, typer.Option("--reverse", "-r", help="Reverse the order.")] = False,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
@@ -461,13 +495,38 @@ def list_runs(
 
     Example: trickrun ls --sort test_acc --format csv
     """
+    key = _sort_key(sort)  # before reading any run
     root = runs_root(runs_dir)
     entries, skipped = scan_runs(root)
     if skipped:
         shown = ", ".join(skipped[:10]) + (f", ... ({len(skipped) - 10} more)" if len(skipped) > 10 else "")
         err_console.print(f"note: skipped {len(skipped)} folder(s) in {root} that are not runs: {shown}",
                           highlight=False, soft_wrap=True)
-    ls_output(sort_entries(entries, sort, reverse), fmt, _stdout())
+    ls_output(sort_entries(entries, key, reverse), fmt, _stdout())
+
+
+# What each `ls --sort` column holds, for the message that refuses another name.
+SORT_MEANINGS = {
+    SortKey.name: "run name", SortKey.status: "status", SortKey.epochs: "epochs run",
+    SortKey.val_acc: "best validation accuracy", SortKey.test_acc: "test accuracy",
+    SortKey.started: "start time", SortKey.duration: "duration",
+}
+
+
+def _sort_key(text: str) -> SortKey:
+    """--sort's column (any case), or a ConfigError listing the columns with what each holds
+    and the ones whose meaning has the word given (accuracy: test_acc, val_acc)."""
+    try:
+        return SortKey(text.strip().lower())
+    except ValueError:
+        pass
+    word = text.strip().lower().replace("-", "_")
+    hits = [k.value for k, meaning in SORT_MEANINGS.items() if word and word in meaning.replace(" ", "_")]
+    hits = hits or difflib.get_close_matches(word, [k.value for k in SortKey], n=2, cutoff=0.5)
+    columns = ", ".join(f"{k.value} ({meaning})" if meaning != k.value else k.value
+                        for k, meaning in SORT_MEANINGS.items())
+    hint = f"; for {text.strip()!r}, did you mean {' or '.join(hits)}?" if hits else ""
+    raise ConfigError(f"--sort {short(text)}: ls sorts by one of its columns: {columns}{hint}")
 
 
 @app.command(cls=Command)

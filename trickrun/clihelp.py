@@ -4,7 +4,8 @@ Typer's rich help panels change from release to release (0.29 prints `<bool>` af
 on/off flag, `{config}` and `{RUN...}...` in usage lines, and folds choices mid-word), so the
 app uses click's plain layout (`rich_markup_mode=None`) and this command class, which owns the
 three parts Typer still varies: the usage line, the Arguments section and the one-line
-summary in the command list (the docstring's first sentence, never cut).
+summary in the command list (the docstring's first sentence, never cut). It also catches, before
+parsing, a `--set` or `--grid` value the shell split at its spaces (shellargs.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from __future__ import annotations
 import inspect
 import re
 
+import typer
 from typer.core import TyperArgument, TyperCommand
+
+from .shellargs import split_value_message
+
+HELP_FLAGS = ("-h", "--help")
 
 
 def first_sentence(text: str | None) -> str:
@@ -33,6 +39,15 @@ def argument_label(param: TyperArgument) -> str:
 
 class Command(TyperCommand):
     """A Typer command whose help looks the same whichever Typer renders it."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        """Refuse a --set or --grid value the shell split, saying how to quote it, as every
+        usage error is refused: `error: ...` on stderr, exit 2."""
+        message = None if any(a in HELP_FLAGS for a in args) else split_value_message(args)
+        if message is not None:
+            typer.echo(f"error: {message}", err=True)
+            ctx.exit(2)
+        return super().parse_args(ctx, args)
 
     def get_short_help_str(self, limit: int = 45) -> str:
         return self.short_help or first_sentence(self.help)

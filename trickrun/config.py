@@ -26,22 +26,30 @@ from .nn.initializers import INITIALIZERS
 from .nn.layers import ACTIVATIONS, NORMS
 from .nn.optim import OPTIMIZERS, hyper_defaults
 from .nn.schedules import SCHEDULES
+from .registry import Registry
 from .userinput import PATH_CHARS, dump_yaml, parse_yaml, read_capped, short
 
 __all__ = ["Config", "ConfigError", "dump_yaml", "load_config", "parse_yaml", "short"]  # re-exported
 
+# The registry that builds each component named in a config.
+REGISTRIES: dict[str, Registry] = {
+    "data.scale": SCALES,
+    "model.activation": ACTIVATIONS,
+    "model.init": INITIALIZERS,
+    "model.norm": NORMS,
+    "optimizer.name": OPTIMIZERS,
+    "schedule.name": SCHEDULES,
+}
 # The choices of every "name" key, each read from the registry that builds it (in
 # registration order, as error messages list them). None of these modules imports this one.
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.dataset": tuple(DATASETS),
-    "data.scale": SCALES.names(),
-    "model.activation": ACTIVATIONS.names(),
-    "model.init": INITIALIZERS.names(),
-    "model.norm": NORMS.names(),
-    "optimizer.name": OPTIMIZERS.names(),
-    "schedule.name": SCHEDULES.names(),
+    **{key: registry.names() for key, registry in REGISTRIES.items()},
     "early_stopping.monitor": tuple(MONITORS),
 }
+# Other names people type for a choice (`model.init: xavier` is `glorot`), per key: accepted,
+# and replaced by the registered name when a config is loaded, so config.yaml saves that one.
+ALIASES: dict[str, dict[str, str]] = {key: r.aliases() for key, r in REGISTRIES.items() if r.aliases()}
 
 # A run name: its directory is `<name>-<timestamp>`, so the name must be a safe file name.
 NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
@@ -53,20 +61,20 @@ DEFAULT_GAMMA = {"exponential": 0.98, "step": 0.1}
 
 @dataclass
 class DataConfig:
-    dataset: str = "mnist"  # mnist | fashion-mnist
+    dataset: str = "mnist"  # the images and labels trained on: mnist | fashion-mnist
     dir: str | None = None  # folder with the four IDX files; None: search (see README)
     val_size: int = 5000  # training examples held out for validation
     split_seed: int = 0  # seed of the train/validation split, independent of `seed`
     train_limit: int | None = None  # train on only this many examples (None: all)
-    scale: str = "unit"  # unit [0,1] | symmetric [-1,1] | standard (z-score) | none (0..255)
+    scale: str = "unit"  # how pixels are scaled, see data/scaling.py for each formula
 
 
 @dataclass
 class ModelConfig:
     hidden: list[int] = field(default_factory=lambda: [256, 128])  # hidden layer widths
-    activation: str = "relu"  # relu | leaky_relu (slope 0.01) | tanh | sigmoid
-    init: str = "he"  # weight initializer, see initializers.py for each formula
-    norm: str = "none"  # none | batch | layer (between affine map and activation) | weight (w = g v/||v||, every layer)
+    activation: str = "relu"  # the non-linearity of each hidden layer, see nn/layers.py
+    init: str = "he"  # how the weights are drawn before training, see nn/initializers.py
+    norm: str = "none"  # normalization: none | batch | layer (between affine map and activation) | weight (w = g v/||v||)
     bn_momentum: float = 0.9  # running = momentum * running + (1 - momentum) * batch
     dropout: float = 0.0  # inverted-dropout rate after each hidden activation, in [0, 1)
     input_dropout: float = 0.0  # inverted-dropout rate on the input pixels, in [0, 1)
@@ -75,7 +83,7 @@ class ModelConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = "adam"
+    name: str = "adam"  # the update rule, see nn/optim.py for each formula
     lr: float | None = None  # learning rate; None: the optimizer's `default_lr`
     # The rule's hyper-parameters; None: the named optimizer's own default (nn/optim.py's
     # `defaults`, 0.9 / 0.9 / 0.999 / 1e-8 / 0.9 for every rule today).
@@ -102,7 +110,7 @@ class ClipConfig:
 
 @dataclass
 class ScheduleConfig:
-    name: str = "constant"
+    name: str = "constant"  # how the learning rate changes from epoch to epoch, see nn/schedules.py
     gamma: float | None = None  # exponential/step factor; None: 0.98 (exponential), 0.1 (step)
     step_size: int = 10  # step: epochs between cuts
     min_lr: float = 0.0  # cosine: final lr; plateau: lr never goes below it
@@ -119,8 +127,8 @@ class TrainConfig:
 
 @dataclass
 class EarlyStoppingConfig:
-    enabled: bool = True
-    monitor: str = "val_loss"  # val_loss (lower is better) | val_acc (higher is better)
+    enabled: bool = True  # stop when the monitored metric stops improving
+    monitor: str = "val_loss"  # what decides the best epoch: val_loss (lower is better) | val_acc (higher)
     patience: int = 5  # epochs without an improvement larger than min_delta before stopping
     min_delta: float = 0.0  # smallest change that counts as an improvement
     restore_best: bool = True  # evaluate and save the best weights (False: the last ones)
@@ -212,28 +220,98 @@ def _build(cls: type, data: Any, path: str) -> Any:
     return cls(**kwargs)
 
 
-def _range(path: str, value: float | int | None, lo=None, hi=None, lo_open=False, hi_open=False):
-    """Check lo <= value <= hi (with open ends where asked); None passes."""
-    if value is None:
-        return
-    bad_lo = lo is not None and (value <= lo if lo_open else value < lo)
-    bad_hi = hi is not None and (value >= hi if hi_open else value > hi)
-    if bad_lo or bad_hi or value != value:  # value != value: NaN
-        left = "(" if lo_open else "["
-        right = ")" if hi_open else "]"
-        lo_s = "-inf" if lo is None else lo
-        hi_s = "inf" if hi is None else hi
-        raise ConfigError(f"{path}: {short(value)} is out of range; allowed {left}{lo_s}, {hi_s}{right}")
+@dataclass(frozen=True)
+class Bounds:
+    """The allowed range of a numeric key: lo <= value <= hi, with open ends where asked."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __str__(self) -> str:
+        """`[0, 1)`, `(0, inf]`: the form error messages and `trickrun explain` show."""
+        lo = "-inf" if self.lo is None else self.lo
+        hi = "inf" if self.hi is None else self.hi
+        return f"{'(' if self.lo_open else '['}{lo}, {hi}{')' if self.hi_open else ']'}"
+
+    def holds(self, value: float | int) -> bool:
+        bad_lo = self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo)
+        bad_hi = self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi)
+        return not (bad_lo or bad_hi or value != value)  # value != value: NaN
+
+
+RATE = Bounds(0, 1, hi_open=True)  # a probability or decay factor: 0 allowed, 1 not
+POSITIVE = Bounds(0, lo_open=True)
+AT_LEAST_0, AT_LEAST_1 = Bounds(0), Bounds(1)
+# The range of every numeric key (of each item, for a list); null passes wherever a key may be null.
+RANGES: dict[str, Bounds] = {
+    "seed": AT_LEAST_0,
+    "data.val_size": Bounds(1, 59_999),
+    "data.split_seed": AT_LEAST_0,
+    "data.train_limit": AT_LEAST_1,
+    "model.hidden": Bounds(1, 65_536),
+    "model.bn_momentum": RATE,
+    "model.dropout": RATE,
+    "model.input_dropout": RATE,
+    "optimizer.lr": POSITIVE,
+    "optimizer.momentum": RATE,
+    "optimizer.beta1": RATE,
+    "optimizer.beta2": RATE,
+    "optimizer.eps": POSITIVE,
+    "optimizer.rho": RATE,
+    "optimizer.weight_decay": AT_LEAST_0,
+    "regularization.l2": AT_LEAST_0,
+    "regularization.l1": AT_LEAST_0,
+    "regularization.max_norm": POSITIVE,
+    "clip.norm": POSITIVE,
+    "clip.value": POSITIVE,
+    "schedule.gamma": Bounds(0, 1, lo_open=True),
+    "schedule.step_size": AT_LEAST_1,
+    "schedule.min_lr": AT_LEAST_0,
+    "schedule.factor": Bounds(0, 1, lo_open=True, hi_open=True),
+    "schedule.patience": AT_LEAST_0,
+    "schedule.warmup_epochs": AT_LEAST_0,
+    "train.epochs": AT_LEAST_1,
+    "train.batch_size": AT_LEAST_1,
+    "early_stopping.patience": AT_LEAST_0,
+    "early_stopping.min_delta": AT_LEAST_0,
+}
+
+
+def get_key(cfg: Config, dotted: str) -> Any:
+    """The value of a dotted key such as "model.init"."""
+    node: Any = cfg
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _check_range(path: str, value: float | int | None, bounds: Bounds) -> None:
+    if value is not None and not bounds.holds(value):
+        raise ConfigError(f"{path}: {short(value)} is out of range; allowed {bounds}")
 
 
 def _check_choices(cfg: Config) -> None:
     for path, choices in CHOICES.items():
+        value = get_key(cfg, path)
+        if value not in choices:
+            aliases = ALIASES.get(path, {})
+            close = difflib.get_close_matches(str(value)[:100], [*choices, *aliases], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            known = "".join(f", {alias} (= {name})" for alias, name in aliases.items())
+            raise ConfigError(f"{path}: unknown choice {short(value)}{hint}; "
+                              f"choose one of: {', '.join(choices)}{known}")
+
+
+def canonical_choices(cfg: Config) -> Config:
+    """`cfg` with every alias of a choice replaced by the registered name it stands for (in place)."""
+    for path, aliases in ALIASES.items():
         section, key = path.split(".")
         value = getattr(getattr(cfg, section), key)
-        if value not in choices:
-            close = difflib.get_close_matches(str(value)[:100], choices, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{path}: unknown choice {short(value)}{hint}; choose one of: {', '.join(choices)}")
+        if value in aliases:
+            setattr(getattr(cfg, section), key, aliases[value])
+    return cfg
 
 
 def validate(cfg: Config) -> Config:
@@ -244,52 +322,22 @@ def validate(cfg: Config) -> Config:
             f"name: {short(cfg.name)} cannot name a run directory: a name "
             f"has 1 to {MAX_NAME} characters, a letter or digit first, then letters, digits, '.', '_', '+' or '-'"
         )
-    _range("seed", cfg.seed, 0)
-    d = cfg.data
-    _range("data.val_size", d.val_size, 1, 59_999)
-    _range("data.split_seed", d.split_seed, 0)
-    _range("data.train_limit", d.train_limit, 1)
     m = cfg.model
     if not m.hidden:
         raise ConfigError("model.hidden: the list of hidden widths is empty; give at least one, e.g. [256]")
-    for i, width in enumerate(m.hidden):
-        _range(f"model.hidden[{i}]", width, 1, 65_536)
-    _range("model.bn_momentum", m.bn_momentum, 0, 1, hi_open=True)
-    _range("model.dropout", m.dropout, 0, 1, hi_open=True)
-    _range("model.input_dropout", m.input_dropout, 0, 1, hi_open=True)
+    for path, bounds in RANGES.items():
+        value = get_key(cfg, path)
+        for i, item in enumerate(value) if isinstance(value, list) else [(None, value)]:
+            _check_range(path if i is None else f"{path}[{i}]", item, bounds)
     if m.residual and len(set(m.hidden)) > 1:
         raise ConfigError(f"model.residual: needs equal hidden widths, got {short(m.hidden)}; "
                           f"e.g. model.hidden: {short([m.hidden[0]] * len(m.hidden))}")
     o = cfg.optimizer
-    _range("optimizer.lr", o.lr, 0, lo_open=True)
-    _range("optimizer.momentum", o.momentum, 0, 1, hi_open=True)
-    _range("optimizer.beta1", o.beta1, 0, 1, hi_open=True)
-    _range("optimizer.beta2", o.beta2, 0, 1, hi_open=True)
-    _range("optimizer.eps", o.eps, 0, lo_open=True)
-    _range("optimizer.rho", o.rho, 0, 1, hi_open=True)
-    _range("optimizer.weight_decay", o.weight_decay, 0)
     if o.weight_decay and o.name != "adamw":
         raise ConfigError(
             f"optimizer.weight_decay: decoupled weight decay belongs to adamw, not {o.name}; "
             "use regularization.l2 for a penalty in the loss"
         )
-    _range("regularization.l2", cfg.regularization.l2, 0)
-    _range("regularization.l1", cfg.regularization.l1, 0)
-    _range("regularization.max_norm", cfg.regularization.max_norm, 0, lo_open=True)
-    _range("clip.norm", cfg.clip.norm, 0, lo_open=True)
-    _range("clip.value", cfg.clip.value, 0, lo_open=True)
-    s = cfg.schedule
-    _range("schedule.gamma", s.gamma, 0, 1, lo_open=True)
-    _range("schedule.step_size", s.step_size, 1)
-    _range("schedule.min_lr", s.min_lr, 0)
-    _range("schedule.factor", s.factor, 0, 1, lo_open=True, hi_open=True)
-    _range("schedule.patience", s.patience, 0)
-    _range("schedule.warmup_epochs", s.warmup_epochs, 0)
-    _range("train.epochs", cfg.train.epochs, 1)
-    _range("train.batch_size", cfg.train.batch_size, 1)
-    e = cfg.early_stopping
-    _range("early_stopping.patience", e.patience, 0)
-    _range("early_stopping.min_delta", e.min_delta, 0)
     return cfg
 
 
@@ -333,7 +381,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(
             f"--set {short(text)}: expected KEY=VALUE with a dotted key, e.g. --set optimizer.lr=0.01"
         )
-    return key.split("."), parse_yaml(raw, f"--set {key}") if raw.strip() else None
+    try:
+        return key.split("."), parse_yaml(raw, f"--set {key}") if raw.strip() else None
+    except ConfigError as err:
+        if raw.count("[") + raw.count("{") <= raw.count("]") + raw.count("}"):
+            raise
+        raise ConfigError(f"{err}; the value's brackets do not close: from a shell, quote the whole "
+                          "KEY=VALUE, e.g. --set 'model.hidden=[512, 256]'") from None
 
 
 def set_key(data: dict[str, Any], keys: Sequence[str], value: Any, where: str) -> None:
@@ -389,12 +443,29 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config {shown} is a folder; give a YAML file") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"config file {shown} cannot be read: {short(err, 200)}") from None
-    data = parse_yaml(text, str(path))
+    try:
+        data = parse_yaml(text, str(path))
+    except ConfigError as err:
+        if path.suffix.lower() in YAML_SUFFIXES:  # a config with a typo: say where
+            raise
+        line = re.search(r"at line (\d+)", str(err))
+        raise not_a_config(shown, "it does not read as YAML" + (f" (line {line[1]})" if line else "")) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{shown}: expected a mapping of keys to values at the top, got {type(data).__name__}")
+        kind = _KINDS.get(type(data), type(data).__name__)
+        raise not_a_config(shown, f"it holds {kind}, not a mapping of keys to values")
     return data
+
+
+YAML_SUFFIXES = (".yaml", ".yml")
+_KINDS = {str: "plain text", list: "a list", int: "a number", float: "a number", bool: "true or false"}
+
+
+def not_a_config(shown: str, why: str) -> ConfigError:
+    """The error for a file that is no config at all (a README, a script), with where to start."""
+    return ConfigError(f"{shown} is not a trickrun config: {why}. A config is a YAML file of keys and values "
+                       "such as 'optimizer: {lr: 0.01}'; start from configs/baseline.yaml")
 
 
 def default_name(path: str | Path) -> str:
@@ -429,4 +500,4 @@ def load_config(
     cfg = _build(Config, data, "")
     if cfg.name is None:
         cfg.name = fallback
-    return resolve(validate(cfg))
+    return resolve(validate(canonical_choices(cfg)))

@@ -92,11 +92,14 @@ RESULT_FIELDS: tuple[tuple[str, bool | None], ...] = (
     ("wall_s", False),
     ("s_per_epoch", False),
 )
-_OWN_FIELDS = ("val_acc", "val_loss")  # metrics RESULT_FIELDS already has a best_ field for
+# Measured once per run, on the test set (summary.json): no curve, and a results field of
+# their own. `trickrun ls --sort` takes the same names.
+TEST_METRICS = ("test_acc", "test_loss")
+_OWN_FIELDS = ("val_acc", "val_loss", *TEST_METRICS)  # metrics RESULT_FIELDS already has a field for
 
 
 def valid_metrics(runs: Sequence[Run]) -> list[str]:
-    names = list(METRIC_KEYS)
+    names = [*METRIC_KEYS, *TEST_METRICS]
     for run in runs:
         names += [n for n in run.metric_names() if n not in names]
     return names
@@ -110,13 +113,15 @@ def check_metric(metric: str, runs: Sequence[Run]) -> None:
 
 def metric_field(metric: str) -> tuple[str, bool | None]:
     """The results key of an emphasised metric: its best value if it has a direction, else
-    its last value."""
+    its last value; a test metric's own value."""
     direction = higher_is_better(metric)
+    if metric in TEST_METRICS:
+        return metric, direction
     return (f"last_{metric}", None) if direction is None else (f"best_{metric}", direction)
 
 
 def result_fields(metric: str) -> list[tuple[str, bool | None]]:
-    """RESULT_FIELDS, plus the metric's own field when it is not a monitor (which has one)."""
+    """RESULT_FIELDS, plus the metric's own field when it has none there."""
     fields = list(RESULT_FIELDS)
     if metric not in _OWN_FIELDS:
         fields.insert(3, metric_field(metric))
@@ -195,8 +200,9 @@ class Curve:
 
 
 def curve_metrics(metric: str) -> list[str]:
-    """The curves a comparison draws: the emphasised metric, then val_acc and val_loss."""
-    return list(dict.fromkeys([metric, "val_acc", "val_loss"]))
+    """The curves a comparison draws: the emphasised metric (a test metric has none), then
+    val_acc and val_loss."""
+    return list(dict.fromkeys([m for m in (metric, "val_acc", "val_loss") if m not in TEST_METRICS]))
 
 
 def run_curve(run: Run, metric: str) -> Curve:

@@ -70,6 +70,7 @@ class Claim:
     notes: tuple[str, ...] = ()
     quick: tuple[str, ...] = QUICK
     derived: str | None = None  # arms computed from runs: a key of samples.DERIVED
+    keys: tuple[str, ...] = ()  # the config keys of the tricks it tests (`trickrun explain KEY` shows it)
 
     @property
     def figure_file(self) -> str:
@@ -147,9 +148,10 @@ CLAIMS: tuple[Claim, ...] = (
         "it good practice rather than a requirement.",
         ("claim1-scaling.yaml",), by_key("data.scale"), ("none", "unit", "symmetric", "standard"),
         _seq(("unit", "none", True), ("symmetric", "none", True), sesoi=SESOI_ACC),
-        metrics=("test_acc", "val_acc"),
-        notes=("`none` feeds the raw pixel values 0..255; `standard` (z-score per pixel) is in the table "
-               "for reference only, with no comparison declared.",),
+        metrics=("test_acc", "val_acc"), keys=("data.scale",),
+        notes=("`none` feeds the raw pixel values 0..255; `standard` (minus one mean, divided by one standard "
+               "deviation, both over all training pixels) is in the table for reference only, with no comparison "
+               "declared.",),
     ),
     Claim(
         2, "init", "Initialization keeps the signal in range",
@@ -160,7 +162,7 @@ CLAIMS: tuple[Claim, ...] = (
         ("claim2-init.yaml",), _init_arm,
         tuple(f"{a} {i}" for a in INIT_ACTIVATIONS for i in INITS),
         _seq(*((f"{a} {good}", f"{a} normal", True) for a, good in INIT_ACTIVATIONS.items()), sesoi=SESOI_INIT),
-        figure="layers",
+        figure="layers", keys=("model.init", "model.activation"),
         notes=("For each activation the comparison pits its variance-preserving initializer (Glorot for "
                "tanh and sigmoid, He for ReLU) against N(0, 1); the other initializers are shown for "
                "reference. Standard deviations as the lesson writes them (trickrun/nn/initializers.py): "
@@ -177,7 +179,7 @@ CLAIMS: tuple[Claim, ...] = (
         "layer by layer. Identity skips give it a path that bypasses the layers.",
         ("claim3-residual.yaml",), by_key("model.residual", lambda v: "residual" if v else "plain"),
         ("plain", "residual"), _seq(("residual", "plain", True), sesoi=SESOI_RESIDUAL),
-        metrics=("test_acc", "val_acc"), figure="residual",
+        metrics=("test_acc", "val_acc"), figure="residual", keys=("model.residual",),
         notes=("`model.residual: true` adds the block's input to its output, x + f(x), around every "
                "hidden block after the first (all widths equal).",),
     ),
@@ -190,6 +192,7 @@ CLAIMS: tuple[Claim, ...] = (
         _seq(("batch", "none", True), sesoi=SESOI_ACC)
         + _seq(("batch", "none", False), metric="epochs_to", sesoi=SESOI_EPOCHS),
         metrics=("test_acc", "epochs_to"), threshold=0.94, quick_threshold=0.85, figure="threshold",
+        keys=("model.norm",),
         notes=(THRESHOLD_NOTE,),
     ),
     Claim(
@@ -201,6 +204,7 @@ CLAIMS: tuple[Claim, ...] = (
         _seq(*((d, "0", True) for d in DROPOUTS), sesoi=SESOI_ACC)
         + _seq(*((d, "0", False) for d in DROPOUTS), metric="epochs_to", sesoi=SESOI_EPOCHS),
         metrics=("test_acc", "epochs_to", "gap"), threshold=0.95, quick_threshold=0.85, figure="threshold",
+        keys=("model.dropout",),
         notes=(THRESHOLD_NOTE,),
     ),
     Claim(
@@ -213,6 +217,7 @@ CLAIMS: tuple[Claim, ...] = (
         _seq(*((arm, "no help", True) for arm in ("early stopping", "L2", "dropout")), sesoi=SESOI_OVERFIT)
         + _seq((ENSEMBLE_ARM, MEMBERS_ARM, True), sesoi=SESOI_ENSEMBLE),
         metrics=("test_acc", "val_acc", "gap"), figure="overfitting", derived="ensembles",
+        keys=("early_stopping.enabled", "regularization.l2", "model.dropout"),
         quick=("data.val_size=2000", "train.epochs=5", "model.hidden=[256, 256]"),
         notes=("The ensemble arm averages the softmax outputs of the `no help` runs (soft voting): with "
                "n seeds it is the n leave-one-out ensembles of n - 1 runs, so with 3 seeds the 3 pairs. "
@@ -220,8 +225,9 @@ CLAIMS: tuple[Claim, ...] = (
                f"`{MEMBERS_ARM}`), paired by the seed it leaves out. The ensembles share members, so the "
                "pairs are not independent: that test is optimistic. With fewer than 3 seeds both arms "
                "are left out.",
-               "The early-stopping arm stops after 5 epochs without a lower validation loss and restores "
-               "the best weights; every other arm trains all its epochs and is scored on its last weights.",),
+               "The early-stopping arm stops after 5 epochs without a higher validation accuracy and "
+               "restores the best weights; every other arm trains all its epochs and is scored on its last "
+               "weights.",),
     ),
     Claim(
         7, "optimizers", "Optimizers: if in doubt, choose Adam",
@@ -231,6 +237,7 @@ CLAIMS: tuple[Claim, ...] = (
         ("claim7-optimizers.yaml",), by_key("optimizer.name"), OPTIMIZERS,
         _seq(*(("adam", name, True) for name in OPTIMIZERS if name != "adam"), metric="score", sesoi=SESOI_SCORE),
         metrics=("test_acc",), figure="optimizers", table="optimizers", derived="lr_average",
+        keys=("optimizer.name",),
         notes=("Every optimizer runs at the five learning rates 1e-4 to 1; its score for a seed is its "
                "mean test accuracy over the three rates a tenfold apart around its usual one (in bold in "
                "the table), so an optimizer is judged on how forgiving it is as well as on its best run. A seed "
@@ -245,7 +252,7 @@ CLAIMS: tuple[Claim, ...] = (
         "learning rate then no longer throws the weights far away.",
         ("claim8-clipping.yaml",), by_key("clip.norm", _norm_arm), ("no clipping", "clip 1", "clip 10"),
         _seq(("clip 1", "no clipping", True), ("clip 10", "no clipping", True), sesoi=SESOI_CLIPPING),
-        metrics=("test_acc", "val_acc"), figure="clipping",
+        metrics=("test_acc", "val_acc"), figure="clipping", keys=("clip.norm",),
         notes=("The lesson divides an over-long gradient by its norm (to norm 1); trickrun rescales it "
                "to norm theta, g <- g theta/||g||. The two agree at theta = 1.",),
     ),
@@ -255,7 +262,7 @@ CLAIMS: tuple[Claim, ...] = (
         "training, e.g. multiply it by 0.98 after every epoch, or follow a more elaborate schedule.",
         ("claim9-lr-decay.yaml",), by_key("schedule.name"), ("constant", "exponential", "cosine"),
         _seq(("exponential", "constant", True), ("cosine", "constant", True), sesoi=SESOI_ACC),
-        metrics=("test_acc", "val_acc"), figure="schedules",
+        metrics=("test_acc", "val_acc"), figure="schedules", keys=("schedule.name",),
         notes=("`exponential` multiplies the learning rate by 0.98 after each epoch (the lesson's "
                "example); `cosine` follows half a cosine from the initial rate to 0 over the epochs.",),
     ),

@@ -1,8 +1,11 @@
 """One PNG per claim, drawn with matplotlib's Agg backend from the claim's runs.
 
 Curves are means over seeds with a band of ± one sample standard deviation; per-layer
-profiles are geometric means over seeds at the first and at the last epoch. FIGURES maps the name a
-claim declares (claims.Claim.figure) to the function that draws it.
+profiles are geometric means over seeds at the first and at the last epoch. Bars of an
+accuracy start at 0, so their lengths compare (a dotted line marks chance, each bar is
+labelled with its mean); an arm whose runs diverged says how many in its label, and an arm
+with nothing finite to draw is named in the panel. FIGURES maps the name a claim declares
+(claims.Claim.figure) to the function that draws it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..rundir.format import layer_order  # noqa: E402
 from ..rundir.reader import Run  # noqa: E402
+from .measures import CHANCE, clip_interval, diverged  # noqa: E402
 from .verdicts import CONTRADICTED, INCONCLUSIVE, NO_PRACTICAL_EFFECT, SUPPORTED, Outcome  # noqa: E402
 from .results import ClaimResult  # noqa: E402
 
@@ -31,6 +35,19 @@ def palette(names: Sequence[str]) -> dict[str, Any]:
     """One colour per name, the same in every panel of a figure."""
     colours = plt.get_cmap("tab10").colors
     return {name: colours[i % len(colours)] for i, name in enumerate(names)}
+
+
+def arm_label(arm: str, runs: Sequence[Run]) -> str:
+    """The arm's name, with how many of its runs diverged when any did."""
+    count = sum(diverged(r) for r in runs)
+    return f"{arm} ({count}/{len(runs)} diverged)" if count else arm
+
+
+def note_not_drawn(ax, labels: Sequence[str]) -> None:
+    """Name, inside the panel, the arms it could not draw (no finite value: they diverged)."""
+    if labels:
+        ax.text(0.02, 0.98, "not drawn, no finite value: " + "; ".join(labels), transform=ax.transAxes,
+                va="top", fontsize=7, color="tab:red", wrap=True)
 
 
 def arm_runs(result: ClaimResult) -> dict[str, list[Run]]:
@@ -55,11 +72,15 @@ def mean_band(series: Sequence[Sequence[float | None]]) -> tuple[list[int], list
 
 def curve_panel(ax, groups: dict[str, list[Run]], key: str, title: str, log: bool = False) -> None:
     colours = palette(list(groups))
+    missing = []
     for arm, runs in groups.items():
         epochs, mean, sd = mean_band([r.series(key) for r in runs])
         if not epochs:
+            missing.append(arm_label(arm, runs))
             continue
-        ax.plot(epochs, mean, label=f"{arm} (n={len(runs)})", color=colours[arm])
+        count = sum(diverged(r) for r in runs)
+        ax.plot(epochs, mean, label=f"{arm} (n={len(runs)}" + (f", {count} diverged)" if count else ")"),
+                color=colours[arm])
         ax.fill_between(epochs, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)],
                         color=colours[arm], alpha=0.2, linewidth=0)
     ax.set_title(title)
@@ -68,6 +89,7 @@ def curve_panel(ax, groups: dict[str, list[Run]], key: str, title: str, log: boo
     if log:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
+    note_not_drawn(ax, missing)
 
 
 def layer_profile(runs: list[Run], key: str, last: bool) -> tuple[list[str], list[float | None]]:
@@ -88,36 +110,48 @@ def layer_profile(runs: list[Run], key: str, last: bool) -> tuple[list[str], lis
 def profile_panel(ax, groups: dict[str, list[Run]], key: str, title: str) -> None:
     """Solid: epoch 1; dashed: last epoch. Geometric means (the values span decades)."""
     colours = palette(list(groups))
+    missing = []
     for arm, runs in groups.items():
+        drawn = False
         for last, style in ((False, "-"), (True, "--")):
             layers, means = layer_profile(runs, key, last)
             xs = [i for i, m in enumerate(means) if m is not None]
             if xs:
                 ax.plot(xs, [means[i] for i in xs], style, marker=".", color=colours[arm],
-                        label=arm if not last else None)
+                        label=arm_label(arm, runs) if not drawn else None)
                 ax.set_xticks(range(len(layers)), [n.replace("hidden", "h") for n in layers], fontsize=7)
+                drawn = True
+        if not drawn:
+            missing.append(arm_label(arm, runs))
     ax.set_yscale("log")
     ax.set_title(title + " (solid: epoch 1, dashed: last)")
     ax.set_xlabel("layer")
     ax.grid(alpha=0.3)
+    note_not_drawn(ax, missing)
+
+
+BAR_BASELINE = 0.0  # accuracy bars start here, so a bar's length is its accuracy
 
 
 def bar_panel(ax, values: dict[str, list[float]], title: str) -> None:
-    """Mean ± sd per arm, each value a dot."""
+    """Mean ± sd per arm of an accuracy, each value a dot: bars from 0 to the full range
+    [0, 1], so no axis cut magnifies a gap; each bar labelled with its mean, chance dotted."""
     names = list(values)
     colours = palette(names)
     for i, name in enumerate(names):
         vals = values[name]
         if not vals:
             continue
+        mean = statistics.fmean(vals)
         sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        ax.bar(i, statistics.fmean(vals), yerr=sd, alpha=0.6, capsize=4, color=colours[name])
+        ax.bar(i, mean - BAR_BASELINE, bottom=BAR_BASELINE, yerr=sd, alpha=0.6, capsize=4, color=colours[name])
         ax.plot([i] * len(vals), vals, "k.", markersize=4)
+        ax.text(i, min(mean + sd, 1.0) + 0.01, f"{mean:.4f}", ha="center", va="bottom", fontsize=6)
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
-    finite = [v for vals in values.values() for v in vals]
-    if finite:
-        low = min(finite)
-        ax.set_ylim(max(0.0, low - 0.05 * max(1e-3, max(finite) - low) - 0.01), min(1.0, max(finite) + 0.01))
+    ax.axhline(CHANCE, color="grey", linestyle=":", linewidth=1, label=f"chance ({CHANCE:g})")
+    ax.set_ylim(BAR_BASELINE, 1.08)  # room for the labels above 1
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    ax.set_ylabel(f"axis from {BAR_BASELINE:g}; labels: means", fontsize=7)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
 
@@ -139,8 +173,11 @@ def _save(fig, axes, path: Path, title: str) -> None:
 
 
 def _test_accs(result: ClaimResult) -> dict[str, list[float]]:
-    """Per arm present, in the claim's order (so colours match the curves')."""
-    return {arm: result.samples[arm].get("test_acc", []) for arm in result.claim.arms if arm in result.samples}
+    """Per arm present, in the claim's order (so colours match the curves'), labelled with its
+    diverged runs."""
+    groups = arm_runs(result)
+    return {arm_label(arm, groups.get(arm, [])): result.samples[arm].get("test_acc", [])
+            for arm in result.claim.arms if arm in result.samples}
 
 
 # Three-panel figures, as (kind, metrics key, title[, log scale]): "curve" is a mean curve per
@@ -196,8 +233,8 @@ def layers(result: ClaimResult, path: Path) -> None:
         mine = {arm.split()[1]: runs for arm, runs in groups.items() if arm.split()[0] == act}
         profile_panel(axes[3 * row], mine, "act_std", f"{act}: activation std")
         profile_panel(axes[3 * row + 1], mine, "grad_norm", f"{act}: weight-gradient norm")
-        bar_panel(axes[3 * row + 2], {i: result.samples.get(f"{act} {i}", {}).get("test_acc", []) for i in mine},
-                  f"{act}: test accuracy")
+        bar_panel(axes[3 * row + 2], {arm_label(i, runs): result.samples.get(f"{act} {i}", {}).get("test_acc", [])
+                                      for i, runs in mine.items()}, f"{act}: test accuracy (diverged = 0.1)")
     _save(fig, axes, path, "Claim 2: per-layer statistics by initializer")
 
 
@@ -240,10 +277,12 @@ VERDICT_COLORS = {SUPPORTED: "tab:green", CONTRADICTED: "tab:red", NO_PRACTICAL_
 
 
 def _in_sesoi_units(o: Outcome) -> tuple[float, float, float]:
-    """The effect and its interval in units of the comparison's SESOI, signed so that the
-    predicted direction is positive: one axis for comparisons of any metric."""
+    """The effect and its interval (cut at the measure's range, as the report's tables show it)
+    in units of the comparison's SESOI, signed so that the predicted direction is positive:
+    one axis for comparisons of any metric."""
     sign = (1.0 if o.comparison.higher else -1.0) / o.comparison.sesoi
-    low, high = sorted((o.ci[0] * sign, o.ci[1] * sign))
+    (ci_low, ci_high), _ = clip_interval(o.comparison.metric, o.ci, o.mean_base)
+    low, high = sorted((ci_low * sign, ci_high * sign))
     return o.diff * sign, low, high
 
 
@@ -251,7 +290,8 @@ def forest(labelled: Sequence[tuple[str, Outcome]], path: Path) -> Path:
     """Every comparison's paired effect with its 95% interval, in SESOI units, the band of
     no practical effect (±1 SESOI) shaded and each verdict in its colour; a symmetric-log axis
     keeps effects of 0.5 and of 80 SESOIs legible on one figure."""
-    shown = [(label, o) for label, o in labelled if o.diff is not None and o.ci is not None]
+    shown = [(label + (" ‡" if clip_interval(o.comparison.metric, o.ci, o.mean_base)[1] else ""), o)
+             for label, o in labelled if o.diff is not None and o.ci is not None]
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(shown) + 1.4))
     ax.axvspan(-1, 1, color="0.9", label="within ±SESOI")
     ax.axvline(0, color="0.4", linewidth=0.8)
@@ -262,7 +302,9 @@ def forest(labelled: Sequence[tuple[str, Outcome]], path: Path) -> Path:
         ax.plot([effect], [row], "o", color=color, markersize=5)
     ax.set_yticks(range(len(shown)), [label for label, _ in reversed(shown)], fontsize=7)
     ax.set_xscale("symlog", linthresh=2)
-    ax.set_xlabel("paired effect in the predicted direction, in units of its SESOI (95% CI)")
+    cut = any(label.endswith("‡") for label, _ in shown)
+    ax.set_xlabel("paired effect in the predicted direction, in units of its SESOI (95% CI"
+                  + ("; ‡ cut at the accuracy range [0, 1])" if cut else ")"))
     for verdict, color in VERDICT_COLORS.items():
         ax.plot([], [], color=color, linewidth=2, label=verdict)
     ax.legend(fontsize=7, loc="lower right")

@@ -90,6 +90,17 @@ def _epochs_to(run: Run, threshold: float | None) -> float | None:
 # an interval that would put an arm's mean outside it.
 BOUNDS: dict[str, tuple[float, float]] = {"test_acc": (0.0, 1.0), "val_acc": (0.0, 1.0), "score": (0.0, 1.0)}
 
+
+def clip_interval(metric: str, ci: tuple[float, float], mean_base: float | None) -> tuple[tuple[float, float], bool]:
+    """The interval `ci` of a difference (arm - baseline) of `metric`, cut where it would put the
+    arm's mean outside the measure's range given the baseline's mean (an accuracy difference
+    then lies in [-mean_base, 1 - mean_base], within [-1, 1]); and whether it was cut."""
+    bounds = BOUNDS.get(metric)
+    if bounds is None or mean_base is None:
+        return ci, False
+    low, high = max(ci[0], bounds[0] - mean_base), min(ci[1], bounds[1] - mean_base)
+    return (low, high), (low, high) != tuple(ci)
+
 # Each measure by the name a claim's `metrics` and comparisons use: (run, threshold) -> value.
 MEASURES: dict[str, Callable[[Run, float | None], float | None]] = {
     "test_acc": lambda run, threshold: test_acc(run),

@@ -22,11 +22,13 @@ from .claims import CLAIMS, LR_RANGES, Claim
 from ..sweep.local import threads_per_job
 from .figures import draw, forest
 from .results import ClaimResult, LessonOptions
-from .measures import BOUNDS
+from .measures import clip_interval
 from .verdicts import (ALPHA, CONFIDENCE, CONTRADICTED, INCONCLUSIVE, NO_PRACTICAL_EFFECT, SUPPORTED,
                        VERDICTS, Comparison, Outcome)
 
 REPORT_FILE = "lesson.md"
+# The lesson's claims in the project's words, which the report links (docs/ of the checkout).
+CLAIMS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "lesson-claims.md"
 FOREST_FILE = "verdicts.png"  # every comparison's effect and verdict in one figure
 STAGING_PREFIX = ".lesson-staging-"  # a folder inside --out that holds the new report until it is complete
 METRIC_LABELS = {
@@ -161,13 +163,7 @@ def _expect(c: Comparison, threshold: float | None) -> str:
 def clipped_interval(o: Outcome) -> tuple[tuple[float, float], bool] | None:
     """The effect's interval, cut to what the measure's range allows the arm's mean given the
     baseline's (accuracies in [0, 1]); and whether it was cut."""
-    if o.ci is None:
-        return None
-    bounds = BOUNDS.get(o.comparison.metric)
-    if bounds is None or o.mean_base is None:
-        return o.ci, False
-    low, high = max(o.ci[0], bounds[0] - o.mean_base), min(o.ci[1], bounds[1] - o.mean_base)
-    return (low, high), (low, high) != o.ci
+    return None if o.ci is None else clip_interval(o.comparison.metric, o.ci, o.mean_base)
 
 
 def _effect(o: Outcome) -> str:
@@ -347,13 +343,22 @@ def claim_lines(result: ClaimResult, quick: bool, figure: Path) -> list[str]:
     return lines + ["**Verdict:**", "", *verdict_lines(result)]
 
 
+def claims_link(out: Path) -> str:
+    """A Markdown link to the claims page from the report's folder `out`; only its name when
+    trickrun runs without its checkout (an installed copy has no docs/)."""
+    if not CLAIMS_PAGE.is_file():
+        return "`docs/lesson-claims.md` of trickrun's repository"
+    return f"[docs/lesson-claims.md]({os.path.relpath(CLAIMS_PAGE, Path(out).resolve())})"
+
+
 def report_text(results: Sequence[ClaimResult], opts: LessonOptions, jobs: int, wall_s: float,
                 figures: Path) -> str:
     """lesson.md's text; each claim's figure is drawn into the folder `figures`."""
     order = {c.number: i for i, c in enumerate(CLAIMS)}
     results = sorted(results, key=lambda r: order[r.claim.number])
     lines = ["# What the lesson claims, tested", "",
-             "Each claim of the lesson on training tricks (see `LESSON.md`), tested on MNIST with trickrun.", "",
+             f"Each claim of the lesson on training tricks ({claims_link(opts.out)} states them in trickrun's "
+             "words), tested on MNIST with trickrun.", "",
              f"- **Command:** `{opts.command()}`",
              f"- **Time:** {wall_s / 60:.1f} min for this command (finished runs it found are not counted), "
              f"{jobs} cells at a time"

@@ -17,7 +17,8 @@ INITIALIZERS: Registry = Registry("initializer")
 
 @INITIALIZERS.register("normal")
 def normal(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """N(0, 1): the naive choice; pre-activations grow like sqrt(n_in) layer after layer."""
+    """N(0, 1): standard deviation 1, the naive choice; pre-activations grow like sqrt(n_in)
+    layer after layer."""
     return rng.standard_normal(shape)
 
 
@@ -36,17 +37,20 @@ def gaussian(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
 
 @INITIALIZERS.register("lecun")
 def lecun(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """N(0, 1/sqrt(n_in)): variance 1/n_in, keeps the pre-activation variance for unit inputs."""
+    """N(0, 1/sqrt(n_in)): standard deviation 1/sqrt(n_in) (variance 1/n_in); keeps the pre-activation
+    variance for unit inputs."""
     return rng.standard_normal(shape) * (1.0 / math.sqrt(shape[0]))
 
 
-@INITIALIZERS.register("glorot")
+@INITIALIZERS.register("glorot", aliases=("xavier",))
 def glorot(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """Xavier/Glorot normal, N(0, sqrt(2/(n_in+n_out))): balances forward and backward variance."""
+    """Xavier/Glorot normal, N(0, sqrt(2/(n_in+n_out))): standard deviation sqrt(2/(n_in+n_out));
+    balances forward and backward variance."""
     return rng.standard_normal(shape) * math.sqrt(2.0 / (shape[0] + shape[1]))
 
 
-@INITIALIZERS.register("he")
+@INITIALIZERS.register("he", aliases=("kaiming",))
 def he(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """He/Kaiming normal, N(0, sqrt(2/n_in)): makes up for ReLU zeroing half the units."""
+    """He/Kaiming normal, N(0, sqrt(2/n_in)): standard deviation sqrt(2/n_in); makes up for ReLU
+    zeroing half the units."""
     return rng.standard_normal(shape) * math.sqrt(2.0 / shape[0])

@@ -236,8 +236,9 @@ def _biased(x: np.ndarray, bias: np.ndarray | None, out: np.ndarray) -> np.ndarr
 
 @ACTIVATIONS.register("tanh")
 class Tanh(Activation):
-    """y = tanh(x); dy/dx = 1 - y^2. Saturated where |y| > 0.99. The forward stays NumPy's
-    (its SIMD tanh; numba's is libm's, 25x slower here)."""
+    """y = tanh(x); dy/dx = 1 - y^2. Saturated where |y| > 0.99.
+
+    The forward stays NumPy's (its SIMD tanh; numba's is libm's, 25x slower here)."""
 
     saturating = True
     KIND = K.TANH
@@ -255,6 +256,7 @@ class Tanh(Activation):
 @ACTIVATIONS.register("sigmoid")
 class Sigmoid(Activation):
     """y = 1 / (1 + exp(-x)); dy/dx = y (1 - y). Saturated where y < 0.01 or y > 0.99.
+
     The forward stays NumPy's (its SIMD exp; numba's is libm's, 2.5x slower here)."""
 
     saturating = True
@@ -307,12 +309,12 @@ class NoNorm(Norm):
 
 @NORMS.register("batch")
 class BatchNorm(Norm):
-    """Batch normalization over the batch axis, between the affine map and the activation.
+    """Batch normalization over the batch axis, between the affine map and the activation:
+    xhat = (x - mean_B) / sqrt(var_B + eps), y = gamma * xhat + beta, with the batch's mean and
+    biased variance in training and the running statistics in evaluation.
 
-    Training: xhat = (x - mean_B) / sqrt(var_B + eps), y = gamma * xhat + beta, with the
-    biased batch variance; running statistics follow
-    running = momentum * running + (1 - momentum) * batch (Keras's convention; PyTorch's
-    momentum is 1 minus this). Evaluation uses the running statistics.
+    Running statistics follow running = momentum * running + (1 - momentum) * batch (Keras's
+    convention; PyTorch's momentum is 1 minus this).
     Backward (training): dx = (1/N) / sqrt(var+eps) * (N dxhat - sum dxhat - xhat sum(dxhat xhat)),
     with dxhat = g * gamma. Backward (evaluation): the map is affine in x, so
     dx = g * gamma / sqrt(running_var + eps). Both: dgamma = sum(g xhat), dbeta = sum(g).
@@ -361,10 +363,10 @@ class BatchNorm(Norm):
 
 @NORMS.register("layer")
 class LayerNorm(Norm):
-    """Layer normalization over the features of each example, in batch norm's place.
-
+    """Layer normalization over the features of each example, in batch norm's place:
     xhat = (x - mean_row) / sqrt(var_row + eps), y = gamma * xhat + beta; the same in
     training and evaluation (no running statistics).
+
     Backward: dx = (1/F) / sqrt(var+eps) * (F dxhat - sum_row dxhat - xhat sum_row(dxhat xhat)).
     """
 

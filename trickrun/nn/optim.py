@@ -2,8 +2,9 @@
 around them, global-norm clipping in one place, and the max-norm weight constraint.
 
 Every rule updates `p` in place from the gradient `g` at learning rate `lr`; `tmp` is a
-scratch array of the same size, so a step allocates nothing. The formulas, in the
-conventions chosen (t counts steps from 1):
+scratch array of the same size, so a step allocates nothing.
+
+The formulas, in the conventions chosen (t counts steps from 1):
 
   sgd       w <- w - lr g
   momentum  v <- gamma v - lr g;  w <- w + v                      (the lesson's form)

@@ -93,6 +93,18 @@ def _sweep_abandoned(root: Path) -> None:
         pass
 
 
+def remove_if_never_trained(run_dir: Path) -> bool:
+    """Remove a run directory in which no epoch was recorded (config.yaml, a "running" summary,
+    an empty metrics.jsonl and the lock): a run that failed before its first epoch is no run,
+    and `ls` would list it as stale forever. The caller holds the run's lock."""
+    metrics = run_dir / METRICS_FILE
+    if (metrics.is_file() and metrics.stat().st_size) or (run_dir / CHECKPOINT_FILE).exists() \
+            or (run_dir / MODEL_FILE).exists():
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return True
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never a part."""
     try:
@@ -188,7 +200,7 @@ def environment() -> dict[str, str]:
     """Versions that make a result reproducible: trickrun, Python, numpy and its BLAS."""
     import platform
 
-    from .. import __version__
+    from ..version import __version__
 
     blas = "unknown"
     try:

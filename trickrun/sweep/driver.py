@@ -13,15 +13,14 @@ ends them at once (they resume from their last finished epoch).
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, TrickrunError
 from ..rundir.files import claim_for_resume
-from ..rundir.format import CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE, Status
+from ..rundir.format import Status
 from ..rundir.lock import RunLock
-from ..rundir.writer import RunWriter, runs_root
+from ..rundir.writer import RunWriter, remove_if_never_trained, runs_root
 from ..signals import SignalStop
 from .backend import Backend, CellEnd, CellJob
 from .plan import Plan, plan_cells, resolve_cells
@@ -195,12 +194,7 @@ def _remove_if_never_trained(run_dir: Path) -> bool:
     except TrickrunError:
         return False
     try:
-        metrics = run_dir / METRICS_FILE
-        if (metrics.is_file() and metrics.stat().st_size) or (run_dir / CHECKPOINT_FILE).exists() \
-                or (run_dir / MODEL_FILE).exists():
-            return False
-        shutil.rmtree(run_dir, ignore_errors=True)
-        return True
+        return remove_if_never_trained(run_dir)
     finally:
         lock.release()
 

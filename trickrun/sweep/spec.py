@@ -152,12 +152,28 @@ def parse_grid_option(text: str) -> tuple[str, list[Any]]:
     if not raw:
         raise ConfigError(f"--grid {key}: no values; e.g. --grid {key}=a,b or --grid '{key}=[a, b]'")
     if raw.startswith("["):
-        values = parse_yaml(raw, f"--grid {key}")
+        values = _flow_list(key, raw)
         if not isinstance(values, list):
             raise ConfigError(f"--grid {key}: expected a list such as [0.1, 0.01]")
     else:
         values = [parse_yaml(part, f"--grid {key}") if part.strip() else None for part in raw.split(",")]
     return key, _check_values(key, values, "--grid")
+
+
+def _flow_list(key: str, raw: str) -> Any:
+    """VALUES that start with `[`, read as YAML. `[256],[512]` (a list per value, comma-separated)
+    is not YAML: the error then shows the one list that holds them, quoted for the shell."""
+    try:
+        return parse_yaml(raw, f"--grid {key}")
+    except ConfigError:
+        try:
+            whole = parse_yaml(f"[{raw}]", f"--grid {key}")
+        except ConfigError:
+            whole = None
+        if isinstance(whole, list) and len(whole) > 1:
+            raise ConfigError(f"--grid {key}={raw}: a grid of lists is one YAML list of them, in quotes so "
+                              f"the shell keeps it whole: --grid '{key}={flow(whole)}'") from None
+        raise
 
 
 def _sweepable(key: str, where: str) -> str:

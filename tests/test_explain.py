@@ -1,0 +1,220 @@
+"""`trickrun explain THING`: a key's meaning, values, formulas and default, read from the code;
+the lesson's claim and the committed report's verdict; a config file's comment and its
+difference from the baseline; the nearest names for anything else. Every view fits 80
+columns and uses the room at 120."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from trickrun.analysis.analyze import config_diff
+from trickrun.cli import app
+from trickrun.config import ALIASES, CHOICES, REGISTRIES
+from trickrun.configdoc import CHECKOUT, all_keys, choice_formulas, filled_in, first_paragraph, formula_table
+from trickrun.explain import explain, rendered_lines
+from trickrun.lesson.claims import CLAIMS
+from trickrun.lesson.published import COMMITTED_REPORT, load_verdicts, read_verdicts
+from trickrun.lesson.runner import claim_specs, config_folder
+from trickrun.nn import optim
+from trickrun.nn.initializers import INITIALIZERS
+from trickrun.nn.optim import OPTIMIZERS
+from trickrun.sweep.plan import resolve_cells
+
+runner = CliRunner()
+WIDTHS = (80, 120)
+
+
+def text_of(thing: str, width: int = 80, **kwargs) -> str:
+    lines = rendered_lines(explain(thing, **kwargs), width)
+    assert all(len(line) <= width for line in lines), [line for line in lines if len(line) > width]
+    assert all(line == line.rstrip() for line in lines)  # no padding past the content
+    return "\n".join(lines)
+
+
+def flat(text: str) -> str:
+    """Words only: what wrapping at any width leaves the same."""
+    return " ".join(text.replace("\n", " ").split())
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_choice_key_shows_meaning_default_every_formula_and_the_verdict(width):
+    text = flat(text_of("model.init", width))
+    assert text.startswith("model.init how the weights are drawn before training")
+    assert "default he" in text
+    for name in INITIALIZERS.names():  # each formula, as the initializer's own docstring states it
+        assert f"{name} {first_paragraph(INITIALIZERS.get(name))}" in text
+    assert "(also accepted: xavier)" in text and "(also accepted: kaiming)" in text
+    claim = next(c for c in CLAIMS if c.number == 2)
+    assert f"The lesson, claim 2: {claim.title} {claim.lesson}" in text
+    committed = COMMITTED_REPORT.read_text()
+    head = re.search(r"## Claim 2:.*?\*\*Verdict: (\w+)\*\* (\([^)]*\))", committed, re.S)
+    assert f"Verdict in docs/lesson.md: {head[1]} {head[2]}" in text  # "contradicted (2 supported, 1 contradicted)"
+    assert "test acc: sigmoid glorot > sigmoid normal effect -0.5961 [-0.6139, -0.5783]: contradicted" in text
+
+
+def test_the_view_uses_the_room_of_a_wide_terminal():
+    narrow, wide = text_of("model.init", 80), text_of("model.init", 120)
+    assert len(wide.splitlines()) < len(narrow.splitlines())
+    assert max(map(len, wide.splitlines())) > 80
+
+
+def test_optimizer_formulas_come_from_the_module_docstring_table():
+    formulas, notes, source = choice_formulas("optimizer.name")
+    assert source == "trickrun/nn/optim.py"
+    assert set(formulas) == set(OPTIMIZERS.names())
+    assert formulas["sgd"] == "w <- w - lr g"
+    assert formulas["momentum"].startswith("v <- gamma v - lr g; w <- w + v")
+    assert formulas["adam"].startswith("m <- b1 m + (1 - b1) g; v <- b2 v + (1 - b2) g^2; w <- w - lr (m / (1 - b1^t))")
+    assert notes == ["The formulas, in the conventions chosen (t counts steps from 1):"]
+    for line in optim.__doc__.splitlines():  # every table row's first words are in its formula
+        name, _, rest = line.strip().partition(" ")
+        if line.startswith("  ") and name in formulas:
+            assert formulas[name].startswith(" ".join(rest.split()))
+
+
+def test_formula_table_reads_continuation_lines_and_the_notes_around_it():
+    doc = """Title.
+
+    The rules:
+
+      a   x + 1
+          continued
+      b   y
+    where x is one.
+
+    Other text.
+    """
+    assert formula_table(doc, ("a", "b")) == ({"a": "x + 1 continued", "b": "y"}, ["The rules:", "where x is one."])
+    assert formula_table("No table here.", ("a",)) == ({}, [])
+
+
+@pytest.mark.parametrize("key", sorted(REGISTRIES))
+def test_every_choice_of_every_registry_has_a_formula(key):
+    formulas, _, source = choice_formulas(key)
+    assert source and (CHECKOUT / source).is_file()
+    assert set(formulas) == set(CHOICES[key]) and all(formulas.values()), formulas
+
+
+def test_every_key_has_a_meaning_and_says_what_it_accepts():
+    keys = all_keys()
+    assert "model.init" in keys and "early_stopping.enabled" in keys
+    missing = [key for key, (_, _, meaning) in keys.items() if not meaning]
+    assert not missing
+    assert "a number in [0, 1)" in flat(text_of("model.dropout"))
+    assert "a list of whole numbers, each in [1, 65536]" in flat(text_of("model.hidden"))
+
+
+def test_a_default_resolve_fills_in_is_given_per_choice_it_depends_on():
+    text = filled_in("optimizer.lr")
+    assert text.startswith("null, filled in by optimizer.name: ")
+    for name in OPTIMIZERS.names():
+        group = next(part for part in text.split(": ", 1)[1].split(", ") if name in part.split(" ")[0].split("/"))
+        assert math.isclose(float(group.rsplit(" ", 1)[1]), OPTIMIZERS.get(name).default_lr)
+    assert filled_in("optimizer.momentum") == "null, filled in as 0.9"
+    assert filled_in("data.train_limit") is None  # null stays null: all the examples
+    assert "default null, filled in by schedule.name:" in flat(text_of("schedule.gamma"))
+
+
+def test_a_key_the_lesson_does_not_test_says_so():
+    assert "The lesson makes no claim about optimizer.lr" in flat(text_of("optimizer.lr"))
+
+
+def test_a_unique_last_part_names_its_key():
+    assert text_of("init").startswith("model.init")
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_config_file_shows_its_comment_and_its_difference_from_the_baseline(width, monkeypatch):
+    monkeypatch.chdir(CHECKOUT)
+    text = text_of("configs/dropout.yaml", width)
+    comment = " ".join(line.lstrip("# ") for line in Path("configs/dropout.yaml").read_text().splitlines()
+                       if line.startswith("#"))
+    assert flat(comment) in flat(text)
+    rows = [line.split() for line in text.splitlines() if line.startswith("  model.")]
+    assert [row[:3] for row in rows] == [["model.dropout", "0.2", "0.5"]]  # one key differs
+    assert "Against configs/baseline.yaml" in text
+
+
+def test_a_config_of_the_checkout_is_found_from_another_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = text_of("configs/dropout.yaml", 120)
+    assert text.startswith(str(CHECKOUT / "configs" / "dropout.yaml")) and "model.dropout  0.2" in text
+
+
+def test_the_baseline_and_a_sweep_file_say_what_they_are(monkeypatch):
+    monkeypatch.chdir(CHECKOUT)
+    assert "This is the baseline" in text_of("configs/baseline.yaml")
+    sweep = flat(text_of("configs/lesson/claim2-init.yaml"))
+    assert "A sweep file" in sweep and "model.init: [normal, gaussian, lecun, glorot, he]" in sweep
+
+
+def test_the_section_lists_its_keys_with_defaults():
+    text = text_of("model")
+    for key, (_, _, meaning) in all_keys().items():
+        if key.startswith("model."):
+            assert key in text
+    assert "model.hidden [256, 128] hidden layer widths" in flat(text)
+
+
+def test_cli_explain_prints_and_an_unknown_thing_gets_the_nearest_names(monkeypatch):
+    monkeypatch.chdir(CHECKOUT)
+    result = runner.invoke(app, ["explain", "model.init"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("model.init\n") and "glorot" in result.stdout
+    result = runner.invoke(app, ["explain", "dropuot"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.startswith("error: nothing called 'dropuot' to explain; nearest: model.dropout")
+    assert "configs/dropout.yaml" in result.stderr
+    result = runner.invoke(app, ["explain", "configs/dropuot.yaml"])
+    assert result.exit_code == 2 and "nearest: configs/dropout.yaml" in result.stderr
+
+
+def test_an_alias_is_hinted_with_its_key():
+    result = runner.invoke(app, ["explain", "xavier"])
+    assert result.exit_code == 2
+    assert "'xavier' is another name for 'glorot', a value of model.init" in result.stderr
+    assert ALIASES["model.init"] == {"xavier": "glorot", "kaiming": "he"}
+
+
+def test_verdicts_read_back_from_the_committed_report():
+    verdicts = load_verdicts()
+    assert sorted(verdicts) == [c.number for c in CLAIMS]
+    for claim in CLAIMS:
+        assert len(verdicts[claim.number].comparisons) == len(claim.comparisons)
+        assert verdicts[claim.number].head
+    assert [c.verdict for c in verdicts[2].comparisons] == ["supported", "contradicted", "supported"]
+    assert load_verdicts(Path("no/such/lesson.md")) is None
+
+
+def test_verdicts_read_back_what_the_report_writes(tmp_path):
+    """write_report, then read_verdicts: the same predictions, effects and verdicts."""
+    from test_report_files import claim_results
+    from trickrun.lesson.report import REPORT_FILE, _effect, _expect, write_report
+    from trickrun.lesson.results import LessonOptions
+
+    results = claim_results(tmp_path)
+    path = write_report(results, LessonOptions(quick=True, out=tmp_path / "report"), 1, 1.0)
+    assert path.name == REPORT_FILE
+    (read,) = read_verdicts(path.read_text()).values()
+    (result,) = results
+    assert read.claim == result.claim.number and read.head
+    assert [(c.predicted, c.effect) for c in read.comparisons] == [
+        (_expect(o.comparison, result.threshold), _effect(o)) for o in result.outcomes]
+    assert [c.verdict.split(" (")[0] for c in read.comparisons] == [o.verdict for o in result.outcomes]
+    text = flat(text_of("schedule.name", 120, report=path))  # --report: that report's verdicts
+    assert f"Verdict in {path}: {read.head}" in text
+    missing = flat(text_of("schedule.name", 120, report=tmp_path / "none.md"))
+    assert "No lesson report at" in missing
+
+
+def test_every_claim_names_keys_its_sweeps_vary():
+    for claim in CLAIMS:
+        configs = [cfg.to_dict() for spec in claim_specs(claim, config_folder(), False, None)
+                   for cfg in resolve_cells(spec)[1]]
+        varied = {key for key, _ in config_diff(configs, ignore=("seed", "name"))}
+        assert claim.keys and set(claim.keys) <= varied, (claim.number, claim.keys, varied)

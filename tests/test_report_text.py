@@ -1,0 +1,95 @@
+"""The lesson report says what the code does and points only at what the repository holds: it
+links the claims page (docs/lesson-claims.md) wherever it is written, the committed
+docs/lesson.md names no missing file and carries the generator's current notes, and the
+notes agree with the scaling and the sweeps they describe."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_report_files import claim_results
+from trickrun.config import read_config_file
+from trickrun.data import scaling
+from trickrun.lesson.claims import CLAIMS
+from trickrun.lesson.report import CLAIMS_PAGE, _anchor, claims_link, heading, write_report
+from trickrun.lesson.results import LessonOptions
+from trickrun.lesson.runner import config_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+COMMITTED = (DOCS / "lesson.md").read_text(encoding="utf-8")
+LINK = re.compile(r"\]\(([^)#\s]+)(#[^)]*)?\)")
+CODE_PATH = re.compile(r"`((?:trickrun|configs|docs|tests)/[^`\s]+)`")
+
+
+@pytest.mark.parametrize("out", ["report", "docs", "deep/er/report"])
+def test_the_report_links_the_claims_page_from_wherever_it_is_written(tmp_path, monkeypatch, out):
+    monkeypatch.chdir(tmp_path)
+    path = write_report(claim_results(tmp_path), LessonOptions(quick=True, out=Path(out)), 1, 1.0)
+    text = path.read_text()
+    assert "LESSON.md" not in text
+    (target,) = [m[1] for m in LINK.finditer(text.split("\n## ")[0]) if m[1].endswith("lesson-claims.md")]
+    assert (path.parent / target).resolve() == CLAIMS_PAGE
+
+
+def test_without_the_checkout_the_report_names_the_page_without_a_link(monkeypatch, tmp_path):
+    monkeypatch.setattr("trickrun.lesson.report.CLAIMS_PAGE", tmp_path / "missing.md")
+    assert claims_link(tmp_path) == "`docs/lesson-claims.md` of trickrun's repository"
+
+
+def test_the_committed_report_names_no_file_the_repository_lacks():
+    targets = [m[1] for m in LINK.finditer(COMMITTED) if not m[1].startswith("http")]
+    assert "../docs/lesson-claims.md" in targets
+    for target in targets:
+        assert (DOCS / target).is_file(), target
+    for path in CODE_PATH.findall(COMMITTED):
+        assert (ROOT / path).exists(), path
+    assert "LESSON.md" not in COMMITTED
+
+
+def test_the_committed_report_links_the_page_as_the_generator_would_from_its_folder():
+    command = re.search(r"--out (\S+)`", COMMITTED)[1]  # the folder it was written to, from the checkout
+    assert claims_link(ROOT / command) in COMMITTED.splitlines()[2]
+
+
+def test_the_committed_report_carries_every_note_the_generator_writes():
+    for claim in CLAIMS:
+        for note in claim.notes:
+            assert f"> {note}" in COMMITTED, (claim.number, note)
+
+
+def test_no_report_text_calls_standard_scaling_a_per_pixel_z_score():
+    pixels = np.array([[0, 200], [0, 100], [0, 255]], dtype=np.uint8)  # a border pixel always 0
+    (scaled,) = scaling.scale("standard", pixels)
+    assert abs(scaled.mean()) < 1e-6 and abs(scaled.std() - 1) < 1e-6  # one mean and sd over all pixels
+    assert scaled[:, 0].std() < 1e-6 and scaled[:, 0].mean() < -0.5  # not per pixel: the border is not 0
+    for text in (COMMITTED, *(n for c in CLAIMS for n in c.notes), (ROOT / "README.md").read_text()):
+        assert "z-score per pixel" not in text
+    (note,) = [n for n in CLAIMS[0].notes if "`standard`" in n]
+    assert "one mean" in note and "all training pixels" in note
+
+
+def test_the_early_stopping_note_names_what_the_sweep_monitors():
+    claim = next(c for c in CLAIMS if c.number == 6)
+    sweep = read_config_file(config_folder() / "claim6-early-stopping.yaml")
+    monitored = {"val_acc": "a higher validation accuracy", "val_loss": "a lower validation loss"}
+    (note,) = [n for n in claim.notes if n.startswith("The early-stopping arm")]
+    assert monitored[sweep["set"]["early_stopping.monitor"]] in note
+
+
+def test_the_claims_page_has_each_claim_under_the_report_s_number_and_title():
+    page = CLAIMS_PAGE.read_text(encoding="utf-8")
+    titles = re.findall(r"^## (Claim \d+: .+)$", page, re.M)
+    assert titles == [heading(c) for c in CLAIMS]
+    for claim in CLAIMS:
+        assert f"## {heading(claim)}" in COMMITTED  # the report's section the page's numbers refer to
+        section = page.split(f"## {heading(claim)}")[1].split("\n## ")[0]
+        for key in claim.keys:
+            assert f"`{key}`" in section, (claim.number, key)
+    assert "[the report that tests them](lesson.md)" in page and os.path.isfile(DOCS / "lesson.md")
+    assert _anchor("Claim 1: Input scaling") == "claim-1-input-scaling"
