@@ -302,7 +302,7 @@ def test_compare_diagnostics_flag_in_output(root: Path) -> None:
     ("args", "needle"),
     [
         (["nothing"], "'nothing' matches no run"),
-        (["a"], "prefix 'a' matches 2 runs"),
+        (["adam~1"], "'adam~1': run name 'adam' matches 1 run"),
         (["notes"], "not a run directory"),
         (["adam", "nothing*"], "glob 'nothing*' matches nothing"),
         (["adam", "--baseline", "zzz"], "'zzz' matches no run"),
@@ -484,10 +484,11 @@ def test_show_of_a_run_with_no_summary(root: Path) -> None:
     assert result.exit_code == 0 and "incomplete" in result.stdout and "no summary.json" in result.stdout
 
 
-def test_show_ambiguous_is_exit_2(root: Path, two) -> None:
+def test_show_of_a_shared_name_shows_the_newest_and_says_so(root: Path, two) -> None:
     make_run(root, "adam", stamp="20240601-120000")
-    result = invoke("show", "adam")
-    assert result.exit_code == 2 and "matches 2 runs" in result.stderr
+    result = invoke("show", "adam", "-f", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["run"] == "adam-20240601-120000"
+    assert "matches 2 runs: using the newest" in result.stderr
 
 
 def test_every_inspection_option_has_help() -> None:

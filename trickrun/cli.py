@@ -22,7 +22,7 @@ from .clihelp import Command
 from .config import dump_yaml, load_config
 from .ensemble import EnsembleFormat
 from .errors import ConfigError, TrickrunError
-from .rundir.reader import load_run, resolve_run, scan_runs
+from .rundir.reader import Ambiguous, load_run, resolve_run, scan_runs
 from .rundir.writer import runs_root, to_json
 
 # Heavy modules stay out of start-up: the training stack (.api) and matplotlib (.analysis.plots)
@@ -145,9 +145,13 @@ def _print_result(result, quiet: bool, json_: bool) -> None:
         raise typer.Exit(result.exit_code)
 
 
+def _note(message: str) -> None:
+    err_console.print(f"note: {escape(message)}", soft_wrap=True, highlight=False)
+
+
 def _one_run(spec: str, runs_dir: Path | None, command: str) -> Path:
-    """The single run directory `spec` names (a path, a name or a unique prefix)."""
-    paths = resolve_run(spec, runs_root(runs_dir))
+    """The single run directory `spec` names (a path, a name or prefix: its newest run, NAME~K)."""
+    paths = resolve_run(spec, runs_root(runs_dir), ambiguous=Ambiguous.NEWEST, note=_note)
     if len(paths) != 1:
         raise ConfigError(f"{spec!r} matches {len(paths)} runs; {command} takes one")
     return paths[0]
@@ -169,7 +173,7 @@ def _result_line(summary: dict) -> str:
 @app.command(cls=Command)
 @reports_errors
 def resume(
-    run: Annotated[str, typer.Argument(help="The run to continue: its directory, or its name or a unique prefix under the runs folder.", show_default=False)],
+    run: Annotated[str, typer.Argument(help="The run to continue: its directory, or its name or a prefix under the runs folder (the newest run of a shared name; NAME~1 the one before it).", show_default=False)],
     runs_dir: RunsDirOption = None,
     quiet: QuietOption = False,
     json_: JsonOption = False,
@@ -342,8 +346,8 @@ def compare(
         Optional[list[str]],
         typer.Argument(
             metavar="[RUN]...",
-            help="Runs: a run directory, a run name or unique prefix under the runs folder, or a glob "
-            "such as 'runs/adam-*'.",
+            help="Runs: a run directory, a run name or prefix under the runs folder (the newest run of a "
+            "shared name; NAME~1 the one before it), or a glob such as 'runs/adam-*' (every run it matches).",
             show_default=False,
         ),
     ] = None,
@@ -374,7 +378,7 @@ def compare(
 
     Example: trickrun compare 'runs/adam-*' sgd --baseline sgd --group --plot compare.png
     """
-    loaded, base_index = load_compared(_with_sweep(runs, sweep, runs_dir), baseline, runs_root(runs_dir))
+    loaded, base_index = load_compared(_with_sweep(runs, sweep, runs_dir), baseline, runs_root(runs_dir), _note)
     _warn(w for run in loaded for w in run.warnings)
     console = _stdout()
     report = compare_report(loaded, baseline=base_index, metric=metric, group=group, all_keys=all_keys,
@@ -395,8 +399,8 @@ def ensemble(
         Optional[list[str]],
         typer.Argument(
             metavar="[RUN]...",
-            help="Two or more trained runs, named as for compare: run directories, run names or unique "
-            "prefixes under the runs folder, or globs such as 'runs/adam-*'. They must share data.dataset, "
+            help="Two or more trained runs, named as for compare: run directories, run names or "
+            "prefixes under the runs folder (the newest of a shared name; NAME~1 the one before it), or globs such as 'runs/adam-*'. They must share data.dataset, "
             "data.scale, data.val_size, data.split_seed (and data.train_limit with scale standard).",
             show_default=False,
         ),
@@ -433,7 +437,7 @@ def ensemble(
         usable, left_out = sweep_members(sweep, runs_dir)
         specs += [str(p) for p in usable]
         _warn(left_out)
-    result = evaluate_runs(specs, root)
+    result = evaluate_runs(specs, root, _note)
     _warn(result.warnings)
     saved = save_ensemble(root, save, result) if save is not None else None
     ensemble_output(result, fmt, _stdout(), saved)
@@ -471,7 +475,8 @@ def list_runs(
 def show(
     run: Annotated[
         str,
-        typer.Argument(metavar="RUN", help="A run directory, a run name or unique prefix under the runs folder.",
+        typer.Argument(metavar="RUN", help="A run directory, or a run name or prefix under the runs folder (the newest run of a shared "
+                       "name; NAME~1 the one before it).",
                        show_default=False),
     ],
     fmt: FormatOption = OutputFormat.table,

@@ -6,10 +6,10 @@ curves and gradient diagnostics, per run or, with `--group`, per seed group with
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import ConfigError
-from ..rundir.reader import Run, load_run, resolve_run, resolve_runs
+from ..rundir.reader import Ambiguous, Run, load_run, resolve_run, resolve_runs
 from .analyze import (
     DEAD_FRACTION,
     DEFAULT_METRIC,
@@ -93,13 +93,15 @@ def flags_summary(flags: Sequence[Flag]) -> str:
     return "; ".join(f"{head}: {', '.join(items)}" if items else head for head, items in clauses.items())
 
 
-def load_compared(specs: Sequence[str], baseline: str | None, root: Path) -> tuple[list[Run], int]:
+def load_compared(specs: Sequence[str], baseline: str | None, root: Path,
+                  note: Callable[[str], None] | None = None) -> tuple[list[Run], int]:
     """The runs `specs` name and the index of the baseline among them: the run `baseline`
-    names (put first when the specs do not include it), else the first."""
-    paths = resolve_runs(specs, root)
+    names (put first when the specs do not include it), else the first. A name that several
+    runs share means the newest of them (`note` is told)."""
+    paths = resolve_runs(specs, root, ambiguous=Ambiguous.NEWEST, note=note)
     base_index = 0
     if baseline is not None:
-        base_paths = [p.resolve() for p in resolve_run(baseline, root)]
+        base_paths = [p.resolve() for p in resolve_run(baseline, root, ambiguous=Ambiguous.NEWEST, note=note)]
         if len(base_paths) != 1:
             raise ConfigError(f"--baseline {baseline!r} matches {len(base_paths)} runs; name one run")
         if base_paths[0] not in paths:
