@@ -16,7 +16,7 @@ from . import __version__
 from .analysis.analyze import run_labels
 from .analysis.compare import compare_report, load_compared
 from .analysis.listing import SortKey, ls_output, sort_entries
-from .analysis.render import OutputFormat, report_output, spark_width
+from .analysis.render import OutputFormat, report_output
 from .analysis.show import show_output
 from .clihelp import Command
 from .config import dump_yaml, load_config
@@ -382,7 +382,7 @@ def compare(
     _warn(w for run in loaded for w in run.warnings)
     console = _stdout()
     report = compare_report(loaded, baseline=base_index, metric=metric, group=group, all_keys=all_keys,
-                            spark_width=spark_width(console, 2 if metric in ("val_acc", "val_loss") else 3))
+                            width=console.width)
     if plot is not None:
         from .analysis.plots import plot_runs
 

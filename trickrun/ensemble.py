@@ -295,7 +295,7 @@ def ensemble_section(result: EnsembleResult) -> Section:
     rows[-1][0].style = "bold"
     footer = [f"soft voting over {len(result.members)} runs on {result.n_test} test examples; the ensemble's "
               f"loss is the cross-entropy of the averaged probabilities (clipped at {PROB_FLOOR:g})"]
-    return Section("Ensemble (test set)", ["run", "seed", "test acc", "test loss"], rows, footer)
+    return Section("Ensemble (test set)", ["run", "seed", "test acc", "test loss"], rows, footer, optional=["seed"])
 
 
 def ensemble_output(result: EnsembleResult, fmt: EnsembleFormat, console: Console,

@@ -1,12 +1,17 @@
 """`trickrun compare`: the analysis of several runs (analyze.py) laid out as sections of cells
 (a terminal table or Markdown) and as records (CSV, JSON): config diff, results, sparkline
-curves and gradient diagnostics, per run or, with `--group`, per seed group with Welch's test.
+curves and gradient diagnostics, per run (here) or, with `--group`, per seed group (grouped.py).
+
+Every table has a narrow form for a terminal too small for it (layout.py): one row per run
+instead of one column per run, and the curves and diagnostics in long form, one row per run and
+metric or layer.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import ConfigError
 from ..rundir.reader import Ambiguous, Run, load_run, resolve_run, resolve_runs
@@ -18,14 +23,14 @@ from .analyze import (
     Comparison,
     Curve,
     Flag,
-    GroupComparison,
     RunAnalysis,
-    best_flags,
     best_runs,
     compare_groups,
     compare_runs,
+    label_value,
     metric_field,
 )
+from .layout import GAP
 from .render import (
     EMPTY,
     RUN_COLUMNS_MAX,
@@ -43,40 +48,59 @@ from .render import (
     sparkline,
     status_cell,
 )
-from .stats import SIGNIFICANCE_LEVEL, WelchResult
 
 RESULT_LABELS = {
     "status": "status",
     "epochs_run": "epochs run",
     "best_epoch": "best epoch",
-    "best_val_acc": "best val acc",
-    "best_val_loss": "best val loss",
+    "best_val_acc": "val acc @best",
+    "best_val_loss": "val loss @best",
     "test_acc": "test acc",
     "test_loss": "test loss",
     "wall_s": "wall time (s)",
     "s_per_epoch": "s / epoch",
 }
-# Column headers when runs are rows (many runs), to fit a terminal.
+# Column headers when runs are rows (many runs, or a narrow terminal).
 SHORT_LABELS = {
     "epochs_run": "epochs",
-    "best_epoch": "best ep",
-    "best_val_acc": "val acc",
-    "best_val_loss": "val loss",
-    "test_acc": "test acc",
-    "test_loss": "test loss",
+    "best_epoch": "best epoch",
     "wall_s": "wall s",
     "s_per_epoch": "s/epoch",
 }
+# Results by importance: the last are left out first when a terminal is too narrow for all.
+IMPORTANCE = ("test_acc", "status", "best_val_acc", "best_val_loss", "epochs_run", "best_epoch", "test_loss",
+              "wall_s", "s_per_epoch")
+EMPHASIS = "▶"
 THRESHOLDS_NOTE = (
     f"flags: vanishing = layer grad norm < {VANISHING_RATIO:g} × the largest layer's; "
     f"exploding = grad norm > {EXPLODING_GRAD_NORM:g} or non-finite; "
     f"dead/saturated = > {DEAD_FRACTION:.0%} of units at the last epoch"
 )
+AT_BEST_WIDTH = 12  # "0.9764 @ep12": the value-at-best column beside each sparkline
 
 
 def result_label(key: str) -> str:
     """"best_train_loss" -> "best train_loss": a metric's own field keeps the metric's name."""
     return RESULT_LABELS.get(key) or key.replace("_", " ", 1)
+
+
+def short_label(key: str) -> str:
+    return SHORT_LABELS.get(key) or result_label(key)
+
+
+def baseline_header(label: str) -> str:
+    """The baseline's column header: its label marked, unless the label already says it."""
+    return label if re.search(r"\bbaseline\b", label) else f"{label} (baseline)"
+
+
+def at_best_note(runs: Sequence[Run]) -> str:
+    monitors = sorted({r.monitor() for r in runs})
+    by = f"by early_stopping.monitor, {monitors[0]}" if len(monitors) == 1 else "by each run's early_stopping.monitor"
+    return f"@best: at the best epoch, the one early stopping kept ({by}), not the best value of the metric"
+
+
+def emphasis_note(metric: str) -> str:
+    return f"{EMPHASIS}: the metric --metric emphasises ({metric})"
 
 
 def flags_summary(flags: Sequence[Flag]) -> str:
@@ -111,20 +135,23 @@ def load_compared(specs: Sequence[str], baseline: str | None, root: Path,
 
 
 def compare_report(runs: Sequence[Run], *, baseline: int = 0, metric: str = DEFAULT_METRIC,
-                   group: bool = False, all_keys: bool = False, spark_width: int = SPARK_WIDTH) -> Report:
-    """Everything `trickrun compare` prints. `baseline` indexes `runs`."""
+                   group: bool = False, all_keys: bool = False, width: int | None = None) -> Report:
+    """Everything `trickrun compare` prints. `baseline` indexes `runs`; `width` is the
+    terminal's (None: sparklines of the full SPARK_WIDTH)."""
     if group:
-        return _group_report(compare_groups(runs, baseline=baseline, metric=metric, all_keys=all_keys),
-                             all_keys, spark_width)
+        from .grouped import group_report
+
+        return group_report(compare_groups(runs, baseline=baseline, metric=metric, all_keys=all_keys),
+                            all_keys, width)
     analysis = compare_runs(runs, baseline=baseline, metric=metric, all_keys=all_keys)
     labels = [a.label for a in analysis.runs]
-    shown = [f"{label} (baseline)" if i == baseline and len(runs) > 1 else label
-             for i, label in enumerate(labels)]
+    shown = [baseline_header(label) if i == baseline and len(runs) > 1 else label for i, label in enumerate(labels)]
     sections = [
-        _diff_section(analysis.diff, shown, all_keys),
-        _results_section(analysis, shown),
-        _curves_section(analysis.runs, spark_width),
-        _diagnostics_section(analysis.runs, analysis.layers),
+        diff_section(analysis.diff, shown, all_keys, "run"),
+        _results_section(analysis, shown, runs),
+        curves_section("Curves", "run", labels, [a.curves for a in analysis.runs], width,
+                       [at_best_note(runs), f"{SPARK_MISSING} = no finite value"]),
+        diagnostics_section(analysis.runs, analysis.layers),
     ]
     records = []
     for i, a in enumerate(analysis.runs):
@@ -136,7 +163,12 @@ def compare_report(runs: Sequence[Run], *, baseline: int = 0, metric: str = DEFA
     return Report(sections, records)
 
 
-def _diff_section(diff: list[tuple[str, list[Any]]], names: list[str], all_keys: bool) -> Section:
+# --- config diff ---------------------------------------------------------------------------
+
+
+def diff_section(diff: list[tuple[str, list[Any]]], names: list[str], all_keys: bool, corner: str) -> Section:
+    """The differing keys, one row per key and a column per run (or group); narrow: one row per
+    run, its values as `key=value` words that wrap."""
     title = "Config" if all_keys else "Config diff"
     if not diff:
         if len(names) == 1:
@@ -146,7 +178,14 @@ def _diff_section(diff: list[tuple[str, list[Any]]], names: list[str], all_keys:
             note = "the configs are identical" + ("" if all_keys else " (--all lists them)")
         return Section(title, footer=[note])
     cells = [[Cell(fmt_config(v)) for v in values] for _, values in diff]
-    return orient(title, [k for k, _ in diff], names, cells, "key")
+    section = orient(title, [k for k, _ in diff], names, cells, "key")
+    section.narrow = Section(title, [corner, "config"],
+                             [[Cell(name), Cell(" ".join(f"{key}={label_value(values[i])}" for key, values in diff))]
+                              for i, name in enumerate(names)])
+    return section
+
+
+# --- results -------------------------------------------------------------------------------
 
 
 def _result_cells(analysis: Comparison, emphasised: str) -> list[list[Cell]]:
@@ -172,156 +211,128 @@ def _result_cells(analysis: Comparison, emphasised: str) -> list[list[Cell]]:
     return cells
 
 
-def _results_section(analysis: Comparison, names: list[str]) -> Section:
+def field_order(keys: Sequence[str], emphasised: str) -> list[str]:
+    """The results a narrow terminal may leave out, least important first: all but the
+    emphasised metric and test accuracy."""
+    rank = {key: i for i, key in enumerate((emphasised, *IMPORTANCE))}
+    return sorted((k for k in keys if k not in (emphasised, "test_acc")), key=lambda k: rank.get(k, len(rank)),
+                  reverse=True)
+
+
+def _results_section(analysis: Comparison, names: list[str], runs: Sequence[Run]) -> Section:
     emphasised = metric_field(analysis.metric)[0]
-    cells = _result_cells(analysis, emphasised)
-    many = len(names) > RUN_COLUMNS_MAX  # one row per run: short column headers
-    labels = [("▶ " if key == emphasised else "")
-              + (SHORT_LABELS.get(key, result_label(key)) if many else result_label(key))
-              for key, _ in analysis.fields]
-    baseline_label = analysis.runs[analysis.baseline].label
-    footer = []
-    if len(names) > 1 and many:
-        # a change in every cell would not fit; give the two that matter as columns of their own
-        keyed = dict(zip((k for k, _ in analysis.fields), cells))
-        directed = {k for k, d in analysis.fields if d is not None}
-        for key in dict.fromkeys([emphasised, "test_acc"]):
-            if key in keyed and key in directed:
-                labels.append(f"Δ {SHORT_LABELS.get(key, key)}")
-                cells.append([Cell(c.note.strip("()") or EMPTY) for c in keyed[key]])
-        for row in cells:
-            for c in row:
-                c.note = ""
-        footer.append(f"best of each column in bold; Δ: change against the baseline run {baseline_label}")
-    elif len(names) > 1:
-        footer.append(f"best of each row in bold; (±) change against the baseline run {baseline_label}")
-    return orient("Results", labels, names, cells, "", footer)
-
-
-def _curve_cells(curve: Curve, scale: tuple[float, float, bool], width: int) -> list[Cell]:
-    """The sparkline with its best epoch highlighted, and the value at that epoch."""
-    lo, hi, log = scale
-    line, pos = sparkline(curve.values, lo, hi, mark=curve.best, width=width, log=log)
-    at_best = EMPTY
-    if curve.best is not None:
-        at_best = f"{fmt_number(curve.best_value, curve.metric)} @ep{curve.best_epoch}"
-    return [Cell(line or EMPTY, mark=pos), Cell(at_best)]
-
-
-def _curves_table(title: str, corner: str, labels: list[str], curves: list[dict[str, Curve]],
-                  width: int, note: str) -> Section:
-    """One row per run or group, two columns (curve, value at best) per metric."""
-    metrics = list(curves[0]) if curves else []
-    columns, footer, scales = [corner], [], {}
-    for m in metrics:
-        scales[m] = spark_scale((v for c in curves for v in c[m].values), m)
-        lo, hi, log = scales[m]
-        columns += [f"{m} curve", f"{m} @best"]
-        footer.append(f"{m}{note}: {SPARK_CHARS[0]} {fmt_number(lo, m)} … "
-                      f"{SPARK_CHARS[-1]} {fmt_number(hi, m)}" + (" (log scale)" if log else ""))
-    rows = []
-    for label, by_metric in zip(labels, curves):
-        row = [Cell(label)]
-        for m in metrics:
-            row += _curve_cells(by_metric[m], scales[m], width)
-        rows.append(row)
-    return Section(title, columns, rows, footer)
-
-
-def _curves_section(runs: Sequence[RunAnalysis], width: int) -> Section:
-    section = _curves_table("Curves", "run", [a.label for a in runs], [a.curves for a in runs], width, "")
-    section.footer.append(f"@best: the value at the run's best epoch (highlighted in the terminal curve); "
-                          f"{SPARK_MISSING} = no finite value")
+    keys = [key for key, _ in analysis.fields]
+    footer = [emphasis_note(analysis.metric), at_best_note(runs)]
+    by_run = _results_by_run(analysis, names, emphasised, footer)
+    if len(names) > RUN_COLUMNS_MAX:
+        return by_run
+    labels = [(f"{EMPHASIS} " if key == emphasised else "") + result_label(key) for key in keys]
+    if len(names) > 1:
+        footer = [f"best of each row in bold; (±) change against the baseline run "
+                  f"{analysis.runs[analysis.baseline].label}"] + footer
+    section = orient("Results", labels, names, _result_cells(analysis, emphasised), "", footer)
+    section.narrow = by_run
     return section
 
 
-def _diagnostics_section(runs: Sequence[RunAnalysis], layers: list[str]) -> Section:
-    columns = ["run"] + [f"{name} grad first → last" for name in layers] + ["flags"]
-    rows = []
-    for a in runs:
-        row = [Cell(a.label)]
-        for name in layers:
-            first, last = a.grads[name]
-            row.append(Cell(EMPTY if first is None else f"{first:.2e} → {last:.2e}"))
-        row.append(Cell(flags_summary(a.flags) or "ok", style="bold red" if a.flags else "green"))
+def _results_by_run(analysis: Comparison, names: list[str], emphasised: str, notes: list[str]) -> Section:
+    """One row per run, short column headers; the change against the baseline, which would not
+    fit in every cell, in columns of its own for the two results that matter most."""
+    keys = [key for key, _ in analysis.fields]
+    cells = _result_cells(analysis, emphasised)
+    headers = [(f"{EMPHASIS} " if key == emphasised else "") + short_label(key) for key in keys]
+    footer = list(notes)
+    if len(names) > 1:
+        directed = {k for k, d in analysis.fields if d is not None}
+        for key in dict.fromkeys([emphasised, "test_acc"]):
+            if key in keys and key in directed:
+                headers.append(f"Δ {short_label(key)}")
+                cells.append([Cell(c.note.strip("()") or EMPTY) for c in cells[keys.index(key)]])
+        footer.insert(0, f"best of each column in bold; Δ: change against the baseline run "
+                         f"{analysis.runs[analysis.baseline].label}")
+    rows = [[Cell(name)] + [_without_note(row[c]) for row in cells] for c, name in enumerate(names)]
+    by_key = dict(zip(keys, headers))
+    return Section("Results", ["run"] + headers, rows, footer,
+                   optional=[by_key[k] for k in field_order(keys, emphasised)])
+
+
+def _without_note(cell: Cell) -> Cell:
+    return Cell(cell.text, best=cell.best, style=cell.style, mark=cell.mark)
+
+
+# --- curves --------------------------------------------------------------------------------
+
+
+def _at_best(curve: Curve) -> str:
+    if curve.best is None:
+        return EMPTY
+    return f"{fmt_number(curve.best_value, curve.metric)} @ep{curve.best_epoch}"
+
+
+def _spark_width(width: int | None, fixed: int, curves: int) -> int:
+    """The widest sparkline (up to SPARK_WIDTH, at least 8) that lets `curves` of them share
+    what `fixed` cells of other columns leave of the terminal's width."""
+    if width is None:
+        return SPARK_WIDTH
+    return max(8, min(SPARK_WIDTH, (width - fixed) // max(1, curves)))
+
+
+def _spark_cell(curve: Curve, scale: tuple[float, float, bool], width: int) -> Cell:
+    lo, hi, log = scale
+    line, pos = sparkline(curve.values, lo, hi, mark=curve.best, width=width, log=log)
+    return Cell(line or EMPTY, mark=pos)
+
+
+def curves_section(title: str, corner: str, labels: list[str], curves: list[dict[str, Curve]],
+                   width: int | None, notes: list[str], scale_note: str = "") -> Section:
+    """One row per run or group, two columns (curve, value at best) per metric; narrow: one row
+    per run and metric, with a longer curve."""
+    metrics = list(curves[0]) if curves else []
+    scales = {m: spark_scale((v for c in curves for v in c[m].values), m) for m in metrics}
+    footer = [f"{m}{scale_note}: {SPARK_CHARS[0]} {fmt_number(scales[m][0], m)} … "
+              f"{SPARK_CHARS[-1]} {fmt_number(scales[m][1], m)}" + (" (log scale)" if scales[m][2] else "")
+              for m in metrics]
+    footer += notes
+    label_width = max((len(word) for label in labels for word in label.split()), default=0)
+    at_best = max((len(_at_best(c[m])) for c in curves for m in metrics), default=0)
+    wide = _spark_width(width, label_width + len(metrics) * (at_best + 2 * GAP), len(metrics))
+    columns, rows = [corner], []
+    for m in metrics:
+        columns += [f"{m} curve", f"{m} @best"]
+    for label, by_metric in zip(labels, curves):
+        row = [Cell(label)]
+        for m in metrics:
+            row += [_spark_cell(by_metric[m], scales[m], wide), Cell(_at_best(by_metric[m]))]
         rows.append(row)
-    return Section("Diagnostics", columns, rows, [THRESHOLDS_NOTE])
+    long = _spark_width(width, label_width + max(map(len, metrics), default=0) + at_best + 3 * GAP, 1)
+    narrow_rows = []
+    for label, by_metric in zip(labels, curves):
+        for j, m in enumerate(metrics):
+            narrow_rows.append([Cell(label if j == 0 else ""), Cell(m), _spark_cell(by_metric[m], scales[m], long),
+                                Cell(_at_best(by_metric[m]))])
+    narrow = Section(title, [corner, "metric", "curve", "@best"], narrow_rows, footer)
+    return Section(title, columns, rows, footer, narrow=narrow)
 
 
-# --- compare --group ---------------------------------------------------------------------
+# --- diagnostics ---------------------------------------------------------------------------
 
 
-def _group_report(analysis: GroupComparison, all_keys: bool, width: int) -> Report:
-    groups, base_g = analysis.groups, analysis.baseline
-    names = [g.group.label + (" (baseline)" if i == base_g and len(groups) > 1 else "")
-             for i, g in enumerate(groups)]
-    sections = [
-        _diff_section(analysis.diff, names, all_keys),
-        _group_results_section(analysis, names),
-        _curves_table("Curves (mean over seeds)", "group", [g.group.label for g in groups],
-                      [g.curves for g in groups], width, " (mean over seeds)"),
-        _diagnostics_section(analysis.runs, analysis.layers),
-    ]
-    records = []
-    for i, g in enumerate(groups):
-        record: dict[str, Any] = {"group": g.group.label, "runs": [r.dirname for r in g.group.runs],
-                                  "n": len(g.group.runs), "seeds": [r.seed for r in g.group.runs],
-                                  "status": _status_counts(g.results)}
-        record.update({key: values[i] for key, values in analysis.diff})
-        for key, _ in analysis.fields:
-            record[f"{key}_mean"], record[f"{key}_sd"] = g.stats[key].mean, g.stats[key].sd
-        if analysis.welch is not None:  # on the non-baseline group: its test acc minus the baseline's
-            record.update(_welch_fields(analysis.welch if i != base_g else None))
-        records.append(record)
-    return Report(sections, records)
+def _grad_text(first: float | None, last: float | None) -> str:
+    return EMPTY if first is None else f"{first:.2e} → {last:.2e}"
 
 
-def _welch_fields(welch: WelchResult | None) -> dict[str, Any]:
-    if welch is None:
-        return dict.fromkeys(("welch_t", "welch_df", "welch_p", "beyond_seed_noise"))
-    return {"welch_t": welch.t, "welch_df": welch.df, "welch_p": welch.p,
-            "beyond_seed_noise": welch.significant}
-
-
-def _group_results_section(analysis: GroupComparison, names: list[str]) -> Section:
-    groups, base_g = analysis.groups, analysis.baseline
-    cells = [[Cell(str(len(g.group.runs))) for g in groups],
-             [Cell(", ".join(str(r.seed) for r in g.group.runs)) for g in groups],
-             [Cell(_status_counts(g.results)) for g in groups]]
-    for key, direction in analysis.fields:
-        stats = [g.stats[key] for g in groups]
-        best = best_flags([s.mean for s in stats], direction)
-        base = stats[base_g].mean
-        row = []
-        for i, (mean, sd, _) in enumerate(stats):
-            note = ""
-            if direction is not None and i != base_g and mean is not None and base is not None:
-                note = f"({fmt_delta(mean - base, key)})"
-            text = fmt_number(mean, key) + (f" ± {fmt_number(sd, key)}" if sd is not None else "")
-            row.append(Cell(text, best=best[i], note=note))
-        cells.append(row)
-    labels = ["n", "seeds", "status"] + [result_label(key) + " (mean ± sd)" for key, _ in analysis.fields]
-    footer = ["mean ± sample standard deviation over the seeds of each group"]
-    if len(groups) == 2:
-        other, base = groups[1 - base_g].group.label, groups[base_g].group.label
-        footer.append(welch_sentence(analysis.welch, other, base))
-    elif len(groups) > 2:
-        footer.append("significance is tested only when exactly two groups are compared")
-    return orient("Results by group", labels, names, cells, "", footer)
-
-
-def _status_counts(results: Sequence[Mapping[str, Any]]) -> str:
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[str(r["status"])] = counts.get(str(r["status"]), 0) + 1
-    return ", ".join(f"{k} {v}" if len(results) > 1 else k for k, v in counts.items())
-
-
-def welch_sentence(result: WelchResult | None, other: str, base: str) -> str:
-    if result is None:
-        return ("test acc: cannot tell a difference from seed noise; each group needs at least "
-                "2 runs with a test accuracy")
-    verdict = "larger than" if result.significant else "not larger than"
-    return (f"test acc {other} − {base} = {fmt_delta(result.mean_a - result.mean_b, 'acc')}: "
-            f"{verdict} the seed-to-seed noise (Welch's t = {result.t:.3g}, df = {result.df:.3g}, "
-            f"two-sided p = {result.p:.3g} {'<' if result.significant else '≥'} {SIGNIFICANCE_LEVEL})")
+def diagnostics_section(runs: Sequence[RunAnalysis], layers: list[str]) -> Section:
+    """Per run, each layer's gradient norm at the first and last epoch, and the flags; narrow:
+    one row per run and layer, the run's flags beside its first layer."""
+    columns = ["run"] + [f"{name} grad first → last" for name in layers] + ["flags"]
+    rows, narrow_rows = [], []
+    for a in runs:
+        flags = Cell(flags_summary(a.flags) or "ok", style="bold red" if a.flags else "green")
+        rows.append([Cell(a.label)] + [Cell(_grad_text(*a.grads[name])) for name in layers] + [flags])
+        own = [name for name in layers if a.grads[name][0] is not None] or [EMPTY]  # a shallower run: its layers
+        for j, name in enumerate(own):
+            grads = a.grads.get(name, (None, None))
+            narrow_rows.append([Cell(a.label if j == 0 else ""), Cell(name), Cell(_grad_text(*grads)),
+                                flags if j == 0 else Cell("")])
+    narrow = Section("Diagnostics", ["run", "layer", "grad first → last", "flags"], narrow_rows, [THRESHOLDS_NOTE])
+    return Section("Diagnostics", columns, rows, [THRESHOLDS_NOTE], narrow=narrow)
