@@ -93,5 +93,5 @@ def test_the_sweep_bar_and_cell_lines_fit_the_terminal(width):
     progress.close()
     out = lines_of(con)
     assert all(cell_len(line) <= width for line in out), out
-    assert f"cell 7 {LONG_CELL}: completed, " in out[0] and "test acc 0.9735" in " ".join(out)
+    assert f"cell 7 {LONG_CELL}: completed, " in out[1] and "test acc 0.9735" in " ".join(out)
     assert any(line.startswith("cells") and "8/12" in line and "failed 0  running 0" in line for line in out)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from .analyze import GroupComparison, best_flags, metric_field
-from .compare import (
+from .sections import (
     EMPHASIS,
     at_best_note,
     baseline_header,

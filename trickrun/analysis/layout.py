@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 from rich.cells import cell_len
 
-if TYPE_CHECKING:
-    from .render import Cell, Section
+from .document import Cell, Section
 
 GAP = 2  # cells between two columns
 WRAPPING_COLUMNS = ("flags", "flag", "value", "config", "runs", "cell")  # free text: wraps at spaces

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from enum import Enum
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -20,6 +20,7 @@ from rich.text import Text
 from ..metrics import higher_is_better
 from ..rundir.format import Status
 from ..rundir.writer import to_json
+from .document import Cell, Report, Section
 from .layout import Layout, cell_text, fit
 
 RICH_ROWS_MAX = 500  # tables longer than this are printed as plain aligned text
@@ -54,44 +55,7 @@ class OutputFormat(str, Enum):
 
 
 # ---------------------------------------------------------------------------------------
-# A neutral document model: sections of cells, rendered by rich or as Markdown.
-
-
-@dataclass
-class Cell:
-    text: str
-    best: bool = False  # the best value of its row (or column): highlighted
-    note: str = ""  # shown dimmed after the text, e.g. the change against the baseline
-    style: str = ""  # rich style of the text
-    mark: int | None = None  # index of one character to highlight (a sparkline's best epoch)
-
-
-@dataclass
-class Section:
-    title: str
-    columns: list[str] = field(default_factory=list)
-    rows: list[list[Cell]] = field(default_factory=list)
-    footer: list[str] = field(default_factory=list)  # lines after the table
-    text: str | None = None  # a preformatted block instead of a table
-    language: str = ""  # of `text`, for Markdown fences
-    empty: str | None = None  # printed alone, instead of the title, on a terminal when there are no rows
-    # For a terminal narrower than the table (layout.py): abbreviations of long column headers,
-    # columns that may be left out (the least important first), and the same content laid out
-    # another way (e.g. one row per run instead of one column per run).
-    short: dict[str, str] = field(default_factory=dict)
-    optional: list[str] = field(default_factory=list)
-    narrow: "Section | None" = None
-    label: int = 0  # the column of row labels: never left out; wraps at its spaces when it must
-
-
-@dataclass
-class Report:
-    """What a command prints: sections (table, Markdown) and records (CSV, JSON); `document`,
-    when set, is the one JSON object printed instead of the records."""
-
-    sections: list[Section]
-    records: list[dict[str, Any]] = field(default_factory=list)
-    document: dict[str, Any] | None = None
+# The document model (document.py) drawn by rich or written as Markdown.
 
 
 def status_cell(status: Any) -> Cell:

@@ -11,7 +11,7 @@ from ..config import dump_yaml
 from ..metrics import METRIC_KEYS
 from ..rundir.reader import Run
 from .analyze import RESULT_FIELDS, diagnose, flatten, run_curve
-from .compare import THRESHOLDS_NOTE, at_best_note, result_label
+from .sections import THRESHOLDS_NOTE, at_best_note, result_label
 from .layout import GAP
 from .render import (
     EMPTY,
