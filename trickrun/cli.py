@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
-from .analysis.analyze import run_labels
 from .analysis.compare import compare_report, load_compared
 from .analysis.listing import SortKey, ls_output, sort_entries
 from .analysis.render import OutputFormat, report_output
@@ -318,7 +317,8 @@ PlotOption = Annotated[
     Optional[Path],
     typer.Option(
         "--plot",
-        help="Also write a PNG figure of losses, accuracies, learning rate and per-layer gradient norms.",
+        help="Also write a PNG figure: training and validation loss on one panel and accuracy on another, "
+        "the learning rate, and per-layer gradient norms.",
         show_default=False,
         dir_okay=False,
     ),
@@ -364,8 +364,9 @@ def compare(
     ] = "val_acc",
     group: Annotated[
         bool,
-        typer.Option("--group", help="Merge runs that differ only in seed: mean ± sd and n; with two groups, "
-                     "Welch's t-test on test accuracy."),
+        typer.Option("--group", help="Merge runs that differ only in seed into groups labelled by the config "
+                     "values that differ: mean ± sd and n, each group's test accuracy against the baseline's "
+                     "(Welch's t-test); --plot draws one line per group with a ± sd band."),
     ] = False,
     all_keys: Annotated[
         bool, typer.Option("--all", help="Show every config key, not only those that differ.")
@@ -384,9 +385,9 @@ def compare(
     report = compare_report(loaded, baseline=base_index, metric=metric, group=group, all_keys=all_keys,
                             width=console.width)
     if plot is not None:
-        from .analysis.plots import plot_runs
+        from .analysis.plots import plot_comparison
 
-        plot_runs(loaded, plot, labels=run_labels(loaded))
+        plot_comparison(loaded, plot, group)
     report_output(report, fmt, console)
     if plot is not None:
         err_console.print(f"wrote {plot}", highlight=False)
