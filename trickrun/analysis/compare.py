@@ -64,7 +64,8 @@ def compare_report(runs: Sequence[Run], *, baseline: int = 0, metric: str = DEFA
         diff_section(analysis.diff, shown, all_keys, "run"),
         _results_section(analysis, shown, runs),
         curves_section("Curves", "run", labels, [a.curves for a in analysis.runs], width,
-                       [at_best_note(runs), f"{SPARK_MISSING} = no finite value"]),
+                       [f"@best: as in Results, the value at the run's best epoch (highlighted in the terminal "
+                        f"curve); {SPARK_MISSING} = no finite value"]),
         diagnostics_section(analysis.runs, analysis.layers),
     ]
     records = []
