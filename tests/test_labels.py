@@ -74,9 +74,11 @@ def test_show_writes_seconds_as_seconds_and_nested_fields_one_per_row(root):
     summary = json.loads(path.read_text())
     summary["train_s"] = 5.80232
     summary["divergence"] = {"epoch": 4, "batch": 17, "layer": "hidden2"}
+    summary["members"] = [{"run": "m0", "test": {"acc": 0.98}}]  # as an ensemble's summary lists them
     path.write_text(json.dumps(summary))
     out = invoke("show", "baseline", "-f", "markdown").stdout
     assert "| train time (s) | 5.8 |" in out and "5.80232" not in out
+    assert "| members[0].run | m0 |" in out and "| members[0].test.acc | 0.9800 |" in out
     assert "| versions.numpy | 2 |" in out and "| divergence.layer | hidden2 |" in out
     assert "{" not in out[out.index("### Summary"):out.index("### Epochs")]
 

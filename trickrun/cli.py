@@ -458,7 +458,7 @@ def list_runs(
     reverse: Annotated[bool, typer.Option("--reverse", "-r", help="Reverse the order.")] = False,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """List runs: name, status, epochs, best val acc, test acc, started, duration.
+    """List runs: name, status, epochs, val acc @best, test acc, started, duration.
 
     Example: trickrun ls --sort test_acc --format csv
     """

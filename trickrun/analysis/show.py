@@ -94,14 +94,24 @@ def _summary_section(run: Run, results: dict[str, Any]) -> Section:
 def summary_fields(summary: dict[str, Any]) -> list[tuple[str, str]]:
     """The summary's other fields, readable: nested ones one row per dotted key
     (`versions.numpy`), seconds as the results show them, a missing value as —."""
+    rest = {}
+    for key, value in summary.items():
+        if key in _SHOWN:
+            continue
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            rest.update({f"{key}[{i}]": v for i, v in enumerate(value)})  # an ensemble's members
+        else:
+            rest[key] = value
     rows = []
-    for key, value in flatten({k: v for k, v in summary.items() if k not in _SHOWN}).items():
+    for key, value in flatten(rest).items():
         if key.endswith("_s") and isinstance(value, (int, float)) and not isinstance(value, bool):
             text = fmt_seconds(value)
         elif value is None:
             text = EMPTY
         elif isinstance(value, (list, dict)):
             text = ", ".join(fmt_config(v) for v in value) if isinstance(value, list) else fmt_config(value)
+        elif isinstance(value, float):
+            text = fmt_number(value, key)  # a loss or accuracy as the results rows write it
         else:
             text = fmt_config(value)
         rows.append((SUMMARY_LABELS.get(key, key.replace("_s", " (s)") if key.endswith("_s") else key), text))
