@@ -158,3 +158,9 @@ def test_ensemble_takes_the_newest_of_a_shared_name(fake_data, tmp_path):
     assert result.exit_code == 0, result.output
     assert [m["run"] for m in json.loads(result.stdout)["members"]] == ["m-20240501-130000", "other-20240501-120000"]
     assert "note: 'm' matches 2 runs" in result.stderr
+
+
+def test_a_folder_named_with_a_tilde_is_taken_as_it_is(root):
+    make_run(root, "odd", stamp="20261127-180000")
+    (root / "odd-20261127-180000").rename(root / "odd~1")
+    assert resolve_run("odd~1", root, ambiguous="newest") == [root / "odd~1"]

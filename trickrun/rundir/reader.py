@@ -280,7 +280,7 @@ def resolve_run(spec: str, root: Path, *, ambiguous: Ambiguous | str = Ambiguous
     if os.sep in spec or (os.altsep and os.altsep in spec):
         raise ConfigError(f"run {spec!r} not found: no such folder")
     older = _OLDER.fullmatch(spec)
-    if older:
+    if older and not (root / spec).is_dir():  # a folder someone named with a "~" is taken as it is
         return [_older_run(older["spec"], int(older["k"]), root, note)]
     kind, found = _named(spec, root)
     if len(found) > 1 and ambiguous is Ambiguous.REFUSE:
