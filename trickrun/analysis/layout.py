@@ -7,11 +7,12 @@ a number, and using the room when there is more.
    values (a word is never cut);
 3. the section's abbreviations (`Section.short`), spelled out in a legend line under the table;
 each first for the section itself and then for its narrow form (`Section.narrow`, e.g. one row
-per run instead of one column per run). Then row labels (`Section.label`, the first column by
-default) wrap at their spaces,
-and after that the optional columns (`Section.optional`) are left out, least important first,
-with a line under the table naming them. Row labels are never left out; a label folds only when
-one of its words is wider than the whole width.
+per run instead of one column per run). Then the optional columns (`Section.optional`) are left
+out, least important first, with a line under the table naming them; if even that does not fit,
+row labels (`Section.label`, the first column by default) wrap at their spaces and the columns
+come back as far as they fit. Row labels are never left out; a label folds only when a single
+word of it is wider than the whole width. The room a fitted table leaves goes to fewer header
+lines; free text (flags, a summary's values) wraps at its spaces in what is left.
 
 Widths are terminal cells (rich's cell_len); columns are GAP cells apart, with no edge and no
 padding after the last column (draw_tables trims every line).

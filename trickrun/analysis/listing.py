@@ -14,8 +14,8 @@ from .render import EMPTY, Cell, OutputFormat, Report, Section, fmt_duration, fm
 COLUMNS = ["name", "status", "epochs", "val acc @best", "test acc", "started", "duration"]
 OPTIONAL = ["started", "duration", "epochs", "val acc @best"]  # left out first on a narrow terminal
 SHORT = {"epochs": "ep"}
-AT_BEST_NOTE = ("val acc @best: at the run's best epoch, the one early stopping kept (by early_stopping.monitor), "
-                "not the best value")
+AT_BEST_NOTE = ("val acc @best: at the run's best epoch, the one early stopping kept (by early_stopping.monitor); "
+                "it may have been higher at another")
 
 
 class SortKey(str, Enum):

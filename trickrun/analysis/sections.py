@@ -5,7 +5,6 @@ for a small terminal (layout.py), and the labels and legends the results tables 
 
 from __future__ import annotations
 
-import re
 from typing import Any, Sequence
 
 from ..rundir.reader import Run
@@ -63,14 +62,15 @@ def short_label(key: str) -> str:
 
 
 def baseline_header(label: str) -> str:
-    """The baseline's column header: its label marked, unless the label already says it."""
-    return label if re.search(r"\bbaseline\b", label) else f"{label} (baseline)"
+    """The baseline's column header: its label marked, unless the label already says it (a run
+    named baseline, `baseline s0`)."""
+    return label if label.split()[:1] == ["baseline"] else f"{label} (baseline)"
 
 
 def at_best_note(runs: Sequence[Run]) -> str:
     monitors = sorted({r.monitor() for r in runs})
     by = f"by early_stopping.monitor, {monitors[0]}" if len(monitors) == 1 else "by each run's early_stopping.monitor"
-    return f"@best: at the best epoch, the one early stopping kept ({by}), not the best value of the metric"
+    return f"@best: at the best epoch, the one early stopping kept ({by}); another epoch may have been better"
 
 
 def emphasis_note(metric: str) -> str:
