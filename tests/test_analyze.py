@@ -65,20 +65,33 @@ def test_compare_groups_gives_mean_sd_n_and_welch(tmp_path: Path) -> None:
     got = analyze.compare_groups(seed_runs(tmp_path), baseline=0)
     assert _plain(got)
     adam, sgd = got.groups
-    assert (adam.group.label, sgd.group.label, got.baseline) == ("adam", "sgd", 0)
+    # labelled by the config values that differ between the groups, as the sweep leaderboard labels them
+    assert (adam.group.label, sgd.group.label, got.baseline) == (
+        "optimizer.name=adam optimizer.lr=0.001", "optimizer.name=sgd optimizer.lr=0.1", 0)
     stat = adam.stats["test_acc"]
     assert stat.n == 3 and stat.mean == pytest.approx(sum(ADAM_ACCS) / 3)
     assert stat.sd == pytest.approx(math.sqrt(7e-6 / 3))
     assert "status" not in adam.stats
     expected = welch_t_test(SGD_ACCS, ADAM_ACCS)  # the other group minus the baseline's
-    assert (got.welch.t, got.welch.df, got.welch.p) == (expected.t, expected.df, expected.p)
+    assert got.verdicts[0] is None and got.verdicts[1].word == "worse"
+    welch = got.verdicts[1].welch
+    assert (welch.t, welch.df, welch.p) == (expected.t, expected.df, expected.p)
     assert got.diff == [("optimizer.name", ["adam", "sgd"]), ("optimizer.lr", [0.001, 0.1])]
 
 
-def test_three_groups_have_no_welch_test(tmp_path: Path) -> None:
+def test_every_group_is_judged_against_the_baseline_group(tmp_path: Path) -> None:
     runs = seed_runs(tmp_path) + [load_run(make_run(tmp_path, "rms", **{"optimizer.name": "rmsprop"}))]
-    got = analyze.compare_groups(runs, baseline=6)  # the rms run
-    assert len(got.groups) == 3 and got.baseline == 2 and got.welch is None
+    got = analyze.compare_groups(runs, baseline=6)  # the rms run, alone in its group
+    assert len(got.groups) == 3 and got.baseline == 2
+    assert [str(v) for v in got.verdicts] == ["n < 2", "n < 2", "None"]
+    got = analyze.compare_groups(runs, baseline=3)  # sgd: adam is judged against it, rms cannot be
+    assert [v.word if v else None for v in got.verdicts] == ["better", None, "n < 2"]
+
+
+def test_a_single_group_is_labelled_by_the_name_its_runs_share(tmp_path: Path) -> None:
+    runs = [load_run(make_run(tmp_path, f"base_s{s}", seed=s, stamp=f"20240501-12000{s}")) for s in range(3)]
+    assert [g.label for g in analyze.group_runs(runs)] == ["base"]
+    assert analyze.group_runs(runs[:1])[0].label == "base_s0"
 
 
 def test_mean_curve_is_marked_at_the_best_of_the_mean(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from runfactory import DEAD_PID, LAYERS, curve_records, make_run
 from trickrun.analysis import analyze
 from trickrun.analysis.compare import flags_summary
 from trickrun.analysis.render import SPARK_CHARS, SPARK_MISSING, sparkline
+from trickrun.analysis.significance import RULE
 from trickrun.analysis.stats import welch_t_test
 from trickrun.cli import app
 from trickrun.rundir.reader import load_run
@@ -167,7 +168,7 @@ def test_group_runs_merges_seeds_only(tmp_path: Path) -> None:
     runs = [load_run(make_run(tmp_path, "adam", seed=s, stamp=f"20240501-12000{s}")) for s in range(3)]
     runs.append(load_run(make_run(tmp_path, "adam-wd", seed=0, **{"regularization.l2": 1e-4})))
     groups = analyze.group_runs(runs)
-    assert [(g.label, len(g.runs)) for g in groups] == [("adam", 3), ("adam-wd", 1)]
+    assert [(g.label, len(g.runs)) for g in groups] == [("regularization.l2=0.0", 3), ("regularization.l2=0.0001", 1)]
 
 
 # --- compare through the CLI -------------------------------------------------------------
@@ -302,7 +303,7 @@ def test_compare_diagnostics_flag_in_output(root: Path) -> None:
     ("args", "needle"),
     [
         (["nothing"], "'nothing' matches no run"),
-        (["a"], "prefix 'a' matches 2 runs"),
+        (["adam~1"], "'adam~1': run name 'adam' matches 1 run"),
         (["notes"], "not a run directory"),
         (["adam", "nothing*"], "glob 'nothing*' matches nothing"),
         (["adam", "--baseline", "zzz"], "'zzz' matches no run"),
@@ -336,32 +337,36 @@ def test_group_json_has_mean_sd_n_and_welch(root: Path, seeds) -> None:
     result = invoke("compare", str(root / "*"), "--group", "-f", "json")
     assert result.exit_code == 0, result.stderr
     adam, sgd = json.loads(result.stdout)
-    assert (adam["group"], adam["n"], adam["seeds"]) == ("adam", 3, [0, 1, 2])
+    assert (adam["group"], adam["n"], adam["seeds"]) == ("optimizer.name=adam optimizer.lr=0.001", 3, [0, 1, 2])
     assert adam["test_acc_mean"] == pytest.approx(sum(ADAM_ACCS) / 3)
     assert adam["test_acc_sd"] == pytest.approx(math.sqrt(7e-6 / 3))
     assert "optimizer.name" in adam and "seed" not in adam
     expected = welch_t_test(SGD_ACCS, ADAM_ACCS)  # the other group minus the baseline
-    assert adam["welch_p"] is None
+    assert adam["welch_p"] is None and adam["verdict"] is None
     assert sgd["welch_t"] == pytest.approx(expected.t) and sgd["welch_t"] < 0
     assert sgd["welch_df"] == pytest.approx(expected.df)
     assert sgd["welch_p"] == pytest.approx(expected.p) and sgd["beyond_seed_noise"] is True
+    assert sgd["verdict"] == "worse"
 
 
 def test_group_markdown_says_whether_the_difference_beats_seed_noise(root: Path, seeds) -> None:
     out = invoke("compare", "adam-*", "sgd-*", "--group", "-f", "markdown").stdout
     assert "| n | 3 | 3 |" in out
     assert "| test acc (mean ± sd) | **0.9743 ± 0.0015** | 0.9650 ± 0.0030 (-0.0093) |" in out
-    assert "larger than the seed-to-seed noise" in out and "Welch" in out
+    p = welch_t_test(SGD_ACCS, ADAM_ACCS).p
+    assert f"| test acc vs baseline | baseline | worse (p={p:.2g}) |" in out
+    assert RULE in " ".join(out.split()) and "against the baseline group" in out
 
 
 def test_group_with_single_runs_cannot_test(root: Path, two) -> None:
-    out = invoke("compare", "adam", "sgd", "--group").stdout
-    assert "cannot tell" in out
+    out = invoke("compare", "adam", "sgd", "--group", "-f", "markdown").stdout
+    assert "| test acc vs baseline | baseline | n < 2 |" in out and "n < 2: too few runs" in out
 
 
 def test_group_csv_parses(root: Path, seeds) -> None:
     rows = list(csv.DictReader(io.StringIO(invoke("compare", "adam-*", "sgd-*", "--group", "-f", "csv").stdout)))
-    assert [r["group"] for r in rows] == ["adam", "sgd"] and rows[1]["beyond_seed_noise"] == "true"
+    assert [r["group"] for r in rows] == ["optimizer.name=adam optimizer.lr=0.001", "optimizer.name=sgd optimizer.lr=0.1"]
+    assert rows[1]["beyond_seed_noise"] == "true"
     assert json.loads(rows[0]["runs"])[0].startswith("adam-")
 
 
@@ -484,10 +489,11 @@ def test_show_of_a_run_with_no_summary(root: Path) -> None:
     assert result.exit_code == 0 and "incomplete" in result.stdout and "no summary.json" in result.stdout
 
 
-def test_show_ambiguous_is_exit_2(root: Path, two) -> None:
+def test_show_of_a_shared_name_shows_the_newest_and_says_so(root: Path, two) -> None:
     make_run(root, "adam", stamp="20240601-120000")
-    result = invoke("show", "adam")
-    assert result.exit_code == 2 and "matches 2 runs" in result.stderr
+    result = invoke("show", "adam", "-f", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["run"] == "adam-20240601-120000"
+    assert "matches 2 runs: using the newest" in result.stderr
 
 
 def test_every_inspection_option_has_help() -> None:

@@ -1,5 +1,6 @@
 """The sweep leaderboard ranks best first by the monitored validation metric: the highest
-val_acc, or the lowest val_loss, never by test accuracy."""
+val_acc, or the lowest val_loss, never by test accuracy; it states its rule of significance (the
+one `compare --group` states) and explains a worse group ranked above a tied one."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 
 from runfactory import make_run
 from trickrun.analysis.leaderboard import leaderboard, leaderboard_section
+from trickrun.analysis.significance import RULE
 from trickrun.rundir.reader import load_run
 
 # (learning rate, final val accuracy, test accuracy): the better validation, the worse test,
@@ -26,3 +28,28 @@ def test_the_leaderboard_puts_the_best_validation_first(tmp_path, monitor):
     assert means == sorted(means, reverse=monitor == "val_acc")  # higher accuracy / lower loss first
     section = leaderboard_section(runs, "leaderboard")
     assert [row[1].text for row in section.rows][0] == "optimizer.lr=0.01" and section.rows[0][2].best
+
+
+def test_a_worse_group_ranked_above_a_tied_one_is_explained(tmp_path):
+    # best val_loss = 0.0299 + 2 (1 - final_acc): A leads; B is a little behind with almost no
+    # spread (worse); C's mean is further behind but its two seeds disagree (tied)
+    accs = {"a": (0.950, 0.9501, 0.9502), "b": (0.945, 0.9451, 0.9452), "c": (0.97, 0.90, 0.93)}
+    runs = [load_run(make_run(tmp_path, f"g{key}", seed=seed, stamp=f"20240501-12000{seed}", final_acc=acc,
+                              **{"optimizer.lr": 0.1 * (1 + "abc".index(key))}))
+            for key, pair in accs.items() for seed, acc in enumerate(pair)]
+    _, ranked = leaderboard(runs)
+    assert [s.label for s in ranked] == ["optimizer.lr=0.1", "optimizer.lr=0.2", "optimizer.lr=0.3"]
+    assert [s.verdict.word for s in ranked[1:]] == ["worse", "tied"]
+    section = leaderboard_section(runs, "leaderboard")
+    footer = " ".join(section.footer)
+    assert "ranked by the mean best val_loss over seeds alone" in footer
+    assert RULE in footer and "against the leader (#1)" in footer
+    assert "#2 ranks above #3 by its mean, yet is worse while #3 is tied" in footer
+
+
+def test_without_an_inversion_the_table_says_only_the_rule(tmp_path):
+    runs = [load_run(make_run(tmp_path, f"g{lr}", seed=seed, stamp=f"20240501-12000{seed}",
+                              final_acc=0.95 - lr / 10 + seed / 1000, **{"optimizer.lr": lr}))
+            for lr in (0.1, 0.2) for seed in (0, 1)]
+    footer = " ".join(leaderboard_section(runs, "leaderboard").footer)
+    assert RULE in footer and "ranks above" not in footer

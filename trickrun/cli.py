@@ -15,17 +15,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from .version import __version__
-from .analysis.analyze import curve_metrics, run_labels
 from .analysis.compare import compare_report, load_compared
 from .analysis.listing import SortKey, ls_output, sort_entries
-from .analysis.render import OutputFormat, report_output, spark_width
+from .analysis.render import OutputFormat, report_output
 from .analysis.show import show_output
 from .clihelp import Command
 from .config import dump_yaml, load_config, short
 from .ensemble import EnsembleFormat
 from .errors import ConfigError, TrickrunError
-from .housekeeping.export import ExportFormat
-from .rundir.reader import load_run, resolve_run, resolve_runs, scan_runs
+from .rundir.reader import Ambiguous, load_run, resolve_run, resolve_runs, scan_runs
 from .rundir.writer import runs_root, to_json
 
 # Heavy modules stay out of start-up: the training stack (.api) and matplotlib (.analysis.plots)
@@ -148,9 +146,13 @@ def _print_result(result, quiet: bool, json_: bool) -> None:
         raise typer.Exit(result.exit_code)
 
 
+def _note(message: str) -> None:
+    err_console.print(f"note: {escape(message)}", soft_wrap=True, highlight=False)
+
+
 def _one_run(spec: str, runs_dir: Path | None, command: str) -> Path:
-    """The single run directory `spec` names (a path, a name or a unique prefix)."""
-    paths = resolve_run(spec, runs_root(runs_dir))
+    """The single run directory `spec` names (a path, a name or prefix: its newest run, NAME~K)."""
+    paths = resolve_run(spec, runs_root(runs_dir), ambiguous=Ambiguous.NEWEST, note=_note)
     if len(paths) != 1:
         raise ConfigError(f"{spec!r} matches {len(paths)} runs; {command} takes one")
     return paths[0]
@@ -172,7 +174,7 @@ def _result_line(summary: dict) -> str:
 @app.command(cls=Command)
 @reports_errors
 def resume(
-    run: Annotated[str, typer.Argument(help="The run to continue: its directory, or its name or a unique prefix under the runs folder.", show_default=False)],
+    run: Annotated[str, typer.Argument(help="The run to continue: its directory, or its name or a prefix under the runs folder (the newest run of a shared name; NAME~1 the one before it).", show_default=False)],
     runs_dir: RunsDirOption = None,
     quiet: QuietOption = False,
     json_: JsonOption = False,
@@ -339,7 +341,8 @@ PlotOption = Annotated[
     Optional[Path],
     typer.Option(
         "--plot",
-        help="Also write a PNG figure of losses, accuracies, learning rate and per-layer gradient norms.",
+        help="Also write a PNG figure: training and validation loss on one panel and accuracy on another, "
+        "the learning rate, and per-layer gradient norms.",
         show_default=False,
         dir_okay=False,
     ),
@@ -367,8 +370,8 @@ def compare(
         Optional[list[str]],
         typer.Argument(
             metavar="[RUN]...",
-            help="Runs: a run directory, a run name or unique prefix under the runs folder, or a glob "
-            "such as 'runs/adam-*'.",
+            help="Runs: a run directory, a run name or prefix under the runs folder (the newest run of a "
+            "shared name; NAME~1 the one before it), or a glob such as 'runs/adam-*' (every run it matches).",
             show_default=False,
         ),
     ] = None,
@@ -386,8 +389,9 @@ def compare(
     ] = "val_acc",
     group: Annotated[
         bool,
-        typer.Option("--group", help="Merge runs that differ only in seed: mean ± sd and n; with two groups, "
-                     "Welch's t-test on test accuracy."),
+        typer.Option("--group", help="Merge runs that differ only in seed into groups labelled by the config "
+                     "values that differ: mean ± sd and n, each group's test accuracy against the baseline's "
+                     "(Welch's t-test); --plot draws one line per group with a ± sd band."),
     ] = False,
     all_keys: Annotated[
         bool, typer.Option("--all", help="Show every config key, not only those that differ.")
@@ -401,17 +405,17 @@ def compare(
     Example: trickrun compare 'runs/adam-*' sgd --baseline sgd --group --plot compare.png
     """
     specs = _with_sweep(runs, sweep, runs_dir)
-    loaded, base_index = load_compared(specs, baseline, runs_root(runs_dir))
+    loaded, base_index = load_compared(specs, baseline, runs_root(runs_dir), _note)
     if len(loaded) == 1 and len(specs) > 1:
         raise ConfigError(_one_run_named(specs, loaded[0].dirname))
     _warn(w for run in loaded for w in run.warnings)
     console = _stdout()
     report = compare_report(loaded, baseline=base_index, metric=metric, group=group, all_keys=all_keys,
-                            spark_width=spark_width(console, len(curve_metrics(metric))))
+                            width=console.width)
     if plot is not None:
-        from .analysis.plots import plot_runs
+        from .analysis.plots import plot_comparison
 
-        plot_runs(loaded, plot, labels=run_labels(loaded))
+        plot_comparison(loaded, plot, group)
     report_output(report, fmt, console)
     if plot is not None:
         err_console.print(f"wrote {plot}", highlight=False)
@@ -433,8 +437,8 @@ def ensemble(
         Optional[list[str]],
         typer.Argument(
             metavar="[RUN]...",
-            help="Two or more trained runs, named as for compare: run directories, run names or unique "
-            "prefixes under the runs folder, or globs such as 'runs/adam-*'. They must share data.dataset, "
+            help="Two or more trained runs, named as for compare: run directories, run names or "
+            "prefixes under the runs folder (the newest of a shared name; NAME~1 the one before it), or globs such as 'runs/adam-*'. They must share data.dataset, "
             "data.scale, data.val_size, data.split_seed (and data.train_limit with scale standard).",
             show_default=False,
         ),
@@ -471,7 +475,7 @@ def ensemble(
         usable, left_out = sweep_members(sweep, runs_dir)
         specs += [str(p) for p in usable]
         _warn(left_out)
-    result = evaluate_runs(specs, root)
+    result = evaluate_runs(specs, root, _note)
     _warn(result.warnings)
     saved = save_ensemble(root, save, result) if save is not None else None
     ensemble_output(result, fmt, _stdout(), saved)
@@ -491,7 +495,7 @@ def list_runs(
     reverse: Annotated[bool, typer.Option("--reverse", "-r", help="Reverse the order.")] = False,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """List runs: name, status, epochs, best val acc, test acc, started, duration.
+    """List runs: name, status, epochs, val acc @best, test acc, started, duration.
 
     Example: trickrun ls --sort test_acc --format csv
     """
@@ -534,7 +538,8 @@ def _sort_key(text: str) -> SortKey:
 def show(
     run: Annotated[
         str,
-        typer.Argument(metavar="RUN", help="A run directory, a run name or unique prefix under the runs folder.",
+        typer.Argument(metavar="RUN", help="A run directory, or a run name or prefix under the runs folder (the newest run of a shared "
+                       "name; NAME~1 the one before it).",
                        show_default=False),
     ],
     fmt: FormatOption = OutputFormat.table,

@@ -29,7 +29,7 @@ import zlib
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from rich.console import Console
@@ -39,7 +39,7 @@ from .config import dump_yaml, load_config
 from .errors import ConfigError, RunDirError
 from .rundir.files import effective_status, read_config, read_summary
 from .rundir.format import CONFIG_FILE, FINAL, MODEL_FILE, RESUMABLE, SUMMARY_FILE, Status
-from .rundir.reader import resolve_runs
+from .rundir.reader import Ambiguous, resolve_runs
 from .rundir.writer import create_run_dir, environment, write_atomic, write_json
 
 KIND = "ensemble"  # config.yaml's `kind` of a saved ensemble
@@ -137,12 +137,13 @@ def ensemble_scores(models: Sequence[Any], x: np.ndarray, y: np.ndarray) -> tupl
 # Members: finding them, loading them, checking they fit together.
 
 
-def member_paths(specs: Sequence[str], root: Path) -> list[Path]:
-    """The run directories RUN arguments name, each once: what `compare` takes (paths, names,
-    prefixes, globs). The hook for more kinds of spec (a sweep's runs) is here."""
+def member_paths(specs: Sequence[str], root: Path, note: Callable[[str], None] | None = None) -> list[Path]:
+    """The run directories RUN arguments name, each once: what `compare` takes (paths, names or
+    prefixes, the newest run of a shared name, `note` told, globs). The hook for more kinds of
+    spec (a sweep's runs) is here."""
     if not specs:
         raise ConfigError(f"give at least {MIN_MEMBERS} RUNs, or --sweep NAME")
-    paths = resolve_runs(specs, root)
+    paths = resolve_runs(specs, root, ambiguous=Ambiguous.NEWEST, note=note)
     if len(paths) < MIN_MEMBERS:
         named = ", ".join(p.name for p in paths)
         raise ConfigError(f"an ensemble needs at least {MIN_MEMBERS} runs; the RUN arguments name "
@@ -246,12 +247,13 @@ def _status_warnings(members: Sequence[Member]) -> list[str]:
             for m in members if m.status not in AVERAGEABLE]
 
 
-def evaluate_runs(specs: Sequence[str], root: Path) -> EnsembleResult:
-    """Resolve, load and check the members, load the shared test set once, and score them."""
+def evaluate_runs(specs: Sequence[str], root: Path, note: Callable[[str], None] | None = None) -> EnsembleResult:
+    """Resolve, load and check the members (`note` is told which run a shared name means),
+    load the shared test set once, and score them."""
     from .data.load import load_dataset
 
     started = time.perf_counter()
-    members = [load_member(p) for p in member_paths(specs, root)]
+    members = [load_member(p) for p in member_paths(specs, root, note)]
     data = shared_data(members)
     data_cfg = load_config({"data": data}).data  # validated, as training would see it
     dataset = load_dataset(data_cfg)
@@ -293,7 +295,7 @@ def ensemble_section(result: EnsembleResult) -> Section:
     rows[-1][0].style = "bold"
     footer = [f"soft voting over {len(result.members)} runs on {result.n_test} test examples; the ensemble's "
               f"loss is the cross-entropy of the averaged probabilities (clipped at {PROB_FLOOR:g})"]
-    return Section("Ensemble (test set)", ["run", "seed", "test acc", "test loss"], rows, footer)
+    return Section("Ensemble (test set)", ["run", "seed", "test acc", "test loss"], rows, footer, optional=["seed"])
 
 
 def ensemble_output(result: EnsembleResult, fmt: EnsembleFormat, console: Console,

@@ -1,6 +1,6 @@
-"""What `trickrun train` shows while it trains, on stderr: a rich display on a terminal, one
-plain line per epoch otherwise, nothing with --quiet. The training loop calls `start`,
-`batch` and `epoch`; the display decides how often to redraw."""
+"""What `trickrun train` shows while it trains, on stderr: a rich display on a terminal (bars
+and epoch lines fitted to its width), one plain line per epoch otherwise, nothing with --quiet.
+The training loop calls `start`, `batch` and `epoch`; the display decides how often to redraw."""
 
 from __future__ import annotations
 
@@ -8,18 +8,25 @@ import sys
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import Progress
 
+from .display import bar_columns, fitted_line
 from .train import NullReporter
 
 
-def epoch_line(record: dict, epochs: int) -> str:
-    return (
-        f"epoch {record['epoch']:>3}/{epochs}  lr {record['lr']:.3g}  "
-        f"train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}  "
-        f"val loss {record['val_loss']:.4f} acc {record['val_acc']:.4f}  "
-        f"grad {record['grad_norm']:.3g}  {record['epoch_s']:.1f}s"
-    )
+def epoch_line(record: dict, epochs: int, width: int | None = None) -> str:
+    """One line per finished epoch; with a `width`, the parts that matter least (the gradient
+    norm, then the learning rate, the time, the training loss and accuracy) are left out until
+    the line fits it."""
+    parts = [  # (kept while it fits: lower first, text)
+        (0, f"epoch {record['epoch']:>3}/{epochs}"),
+        (4, f"lr {record['lr']:.3g}"),
+        (3, f"train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}"),
+        (1, f"val loss {record['val_loss']:.4f} acc {record['val_acc']:.4f}"),
+        (5, f"grad {record['grad_norm']:.3g}"),
+        (2, f"{record['epoch_s']:.1f}s"),
+    ]
+    return fitted_line(parts, width)
 
 
 class PlainReporter(NullReporter):
@@ -46,11 +53,7 @@ class RichReporter(NullReporter):
 
     def __init__(self, console: Console | None = None):
         self.console = console or Console(stderr=True)
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
-            console=self.console, transient=True,
-        )
+        self.progress = Progress(*bar_columns(), console=self.console, transient=True, expand=True)
         self._last_draw = 0.0
         self._loss = self._correct = self._seen = 0
 
@@ -77,7 +80,7 @@ class RichReporter(NullReporter):
 
     def epoch(self, record: dict) -> None:
         self._loss = self._correct = self._seen = 0
-        self.progress.console.print(epoch_line(record, self.epochs))
+        self.progress.console.print(epoch_line(record, self.epochs, self.console.width))
         self.progress.update(self.epoch_task, completed=record["epoch"],
                              info=f"val acc {record['val_acc']:.4f}")
         self.progress.reset(self.batch_task, info="")

@@ -14,14 +14,17 @@ Diagnostic flags (each a named constant below):
   diverged    summary.json records where the loss became non-finite
 
 Seed groups: runs whose resolved configs are equal except for GROUP_IGNORES (`seed`, and the
-run `name`, a label) form a group, summarised as mean, sample standard deviation (n-1) and n.
-With exactly two groups, their test accuracies are compared with Welch's t-test (stats.py).
+run `name`, a label) form a group, labelled by the config values that differ between the groups,
+summarised as mean, sample standard deviation (n-1) and n. Each group's test accuracies are
+judged against the baseline group's by the rule of significance.py (Welch's t-test).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import statistics
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
@@ -30,7 +33,8 @@ from ..errors import ConfigError
 from ..metrics import METRIC_KEYS, best_index, higher_is_better
 from ..rundir.format import ENDED, layer_order
 from ..rundir.reader import Run
-from .stats import WelchResult, mean_sd, welch_t_test
+from .significance import Verdict, judge
+from .stats import mean_sd
 
 VANISHING_RATIO = 1e-3  # layer grad norm / largest layer grad norm of the same epoch
 EXPLODING_GRAD_NORM = 1e3  # a gradient norm above this explodes
@@ -388,17 +392,50 @@ class Group:
 
 
 def group_runs(runs: Sequence[Run]) -> list[Group]:
-    """Runs whose configs are equal except for GROUP_IGNORES, in order of first appearance."""
+    """Runs whose configs are equal except for GROUP_IGNORES, in order of first appearance,
+    each labelled by group_labels()."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
         flat = {k: v for k, v in flatten(run.config).items() if k not in GROUP_IGNORES}
         groups.setdefault(json.dumps(sorted(flat.items()), default=str), []).append(run)
-    out = [Group("+".join(dict.fromkeys(r.name for r in members)), members) for members in groups.values()]
-    labels = [g.label for g in out]
-    for i, group in enumerate(out):
-        if labels.count(group.label) > 1:
-            group.label = f"{group.label}#{labels[: i + 1].count(group.label)}"
-    return out
+    members = list(groups.values())
+    return [Group(label, runs) for label, runs in zip(group_labels(members), members)]
+
+
+def group_labels(groups: Sequence[Sequence[Run]]) -> list[str]:
+    """A label per seed group, the one `compare --group` and the sweep leaderboard both show:
+    the config values that differ between the groups (`model.norm=batch optimizer.lr=0.01`),
+    or, for a single group, its run name. Labels that would read alike get `#2`, `#3`..."""
+    diff = config_diff([g[0].config for g in groups], ignore=GROUP_IGNORES)
+    labels = [" ".join(f"{key}={label_value(values[i])}" for key, values in diff) or common_name(g)
+              for i, g in enumerate(groups)]
+    return [f"{label}#{labels[: i + 1].count(label)}" if labels.count(label) > 1 else label
+            for i, label in enumerate(labels)]
+
+
+def label_value(value: Any) -> str:
+    """A config value in a label: YAML's scalars, lists without spaces (`[512,256]`) so that a
+    label wraps only between its `key=value` words; long floats cut to 6 significant digits."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float) and len(repr(value)) > 10:
+        return f"{value:.6g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"), default=str)
+    return str(value)
+
+
+def common_name(runs: Sequence[Run]) -> str:
+    """The name the runs share: their run name, else the start their names share (a sweep's
+    `base_s0`, `base_s1` -> `base`), else the names joined by `+`."""
+    names = list(dict.fromkeys(r.name for r in runs))
+    if len(names) == 1:
+        return names[0]
+    prefix = os.path.commonprefix(names)
+    prefix = re.sub(r"_s$", "", prefix).rstrip("-_.")
+    return prefix or "+".join(names)
 
 
 @dataclass
@@ -416,7 +453,7 @@ class GroupComparison:
     diff: list[tuple[str, list[Any]]]  # config_diff() of the groups, GROUP_IGNORES left out
     fields: list[tuple[str, bool | None]]  # result_fields(metric) but status
     groups: list[GroupAnalysis]
-    welch: WelchResult | None  # two groups only: the other's test acc minus the baseline's
+    verdicts: list[Verdict | None]  # each group's test acc against the baseline group's; None for it
     layers: list[str]
     runs: list[RunAnalysis]  # every run, for per-run diagnostics
 
@@ -441,7 +478,8 @@ def compare_groups(runs: Sequence[Run], *, baseline: int = 0, metric: str = DEFA
         diff=config_diff([g.config for g in groups], all_keys, ignore=GROUP_IGNORES),
         fields=fields,
         groups=analyses,
-        welch=welch_between(analyses[1 - base_g], analyses[base_g]) if len(groups) == 2 else None,
+        verdicts=[None if i == base_g else judge(_test_accs(g.results), _test_accs(analyses[base_g].results), True)
+                  for i, g in enumerate(analyses)],
         layers=per_run.layers,
         runs=per_run.runs,
     )
@@ -449,11 +487,3 @@ def compare_groups(runs: Sequence[Run], *, baseline: int = 0, metric: str = DEFA
 
 def _test_accs(results: Sequence[Mapping[str, Any]]) -> list[float]:
     return [r["test_acc"] for r in results if r.get("test_acc") is not None]
-
-
-def welch_between(other: GroupAnalysis, base: GroupAnalysis) -> WelchResult | None:
-    """Welch's test of `other`'s test accuracies minus `base`'s; None without two in each."""
-    a, b = _test_accs(other.results), _test_accs(base.results)
-    if len(a) < 2 or len(b) < 2:
-        return None
-    return welch_t_test(a, b)

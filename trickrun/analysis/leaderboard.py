@@ -3,8 +3,10 @@
 Groups are ranked by the mean of their best validation value of the monitored metric
 (early_stopping.monitor: the highest mean val_acc, or the lowest mean val_loss), never by
 test accuracy, so that picking the winner does not peek at the test set. Each group is then
-compared with the best one by Welch's t-test on that same per-run value: *tied* when
-p >= 0.05 (or fewer than two runs on a side), *worse* when p < 0.05.
+judged against the leader by the rule of significance.py on that same per-run value: *worse*
+or *tied* (or *n < 2*). The rank is by the mean alone, while the verdict also weighs the seeds'
+spread, so a steady group can rank above a noisy one and yet be *worse* while the noisy one is
+*tied*; the table says so when it happens.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Sequence
 
 from ..metrics import higher_is_better
 from ..rundir.reader import Run
-from .analyze import GROUP_IGNORES, Stat, config_diff, group_runs, run_results
-from .render import Cell, Section, fmt_config, fmt_number
-from .stats import WelchResult, mean_sd, welch_t_test
+from .analyze import Stat, group_runs, run_results
+from .render import Cell, Section, fmt_number
+from .significance import Verdict, judge, rule_line
+from .stats import mean_sd
 
 
 @dataclass
@@ -26,7 +29,7 @@ class Standing:
     monitored: Stat  # best validation value of the monitor, over seeds
     test_acc: Stat
     failed: int  # runs without a result (interrupted, no finished epoch)
-    welch: WelchResult | None  # against the leader; None for the leader or too few runs
+    verdict: Verdict | None  # against the leader; None for the leader
 
 
 def _monitor(runs: Sequence[Run]) -> str:
@@ -38,13 +41,10 @@ def leaderboard(runs: Sequence[Run]) -> tuple[str, list[Standing]]:
     """(the monitored metric, the groups best first)."""
     monitor = _monitor(runs)
     key = f"best_{monitor}"
-    groups = group_runs(runs)
-    diff = dict(config_diff([g.config for g in groups], ignore=GROUP_IGNORES))
     standings = []
-    for i, group in enumerate(groups):
+    for group in group_runs(runs):
         results = [run_results(r) for r in group.runs]
-        label = " ".join(f"{k}={fmt_config(v[i])}" for k, v in diff.items()) or group.label
-        standings.append(Standing(label, group.runs, Stat(*mean_sd([r.get(key) for r in results])),
+        standings.append(Standing(group.label, group.runs, Stat(*mean_sd([r.get(key) for r in results])),
                                   Stat(*mean_sd([r.get("test_acc") for r in results])),
                                   sum(r.get(key) is None for r in results), None))
     higher = higher_is_better(monitor)
@@ -53,8 +53,7 @@ def leaderboard(runs: Sequence[Run]) -> tuple[str, list[Standing]]:
     if ranked:
         leader = _values(ranked[0].runs, key)
         for s in ranked[1:]:
-            mine = _values(s.runs, key)
-            s.welch = welch_t_test(mine, leader) if len(mine) > 1 and len(leader) > 1 else None
+            s.verdict = judge(_values(s.runs, key), leader, bool(higher))
     return monitor, ranked
 
 
@@ -63,11 +62,7 @@ def _values(runs: Sequence[Run], key: str) -> list[float]:
 
 
 def verdict(s: Standing, rank: int) -> str:
-    if rank == 0:
-        return "best"
-    if s.welch is None:
-        return "n < 2"
-    return f"worse (p={s.welch.p:.3g})" if s.welch.significant else f"tied (p={s.welch.p:.3g})"
+    return "best" if rank == 0 or s.verdict is None else str(s.verdict)
 
 
 def _mean_sd(stat: Stat, key: str) -> str:
@@ -77,12 +72,24 @@ def _mean_sd(stat: Stat, key: str) -> str:
     return f"{fmt_number(stat.mean, key)}{sd}"
 
 
+def rank_inversions(ranked: Sequence[Standing]) -> list[tuple[Standing, Standing]]:
+    """(worse, tied) pairs where a group judged worse ranks above one judged tied."""
+    words = [s.verdict.word if s.verdict else "best" for s in ranked]
+    return [(ranked[i], ranked[j]) for i in range(len(ranked)) for j in range(i + 1, len(ranked))
+            if words[i] == "worse" and words[j] == "tied"][:1]
+
+
 def leaderboard_section(runs: Sequence[Run], title: str) -> Section:
     monitor, ranked = leaderboard(runs)
     rows = []
     for rank, s in enumerate(ranked):
         rows.append([Cell(str(rank + 1)), Cell(s.label), Cell(_mean_sd(s.monitored, monitor), best=rank == 0),
                      Cell(_mean_sd(s.test_acc, "test_acc")), Cell(str(s.monitored.n)), Cell(verdict(s, rank))])
-    footer = [f"ranked by the mean best {monitor} over seeds (mean ± sample sd, n runs); verdict: Welch's t-test "
-              f"of each group's best {monitor} against the leader's, p < 0.05 = worse beyond seed noise"]
-    return Section(title, ["#", "group", f"best {monitor}", "test acc", "n", "verdict"], rows, footer)
+    footer = [f"ranked by the mean best {monitor} over seeds alone (mean ± sample sd, n runs); test acc is "
+              f"shown, never ranked on",
+              rule_line(f"best {monitor}", "the leader (#1)")]
+    for worse, tied in rank_inversions(ranked):
+        footer.append(f"#{ranked.index(worse) + 1} ranks above #{ranked.index(tied) + 1} by its mean, yet is worse "
+                      f"while #{ranked.index(tied) + 1} is tied: the verdict also weighs the seeds' spread, and "
+                      f"#{ranked.index(tied) + 1}'s runs vary too much to tell it from the leader")
+    return Section(title, ["#", "group", f"best {monitor}", "test acc", "n", "verdict"], rows, footer, label=1)

@@ -11,7 +11,11 @@ from rich.console import Console
 from ..rundir.reader import RunEntry
 from .render import EMPTY, Cell, OutputFormat, Report, Section, fmt_duration, fmt_number, report_output, status_cell
 
-COLUMNS = ["name", "status", "epochs", "best val acc", "test acc", "started", "duration"]
+COLUMNS = ["name", "status", "epochs", "val acc @best", "test acc", "started", "duration"]
+OPTIONAL = ["started", "duration", "epochs", "val acc @best"]  # left out first on a narrow terminal
+SHORT = {"epochs": "ep"}
+AT_BEST_NOTE = ("val acc @best: at the run's best epoch, the one early stopping kept (by early_stopping.monitor); "
+                "it may have been higher at another")
 
 
 class SortKey(str, Enum):
@@ -61,5 +65,5 @@ def _row(e: RunEntry) -> list[Cell]:
 
 def ls_output(entries: Sequence[RunEntry], fmt: OutputFormat, console: Console) -> None:
     section = Section(f"{len(entries)} run{'' if len(entries) == 1 else 's'}", COLUMNS, [_row(e) for e in entries],
-                      empty="no runs")
+                      [AT_BEST_NOTE], empty="no runs", short=SHORT, optional=OPTIONAL)
     report_output(Report([section], [e.as_dict() for e in entries]), fmt, console)

@@ -1,15 +1,21 @@
-"""Figures of runs, written as PNG files with matplotlib's Agg backend (no display needed).
+"""Figures of runs or of seed groups, written as PNG files with matplotlib's Agg backend (no
+display needed).
 
-One figure, six panels: training loss, validation loss, training accuracy, validation
-accuracy, learning rate, and per-layer gradient norm, all per epoch. Every run is overlaid in
-its own colour, its best epoch marked with a star on the loss and accuracy panels; in the
-gradient panel the layers are told apart by line style (by colour when there is one run).
+One figure, four panels, all per epoch: loss and accuracy, each with training (dashed) and
+validation (solid) on the same axes, so the gap between them (overfitting) shows; the learning
+rate; and the per-layer gradient norm. Every run, or every seed group, is one colour. A group is
+drawn as the mean over its seeds with a band of ± one sample standard deviation (where at least
+two runs reached that epoch). The best epoch is starred on the validation curves: a run's own
+(its early-stopping monitor's), or for a group the best of its mean monitor curve. In the
+gradient panel the layers are told apart by line style (by colour when there is one line).
 Losses, learning rate and gradient norms use a log scale when their range calls for it.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -20,20 +26,75 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..errors import ConfigError, RunDirError  # noqa: E402
+from ..metrics import best_index  # noqa: E402
+from ..rundir.format import layer_order  # noqa: E402
 from ..rundir.reader import Run  # noqa: E402
-from .analyze import layer_union  # noqa: E402
+from .analyze import group_runs, layer_union, run_labels  # noqa: E402
 
-PANELS = (
-    ("train_loss", "training loss"),
-    ("val_loss", "validation loss"),
-    ("train_acc", "training accuracy"),
-    ("val_acc", "validation accuracy"),
-    ("lr", "learning rate"),
+PANELS = (  # (title, (training metric, validation metric)) or (title, (metric,))
+    ("loss", ("train_loss", "val_loss")),
+    ("accuracy", ("train_acc", "val_acc")),
+    ("learning rate", ("lr",)),
 )
+TRAIN_STYLE, VAL_STYLE = "--", "-"
 LINE_STYLES = ("-", "--", ":", "-.")
 LABEL_MAX = 40  # legend labels are cut to this many characters
-LEGEND_COLUMNS = 5  # runs per legend row, below the panels
+LEGEND_COLUMNS = 4  # entries per legend row, below the panels
+BAND_ALPHA = 0.18
 DPI = 110
+
+Points = tuple[list[int], list[float | None], list[float | None]]  # epochs, values (mean), sd (None: one run)
+
+
+@dataclass
+class Line:
+    """What the figure draws for one run or one seed group."""
+
+    label: str
+    curves: dict[str, Points]  # by metric
+    grads: dict[str, Points]  # by layer
+    best_epoch: int | None  # starred on the validation curves
+    runs: int = 1
+    layers: list[str] = field(default_factory=list)
+
+
+def _mean_sd(series: Sequence[tuple[list[int], list[float | None]]]) -> Points:
+    """The per-epoch mean and sample sd of several runs' values (None where no run has a
+    finite value; sd None where fewer than two have)."""
+    by_epoch: dict[int, list[float]] = {}
+    for epochs, values in series:
+        for epoch, value in zip(epochs, values):
+            bucket = by_epoch.setdefault(epoch, [])
+            if value is not None:
+                bucket.append(value)
+    epochs = sorted(by_epoch)
+    means = [statistics.fmean(by_epoch[e]) if by_epoch[e] else None for e in epochs]
+    sds = [statistics.stdev(by_epoch[e]) if len(by_epoch[e]) > 1 else None for e in epochs]
+    return epochs, means, sds
+
+
+def _metrics() -> list[str]:
+    return [m for _, metrics in PANELS for m in metrics]
+
+
+def run_line(run: Run, label: str) -> Line:
+    best = run.best_index()
+    return Line(label, {m: (run.epochs, run.series(m), [None] * len(run.epochs)) for m in _metrics()},
+                {layer: (run.epochs, run.layer_series(layer, "grad_norm"), [None] * len(run.epochs))
+                 for layer in run.layer_names()},
+                None if best is None else run.epochs[best], 1, run.layer_names())
+
+
+def group_line(label: str, runs: Sequence[Run]) -> Line:
+    """The mean ± sd over `runs` (one seed group), starred at the best epoch of its mean
+    monitor curve."""
+    curves = {m: _mean_sd([(r.epochs, r.series(m)) for r in runs]) for m in _metrics()}
+    layers = layer_union(runs)
+    grads = {layer: _mean_sd([(r.epochs, r.layer_series(layer, "grad_norm")) for r in runs]) for layer in layers}
+    monitor = runs[0].monitor()
+    epochs, means, _ = curves.get(monitor) or _mean_sd([(r.epochs, r.series(monitor)) for r in runs])
+    best = best_index(means, monitor)
+    return Line(label, curves, grads, None if best is None else epochs[best], len(runs), layers)
 
 
 def _positive_span(values: Sequence[float | None]) -> float:
@@ -41,97 +102,148 @@ def _positive_span(values: Sequence[float | None]) -> float:
     return max(finite) / min(finite) if finite else 1.0
 
 
-def _plot_series(ax, epochs, values, **style):
-    xs = [e for e, v in zip(epochs, values) if v is not None]
-    ys = [v for v in values if v is not None]
-    if xs:
-        ax.plot(xs, ys, **style)
-    return bool(xs)
+def _draw(ax, points: Points, colour, style: str, band: bool, label: str | None = None, positive: bool = False) -> bool:
+    epochs, values, sds = points
+    keep = [i for i, v in enumerate(values) if v is not None and (not positive or v > 0)]
+    if not keep:
+        return False
+    xs, ys = [epochs[i] for i in keep], [values[i] for i in keep]
+    ax.plot(xs, ys, color=colour, ls=style, lw=1.4, label=label)
+    spread = [i for i in keep if sds[i] is not None]
+    if band and spread:
+        lo = [values[i] - sds[i] for i in spread]
+        hi = [values[i] + sds[i] for i in spread]
+        if positive:  # a log axis cannot show a band reaching zero or below
+            lo = [max(v, values[i] / 10) for v, i in zip(lo, spread)]
+        ax.fill_between([epochs[i] for i in spread], lo, hi, color=colour, alpha=BAND_ALPHA, lw=0)
+    return True
 
 
-def plot_runs(runs: Sequence[Run], path: str | Path, labels: Sequence[str] | None = None,
-              title: str | None = None) -> Path:
-    """Write the six-panel figure of `runs` to `path` (a .png) and return the path."""
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ConfigError(f"--plot {str(path)!r}: the figure is written as PNG; give a file name ending in .png")
-    labels = list(labels) if labels is not None else [r.dirname for r in runs]
-    labels = [lab if len(lab) <= LABEL_MAX else lab[: LABEL_MAX - 1] + "…" for lab in labels]
-    colours = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20").colors
-    single = len(runs) == 1
-
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5), dpi=DPI)
+def build_figure(lines: Sequence[Line], title: str):
+    """The four-panel figure of `lines` (runs or groups); the caller saves and closes it."""
+    colours = plt.get_cmap("tab10" if len(lines) <= 10 else "tab20").colors
+    grouped = any(line.runs > 1 for line in lines)
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9), dpi=DPI)
     flat = axes.ravel()
+    for ax, (panel, metrics) in zip(flat, PANELS):
+        all_values: list[float | None] = []
+        for i, line in enumerate(lines):
+            colour = colours[i % len(colours)]
+            for metric in metrics:
+                points = line.curves[metric]
+                all_values += points[1]
+                style = TRAIN_STYLE if metric.startswith("train") else VAL_STYLE
+                label = line.label if metric == metrics[-1] else None
+                _draw(ax, points, colour, style, grouped, label)
+                if metric.startswith("val") and line.best_epoch in points[0]:
+                    value = points[1][points[0].index(line.best_epoch)]
+                    if value is not None:
+                        ax.plot(line.best_epoch, value, marker="*", ms=11, color=colour, mec="black", mew=0.6,
+                                ls="none", zorder=5)
+        _style_axes(ax, panel, log=(panel != "accuracy") and _positive_span(all_values) > 50)
+    _grad_panel(flat[3], lines, colours, grouped)
+    _legend(fig, flat, lines, grouped)
+    fig.suptitle(title, fontsize=12)
+    return fig
+
+
+def _style_axes(ax, title: str, log: bool) -> None:
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("epoch", fontsize=9)
+    if log:
+        ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.tick_params(labelsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _grad_panel(ax, lines: Sequence[Line], colours, grouped: bool) -> None:
+    names = sorted({layer for line in lines for layer in line.layers}, key=layer_order)
+    single = len(lines) == 1
+    drew = False
+    for i, line in enumerate(lines):
+        for layer in line.layers:
+            index = names.index(layer)
+            if single:  # one line: the layers by colour, each named in the panel's legend
+                colour, style, label = colours[index % len(colours)], "-", layer
+            else:
+                colour, style, label = colours[i % len(colours)], LINE_STYLES[index % len(LINE_STYLES)], None
+            drew |= _draw(ax, line.grads[layer], colour, style, False, label, positive=True)
+    _style_axes(ax, "gradient norm per layer" + (" (mean over seeds)" if grouped else ""), log=drew)
+    if single and drew:
+        ax.legend(fontsize=7, frameon=False)
+    elif names:
+        keys = [plt.Line2D([], [], color="black", ls=LINE_STYLES[k % len(LINE_STYLES)], label=name)
+                for k, name in enumerate(names)]
+        ax.legend(handles=keys, fontsize=7, frameon=False, title="layer", title_fontsize=7)
+
+
+def _legend(fig, axes, lines: Sequence[Line], grouped: bool) -> None:
+    handles, names = [], []
+    if len(lines) > 1:
+        for ax in axes[:3]:
+            handles, names = ax.get_legend_handles_labels()
+            if handles:
+                break
+    keys = [plt.Line2D([], [], color="grey", ls=TRAIN_STYLE), plt.Line2D([], [], color="grey", ls=VAL_STYLE),
+            plt.Line2D([], [], marker="*", ms=10, color="grey", mec="black", ls="none")]
+    key_names = ["training", "validation", "best epoch"]
+    if grouped:
+        keys.append(plt.Rectangle((0, 0), 1, 1, color="grey", alpha=BAND_ALPHA * 2, lw=0))
+        key_names.append("± 1 sd over seeds")
+    entries = len(handles) + len(keys)
+    ncol = min(entries, LEGEND_COLUMNS)
+    rows = math.ceil(entries / ncol)
+    fig.legend(handles + keys, names + key_names, loc="lower center", ncol=ncol,
+               fontsize=8 if len(lines) <= 10 else 7, frameon=False)
+    fig.tight_layout(rect=(0, min(0.4, 0.015 + 0.03 * rows), 1, 0.97))
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= LABEL_MAX else label[: LABEL_MAX - 1] + "…"
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write `fig` as the PNG `path` and close it; ConfigError for a name that is no .png or
+    a folder that does not exist, RunDirError when it cannot be written."""
+    path = Path(path)
     try:
-        for ax, (metric, label) in zip(flat, PANELS):
-            all_values: list[float | None] = []
-            for i, run in enumerate(runs):
-                values = run.series(metric)
-                all_values += values
-                colour = colours[i % len(colours)]
-                _plot_series(ax, run.epochs, values, color=colour, lw=1.4, label=labels[i])
-                best = run.best_index()
-                if metric != "lr" and best is not None and values[best] is not None:
-                    ax.plot(run.epochs[best], values[best], marker="*", ms=11, color=colour,
-                            mec="black", mew=0.6, ls="none", zorder=5)
-            ax.set_title(label, fontsize=10)
-            ax.set_xlabel("epoch", fontsize=9)
-            if (metric.endswith("loss") or metric == "lr") and _positive_span(all_values) > 50:
-                ax.set_yscale("log")
-            ax.grid(True, alpha=0.3)
-            ax.tick_params(labelsize=8)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        _grad_panel(flat[5], runs, colours, single)
-        handles, names = flat[0].get_legend_handles_labels()
-        if not handles:  # the first run may have no training loss; take any panel's
-            for ax in flat[:5]:
-                handles, names = ax.get_legend_handles_labels()
-                if handles:
-                    break
-        star = plt.Line2D([], [], marker="*", ms=10, color="grey", mec="black", ls="none")
-        if single:
-            handles, names = [], []
-        ncol = min(len(handles) + 1, LEGEND_COLUMNS)
-        rows = math.ceil((len(handles) + 1) / ncol)
-        fig.legend(handles + [star], names + ["best epoch"], loc="lower center", ncol=ncol,
-                   fontsize=8 if len(runs) <= 10 else 7, frameon=False)
-        bottom = min(0.4, 0.015 + 0.03 * rows)
-        fig.suptitle(title or (labels[0] if single else f"{len(runs)} runs"), fontsize=12)
-        fig.tight_layout(rect=(0, bottom, 1, 0.97))
-        try:
-            fig.savefig(path, format="png")
-        except FileNotFoundError:
-            raise ConfigError(f"--plot {str(path)!r}: folder {str(path.parent)!r} does not exist") from None
-        except OSError as err:
-            raise RunDirError(f"cannot write the figure {path}: {err.strerror or err}") from None
+        check_png(path)
+        fig.savefig(path, format="png")
+    except FileNotFoundError:
+        raise ConfigError(f"--plot {str(path)!r}: folder {str(path.parent)!r} does not exist") from None
+    except OSError as err:
+        raise RunDirError(f"cannot write the figure {path}: {err.strerror or err}") from None
     finally:
         plt.close(fig)
     return path
 
 
-def _grad_panel(ax, runs: Sequence[Run], colours, single: bool) -> None:
-    layer_names = layer_union(runs)  # network order, so a layer keeps its style across depths
-    drew = False
-    for i, run in enumerate(runs):
-        for j, layer in enumerate(run.layer_names()):
-            index = layer_names.index(layer)
-            if single:
-                style = dict(color=colours[index % len(colours)], ls="-", label=layer)
-            else:
-                style = dict(color=colours[i % len(colours)], ls=LINE_STYLES[index % len(LINE_STYLES)])
-            values = [v if v is not None and v > 0 else None for v in run.layer_series(layer, "grad_norm")]
-            drew |= _plot_series(ax, run.epochs, values, lw=1.2, **style)
-    ax.set_title("gradient norm per layer", fontsize=10)
-    ax.set_xlabel("epoch", fontsize=9)
-    if drew:
-        ax.set_yscale("log")
-    ax.grid(True, alpha=0.3)
-    ax.tick_params(labelsize=8)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if single:
-        if drew:
-            ax.legend(fontsize=7, frameon=False)
-    elif layer_names:
-        keys = [plt.Line2D([], [], color="black", ls=LINE_STYLES[k % len(LINE_STYLES)], label=name)
-                for k, name in enumerate(layer_names)]
-        ax.legend(handles=keys, fontsize=7, frameon=False, title="layer", title_fontsize=7)
+def check_png(path: str | Path) -> None:
+    if Path(path).suffix.lower() != ".png":
+        raise ConfigError(f"--plot {str(path)!r}: the figure is written as PNG; give a file name ending in .png")
+
+
+def plot_runs(runs: Sequence[Run], path: str | Path, labels: Sequence[str] | None = None,
+              title: str | None = None) -> Path:
+    """Write the figure of `runs`, one line each, to `path` (a .png) and return the path."""
+    check_png(path)
+    labels = [_short(lab) for lab in (labels if labels is not None else [r.dirname for r in runs])]
+    lines = [run_line(run, label) for run, label in zip(runs, labels)]
+    return save_figure(build_figure(lines, title or (labels[0] if len(runs) == 1 else f"{len(runs)} runs")), path)
+
+
+def plot_groups(groups: Sequence[tuple[str, Sequence[Run]]], path: str | Path, title: str | None = None) -> Path:
+    """Write the figure of seed groups (label, runs), one line each with its ± sd band."""
+    check_png(path)
+    lines = [group_line(_short(label), runs) for label, runs in groups]
+    n = sum(len(runs) for _, runs in groups)
+    return save_figure(build_figure(lines, title or f"{len(groups)} groups of {n} runs (mean ± sd over seeds)"), path)
+
+
+def plot_comparison(runs: Sequence[Run], path: str | Path, group: bool) -> Path:
+    """`compare --plot`: one line per run, or with `group` one per seed group (the labels of
+    `compare --group`)."""
+    if group:
+        return plot_groups([(g.label, g.runs) for g in group_runs(runs)], path)
+    return plot_runs(runs, path, labels=run_labels(runs))

@@ -7,18 +7,21 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from enum import Enum
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.segment import Segment, Segments
 from rich.table import Table
 from rich.text import Text
 
 from ..metrics import higher_is_better
 from ..rundir.format import Status
 from ..rundir.writer import to_json
+from .document import Cell, Report, Section
+from .layout import Layout, cell_text, fit
 
 RICH_ROWS_MAX = 500  # tables longer than this are printed as plain aligned text
 RUN_COLUMNS_MAX = 6  # up to this many runs, one column per run; beyond it, one row per run
@@ -26,9 +29,6 @@ SPARK_WIDTH = 40  # characters of a sparkline; longer runs are averaged into buc
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 SPARK_MISSING = "×"  # an epoch whose value is null (non-finite) or absent
 EMPTY = "—"
-WRAPPING_COLUMNS = ("flags", "flag", "value", "run", "group")  # long text; others never wrap
-WRAP_MIN_WIDTH = 24  # a wrapping column is never squeezed narrower than this
-LABEL_WIDTH = 24  # a run label longer than this wraps
 # For a stdout that cannot encode them (PYTHONIOENCODING=ascii, a latin-1 terminal). Sparkline
 # and mark characters map one to one, so widths and the highlighted best epoch stay put.
 ASCII_SUBSTITUTES = str.maketrans({
@@ -55,37 +55,7 @@ class OutputFormat(str, Enum):
 
 
 # ---------------------------------------------------------------------------------------
-# A neutral document model: sections of cells, rendered by rich or as Markdown.
-
-
-@dataclass
-class Cell:
-    text: str
-    best: bool = False  # the best value of its row (or column): highlighted
-    note: str = ""  # shown dimmed after the text, e.g. the change against the baseline
-    style: str = ""  # rich style of the text
-    mark: int | None = None  # index of one character to highlight (a sparkline's best epoch)
-
-
-@dataclass
-class Section:
-    title: str
-    columns: list[str] = field(default_factory=list)
-    rows: list[list[Cell]] = field(default_factory=list)
-    footer: list[str] = field(default_factory=list)  # lines after the table
-    text: str | None = None  # a preformatted block instead of a table
-    language: str = ""  # of `text`, for Markdown fences
-    empty: str | None = None  # printed alone, instead of the title, on a terminal when there are no rows
-
-
-@dataclass
-class Report:
-    """What a command prints: sections (table, Markdown) and records (CSV, JSON); `document`,
-    when set, is the one JSON object printed instead of the records."""
-
-    sections: list[Section]
-    records: list[dict[str, Any]] = field(default_factory=list)
-    document: dict[str, Any] | None = None
+# The document model (document.py) drawn by rich or written as Markdown.
 
 
 def status_cell(status: Any) -> Cell:
@@ -119,51 +89,71 @@ def _encodable_section(section: Section, console: Console) -> Section:
     rows = [[replace(c, text=fix(c.text), note=fix(c.note)) for c in map(_cell, row)] for row in section.rows]
     return replace(section, title=fix(section.title), columns=[fix(c) for c in section.columns], rows=rows,
                    footer=[fix(line) for line in section.footer],
-                   text=None if section.text is None else fix(section.text))
+                   text=None if section.text is None else fix(section.text),
+                   short={fix(k): fix(v) for k, v in section.short.items()},
+                   optional=[fix(c) for c in section.optional],
+                   narrow=None if section.narrow is None else _encodable_section(section.narrow, console))
 
 
 def draw_tables(sections: Sequence[Section], console: Console) -> None:
-    """The sections as rich tables, for a terminal."""
+    """The sections as rich tables fitted to the console's width (layout.py), for a terminal."""
     cut = "ellipsis" if encodable("…", console) == "…" else "crop"  # rich's … is not translated
     for section in (_encodable_section(s, console) for s in sections):
+        footer = section.footer
         if section.text is not None:
             console.print(Text(section.title, style="bold"))
             console.out(section.text.rstrip("\n"), highlight=False)
         elif not section.rows and section.empty is not None:
             console.print(section.empty)
             continue
-        elif len(section.rows) > RICH_ROWS_MAX:  # rich takes about a second for thousands of rows
-            write_text(console, plain_table(section))
-            continue
         elif section.rows:
-            console.print(_rich_table(section, cut))
+            layout = fit(section, console.width)
+            if len(section.rows) > RICH_ROWS_MAX:  # rich takes about a second for thousands of rows
+                write_text(console, plain_table(layout.section, layout))
+            else:
+                print_trimmed(console, _rich_table(layout, cut))
+            footer = layout.notes + layout.section.footer
         else:
             console.print(Text(section.title, style="bold"))
-        for line in section.footer:
-            console.print(Text(line, style="dim"))
+        for line in footer:
+            print_trimmed(console, Text(line, style="dim"))
         console.print()
 
 
-def _rich_table(section: Section, cut: str) -> Table:
+def print_trimmed(console: Console, renderable: RenderableType) -> None:
+    """`renderable` without the spaces rich pads its lines with past their last character."""
+    segments: list[Segment] = []
+    for line in console.render_lines(renderable, console.options, pad=False):
+        while line and not line[-1].control and not line[-1].text.rstrip():
+            line.pop()
+        if line and not line[-1].control:
+            line[-1] = Segment(line[-1].text.rstrip(), line[-1].style)
+        segments += line + [Segment.line()]
+    console.print(Segments(segments), end="")
+
+
+def _rich_table(layout: Layout, cut: str) -> Table:
+    section = layout.section
     table = Table(title=section.title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
-                  pad_edge=False)
-    for i, column in enumerate(section.columns):
-        wraps = column in WRAPPING_COLUMNS
-        longest = max((len(_cell(row[i]).text) for row in section.rows if i < len(row)), default=0)
-        label = i == 0 and column in ("run", "group")  # fixed width: never squeezed away
-        table.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else cut,
-                         min_width=min(longest, WRAP_MIN_WIDTH) if wraps else None,
-                         width=min(longest, LABEL_WIDTH) if label else None)
+                  pad_edge=False, collapse_padding=True, show_edge=False, expand=False)
+    for column in layout.columns:  # layout.py set the width of every column that wraps
+        table.add_column(column.header, no_wrap=not column.wraps, overflow="fold" if column.wraps else cut,
+                         width=column.width if column.wraps else None)
     for row in section.rows:
         table.add_row(*(_rich_text(_cell(c)) for c in row))
     return table
 
 
-def plain_table(section: Section) -> str:
-    """Columns padded to their widest cell, two spaces apart: instant for any number of rows."""
-    rows = [[_cell(c).text for c in row] for row in section.rows]
-    widths = [max(len(column), *(len(r[i]) for r in rows)) for i, column in enumerate(section.columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(section.columns, widths)).rstrip()]
+def plain_table(section: Section, layout: Layout | None = None) -> str:
+    """Columns padded to their widest cell, two spaces apart: instant for any number of rows.
+    With a layout, its headers (on their lines, bottom-aligned) replace the section's."""
+    rows = [[cell_text(_cell(c)) for c in row] for row in section.rows]
+    headers = [c.header for c in layout.columns] if layout else section.columns
+    head_lines = [h.split("\n") for h in headers]
+    depth = max((len(h) for h in head_lines), default=1)
+    head_lines = [[""] * (depth - len(h)) + h for h in head_lines]
+    widths = [max(max(len(line) for line in head), *(len(r[i]) for r in rows)) for i, head in enumerate(head_lines)]
+    lines = ["  ".join(h[d].ljust(w) for h, w in zip(head_lines, widths)).rstrip() for d in range(depth)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     return "\n".join(lines)
 
@@ -307,6 +297,30 @@ def fmt_number(value: Any, key: str = "") -> str:
     return f"{value:.4g}"
 
 
+def fmt_column(values: Sequence[Any], key: str = "") -> list[str]:
+    """A column's numbers in one format, so that they line up and compare at a glance: losses
+    and accuracies as fmt_number writes them; other floats in scientific notation when any is
+    below 1e-3 or the column spans three decades or more, else with the decimals that give its
+    smallest value three significant digits. Integers and non-numbers as they are."""
+    floats = [abs(v) for v in values if isinstance(v, float) and math.isfinite(v)]
+    if not floats or key.endswith(("acc", "loss")) or key in ("wall_s", "s_per_epoch", "epoch_s"):
+        return [fmt_number(v, key) for v in values]
+    nonzero = [v for v in floats if v != 0]
+    if nonzero and (min(nonzero) < 1e-3 or max(nonzero) >= 1e5 or max(nonzero) / min(nonzero) >= 1e3):
+        pattern = "{:.2e}"
+    else:
+        digits = 2 - math.floor(math.log10(min(nonzero))) if nonzero else 0
+        pattern = "{:.%df}" % max(0, min(6, digits))
+    zero = "0" if "e" in pattern else pattern.format(0.0)
+    return [(pattern.format(v) if v != 0 else zero) if isinstance(v, float) and math.isfinite(v)
+            else fmt_number(v, key) for v in values]
+
+
+def fmt_seconds(value: Any) -> str:
+    """Seconds as the results show them: one decimal."""
+    return fmt_number(value, "wall_s")
+
+
 def fmt_delta(value: float, key: str) -> str:
     text = fmt_number(abs(value), key)
     return ("+" if value >= 0 else "-") + text
@@ -377,9 +391,3 @@ def spark_scale(all_values: Iterable[float | None], metric: str) -> tuple[float,
     lo, hi = min(finite), max(finite)
     log = higher_is_better(metric) is not True and lo > 0 and hi / lo > 100
     return lo, hi, log
-
-
-def spark_width(console: Console, columns: int = 2) -> int:
-    """A sparkline width that lets `columns` curves and their labels fit the terminal."""
-    return max(8, min(SPARK_WIDTH, (console.width - 30) // columns - 16))
-

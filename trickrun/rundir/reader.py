@@ -15,8 +15,9 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ..errors import ConfigError, RunDirError
 from ..metrics import MONITORS, best_index as best_of
@@ -237,12 +238,34 @@ def _listing(paths: Iterable[Path], limit: int = 8) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def resolve_run(spec: str, root: Path) -> list[Path]:
-    """The run directories `spec` names: a path, a glob, a directory name under `root`, a run
-    name, or a unique prefix of a directory name. Raises ConfigError (naming `spec`) when it is
-    not a run, matches nothing, or (for a name or prefix) matches several runs. A path (or a
-    directory name under `root`) that exists is taken as it is, even with glob characters
-    such as `[` in it."""
+class Ambiguous(str, Enum):
+    """What a run name or prefix that matches several runs means."""
+
+    NEWEST = "newest"  # the newest of them, said in a note: for commands that read or continue runs
+    REFUSE = "refuse"  # an error listing them: for commands that delete, which must be told one run
+
+
+def _age(path: Path) -> tuple[datetime, int, str]:
+    """Sorts run directories oldest first: by the start stamp in the name (`-N` breaks a tie
+    within one second); a name without a stamp counts as the oldest."""
+    match = _STAMP.match(path.name)
+    _, started = split_dir_name(path.name)
+    n = int(match["n"]) if match and match["n"] else 1
+    return started or datetime.min, n, path.name
+
+
+def resolve_run(spec: str, root: Path, *, ambiguous: Ambiguous | str = Ambiguous.REFUSE,
+                note: Callable[[str], None] | None = None) -> list[Path]:
+    """The run directories `spec` names: a path, a glob (every match), a directory name under
+    `root`, a run name, a unique prefix of a directory name, or `NAME~K`: the K-th run older
+    than the newest that NAME (a name or prefix) matches (`~0` the newest).
+
+    A name or prefix that matches several runs means the newest of them with
+    `ambiguous="newest"` (and `note` is told which, and how many older ones share the name),
+    and is a ConfigError listing them with `ambiguous="refuse"`. ConfigError (naming `spec`)
+    also when it is not a run or matches nothing. A path (or a directory name under `root`)
+    that exists is taken as it is, even with glob characters such as `[` in it."""
+    ambiguous = Ambiguous(ambiguous)
     direct = Path(spec)
     if _GLOB_CHARS.search(spec) and not direct.exists() and not (root / spec).exists():
         return _resolve_glob(spec, root)
@@ -256,26 +279,58 @@ def resolve_run(spec: str, root: Path) -> list[Path]:
         raise ConfigError(f"{spec!r} is a file, not a run directory")
     if os.sep in spec or (os.altsep and os.altsep in spec):
         raise ConfigError(f"run {spec!r} not found: no such folder")
+    older = _OLDER.fullmatch(spec)
+    if older and not (root / spec).is_dir():  # a folder someone named with a "~" is taken as it is
+        return [_older_run(older["spec"], int(older["k"]), root, note)]
+    kind, found = _named(spec, root)
+    if len(found) > 1 and ambiguous is Ambiguous.REFUSE:
+        hint = (f"give the full directory name, or {spec}~K for the K-th older (~0 the newest)"
+                + (f", or a glob such as '{root / spec}-*' to take them all" if kind == "name" else ""))
+        raise ConfigError(f"run {kind} {spec!r} matches {len(found)} runs in {root}: {_listing(found)}; {hint}")
+    if len(found) > 1 and note is not None:
+        rest = len(found) - 1
+        note(f"{spec!r} matches {len(found)} runs: using the newest, {found[-1].name}; {rest} older "
+             f"{'one shares' if rest == 1 else 'ones share'} the {kind} ({spec}~1 names the one before it)")
+    return found[-1:]
+
+
+# `NAME~K`: a run name cannot hold "~", so the suffix is never part of one.
+_OLDER = re.compile(r"(?P<spec>.+)~(?P<k>\d{1,6})")
+
+
+def _named(spec: str, root: Path) -> tuple[str, list[Path]]:
+    """("name" or "prefix", the runs `spec` names that way, oldest first): an exact directory
+    name, else the runs of that run name, else those whose directory name starts with it."""
     candidates = [p for p in _candidates(root) if is_run_dir(p)]
     exact = [p for p in candidates if p.name == spec]
     if exact:
-        return exact
+        return "name", exact
     ways = (
-        ("name", lambda p: split_dir_name(p.name)[0] == spec,
-         f"give the full directory name, or a glob such as '{root / spec}-*' to take them all"),
-        ("prefix", lambda p: p.name.startswith(spec), "give more of the name"),
+        ("name", lambda p: split_dir_name(p.name)[0] == spec),
+        ("prefix", lambda p: p.name.startswith(spec)),
     )
-    for kind, matches, hint in ways:  # a run name first, then a prefix of a directory name
-        found = [p for p in candidates if matches(p)]
-        if len(found) == 1:
-            return found
+    for kind, matches in ways:  # a run name first, then a prefix of a directory name
+        found = sorted((p for p in candidates if matches(p)), key=_age)
         if found:
-            raise ConfigError(f"run {kind} {spec!r} matches {len(found)} runs in {root}: {_listing(found)}; {hint}")
+            return kind, found
     if (root / spec).is_dir():
         raise ConfigError(
             f"{str(root / spec)!r} is not a run directory (it has none of {', '.join(RUN_FILES)})"
         )
     raise ConfigError(f"run {spec!r} matches no run in {root}")
+
+
+def _older_run(spec: str, k: int, root: Path, note: Callable[[str], None] | None) -> Path:
+    """`spec~k`: the k-th run older than the newest that `spec` names (k = 0: the newest)."""
+    kind, found = _named(spec, root)
+    if k >= len(found):
+        oldest = f"{spec}~{len(found) - 1} is the oldest" if len(found) > 1 else "it has no older run"
+        raise ConfigError(f"'{spec}~{k}': run {kind} {spec!r} matches {len(found)} run"
+                          f"{'' if len(found) == 1 else 's'} in {root}; {oldest}")
+    chosen = found[len(found) - 1 - k]
+    if note is not None:
+        note(f"'{spec}~{k}' is {chosen.name}")
+    return chosen
 
 
 def _resolve_glob(spec: str, root: Path) -> list[Path]:
@@ -290,11 +345,12 @@ def _resolve_glob(spec: str, root: Path) -> list[Path]:
     return runs
 
 
-def resolve_runs(specs: Iterable[str], root: Path) -> list[Path]:
-    """All runs the specs name, in order, each once."""
+def resolve_runs(specs: Iterable[str], root: Path, *, ambiguous: Ambiguous | str = Ambiguous.REFUSE,
+                 note: Callable[[str], None] | None = None) -> list[Path]:
+    """All runs the specs name (each as resolve_run reads it), in order, each once."""
     seen: dict[Path, None] = {}
     for spec in specs:
-        for path in resolve_run(spec, root):
+        for path in resolve_run(spec, root, ambiguous=ambiguous, note=note):
             seen.setdefault(path.resolve(), None)
     return list(seen)
 

@@ -93,7 +93,7 @@ def dry_run_section(sweep: PreparedSweep) -> Section:
     counts = {a: sum(p.action is a for p in plans) for a in dict.fromkeys(p.action for p in plans)}
     summary = ", ".join(f"{n} to {a}" for a, n in counts.items())
     return Section(f"{len(plans)} cells ({summary}); nothing was run", ["#", "run name", "cell", "action", "existing run"],
-                   rows, [f"record: {sweep.record.path}"])
+                   rows, [f"record: {sweep.record.path}"], label=1, optional=["existing run", "#"])
 
 
 def finish(result: SweepResult, opts: SweepOptions, out: Console, err: Console) -> int:
