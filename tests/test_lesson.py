@@ -122,6 +122,45 @@ def test_optimizer_score_averages_only_its_declared_rates():
     assert lr_average(claim, runs, None)["adam"]["score"].seeds == (0,)
 
 
+def test_a_claim_judged_over_rates_scores_each_arm_over_its_own_rates():
+    """Claim 8 (clipping) is judged like claim 7, over a range of rates: the arm is the
+    clipping, the rates the same for every arm."""
+    claim = CLAIM_OF[8]
+    assert claim.derived == "lr_average" and set(claim.rates) == set(claim.arms)
+    rates = claim.rates["no clipping"]
+    runs = [_run({"optimizer": {"name": "sgd", "lr": lr}, "clip": {"norm": clip}, "seed": 0}, acc)
+            for clip, acc in ((None, 0.5), (10.0, 0.8), (1.0, 0.9)) for lr in rates]
+    samples = lr_average(claim, runs, None)
+    assert samples["no clipping"]["score"].by_seed == pytest.approx({0: 0.5})
+    assert samples["clip 10"]["score"].by_seed == pytest.approx({0: 0.8})
+    assert samples["clip 1"]["score"].by_seed == pytest.approx({0: 0.9})
+    assert f"clip 1 lr={rates[0]:g}" in samples and f"clip 10 lr={rates[0]:g}" in samples
+
+
+def _layers(*norms):
+    return [{"epoch": 1, "layers": [{"name": f"hidden{i + 1}", "grad_norm": n} for i, n in enumerate(norms)]
+             + [{"name": "output", "grad_norm": 1e9}]}]
+
+
+def test_gradient_spread_is_decades_between_the_hidden_layers_after_epoch_one():
+    from trickrun.lesson.measures import grad_spread
+
+    assert grad_spread(_run({}, records=_layers(1.0, 0.01, 0.1))) == pytest.approx(2.0)  # output left out
+    assert grad_spread(_run({}, records=_layers(0.5, 0.5))) == 0.0
+    assert grad_spread(_run({}, records=_layers(1.0, None))) is None  # diverged: no spread to measure
+    assert grad_spread(_run({}, records=_layers(1.0, 0.0))) is None
+    assert grad_spread(_run({}, records=[])) is None
+
+
+def test_claim_4_judges_layer_and_weight_norm_beside_batch_norm():
+    claim = CLAIM_OF[4]
+    judged = {(c.arm, c.metric) for c in claim.comparisons}
+    assert judged == {(n, m) for n in ("batch", "layer", "weight") for m in ("test_acc", "epochs_to")}
+    (spec,) = claim_specs(claim, config_folder(), False, 1)
+    cells, configs, _ = resolve_cells(spec)
+    assert {cfg.model.norm for cfg in configs} == {"none", "batch", "layer", "weight"}
+
+
 def test_leave_one_out():
     assert leave_one_out(["a", "b", "c"]) == [["b", "c"], ["a", "c"], ["a", "b"]]
 
@@ -235,7 +274,7 @@ def test_quick_report_on_real_mnist(tmp_path):
     assert "## The rule" in text and "### Verdicts" in text
     for claim in (CLAIM_OF[1], CLAIM_OF[9]):
         section = text.split(f"## Claim {claim.number}: {claim.title}")[1].split("\n## ")[0]
-        assert "| arm | n | test acc |" in section
+        assert "| arm | n | test acc |" in section or "| arm | n | lr " in section  # claim 9: over rates
         assert (out / claim.figure_file).stat().st_size > 10_000
         assert len(_verdict_rows(section)) == len(claim.comparisons)
         assert all("| 2 |" in row for row in _verdict_rows(section))  # 2 paired seeds per comparison

@@ -12,7 +12,7 @@ import pytest
 
 from trickrun.config import CHOICES, Config, load_config
 from trickrun.data.catalog import DATASETS, FILES
-from trickrun.data.scaling import SCALES
+from trickrun.data.scaling import SCALES, scale
 from trickrun.early_stopping import EarlyStopping
 from trickrun.errors import ConfigError
 from trickrun.metrics import MONITORS
@@ -88,7 +88,7 @@ def check_scaled(arrays, cfg: Config) -> None:
 
 FAMILIES: dict[str, Family] = {
     "data.dataset": Family(tuple(DATASETS), lambda cfg: DATASETS[cfg.data.dataset], check_dataset),
-    "data.scale": Family(SCALES.names(), lambda cfg: SCALES.get(cfg.data.scale)(PIXELS, PIXELS), check_scaled),
+    "data.scale": Family(SCALES.names(), lambda cfg: scale(cfg.data.scale, PIXELS, PIXELS), check_scaled),
     "model.activation": Family(ACTIVATIONS.names(), build_model, check_model),
     "model.init": Family(INITIALIZERS.names(), build_model, check_model),
     "model.norm": Family(NORMS.names(), build_model, check_model),

@@ -84,15 +84,15 @@ def test_claim2_figure_names_the_arms_that_diverged(tmp_path, drawn):
 
 
 def test_curves_count_the_diverged_runs_of_an_arm(tmp_path, drawn):
-    claim = CLAIM_OF[8]
+    claim = CLAIM_OF[1]
     runs = _synthetic_runs(claim, tmp_path)
-    first = next(r for r in runs if claim.arm(r.config) == "no clipping")
+    first = next(r for r in runs if claim.arm(r.config) == "none")
     runs = [Run(r.path, r.config, {**r.summary, "status": "diverged"}, r.records) if r is first else r for r in runs]
     result = ClaimResult(claim, runs, {}, None)
     measure_claim(result, quick=True)
     figures.draw(result, tmp_path)
     curves = next(p for p in drawn if p["title"] == "validation accuracy")
-    assert "no clipping (n=2, 1 diverged)" in curves["legend"]
+    assert "none (n=2, 1 diverged)" in curves["legend"]
 
 
 def test_the_overview_shows_an_accuracy_interval_cut_at_the_range(tmp_path):

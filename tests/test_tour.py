@@ -30,9 +30,9 @@ def tour_lines() -> list[list[str]]:
 
 def test_the_tour_is_the_one_this_test_runs():
     lines = tour_lines()
-    assert [argv[0] for argv in lines] == ["train", "train", "train", "validate", "resume", "compare", "sweep",
-                                           "compare", "ensemble"]
-    assert lines[4] == ["resume", "baseline"] and lines[5][:3] == ["compare", "baseline", "normal-init"]
+    assert [argv[0] for argv in lines] == ["train", "train", "train", "validate", "explain", "explain", "resume",
+                                           "compare", "sweep", "compare", "ensemble"]
+    assert lines[6] == ["resume", "baseline"] and lines[7][:3] == ["compare", "baseline", "normal-init"]
 
 
 @requires_real_mnist
@@ -51,10 +51,11 @@ def test_the_readme_tour_works_line_by_line_in_a_fresh_folder(tmp_path, monkeypa
         results.append(result)
     newest = results[1].stdout.strip()
     assert "trickrun resume" in results[1].stderr
-    assert results[4].stdout.strip() == newest  # resume baseline: the newer run, the one stopped
-    for resumed_or_compared in (results[4], results[5]):
+    assert "The lesson, claim 2" in results[4].stdout  # explain model.init ends with the lesson's verdict
+    assert results[6].stdout.strip() == newest  # resume baseline: the newer run, the one stopped
+    for resumed_or_compared in (results[6], results[7]):
         assert f"'baseline' matches 2 runs: using the newest, {Path(newest).name}" in resumed_or_compared.stderr
     assert (tmp_path / "cmp.png").is_file()
-    groups = results[7].stdout
+    groups = results[9].stdout
     assert "optimizer.lr=0.01" in groups and "optimizer.lr=0.001" in groups and "test acc vs baseline" in groups
     assert list((tmp_path / "runs").glob("baseline-avg-*"))

@@ -23,6 +23,7 @@ from .clihelp import Command
 from .config import dump_yaml, load_config, short
 from .ensemble import EnsembleFormat
 from .errors import ConfigError, TrickrunError
+from .housekeeping.export import ExportFormat
 from .rundir.reader import Ambiguous, load_run, resolve_run, resolve_runs, scan_runs
 from .rundir.writer import runs_root, to_json
 
@@ -310,8 +311,9 @@ def lesson(
     """Run the experiment behind every claim of the lesson and write a report with verdicts.
 
     Each claim's sweeps (configs/lesson/) run through the sweep driver (finished runs are
-    skipped, so an interrupted report resumes); Welch's t-test across seeds with Holm's
-    correction decides each pre-declared comparison.
+    skipped, so an interrupted report resumes); each pre-declared comparison pairs its two
+    arms by seed and is decided by a paired t-test and an equivalence test (TOST) against its
+    smallest effect of interest, with Holm's correction.
 
     Example: trickrun lesson --quick --claims 1,9 --jobs 2
     """

@@ -71,6 +71,8 @@ class Claim:
     quick: tuple[str, ...] = QUICK
     derived: str | None = None  # arms computed from runs: a key of samples.DERIVED
     keys: tuple[str, ...] = ()  # the config keys of the tricks it tests (`trickrun explain KEY` shows it)
+    # derived="lr_average": per arm, the learning rates its `score` averages over
+    rates: Mapping[str, tuple[float, ...]] | None = None
 
     @property
     def figure_file(self) -> str:
@@ -118,6 +120,7 @@ SESOI_EPOCHS = 1.0  # one epoch: the resolution of epochs-to-threshold, the smal
 SESOI_OVERFIT = 0.005  # half a point on 1,000 training examples, where accuracy moves by more than on 10,000
 SESOI_ENSEMBLE = 0.002  # 0.2 points: what averaging two models must add over its members to be worth twice the cost
 SESOI_SCORE = 0.005  # half a point of the score, an average over three rates that is meant to judge robustness
+SESOI_SPREAD = 0.3  # 0.3 decades, a factor of 2 between layers' gradient norms: a halving is visible in training
 SESOI_CLIPPING = 0.01  # 1 point: clipping is meant to prevent a blow-up (chance, 0.1), not to polish a run
 
 
@@ -134,6 +137,11 @@ LR_RANGES = {
 INIT_ACTIVATIONS = {"tanh": "glorot", "sigmoid": "glorot", "relu": "he"}  # the variance-preserving init
 INITS = ("normal", "gaussian", "lecun", "glorot", "he")
 DROPOUTS = ("0.1", "0.3", "0.5")
+NORMS = ("batch", "layer", "weight")  # claim 4: batch norm, the lesson's claim, and the other two it names
+CLIPS = ("no clipping", "clip 1", "clip 10")
+CLIP_RATES = (0.5, 1.0, 2.0)  # claim 8: plain SGD from where it still trains to where it blows up
+SCHEDULES = ("constant", "exponential", "cosine")
+DECAY_RATES = (0.1, 0.2, 0.4)  # claim 9: momentum from a usual rate to one that plateaus noisily
 ENSEMBLE_ARM = "ensemble"  # claim 6's leave-one-out ensembles of the `no help` runs
 MEMBERS_ARM = "its members"  # per ensemble, its members' mean test accuracy
 
@@ -161,8 +169,10 @@ CLAIMS: tuple[Claim, ...] = (
         "values the same from layer to layer, forwards and backwards.",
         ("claim2-init.yaml",), _init_arm,
         tuple(f"{a} {i}" for a in INIT_ACTIVATIONS for i in INITS),
-        _seq(*((f"{a} {good}", f"{a} normal", True) for a, good in INIT_ACTIVATIONS.items()), sesoi=SESOI_INIT),
-        figure="layers", keys=("model.init", "model.activation"),
+        _seq(*((f"{a} {good}", f"{a} normal", True) for a, good in INIT_ACTIVATIONS.items()), sesoi=SESOI_INIT)
+        + _seq(*((f"{a} {good}", f"{a} normal", False) for a, good in INIT_ACTIVATIONS.items() if a != "relu"),
+               metric="grad_spread", sesoi=SESOI_SPREAD),
+        metrics=("test_acc", "grad_spread"), figure="layers", keys=("model.init", "model.activation"),
         notes=("For each activation the comparison pits its variance-preserving initializer (Glorot for "
                "tanh and sigmoid, He for ReLU) against N(0, 1); the other initializers are shown for "
                "reference. Standard deviations as the lesson writes them (trickrun/nn/initializers.py): "
@@ -170,7 +180,12 @@ CLAIMS: tuple[Claim, ...] = (
                "sqrt(2/(n_in + n_out)), `he` sqrt(2/n_in).",
                "Glorot's derivation assumes an activation with slope 1 around 0, as tanh has; the "
                "sigmoid's slope there is 1/4, so with Glorot weights each sigmoid layer shrinks the "
-               "backward signal about fourfold: the gradient-norm panel shows what that does over 8 layers.",),
+               "backward signal about fourfold: the gradient-norm panel shows what that does over 8 layers.",
+               "The claim is also tested as the lesson states it, on the signal itself: the *gradient "
+               "spread* is log10 of the largest over the smallest hidden layer's gradient norm after "
+               "epoch 1 (the per-layer statistics trickrun records), lower meaning a signal kept in "
+               "range backwards. ReLU with N(0, 1) diverges in its first epoch, leaving no spread to "
+               "measure, so only tanh and sigmoid are compared on it.",),
     ),
     Claim(
         3, "residual", "Residual connections train deep networks",
@@ -188,12 +203,15 @@ CLAIMS: tuple[Claim, ...] = (
         "Even well-initialized weights drift during training and push signals out of range; "
         "normalizing each unit over the mini-batch (after the weights, before the activation) "
         "brings them back, and usually gives better final accuracy and faster training.",
-        ("claim4-batchnorm.yaml",), by_key("model.norm"), ("none", "batch"),
-        _seq(("batch", "none", True), sesoi=SESOI_ACC)
-        + _seq(("batch", "none", False), metric="epochs_to", sesoi=SESOI_EPOCHS),
+        ("claim4-batchnorm.yaml",), by_key("model.norm"), ("none", *NORMS),
+        _seq(*((norm, "none", True) for norm in NORMS), sesoi=SESOI_ACC)
+        + _seq(*((norm, "none", False) for norm in NORMS), metric="epochs_to", sesoi=SESOI_EPOCHS),
         metrics=("test_acc", "epochs_to"), threshold=0.94, quick_threshold=0.85, figure="threshold",
         keys=("model.norm",),
-        notes=(THRESHOLD_NOTE,),
+        notes=(THRESHOLD_NOTE,
+               "The claim is batch norm's; layer norm (each example normalized over its units) and weight "
+               "norm (each unit's weights w = g v/||v||), the other two normalizations the lesson names, "
+               "are judged beside it by the same comparisons."),
     ),
     Claim(
         5, "dropout", "Dropout",
@@ -205,7 +223,10 @@ CLAIMS: tuple[Claim, ...] = (
         + _seq(*((d, "0", False) for d in DROPOUTS), metric="epochs_to", sesoi=SESOI_EPOCHS),
         metrics=("test_acc", "epochs_to", "gap"), threshold=0.95, quick_threshold=0.85, figure="threshold",
         keys=("model.dropout",),
-        notes=(THRESHOLD_NOTE,),
+        notes=(THRESHOLD_NOTE,
+               "The learning rate is annealed to 0 over the epochs (cosine) so that the last weights, which "
+               "are scored, have settled: at a constant rate the last epoch's accuracy jitters by more than "
+               "the effect of interest (the sweep file's comment gives the pilot's figures)."),
     ),
     Claim(
         6, "overfitting", "Fighting overfitting",
@@ -236,8 +257,8 @@ CLAIMS: tuple[Claim, ...] = (
         "on the same idea. Adam is the lesson's advice when in doubt.",
         ("claim7-optimizers.yaml",), by_key("optimizer.name"), OPTIMIZERS,
         _seq(*(("adam", name, True) for name in OPTIMIZERS if name != "adam"), metric="score", sesoi=SESOI_SCORE),
-        metrics=("test_acc",), figure="optimizers", table="optimizers", derived="lr_average",
-        keys=("optimizer.name",),
+        metrics=("test_acc",), figure="over_rates", table="over_rates", derived="lr_average",
+        keys=("optimizer.name",), rates=LR_RANGES,
         notes=("Every optimizer runs at the five learning rates 1e-4 to 1; its score for a seed is its "
                "mean test accuracy over the three rates a tenfold apart around its usual one (in bold in "
                "the table), so an optimizer is judged on how forgiving it is as well as on its best run. A seed "
@@ -250,20 +271,29 @@ CLAIMS: tuple[Claim, ...] = (
         8, "clipping", "Gradient clipping",
         "When the gradient's norm exceeds a threshold theta (typically 1 or 10), shrink it; a large "
         "learning rate then no longer throws the weights far away.",
-        ("claim8-clipping.yaml",), by_key("clip.norm", _norm_arm), ("no clipping", "clip 1", "clip 10"),
-        _seq(("clip 1", "no clipping", True), ("clip 10", "no clipping", True), sesoi=SESOI_CLIPPING),
-        metrics=("test_acc", "val_acc"), figure="clipping", keys=("clip.norm",),
-        notes=("The lesson divides an over-long gradient by its norm (to norm 1); trickrun rescales it "
+        ("claim8-clipping.yaml",), by_key("clip.norm", _norm_arm), CLIPS,
+        _seq(*((arm, "no clipping", True) for arm in CLIPS[1:]), metric="score", sesoi=SESOI_CLIPPING),
+        figure="over_rates", table="over_rates", derived="lr_average", keys=("clip.norm",),
+        rates={arm: CLIP_RATES for arm in CLIPS},
+        notes=("Plain SGD at the high learning rates 0.5, 1 and 2, where a run without clipping starts to "
+               "blow up; an arm's score for a seed is its mean test accuracy over the three rates (a "
+               "diverged run counts as chance, 0.1), so clipping is judged on the range of rates it "
+               "is meant to make safe, not on one rate where both arms may fail.",
+               "The lesson divides an over-long gradient by its norm (to norm 1); trickrun rescales it "
                "to norm theta, g <- g theta/||g||. The two agree at theta = 1.",),
     ),
     Claim(
         9, "lr-decay", "Learning-rate decay",
         "A large learning rate learns fast early on, a small one fine-tunes later: lower it during "
         "training, e.g. multiply it by 0.98 after every epoch, or follow a more elaborate schedule.",
-        ("claim9-lr-decay.yaml",), by_key("schedule.name"), ("constant", "exponential", "cosine"),
-        _seq(("exponential", "constant", True), ("cosine", "constant", True), sesoi=SESOI_ACC),
-        metrics=("test_acc", "val_acc"), figure="schedules", keys=("schedule.name",),
-        notes=("`exponential` multiplies the learning rate by 0.98 after each epoch (the lesson's "
+        ("claim9-lr-decay.yaml",), by_key("schedule.name"), SCHEDULES,
+        _seq(*((arm, "constant", True) for arm in SCHEDULES[1:]), metric="score", sesoi=SESOI_ACC),
+        figure="over_rates", table="over_rates", derived="lr_average", keys=("schedule.name",),
+        rates={arm: DECAY_RATES for arm in SCHEDULES},
+        notes=("SGD with momentum 0.9 at the rates 0.1, 0.2 and 0.4: from a usual rate to one where a "
+               "constant rate ends its 20 epochs on a noisy plateau, the case decay is meant for; an "
+               "arm's score for a seed is its mean test accuracy over the three rates.",
+               "`exponential` multiplies the learning rate by 0.98 after each epoch (the lesson's "
                "example); `cosine` follows half a cosine from the initial rate to 0 over the epochs.",),
     ),
 )
@@ -271,19 +301,19 @@ CLAIM_NUMBERS = tuple(c.number for c in CLAIMS)
 
 
 def lr_average(claim: Claim, runs: list[Run], threshold: float | None, repeated: list[str] | None = None) -> Samples:
-    """Claim 7: an arm `<name> lr=<lr>` per optimizer and rate, and per optimizer its `score` by
-    seed: the seed's mean test accuracy over the optimizer's LR_RANGES rates, for the seeds that
-    have a run at each of them (a score over fewer rates would not compare)."""
+    """Claims judged over a range of learning rates (7, 8, 9): an arm `<arm> lr=<lr>` per arm
+    and rate, and per arm its `score` by seed: the seed's mean test accuracy over the arm's
+    `claim.rates`, for the seeds that have a run at each of them (a score over fewer rates
+    would not compare)."""
     samples: Samples = {}
     for run in in_seed_order(runs):
-        name, lr = _get(run.config, "optimizer.name"), _get(run.config, "optimizer.lr")
+        name, lr = claim.arm(run.config), _get(run.config, "optimizer.lr")
         put(samples, f"{name} lr={lr:g}", "test_acc", run, measures.test_acc(run), repeated)
         put(samples, f"{name} lr={lr:g}", "diverged", run, float(measures.diverged(run)), repeated)
-    for name, rates in LR_RANGES.items():
+    for name, rates in (claim.rates or {}).items():
         cells = [samples.get(f"{name} lr={lr:g}", {}).get("test_acc", SeedValues()).by_seed for lr in rates]
         seeds = set(cells[0]).intersection(*cells[1:])
         if seeds:
             score = {seed: sum(c[seed] for c in cells) / len(cells) for seed in seeds}
             samples.setdefault(name, {})["score"] = SeedValues(score)
     return samples
-

@@ -191,16 +191,9 @@ PANELS: dict[str, tuple[tuple, ...]] = {
                  ("curve", "val_acc", "validation accuracy")),
     "overfitting": (("curve", "train_acc", "training accuracy"), ("curve", "val_acc", "validation accuracy"),
                     ("bar", "", "test accuracy")),
-    "clipping": (("curve", "val_acc", "validation accuracy"),
-                 ("curve", "grad_norm", "gradient norm before clipping (epoch mean)", True),
-                 ("bar", "", "test accuracy (diverged = 0.1)")),
-    "schedules": (("curve", "lr", "learning rate"), ("curve", "val_acc", "validation accuracy"),
-                  ("bar", "", "test accuracy (last epoch)")),
 }
 TITLES = {"residual": "Claim 3: plain vs residual deep MLP",
-          "overfitting": "Claim 6: overfitting 1,000 examples, and four remedies",
-          "clipping": "Claim 8: SGD at a high learning rate, with and without clipping",
-          "schedules": "Claim 9: learning-rate schedules"}
+          "overfitting": "Claim 6: overfitting 1,000 examples, and four remedies"}
 
 
 def panels(name: str) -> Callable[[ClaimResult, Path], None]:
@@ -238,8 +231,9 @@ def layers(result: ClaimResult, path: Path) -> None:
     _save(fig, axes, path, "Claim 2: per-layer statistics by initializer")
 
 
-def optimizers(result: ClaimResult, path: Path) -> None:
-    """Claim 7: test accuracy against learning rate per optimizer, and the scores."""
+def over_rates(result: ClaimResult, path: Path) -> None:
+    """Claims judged over a range of rates: test accuracy against learning rate per arm, and
+    the arms' scores."""
     fig, axes = _figure(2)
     for name in result.claim.arms:
         points = []
@@ -258,11 +252,12 @@ def optimizers(result: ClaimResult, path: Path) -> None:
     axes[0].grid(alpha=0.3)
     bar_panel(axes[1], {n: result.samples.get(n, {}).get("score", []) for n in result.claim.arms},
               "score: mean test accuracy over the lr range")
-    _save(fig, axes, path, "Claim 7: optimizers over a range of learning rates")
+    _save(fig, axes, path, f"Claim {result.claim.number}: {result.claim.title.split(':')[0].lower()} "
+                           "over a range of learning rates")
 
 
 FIGURES: dict[str, Callable[[ClaimResult, Path], None]] = {
-    "layers": layers, "optimizers": optimizers, **{name: panels(name) for name in PANELS},
+    "layers": layers, "over_rates": over_rates, **{name: panels(name) for name in PANELS},
 }
 
 

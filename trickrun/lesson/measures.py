@@ -82,6 +82,22 @@ def scored_val_acc(run: Run) -> float | None:
     return _value(run, "val_acc")
 
 
+def grad_spread(run: Run) -> float | None:
+    """How far the backward signal leaves its range across the hidden layers after the first
+    epoch: log10 of the largest hidden layer's gradient norm over the smallest (0: all equal;
+    2: a hundredfold apart). None when a norm is missing, zero or not finite (a run that
+    diverged has no spread to measure)."""
+    record = run.records[0] if run.records else None
+    layers = record.get("layers") if isinstance(record, dict) else None
+    if not isinstance(layers, list):
+        return None
+    norms = [_finite(layer.get("grad_norm")) for layer in layers
+             if isinstance(layer, dict) and str(layer.get("name", "")).startswith("hidden")]
+    if len(norms) < 2 or any(n is None or n <= 0 for n in norms):
+        return None
+    return math.log10(max(norms) / min(norms))
+
+
 def _epochs_to(run: Run, threshold: float | None) -> float | None:
     return float(epochs_to(run, threshold)) if threshold is not None else None
 
@@ -106,6 +122,7 @@ MEASURES: dict[str, Callable[[Run, float | None], float | None]] = {
     "test_acc": lambda run, threshold: test_acc(run),
     "epochs_to": _epochs_to,
     "gap": lambda run, threshold: gap(run),
+    "grad_spread": lambda run, threshold: grad_spread(run),
     "val_acc": lambda run, threshold: scored_val_acc(run),
     "diverged": lambda run, threshold: float(diverged(run)),
 }

@@ -18,7 +18,7 @@ from ..analysis.analyze import config_diff, flatten
 from ..analysis.stats import MAX_SEEDS, POWER
 from ..atomic import replacing
 from ..errors import ConfigError, RunDirError, TrickrunError
-from .claims import CLAIMS, LR_RANGES, Claim
+from .claims import CLAIMS, Claim
 from ..sweep.local import threads_per_job
 from .figures import draw, forest
 from .results import ClaimResult, LessonOptions
@@ -36,6 +36,7 @@ METRIC_LABELS = {
     "val_acc": "val acc (scored epoch)",
     "gap": "train − val acc (scored epoch)",
     "score": "score (mean test acc over its lrs)",
+    "grad_spread": "gradient spread (decades, epoch 1)",
 }
 SETUP_KEYS = (  # the setup's lines: (title, ((label, dotted config key), ...))
     ("data", (("", "data.dataset"), ("training examples", "data.train_limit"),
@@ -65,7 +66,7 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 def fmt(value: float | None, metric: str = "test_acc", signed: bool = False) -> str:
     if value is None:
         return "—"
-    digits = 1 if metric == "epochs_to" else 4
+    digits = 1 if metric == "epochs_to" else 2 if metric == "grad_spread" else 4
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
@@ -260,8 +261,9 @@ def arms_table(result: ClaimResult) -> list[str]:
     return md_table(header, rows)
 
 
-def optimizers_table(result: ClaimResult) -> list[str]:
-    """Claim 7: per optimizer, the test accuracy at each rate (those of its score in bold) and its score."""
+def over_rates_table(result: ClaimResult) -> list[str]:
+    """Claims judged over a range of rates: per arm, the test accuracy at each rate (those of its
+    score in bold) and its score."""
     cells = {}
     for arm, metrics in result.samples.items():
         if " lr=" in arm:
@@ -270,7 +272,7 @@ def optimizers_table(result: ClaimResult) -> list[str]:
     rates = sorted({lr for _, lr in cells})
     rows = []
     for name in result.claim.arms:
-        scored = LR_RANGES.get(name, ())
+        scored = (result.claim.rates or {}).get(name, ())
         accs = []
         for lr in rates:
             text = mean_sd(cells.get((name, lr), {}).get("test_acc", []), "test_acc")
@@ -278,10 +280,10 @@ def optimizers_table(result: ClaimResult) -> list[str]:
         diverged = [d for (n, _), m in cells.items() if n == name for d in m.get("diverged", [])]
         score = result.samples.get(name, {}).get("score", [])
         rows.append([name, str(len(score)), *accs, mean_sd(score, "score"), f"{int(sum(diverged))}/{len(diverged)}"])
-    return md_table(["optimizer", "n", *(f"lr {lr:g}" for lr in rates), "score", "diverged"], rows)
+    return md_table(["arm", "n", *(f"lr {lr:g}" for lr in rates), "score", "diverged"], rows)
 
 
-TABLES: dict[str, Callable[[ClaimResult], list[str]]] = {"arms": arms_table, "optimizers": optimizers_table}
+TABLES: dict[str, Callable[[ClaimResult], list[str]]] = {"arms": arms_table, "over_rates": over_rates_table}
 
 
 def verdict_lines(result: ClaimResult) -> list[str]:
