@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import trickrun.cli
+import trickrun.cli_runs
 from runfactory import make_run
 from subproc import LONG_RUN, children, start, wait_for_epochs, wait_for_run_dir  # noqa: F401 (children: a fixture)
 from trickrun.cli import app
@@ -199,7 +199,7 @@ def test_without_yes_and_no_terminal_rm_refuses_with_exit_2_and_says_to_pass_yes
 
 
 def test_on_a_terminal_rm_asks_and_only_a_yes_deletes(root, monkeypatch):
-    monkeypatch.setattr(trickrun.cli, "_stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(trickrun.cli_runs, "_stdin_is_terminal", lambda: True)
     run = make_run(root, "adam")
     result = runner.invoke(app, ["rm", "adam"], input="n\n")
     assert result.exit_code == 1 and "Remove 1 run?" in result.stdout and "nothing was removed" in result.stdout

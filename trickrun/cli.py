@@ -3,106 +3,25 @@ TrickrunError into its exit code with a one-line message on stderr (never a trac
 
 from __future__ import annotations
 
-import difflib
-import functools
-import os
-import sys
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .version import __version__
 from .analysis.compare import compare_report, load_compared
-from .analysis.listing import SortKey, ls_output, sort_entries
 from .analysis.render import OutputFormat, report_output
-from .analysis.show import show_output
+from .cliapp import (ConfigArg, FormatOption, JsonOption, PlotOption, QuietOption, RunsDirOption, SetOption,
+                     SweepOption, _note, _one_run, _stdout, _warn, _with_sweep, app, err_console, reports_errors)
 from .clihelp import Command
-from .config import dump_yaml, load_config, short
+from .config import dump_yaml, load_config
 from .ensemble import EnsembleFormat
-from .errors import ConfigError, TrickrunError
-from .housekeeping.export import ExportFormat
-from .rundir.reader import Ambiguous, load_run, resolve_run, resolve_runs, scan_runs
+from .errors import ConfigError
 from .rundir.writer import runs_root, to_json
 
 # Heavy modules stay out of start-up: the training stack (.api) and matplotlib (.analysis.plots)
 # are imported inside the commands that need them.
-
-app = typer.Typer(
-    name="trickrun",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # click's plain layout: see clihelp.py
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-err_console = Console(stderr=True, highlight=False)
-
-
-def reports_errors(command: Callable) -> Callable:
-    """Turn TrickrunError into `error: ...` on stderr and its exit code."""
-
-    @functools.wraps(command)
-    def run(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except TrickrunError as err:
-            err_console.print(f"[bold red]error:[/] {escape(str(err))}", markup=True, soft_wrap=True)
-            raise typer.Exit(err.exit_code) from None
-
-    return run
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"trickrun {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def root(
-    version: Annotated[
-        Optional[bool],
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
-    ] = None,
-) -> None:
-    """Train a NumPy MLP on MNIST with the classic deep-learning tricks, and compare runs.
-
-    Example: trickrun train configs/baseline.yaml --set optimizer.lr=0.01
-    """
-
-
-def _runs_dir(text: str) -> Path:
-    """--runs-dir's value; an empty one would be the current folder, never what was meant."""
-    if not text.strip():
-        raise typer.BadParameter("is empty; give a folder, e.g. --runs-dir runs, or leave the option out")
-    return Path(text)
-
-
-RunsDirOption = Annotated[
-    Optional[Path],
-    typer.Option(
-        "--runs-dir",
-        parser=_runs_dir,
-        metavar="PATH",
-        help="Folder of run directories (default: $TRICKRUN_RUNS_DIR, else ./runs).",
-        show_default=False,
-    ),
-]
-
-# --- train and validate ----------------------------------------------------------------
-ConfigArg = Annotated[Path, typer.Argument(help="YAML config file, e.g. configs/baseline.yaml.", show_default=False)]
-SetOption = Annotated[
-    Optional[list[str]],
-    typer.Option("--set", "-s", metavar="KEY=VALUE",
-                 help="Override a config key (dotted, YAML value); repeatable: --set optimizer.lr=0.01"),
-]
-
-
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Show only errors while training.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print only summary.json plus run_dir, as JSON, on stdout.")]
 
 
 @app.command(cls=Command)
@@ -145,18 +64,6 @@ def _print_result(result, quiet: bool, json_: bool) -> None:
         if not json_:  # --json is for scripts, which read the status
             err_console.print(f"to continue: trickrun resume {escape(str(result.run_dir))}", soft_wrap=True)
         raise typer.Exit(result.exit_code)
-
-
-def _note(message: str) -> None:
-    err_console.print(f"note: {escape(message)}", soft_wrap=True, highlight=False)
-
-
-def _one_run(spec: str, runs_dir: Path | None, command: str) -> Path:
-    """The single run directory `spec` names (a path, a name or prefix: its newest run, NAME~K)."""
-    paths = resolve_run(spec, runs_root(runs_dir), ambiguous=Ambiguous.NEWEST, note=_note)
-    if len(paths) != 1:
-        raise ConfigError(f"{spec!r} matches {len(paths)} runs; {command} takes one")
-    return paths[0]
 
 
 def _result_line(summary: dict) -> str:
@@ -206,27 +113,6 @@ def validate(config: ConfigArg, set_: SetOption = None) -> None:
     cfg = load_config(config, set_ or [])
     typer.echo(dump_yaml(cfg.to_dict()), nl=False)
 
-
-
-SweepOption = Annotated[
-    Optional[str],
-    typer.Option("--sweep", metavar="NAME", show_default=False,
-                 help="Add every run of the sweep NAME (its sweep.json under the runs folder)."),
-]
-
-
-def _with_sweep(runs: list[str] | None, sweep: str | None, runs_dir: Path | None,
-                present_only: bool = False) -> list[str]:
-    """The RUN arguments, plus the run directories of `--sweep NAME`; at least one run
-    (`present_only`, for rm: the sweep's runs still there, perhaps none)."""
-    specs = list(runs or [])
-    if sweep is not None:
-        from .sweep.command import sweep_run_dirs
-
-        specs += [str(p) for p in sweep_run_dirs(sweep, runs_dir, present_only=present_only)]
-    elif not specs:
-        raise ConfigError("give at least one RUN, or --sweep NAME")
-    return specs
 
 
 # --- sweep -----------------------------------------------------------------------------
@@ -324,45 +210,6 @@ def lesson(
     code = run_lesson(opts, err_console)
     if code:
         raise typer.Exit(code)
-
-
-# --- compare, ls, show (runs inspection) ----------------------------------------------
-
-PIPED_WIDTH = 200  # columns of report tables when stdout is not a terminal
-
-FormatOption = Annotated[
-    OutputFormat,
-    typer.Option(
-        "--format",
-        "-f",
-        help="table (terminal), markdown (for a README), csv or json (one record per row, for scripts).",
-        case_sensitive=False,
-    ),
-]
-PlotOption = Annotated[
-    Optional[Path],
-    typer.Option(
-        "--plot",
-        help="Also write a PNG figure: training and validation loss on one panel and accuracy on another, "
-        "the learning rate, and per-layer gradient norms.",
-        show_default=False,
-        dir_okay=False,
-    ),
-]
-
-
-def _stdout() -> Console:
-    """stdout for reports: the terminal's width, or a wide page when piped (rich would
-    otherwise squeeze tables into 80 columns); $COLUMNS wins over both."""
-    console = Console(highlight=False, soft_wrap=False)
-    if not console.is_terminal and not os.environ.get("COLUMNS"):
-        console = Console(highlight=False, soft_wrap=False, width=PIPED_WIDTH)
-    return console
-
-
-def _warn(messages) -> None:
-    for message in messages:
-        err_console.print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True, highlight=False)
 
 
 @app.command(cls=Command)
@@ -485,180 +332,7 @@ def ensemble(
         err_console.print(f"wrote {saved}", highlight=False)
 
 
-@app.command("ls", cls=Command)
-@reports_errors
-def list_runs(
-    runs_dir: RunsDirOption = None,
-    sort: Annotated[
-        str,
-        typer.Option("--sort", metavar="COLUMN",
-                     help=f"Order rows by this column (accuracies best first): {', '.join(k.value for k in SortKey)}."),
-    ] = SortKey.started.value,
-    reverse: Annotated[bool, typer.Option("--reverse", "-r", help="Reverse the order.")] = False,
-    fmt: FormatOption = OutputFormat.table,
-) -> None:
-    """List runs: name, status, epochs, val acc @best, test acc, started, duration.
-
-    Example: trickrun ls --sort test_acc --format csv
-    """
-    key = _sort_key(sort)  # before reading any run
-    root = runs_root(runs_dir)
-    entries, skipped = scan_runs(root)
-    if skipped:
-        shown = ", ".join(skipped[:10]) + (f", ... ({len(skipped) - 10} more)" if len(skipped) > 10 else "")
-        err_console.print(f"note: skipped {len(skipped)} folder(s) in {root} that are not runs: {shown}",
-                          highlight=False, soft_wrap=True)
-    ls_output(sort_entries(entries, key, reverse), fmt, _stdout())
-
-
-# What each `ls --sort` column holds, for the message that refuses another name.
-SORT_MEANINGS = {
-    SortKey.name: "run name", SortKey.status: "status", SortKey.epochs: "epochs run",
-    SortKey.val_acc: "best validation accuracy", SortKey.test_acc: "test accuracy",
-    SortKey.started: "start time", SortKey.duration: "duration",
-}
-
-
-def _sort_key(text: str) -> SortKey:
-    """--sort's column (any case), or a ConfigError listing the columns with what each holds
-    and the ones whose meaning has the word given (accuracy: test_acc, val_acc)."""
-    try:
-        return SortKey(text.strip().lower())
-    except ValueError:
-        pass
-    word = text.strip().lower().replace("-", "_")
-    hits = [k.value for k, meaning in SORT_MEANINGS.items() if word and word in meaning.replace(" ", "_")]
-    hits = hits or difflib.get_close_matches(word, [k.value for k in SortKey], n=2, cutoff=0.5)
-    columns = ", ".join(f"{k.value} ({meaning})" if meaning != k.value else k.value
-                        for k, meaning in SORT_MEANINGS.items())
-    hint = f"; for {text.strip()!r}, did you mean {' or '.join(hits)}?" if hits else ""
-    raise ConfigError(f"--sort {short(text)}: ls sorts by one of its columns: {columns}{hint}")
-
-
-@app.command(cls=Command)
-@reports_errors
-def show(
-    run: Annotated[
-        str,
-        typer.Argument(metavar="RUN", help="A run directory, or a run name or prefix under the runs folder (the newest run of a shared "
-                       "name; NAME~1 the one before it).",
-                       show_default=False),
-    ],
-    fmt: FormatOption = OutputFormat.table,
-    plot: PlotOption = None,
-    runs_dir: RunsDirOption = None,
-) -> None:
-    """Show one run in full: config, summary, per-epoch metrics, per-layer diagnostics, curves.
-
-    Example: trickrun show adam --plot adam.png
-    """
-    loaded = load_run(_one_run(run, runs_dir, "show"))
-    _warn(loaded.warnings)
-    if plot is not None:
-        from .analysis.plots import plot_runs
-
-        plot_runs([loaded], plot, title=loaded.dirname)
-    show_output(loaded, fmt, _stdout())
-    if plot is not None:
-        err_console.print(f"wrote {plot}", highlight=False)
-
-
-# --- rm, export (housekeeping) -----------------------------------------------------------
-RunsArg = Annotated[
-    Optional[list[str]],
-    typer.Argument(metavar="[RUN]...", show_default=False,
-                   help="Runs, named as for compare: run directories, run names or unique prefixes under the "
-                   "runs folder, or globs such as 'runs/adam-*'."),
-]
-
-
-def _stdin_is_terminal() -> bool:
-    return sys.stdin.isatty()
-
-
-def _confirm(question: str) -> bool:
-    """Ask on the terminal; with no terminal to ask on, refuse (exit 2) rather than guess."""
-    if not _stdin_is_terminal():
-        raise ConfigError("stdin is not a terminal, so rm cannot ask before deleting; pass --yes to remove "
-                          "the runs listed above (or --dry-run to only list them)")
-    return typer.confirm(question, default=False)
-
-
-@app.command(cls=Command)
-@reports_errors
-def rm(
-    runs: Annotated[
-        Optional[list[str]],
-        typer.Argument(metavar="[RUN]...", show_default=False,
-                       help="Runs to delete, named as for compare: run directories, run names or unique prefixes "
-                       "under the runs folder (a name or prefix matching several runs is refused), or globs such "
-                       "as 'runs/adam-*' (all they match)."),
-    ] = None,
-    sweep: Annotated[
-        Optional[str],
-        typer.Option("--sweep", metavar="NAME", show_default=False,
-                     help="Delete every run of the sweep NAME and then its record (runs/sweeps/NAME/)."),
-    ] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False,
-    runs_dir: RunsDirOption = None,
-) -> None:
-    """Delete runs (and a sweep's record) after listing them and asking.
-
-    Each run is deleted under its lock: a run a live process trains is left and named (exit 1).
-    Only run directories directly in the runs folder are deleted, never through a symbolic link.
-
-    Example: trickrun rm --sweep lr --dry-run
-    """
-    from .housekeeping.remove import run_rm
-
-    specs = _with_sweep(runs, sweep, runs_dir, present_only=True)
-    code = run_rm(specs, runs_root(runs_dir), sweep, dry_run=dry_run, ask=None if yes else _confirm,
-                  out=_stdout(), err=err_console)
-    if code:
-        raise typer.Exit(code)
-
-
-@app.command(cls=Command)
-@reports_errors
-def export(
-    runs: RunsArg = None,
-    sweep: SweepOption = None,
-    fmt: Annotated[
-        Optional[ExportFormat],
-        typer.Option("--format", "-f", case_sensitive=False, show_default=False,
-                     help="csv, jsonl (one JSON object a line) or parquet (needs pyarrow and -o); default: "
-                     "from -o's suffix, else csv."),
-    ] = None,
-    output: Annotated[
-        Optional[Path],
-        typer.Option("--output", "-o", metavar="FILE", dir_okay=False, show_default=False,
-                     help="Write the table to FILE (replaced at once) instead of stdout."),
-    ] = None,
-    runs_dir: RunsDirOption = None,
-) -> None:
-    """Export every epoch of the runs as one table: run, sweep, seed, the config keys that differ, epoch, metrics.
-
-    One row per run and epoch, for pandas, R or a spreadsheet; per-layer diagnostics as
-    columns such as layers.hidden1.grad_norm.
-
-    Example: trickrun export --sweep lr -o lr.csv
-    """
-    from .housekeeping.export import choose_format, export_bytes, write_output
-
-    chosen = choose_format(fmt, output)
-    specs = _with_sweep(runs, sweep, runs_dir)
-    loaded = [load_run(path) for path in resolve_runs(specs, runs_root(runs_dir))]
-    _warn(w for run in loaded for w in run.warnings)
-    data, n_rows, warnings = export_bytes(loaded, chosen)
-    _warn(warnings)
-    if output is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-    else:
-        write_output(output, data)
-        err_console.print(f"wrote {n_rows} rows ({len(loaded)} runs) to {output}", highlight=False,
-                          markup=False, soft_wrap=True)
+from . import cli_runs  # noqa: E402,F401  ls, show, rm, export: registered after the commands above
 
 
 def main() -> None:

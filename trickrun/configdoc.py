@@ -2,7 +2,7 @@
 places that define it, so an explanation cannot drift from the code.
 
   meaning      the key's comment on its line of config.py's schema
-  accepts      its type and range (config.RANGES), or its choices (config.CHOICES) with
+  accepts      its type and range (ranges.RANGES), or its choices (config.CHOICES) with
                their aliases (config.ALIASES)
   default      Config's; for a null that `resolve` fills in, what it fills in for each
                choice of the key it depends on (found by resolving, not copied)
@@ -22,7 +22,8 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 from . import config as schema
 from .analysis.analyze import flatten
-from .config import CHOICES, RANGES, REGISTRIES, Config, dump_yaml
+from .config import CHOICES, REGISTRIES, Config, dump_yaml
+from .ranges import RANGES
 
 CHECKOUT = Path(__file__).resolve().parents[1]  # the repository root, when trickrun runs from one
 

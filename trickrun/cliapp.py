@@ -1,0 +1,172 @@
+"""The command line's shared parts: the Typer app every command registers on, the error
+handling that turns TrickrunError into its exit code, the options several commands take, and
+the consoles they print to."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from .analysis.render import OutputFormat
+from .errors import ConfigError, TrickrunError
+from .rundir.reader import Ambiguous, resolve_run
+from .rundir.writer import runs_root
+from .version import __version__
+
+# Heavy modules stay out of start-up: the training stack (.api) and matplotlib (.analysis.plots)
+# are imported inside the commands that need them.
+
+app = typer.Typer(
+    name="trickrun",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain layout: see clihelp.py
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+err_console = Console(stderr=True, highlight=False)
+
+
+def reports_errors(command: Callable) -> Callable:
+    """Turn TrickrunError into `error: ...` on stderr and its exit code."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except TrickrunError as err:
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", markup=True, soft_wrap=True)
+            raise typer.Exit(err.exit_code) from None
+
+    return run
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"trickrun {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """Train a NumPy MLP on MNIST with the classic deep-learning tricks, and compare runs.
+
+    Example: trickrun train configs/baseline.yaml --set optimizer.lr=0.01
+    """
+
+
+def _runs_dir(text: str) -> Path:
+    """--runs-dir's value; an empty one would be the current folder, never what was meant."""
+    if not text.strip():
+        raise typer.BadParameter("is empty; give a folder, e.g. --runs-dir runs, or leave the option out")
+    return Path(text)
+
+
+RunsDirOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--runs-dir",
+        parser=_runs_dir,
+        metavar="PATH",
+        help="Folder of run directories (default: $TRICKRUN_RUNS_DIR, else ./runs).",
+        show_default=False,
+    ),
+]
+
+# --- train and validate ----------------------------------------------------------------
+ConfigArg = Annotated[Path, typer.Argument(help="YAML config file, e.g. configs/baseline.yaml.", show_default=False)]
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", "-s", metavar="KEY=VALUE",
+                 help="Override a config key (dotted, YAML value); repeatable: --set optimizer.lr=0.01"),
+]
+
+
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Show only errors while training.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print only summary.json plus run_dir, as JSON, on stdout.")]
+
+
+# --- reports -----------------------------------------------------------------------------
+PIPED_WIDTH = 200  # columns of report tables when stdout is not a terminal
+
+FormatOption = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--format",
+        "-f",
+        help="table (terminal), markdown (for a README), csv or json (one record per row, for scripts).",
+        case_sensitive=False,
+    ),
+]
+PlotOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--plot",
+        help="Also write a PNG figure: training and validation loss on one panel and accuracy on another, "
+        "the learning rate, and per-layer gradient norms.",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+
+
+def _stdout() -> Console:
+    """stdout for reports: the terminal's width, or a wide page when piped (rich would
+    otherwise squeeze tables into 80 columns); $COLUMNS wins over both."""
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(highlight=False, soft_wrap=False, width=PIPED_WIDTH)
+    return console
+
+
+def _warn(messages) -> None:
+    for message in messages:
+        err_console.print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True, highlight=False)
+
+
+
+def _note(message: str) -> None:
+    err_console.print(f"note: {escape(message)}", soft_wrap=True, highlight=False)
+
+
+def _one_run(spec: str, runs_dir: Path | None, command: str) -> Path:
+    """The single run directory `spec` names (a path, a name or prefix: its newest run, NAME~K)."""
+    paths = resolve_run(spec, runs_root(runs_dir), ambiguous=Ambiguous.NEWEST, note=_note)
+    if len(paths) != 1:
+        raise ConfigError(f"{spec!r} matches {len(paths)} runs; {command} takes one")
+    return paths[0]
+
+
+
+SweepOption = Annotated[
+    Optional[str],
+    typer.Option("--sweep", metavar="NAME", show_default=False,
+                 help="Add every run of the sweep NAME (its sweep.json under the runs folder)."),
+]
+
+
+def _with_sweep(runs: list[str] | None, sweep: str | None, runs_dir: Path | None,
+                present_only: bool = False) -> list[str]:
+    """The RUN arguments, plus the run directories of `--sweep NAME`; at least one run
+    (`present_only`, for rm: the sweep's runs still there, perhaps none)."""
+    specs = list(runs or [])
+    if sweep is not None:
+        from .sweep.command import sweep_run_dirs
+
+        specs += [str(p) for p in sweep_run_dirs(sweep, runs_dir, present_only=present_only)]
+    elif not specs:
+        raise ConfigError("give at least one RUN, or --sweep NAME")
+    return specs
+
+
