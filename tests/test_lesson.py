@@ -253,8 +253,18 @@ def test_by_arm_puts_each_run_under_its_arm():
     assert again["clip 1"]["test_acc"].by_seed == {0: 0.9, 1: 0.9} and repeated == ["s"]  # "r" comes first
 
 
+def test_a_seed_list_replaces_every_sweep_s_seeds():
+    for claim in CLAIMS:
+        for quick in (False, True):
+            for spec in claim_specs(claim, config_folder(), quick, None, "8,9,19"):
+                assert spec.seeds == [8, 9, 19]
+    opts = LessonOptions(seed_list="8,9,19", jobs=2, out=Path("report"))
+    assert opts.command() == "trickrun lesson --seed-list 8,9,19 --jobs 2 --backend local --out report"
+
+
 def test_bad_options_exit_2(tmp_path):
-    for args in (["--claims", "12"], ["--backend", "slurm"], ["--jobs", "0"], ["--seeds", "0"]):
+    for args in (["--claims", "12"], ["--backend", "slurm"], ["--jobs", "0"], ["--seeds", "0"],
+                 ["--seed-list", "1,x"], ["--seed-list", "-1"], ["--seeds", "3", "--seed-list", "4,5"]):
         result = runner.invoke(app, ["lesson", *args, "--out", str(tmp_path / "o")])
         assert result.exit_code == 2, (args, result.output)
     assert not (tmp_path / "o").exists()

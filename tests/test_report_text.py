@@ -93,3 +93,16 @@ def test_the_claims_page_has_each_claim_under_the_report_s_number_and_title():
             assert f"`{key}`" in section, (claim.number, key)
     assert "[the report that tests them](lesson.md)" in page and os.path.isfile(DOCS / "lesson.md")
     assert _anchor("Claim 1: Input scaling") == "claim-1-input-scaling"
+
+
+def test_a_p_value_is_never_rounded_across_alpha():
+    from trickrun.lesson.report import _p
+    from trickrun.lesson.verdicts import ALPHA
+
+    assert ALPHA == 0.05
+    assert _p(0.0497) == "0.0497"  # two digits would print 0.05 beside a "significant" verdict
+    assert _p(0.04999999) == "0.04999999"
+    assert _p(0.0504) == "0.05" and _p(0.052) == "0.052" and _p(0.012) == "0.012"
+    assert _p(1.7e-5) == "1.7e-05" and _p(0.0) == "0" and _p(None) == "—"
+    for p in np.linspace(0.03, 0.07, 4001):
+        assert (float(_p(p)) < ALPHA) == (p < ALPHA), p

@@ -184,7 +184,9 @@ def lesson(
     claims: Annotated[Optional[str], typer.Option("--claims", metavar="1,4,...", show_default=False,
                       help="Only these claims (numbers 1 to 9, comma-separated; default: all).")] = None,
     seeds: Annotated[Optional[int], typer.Option("--seeds", show_default=False,
-                                                 help="Seeds per arm (default: 3, or 2 with --quick).")] = None,
+                                                 help="Seeds 0..N-1 per arm (default: 3, or 2 with --quick).")] = None,
+    seed_list: Annotated[Optional[str], typer.Option("--seed-list", metavar="8,9,10", show_default=False,
+                                                     help="These seeds per arm instead.")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="A smoke test: 2,000 training examples, 3 epochs, "
                                         "2 seeds; every section, table, figure and verdict in minutes.")] = False,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", show_default=False,
@@ -206,7 +208,7 @@ def lesson(
     from .lesson.runner import run_lesson
     from .lesson.results import LessonOptions
 
-    opts = LessonOptions(claims, seeds, quick, jobs, backend, out, runs_dir)
+    opts = LessonOptions(claims, seeds, quick, jobs, backend, out, runs_dir, seed_list)
     code = run_lesson(opts, err_console)
     if code:
         raise typer.Exit(code)

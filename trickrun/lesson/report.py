@@ -180,9 +180,17 @@ def _effect(o: Outcome) -> str:
 
 
 def _p(p: float | None) -> str:
+    """Two significant digits, more where rounding would put p on the other side of
+    ALPHA (0.0497 is not shown as 0.05); 0 when the differences do not vary at all."""
     if p is None:
         return "—"
-    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
+    if p == 0:
+        return "0"
+    text, digits = (f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"), 2
+    while (float(text) < ALPHA) != (p < ALPHA) and digits < 17:
+        digits += 1
+        text = f"{p:.{digits}g}"
+    return text
 
 
 def _seeds(n: int | None) -> str:

@@ -21,6 +21,7 @@ class LessonOptions:
     backend: str = "local"
     out: Path = Path("lesson-report")
     runs_dir: Path | None = None
+    seed_list: str | None = None  # "8,9,10"; given instead of seeds
 
     def command(self) -> str:
         """The command line these options stand for, as the report prints it."""
@@ -29,6 +30,8 @@ class LessonOptions:
             parts.append(f"--claims {self.claims}")
         if self.seeds is not None:
             parts.append(f"--seeds {self.seeds}")
+        if self.seed_list is not None:
+            parts.append(f"--seed-list {self.seed_list}")
         if self.quick:
             parts.append("--quick")
         if self.jobs is not None:
