@@ -128,12 +128,14 @@ def test_a_claim_judged_over_rates_scores_each_arm_over_its_own_rates():
     claim = CLAIM_OF[8]
     assert claim.derived == "lr_average" and set(claim.rates) == set(claim.arms)
     rates = claim.rates["no clipping"]
-    runs = [_run({"optimizer": {"name": "sgd", "lr": lr}, "clip": {"norm": clip}, "seed": 0}, acc)
-            for clip, acc in ((None, 0.5), (10.0, 0.8), (1.0, 0.9)) for lr in rates]
+    # each rate its own accuracy, and one more rate outside the declared range that must not count
+    runs = [_run({"optimizer": {"name": "sgd", "lr": lr}, "clip": {"norm": clip}, "seed": 0}, acc + i / 100)
+            for clip, acc in ((None, 0.5), (10.0, 0.8), (1.0, 0.9)) for i, lr in enumerate([*rates, 64.0])]
     samples = lr_average(claim, runs, None)
-    assert samples["no clipping"]["score"].by_seed == pytest.approx({0: 0.5})
-    assert samples["clip 10"]["score"].by_seed == pytest.approx({0: 0.8})
-    assert samples["clip 1"]["score"].by_seed == pytest.approx({0: 0.9})
+    mean = sum(range(len(rates))) / len(rates) / 100  # the rates' offsets, averaged
+    assert samples["no clipping"]["score"].by_seed == pytest.approx({0: 0.5 + mean})
+    assert samples["clip 10"]["score"].by_seed == pytest.approx({0: 0.8 + mean})
+    assert samples["clip 1"]["score"].by_seed == pytest.approx({0: 0.9 + mean})
     assert f"clip 1 lr={rates[0]:g}" in samples and f"clip 10 lr={rates[0]:g}" in samples
 
 
@@ -177,12 +179,16 @@ def test_parse_claims():
 @pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.slug for c in CLAIMS])
 def test_every_cell_is_valid_and_falls_in_a_declared_arm(claim, quick):
-    arms = set()
+    arms, rates = set(), {}
     for spec in claim_specs(claim, config_folder(), quick, None):
         assert spec.seeds == ([0, 1] if quick else [0, 1, 2])
         assert spec.name.endswith("-quick") == quick
         _, configs, _ = resolve_cells(spec)
         arms |= {claim.arm(cfg.to_dict()) for cfg in configs}
+        for cfg in configs:
+            rates.setdefault(claim.arm(cfg.to_dict()), set()).add(cfg.optimizer.lr)
+    for arm, declared_rates in (claim.rates or {}).items():  # a score over rates the sweep never runs is empty
+        assert set(declared_rates) <= rates[arm], (arm, declared_rates, rates[arm])
         if quick and claim.number != 6:
             assert all(cfg.data.train_limit == 2000 and cfg.train.epochs == 3 for cfg in configs)
     declared = set(claim.arms) - (set(DERIVED_ARMS) if claim.derived == "ensembles" else set())

@@ -106,3 +106,14 @@ def test_a_p_value_is_never_rounded_across_alpha():
     assert _p(1.7e-5) == "1.7e-05" and _p(0.0) == "0" and _p(None) == "—"
     for p in np.linspace(0.03, 0.07, 4001):
         assert (float(_p(p)) < ALPHA) == (p < ALPHA), p
+
+
+def test_a_difference_the_same_on_every_seed_is_marked_beside_its_verdict():
+    from trickrun.lesson.report import _verdict
+    from trickrun.lesson.verdicts import Comparison, Outcome
+
+    comparison = Comparison("epochs_to", "weight", "none", False, 1.0)
+    tied = Outcome(4, comparison, 8, 7.9, 7.9, 0.0, (0.0, 0.0), 0.0, 1.0, 0.0, verdict="no practical effect")
+    assert _verdict(tied) == "**no practical effect** (the same difference on every seed)"
+    spread = Outcome(4, comparison, 8, 7.9, 8.0, -0.1, (-0.4, 0.2), 0.1, 0.5, 0.001, verdict="no practical effect")
+    assert _verdict(spread) == "**no practical effect**"

@@ -182,10 +182,12 @@ CLAIMS: tuple[Claim, ...] = (
                "sigmoid's slope there is 1/4, so with Glorot weights each sigmoid layer shrinks the "
                "backward signal about fourfold: the gradient-norm panel shows what that does over 8 layers.",
                "The claim is also tested as the lesson states it, on the signal itself: the *gradient "
-               "spread* is log10 of the largest over the smallest hidden layer's gradient norm after "
-               "epoch 1 (the per-layer statistics trickrun records), lower meaning a signal kept in "
-               "range backwards. ReLU with N(0, 1) diverges in its first epoch, leaving no spread to "
-               "measure, so only tanh and sigmoid are compared on it.",),
+               "spread* is log10 of the largest over the smallest hidden layer's weight-gradient norm "
+               "after epoch 1 (the per-layer statistics trickrun records). A weight gradient's norm "
+               "also depends on the layer's inputs, but a signal that vanishes or explodes backwards "
+               "spreads it over decades: lower means a signal kept in range. ReLU with N(0, 1) "
+               "diverges in its first epoch, leaving no spread to measure, so only tanh and sigmoid "
+               "are compared on it.",),
     ),
     Claim(
         3, "residual", "Residual connections train deep networks",

@@ -24,7 +24,7 @@ from .figures import draw, forest
 from .results import ClaimResult, LessonOptions
 from .measures import clip_interval
 from .verdicts import (ALPHA, CONFIDENCE, CONTRADICTED, INCONCLUSIVE, NO_PRACTICAL_EFFECT, SUPPORTED,
-                       VERDICTS, Comparison, Outcome)
+                       VERDICTS, Comparison, Outcome, seed_order)
 
 REPORT_FILE = "lesson.md"
 # The lesson's claims in the project's words, which the report links (docs/ of the checkout).
@@ -199,13 +199,15 @@ def _seeds(n: int | None) -> str:
 
 def _verdict(o: Outcome) -> str:
     metric = o.comparison.metric
+    # A difference the same on every seed has no spread: its t and TOST p are 0 or 1.
+    same = " (the same difference on every seed)" if o.ci is not None and o.ci[0] == o.ci[1] else ""
     if o.verdict == SUPPORTED:
-        return f"**{SUPPORTED}**" + (" (below practical size)" if o.below_practical_size else "")
+        return f"**{SUPPORTED}**" + (" (below practical size)" if o.below_practical_size else "") + same
     if o.verdict == INCONCLUSIVE:
         if o.mde is None:
             return f"*{INCONCLUSIVE}* (untestable)"
         return f"*{INCONCLUSIVE}* (MDE {fmt(o.mde, metric)}; {_seeds(o.seeds_for_sesoi)} seeds for the SESOI)"
-    return f"**{o.verdict}**"
+    return f"**{o.verdict}**" + same
 
 
 # ---------------------------------------------------------------------------------------
@@ -223,7 +225,7 @@ def setup_lines(result: ClaimResult, quick: bool) -> list[str]:
         shown = [f"{label} {_value(flat[k])}".strip() for label, k in keys if k in flat and k not in varied]
         extra = ", 10000 test examples (the MNIST test set)" if title == "data" else ""
         parts.append(f"- **{title}:** " + ", ".join(shown) + extra)
-    seeds = sorted({r.seed for r in runs}, key=str)
+    seeds = sorted({r.seed for r in runs}, key=seed_order)
     parts.append("- **varied:** " + ("; ".join(f"`{k}` ∈ {{{', '.join(dict.fromkeys(map(_value, vs)))}}}"
                                                for k, vs in varied.items()) or "nothing"))
     parts.append(f"- **seeds:** {', '.join(map(str, seeds))} ({len(runs)} runs, {_duration(run_seconds(runs))} "
@@ -338,7 +340,7 @@ def _why(o: Outcome) -> str:
     mde = fmt(o.mde, o.comparison.metric)
     return (f"the effect {_effect(o)} {direction}, within seed noise (Holm p {_p(o.p_holm)} ≥ "
             f"{ALPHA:g}) and not shown within ±{sesoi}; {o.n_pairs} pairs detect {mde} at {POWER:.0%} power, "
-            f"{_seeds(o.seeds_for_sesoi)} seeds would detect {sesoi}")
+            f"{_seeds(o.seeds_for_sesoi)} seeds would detect {sesoi} (both at α = {ALPHA:g} before Holm)")
 
 
 def claim_lines(result: ClaimResult, quick: bool, figure: Path) -> list[str]:
@@ -375,8 +377,9 @@ def report_text(results: Sequence[ClaimResult], opts: LessonOptions, jobs: int, 
              + (f", each with {threads_per_job(jobs)} BLAS thread(s)" if opts.backend == "local" else ""),
              *machine_lines()]
     if opts.quick:
-        lines += ["", "> **Quick mode:** a small subset of the data, few epochs and 2 seeds: a smoke test of the "
-                  "report, whose verdicts say little about the lesson."]
+        seeds = len({run.seed for result in results for run in result.runs})
+        lines += ["", f"> **Quick mode:** a small subset of the data, few epochs and {seeds} seed(s): a smoke test "
+                  "of the report, whose verdicts say little about the lesson."]
     lines += ["", *rule_lines(results)]
     labelled = [(f"{r.claim.number}: {_expect(o.comparison, r.threshold)}", o) for r in results for o in r.outcomes]
     lines += [f"![Every comparison at a glance]({forest(labelled, figures / FOREST_FILE).name})", ""]
