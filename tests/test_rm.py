@@ -311,6 +311,22 @@ def test_a_runs_folder_that_is_a_link_works(tmp_path):
     assert not run.exists() and keep.is_dir()
 
 
+def test_a_project_folder_holding_a_config_and_its_runs_is_never_taken_for_a_run(tmp_path, root):
+    """A folder with a config.yaml looks like a run at first sight; one that holds folders (here
+    the project's runs folder) never is one, from inside another runs folder or not."""
+    project = tmp_path / "project"
+    (project / "config.yaml").parent.mkdir()
+    (project / "config.yaml").write_text(QUICK)
+    finished = make_run(project / "runs", "adam")
+    make_run(root, "mine")
+    result = rm(str(project), "-y")
+    assert result.exit_code == 2 and "not in the runs folder" in result.stderr, result.output
+    assert "--runs-dir" not in result.stderr  # no hint that leads to deleting it
+    result = rm("project", "-y", "--runs-dir", str(tmp_path))
+    assert result.exit_code == 2 and "holds folders (runs)" in result.stderr, result.output
+    assert finished.is_dir() and (project / "config.yaml").is_file()
+
+
 def test_folders_that_are_not_runs_and_staging_folders_are_refused(root):
     make_run(root, "adam")
     junk = root / "notes"

@@ -83,21 +83,35 @@ def checked_run(path: Path, root: Path) -> Path:
                           f"it points to")
     parent = Path(os.path.realpath(path.parent))
     if parent != root:
+        hint = f" (give --runs-dir {parent} to remove it from its own)" if _not_a_run(path) is None else ""
         raise ConfigError(f"{path} is not in the runs folder {root}; rm deletes only runs directly in the "
-                          f"runs folder (give --runs-dir {parent} to remove it from its own)")
+                          f"runs folder{hint}")
     if path.name.startswith(STAGING_PREFIX):
         raise ConfigError(f"{path} is a run being created (a staging folder); rm leaves it alone, and a "
                           f"later run removes it once it is abandoned")
     if path.name.startswith("."):
         raise ConfigError(f"{path} is a hidden folder, not a run rm deletes")
     real = root / path.name
-    if not is_run_dir(real):
-        raise ConfigError(f"{path} is not a run directory (it has none of {', '.join(RUN_FILES)}); rm "
-                          f"deletes only runs")
+    if (why := _not_a_run(real)) is not None:
+        raise ConfigError(f"{path} is not a run directory ({why}); rm deletes only runs")
     if (real / LOCK_FILE).is_symlink():
         raise ConfigError(f"{real / LOCK_FILE} is a symbolic link; rm will not lock or delete through it: "
                           f"delete that link yourself, then run rm again")
     return real
+
+
+def _not_a_run(path: Path) -> str | None:
+    """Why `path` is not a run directory trickrun made, or None. A run directory is flat: a
+    folder with a config.yaml and folders in it (a project holding its runs) is never one."""
+    if not is_run_dir(path):
+        return f"it has none of {', '.join(RUN_FILES)}"
+    try:
+        folders = sorted(entry.name for entry in os.scandir(path) if entry.is_dir(follow_symlinks=False))
+    except OSError as err:
+        return f"it cannot be listed: {err.strerror}"
+    if folders:
+        return f"it holds folders ({', '.join(folders[:3])}{', ...' if len(folders) > 3 else ''}), which a run never does"
+    return None
 
 
 def _checked_sweep_folder(root: Path, name: str) -> Path:
