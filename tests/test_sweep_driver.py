@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 
 from fakebackend import FakeBackend, config_of
 from trickrun.cli import app
-from trickrun.errors import ConfigError
+from trickrun.errors import ConfigError, RunDirError
 from trickrun.rundir.lock import RunLock
 from trickrun.rundir.writer import RunWriter
 from trickrun.signals import StopSignal
-from trickrun.sweep.driver import execute, prepare
+from trickrun.sweep.driver import NullProgress, execute, prepare
 from trickrun.sweep.record import lock_sweep
 from trickrun.sweep.spec import SweepSpec, load_spec, safe_name
 
@@ -177,6 +177,40 @@ def test_a_second_ctrl_c_ends_the_cells_at_once_and_the_record_is_not_left_runni
     result = run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01"), backend)
     assert backend.killed and result.stop_signal == signal.SIGINT
     assert [c["status"] for c in record(tmp_path)["cells"]] == ["interrupted", "interrupted"]
+
+
+class CtrlCAtFirstEnd(NullProgress):
+    """A real SIGINT to this process while the driver records the first cell's end, after
+    the backend has already forgotten every cell its poll reported."""
+
+    def cell_ended(self, plan, end, state) -> None:
+        if not getattr(self, "sent", False):
+            self.sent = True
+            signal.raise_signal(signal.SIGINT)
+
+
+def test_a_ctrl_c_while_cells_end_loses_none_of_their_ends(tmp_path):
+    backend = FakeBackend()  # both cells end in the same poll
+    result = run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01"), backend, progress=CtrlCAtFirstEnd())
+    assert result.stop_signal == signal.SIGINT
+    assert [c["status"] for c in record(tmp_path)["cells"]] == ["completed", "completed"]
+
+
+def test_a_sweep_aborted_by_an_error_leaves_no_cell_running_in_the_record(tmp_path, monkeypatch):
+    create, made = RunWriter.create, []
+
+    def full_disk_at_the_second_cell(root, name, *args):
+        if made:
+            raise RunDirError(f"cannot create {root / name}: No space left on device")
+        made.append(name)
+        return create(root, name, *args)
+
+    monkeypatch.setattr(RunWriter, "create", staticmethod(full_disk_at_the_second_cell))
+    backend = FakeBackend(script={0: "hang"})
+    with pytest.raises(RunDirError):
+        run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01"), backend)
+    assert backend.running == 1  # the caller's close() kills it next
+    assert [c["status"] for c in record(tmp_path)["cells"]] == ["interrupted", "pending"]
 
 
 def test_a_cell_that_dies_while_the_sweep_stops_is_interrupted_not_failed(tmp_path):

@@ -115,13 +115,16 @@ def execute(sweep: PreparedSweep, backend: Backend, fail_fast: bool = False, pro
                             _start(sweep, pending.pop(0), backend, jobs, result, progress)
                     if fail_fast and result.failed and not backend.running:
                         break
-                    for end in backend.poll(POLL_S):
-                        _end(sweep, by_index[end.index], jobs.pop(end.index), end, result, progress)
+                    # poll forgets the cells it reports: their ends are recorded before a stop lands
+                    with stops.held():
+                        for end in backend.poll(POLL_S):
+                            _end(sweep, by_index[end.index], jobs.pop(end.index), end, result, progress)
             except KeyboardInterrupt as stop:  # Ctrl-C, or a StopSignal (SIGTERM, SIGHUP)
                 result.stop_signal = getattr(stop, "signum", 2)
-                _stop(sweep, backend, jobs, by_index, result, progress)
+                _stop(sweep, backend, stops, jobs, by_index, result, progress)
     finally:
         progress.close()
+        _interrupt_running(record)
         record.save()
     result.run_dirs = [Path(c["run_dir"]) for c in record.data["cells"] if c.get("run_dir")]
     return result
@@ -199,8 +202,8 @@ def _remove_if_never_trained(run_dir: Path) -> bool:
         lock.release()
 
 
-def _stop(sweep: PreparedSweep, backend: Backend, jobs: dict[int, CellJob], by_index: dict[int, Plan],
-          result: SweepResult, progress) -> None:
+def _stop(sweep: PreparedSweep, backend: Backend, stops: SignalStop, jobs: dict[int, CellJob],
+          by_index: dict[int, Plan], result: SweepResult, progress) -> None:
     """Pass the stop on, then wait for every running cell to end; a second stop ends them at once."""
     if backend.running:
         progress.note(f"stopping: {backend.running} running cell(s) save their last epoch; "
@@ -208,7 +211,16 @@ def _stop(sweep: PreparedSweep, backend: Backend, jobs: dict[int, CellJob], by_i
     backend.stop(result.stop_signal)
     while backend.running:
         try:
-            for end in backend.poll(POLL_S):
-                _end(sweep, by_index[end.index], jobs.pop(end.index), end, result, progress, stopping=True)
+            with stops.held():  # as in execute: no reported end is lost to the second stop
+                for end in backend.poll(POLL_S):
+                    _end(sweep, by_index[end.index], jobs.pop(end.index), end, result, progress, stopping=True)
         except KeyboardInterrupt:
             backend.kill()
+
+
+def _interrupt_running(record: SweepRecord) -> None:
+    """A sweep that ends with cells still running was aborted by an error (a full disk, say):
+    the caller's backend.close() kills those cells, which are then resumable, not running."""
+    for cell in record.data["cells"]:
+        if cell["status"] == CellState.RUNNING:
+            record.set(cell["index"], CellState.INTERRUPTED, save=False)
