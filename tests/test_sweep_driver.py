@@ -4,6 +4,7 @@ busy cells, failures and stops. Each test here failed on the driver before the r
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rich.console import Console
 from typer.testing import CliRunner
 
 from fakebackend import FakeBackend, config_of
@@ -19,6 +21,7 @@ from trickrun.errors import ConfigError, RunDirError
 from trickrun.rundir.lock import RunLock
 from trickrun.rundir.writer import RunWriter
 from trickrun.signals import StopSignal
+from trickrun.sweep.command import SweepOptions, finish
 from trickrun.sweep.driver import NullProgress, execute, prepare
 from trickrun.sweep.record import lock_sweep
 from trickrun.sweep.spec import SweepSpec, load_spec, safe_name
@@ -128,6 +131,42 @@ def test_a_cell_another_live_process_trains_is_busy_never_finished(tmp_path):
         other.close()
     assert result.busy == [0] and [j.index for j in backend.jobs] == [1]
     assert [c["status"] for c in record(tmp_path)["cells"]] == ["busy", "completed"]
+
+
+def interrupted_cell(tmp_path: Path):
+    """A one-cell sweep stopped part-way, prepared again: its plan is to resume the run."""
+    spec = spec_of(tmp_path, "optimizer.lr=0.1")
+    run(tmp_path, spec, FakeBackend(script={0: "hang"}, on_poll=stop_with(signal.SIGINT)))
+    sweep = prepare(spec, tmp_path / "runs", False, "local", 1)
+    assert [str(p.action) for p in sweep.plans] == ["resume"]
+    return sweep
+
+
+def test_a_cell_whose_run_another_process_took_before_its_resume_is_busy_and_exit_1(tmp_path):
+    sweep = interrupted_cell(tmp_path)
+    other = RunLock.acquire(sweep.plans[0].run_dir)  # another process resumes it first
+    try:
+        result = execute(sweep, FakeBackend())
+    finally:
+        other.release()
+        sweep.release()
+    cell = record(tmp_path)["cells"][0]
+    assert result.busy == [0] and cell["status"] == "busy" and "being trained by" in cell["error"]
+    out = Console(file=io.StringIO())
+    assert finish(result, SweepOptions(tmp_path / "tiny.yaml", [], []), out, out) == 1
+
+
+def test_a_cell_whose_run_another_process_finished_before_its_resume_is_that_result(tmp_path):
+    sweep = interrupted_cell(tmp_path)
+    summary_file = sweep.plans[0].run_dir / "summary.json"
+    summary_file.write_text(json.dumps({**json.loads(summary_file.read_text()), "status": "completed"}))
+    try:
+        result = execute(sweep, FakeBackend())
+    finally:
+        sweep.release()
+    cell = record(tmp_path)["cells"][0]
+    assert not result.busy and cell["status"] == "completed" and cell["error"] is None
+    assert result.run_dirs == [sweep.plans[0].run_dir]
 
 
 def test_a_finished_cell_is_skipped_and_only_the_missing_one_runs(tmp_path):

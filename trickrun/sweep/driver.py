@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, TrickrunError
-from ..rundir.files import claim_for_resume
-from ..rundir.format import Status
+from ..rundir.files import claim_for_resume, read_summary
+from ..rundir.format import FINAL, SUMMARY_FILE, Status
 from ..rundir.lock import RunLock
 from ..rundir.writer import RunWriter, remove_if_never_trained, runs_root
 from ..signals import SignalStop
@@ -148,11 +148,8 @@ def _start(sweep: PreparedSweep, plan: Plan, backend: Backend, jobs: dict[int, C
     record, index = sweep.record, plan.cell.index
     try:
         job = _claim(sweep, plan)
-    except ConfigError as err:  # its run was taken by another process since the plan was made
-        if record.state(index) is CellState.PENDING:
-            record.set(index, CellState.BUSY, action=Action.BUSY, error=str(err))
-            result.busy.append(index)
-        progress.note(f"cell {index + 1} {plan.cell.name}: {err}")
+    except ConfigError as err:  # its run was taken, finished or removed since the plan was made
+        _unclaimed(sweep, plan, err, result, progress)
         return
     record.set(index, CellState.RUNNING, run_dir=job.run_dir, action=plan.action, error=None)
     try:
@@ -163,6 +160,21 @@ def _start(sweep: PreparedSweep, plan: Plan, backend: Backend, jobs: dict[int, C
         return
     jobs[index] = job
     progress.cell_started(plan)
+
+
+def _unclaimed(sweep: PreparedSweep, plan: Plan, err: ConfigError, result: SweepResult, progress) -> None:
+    """A cell whose run could not be claimed: its final state if another process finished
+    the run it was to resume, else busy with the reason (exit 1), never silently skipped."""
+    index = plan.cell.index
+    summary, _ = read_summary(plan.run_dir / SUMMARY_FILE) if plan.run_dir else (None, [])
+    status = summary.get("status") if summary else None
+    if isinstance(status, str) and status in FINAL:  # a final status never changes again
+        sweep.record.set(index, CellState.of_run(status), action=Action.SKIP, error=None)
+        progress.note(f"cell {index + 1} {plan.cell.name}: another process finished its run ({status}); skipped")
+        return
+    sweep.record.set(index, CellState.BUSY, action=Action.BUSY, error=str(err))
+    result.busy.append(index)
+    progress.note(f"cell {index + 1} {plan.cell.name}: {err}")
 
 
 def _end_state(end: CellEnd, stopping: bool) -> tuple[CellState, str | None]:
