@@ -274,6 +274,7 @@ def test_long_sweep_names_with_a_common_beginning_keep_two_records():
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--grid", "optimizer.lr"], "expected KEY=VALUES"),
+    (["--grid", "optimizer.lr=0.1", "--grid", "optimizer.lr=0.2"], "--grid optimizer.lr is given twice"),
     (["--grid", "optimizer.lr=" + ",".join(str(i) for i in range(1000)), "--grid",
       "optimizer.momentum=" + ",".join(str(i / 1000) for i in range(1000))], "1,000,000 cells"),
 ])
