@@ -51,10 +51,6 @@ class CellState(str, Enum):
     def __str__(self) -> str:
         return self.value
 
-    @property
-    def is_finished(self) -> bool:
-        return self in FINISHED
-
     @classmethod
     def of_run(cls, status: Status | str) -> "CellState":
         """A run's status as a cell's state: finished ones as they are, anything that
