@@ -23,7 +23,7 @@ from trickrun.rundir.writer import RunWriter
 from trickrun.signals import StopSignal
 from trickrun.sweep.command import SweepOptions, finish
 from trickrun.sweep.driver import NullProgress, execute, prepare
-from trickrun.sweep.record import lock_sweep
+from trickrun.sweep.record import lock_sweep, read_record
 from trickrun.sweep.spec import SweepSpec, load_spec, safe_name
 
 runner = CliRunner()
@@ -104,6 +104,26 @@ def test_the_record_says_running_exactly_while_a_cell_runs(tmp_path):
     run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01"), backend)
     assert seen[0] == ["running", "pending"] and seen[1] == ["completed", "running"]
     assert [c["status"] for c in record(tmp_path)["cells"]] == ["completed", "completed"]
+
+
+def test_a_record_left_running_by_a_killed_driver_reads_as_interrupted(tmp_path):
+    run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01"), FakeBackend())
+    path = tmp_path / "runs" / "sweeps" / "tiny" / "sweep.json"
+    left = record(tmp_path)
+    for cell in left["cells"]:
+        cell["status"] = "running"  # as a driver killed with kill -9 leaves the file
+    path.write_text(json.dumps(left))
+    assert [c["status"] for c in read_record(path)["cells"]] == ["interrupted", "interrupted"]
+    orphan = RunLock.acquire(Path(left["cells"][1]["run_dir"]))  # a worker that outlived its driver
+    try:
+        assert [c["status"] for c in read_record(path)["cells"]] == ["interrupted", "running"]
+        driver = lock_sweep(tmp_path / "runs", "tiny")  # a live driver's record is as written
+        try:
+            assert [c["status"] for c in read_record(path)["cells"]] == ["running", "running"]
+        finally:
+            driver.release()
+    finally:
+        orphan.release()
 
 
 def test_a_second_driver_of_the_same_sweep_is_refused_naming_the_holder(tmp_path):
