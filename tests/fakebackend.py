@@ -4,7 +4,8 @@ Each submitted cell "trains" by writing a finished summary into exactly the run 
 it was given, after checking that the directory holds the cell's config.yaml and that the
 driver is not also its writer (the lock went with the job). `script` says how each cell
 ends, by cell index: "completed" (default), "fail", "hang" (ends only when stopped or
-killed), "crash-on-stop" (when stopped, its process dies with a traceback).
+killed), "hang-until-killed", "crash-on-stop" (runs until stopped or killed, then its
+process dies with a traceback).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class FakeBackend:
         ends = []
         for index, job in list(self.live.items()):
             how = self.script.get(index, "completed")
-            if how == "hang" and not (self.killed or self.stopped):
+            if how in ("hang", "crash-on-stop") and not (self.killed or self.stopped):
                 continue
             if how == "hang-until-killed" and not self.killed:
                 continue

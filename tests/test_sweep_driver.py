@@ -4,6 +4,7 @@ busy cells, failures and stops. Each test here failed on the driver before the r
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import sys
@@ -11,16 +12,18 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rich.console import Console
 from typer.testing import CliRunner
 
 from fakebackend import FakeBackend, config_of
 from trickrun.cli import app
-from trickrun.errors import ConfigError
+from trickrun.errors import ConfigError, RunDirError
 from trickrun.rundir.lock import RunLock
 from trickrun.rundir.writer import RunWriter
 from trickrun.signals import StopSignal
-from trickrun.sweep.driver import execute, prepare
-from trickrun.sweep.record import lock_sweep
+from trickrun.sweep.command import SweepOptions, finish
+from trickrun.sweep.driver import NullProgress, execute, prepare
+from trickrun.sweep.record import lock_sweep, read_record
 from trickrun.sweep.spec import SweepSpec, load_spec, safe_name
 
 runner = CliRunner()
@@ -103,6 +106,26 @@ def test_the_record_says_running_exactly_while_a_cell_runs(tmp_path):
     assert [c["status"] for c in record(tmp_path)["cells"]] == ["completed", "completed"]
 
 
+def test_a_record_left_running_by_a_killed_driver_reads_as_interrupted(tmp_path):
+    run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01"), FakeBackend())
+    path = tmp_path / "runs" / "sweeps" / "tiny" / "sweep.json"
+    left = record(tmp_path)
+    for cell in left["cells"]:
+        cell["status"] = "running"  # as a driver killed with kill -9 leaves the file
+    path.write_text(json.dumps(left))
+    assert [c["status"] for c in read_record(path)["cells"]] == ["interrupted", "interrupted"]
+    orphan = RunLock.acquire(Path(left["cells"][1]["run_dir"]))  # a worker that outlived its driver
+    try:
+        assert [c["status"] for c in read_record(path)["cells"]] == ["interrupted", "running"]
+        driver = lock_sweep(tmp_path / "runs", "tiny")  # a live driver's record is as written
+        try:
+            assert [c["status"] for c in read_record(path)["cells"]] == ["running", "running"]
+        finally:
+            driver.release()
+    finally:
+        orphan.release()
+
+
 def test_a_second_driver_of_the_same_sweep_is_refused_naming_the_holder(tmp_path):
     spec_of(tmp_path)
     held = lock_sweep(tmp_path / "runs", "tiny")
@@ -128,6 +151,42 @@ def test_a_cell_another_live_process_trains_is_busy_never_finished(tmp_path):
         other.close()
     assert result.busy == [0] and [j.index for j in backend.jobs] == [1]
     assert [c["status"] for c in record(tmp_path)["cells"]] == ["busy", "completed"]
+
+
+def interrupted_cell(tmp_path: Path):
+    """A one-cell sweep stopped part-way, prepared again: its plan is to resume the run."""
+    spec = spec_of(tmp_path, "optimizer.lr=0.1")
+    run(tmp_path, spec, FakeBackend(script={0: "hang"}, on_poll=stop_with(signal.SIGINT)))
+    sweep = prepare(spec, tmp_path / "runs", False, "local", 1)
+    assert [str(p.action) for p in sweep.plans] == ["resume"]
+    return sweep
+
+
+def test_a_cell_whose_run_another_process_took_before_its_resume_is_busy_and_exit_1(tmp_path):
+    sweep = interrupted_cell(tmp_path)
+    other = RunLock.acquire(sweep.plans[0].run_dir)  # another process resumes it first
+    try:
+        result = execute(sweep, FakeBackend())
+    finally:
+        other.release()
+        sweep.release()
+    cell = record(tmp_path)["cells"][0]
+    assert result.busy == [0] and cell["status"] == "busy" and "being trained by" in cell["error"]
+    out = Console(file=io.StringIO())
+    assert finish(result, SweepOptions(tmp_path / "tiny.yaml", [], []), out, out) == 1
+
+
+def test_a_cell_whose_run_another_process_finished_before_its_resume_is_that_result(tmp_path):
+    sweep = interrupted_cell(tmp_path)
+    summary_file = sweep.plans[0].run_dir / "summary.json"
+    summary_file.write_text(json.dumps({**json.loads(summary_file.read_text()), "status": "completed"}))
+    try:
+        result = execute(sweep, FakeBackend())
+    finally:
+        sweep.release()
+    cell = record(tmp_path)["cells"][0]
+    assert not result.busy and cell["status"] == "completed" and cell["error"] is None
+    assert result.run_dirs == [sweep.plans[0].run_dir]
 
 
 def test_a_finished_cell_is_skipped_and_only_the_missing_one_runs(tmp_path):
@@ -179,11 +238,42 @@ def test_a_second_ctrl_c_ends_the_cells_at_once_and_the_record_is_not_left_runni
     assert [c["status"] for c in record(tmp_path)["cells"]] == ["interrupted", "interrupted"]
 
 
+class CtrlCAtFirstEnd(NullProgress):
+    """A real SIGINT to this process while the driver records the first cell's end, after
+    the backend has already forgotten every cell its poll reported."""
+
+    def cell_ended(self, plan, end, state) -> None:
+        if not getattr(self, "sent", False):
+            self.sent = True
+            signal.raise_signal(signal.SIGINT)
+
+
+def test_a_ctrl_c_while_cells_end_loses_none_of_their_ends(tmp_path):
+    backend = FakeBackend()  # both cells end in the same poll
+    result = run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01"), backend, progress=CtrlCAtFirstEnd())
+    assert result.stop_signal == signal.SIGINT
+    assert [c["status"] for c in record(tmp_path)["cells"]] == ["completed", "completed"]
+
+
+def test_a_sweep_aborted_by_an_error_leaves_no_cell_running_in_the_record(tmp_path, monkeypatch):
+    create, made = RunWriter.create, []
+
+    def full_disk_at_the_second_cell(root, name, *args):
+        if made:
+            raise RunDirError(f"cannot create {root / name}: No space left on device")
+        made.append(name)
+        return create(root, name, *args)
+
+    monkeypatch.setattr(RunWriter, "create", staticmethod(full_disk_at_the_second_cell))
+    backend = FakeBackend(script={0: "hang"})
+    with pytest.raises(RunDirError):
+        run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01"), backend)
+    assert backend.running == 1  # the caller's close() kills it next
+    assert [c["status"] for c in record(tmp_path)["cells"]] == ["interrupted", "pending"]
+
+
 def test_a_cell_that_dies_while_the_sweep_stops_is_interrupted_not_failed(tmp_path):
-    backend = FakeBackend(script={0: "crash-on-stop"}, on_poll=stop_with(signal.SIGINT))
-    backend.script[0] = "hang"
-    original = backend._end
-    backend._end = lambda job, how: original(job, "crash-on-stop")
+    backend = FakeBackend(script={0: "crash-on-stop"}, on_poll=stop_with(signal.SIGINT, after_polls=2))
     result = run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1"), backend)
     assert not result.failed and record(tmp_path)["cells"][0]["status"] == "interrupted"
 
@@ -201,6 +291,7 @@ def test_long_sweep_names_with_a_common_beginning_keep_two_records():
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--grid", "optimizer.lr"], "expected KEY=VALUES"),
+    (["--grid", "optimizer.lr=0.1", "--grid", "optimizer.lr=0.2"], "--grid optimizer.lr is given twice"),
     (["--grid", "optimizer.lr=" + ",".join(str(i) for i in range(1000)), "--grid",
       "optimizer.momentum=" + ",".join(str(i / 1000) for i in range(1000))], "1,000,000 cells"),
 ])

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, TrickrunError
-from ..rundir.files import claim_for_resume
-from ..rundir.format import Status
+from ..rundir.files import claim_for_resume, read_summary
+from ..rundir.format import FINAL, SUMMARY_FILE, Status
 from ..rundir.lock import RunLock
 from ..rundir.writer import RunWriter, remove_if_never_trained, runs_root
 from ..signals import SignalStop
@@ -115,13 +115,16 @@ def execute(sweep: PreparedSweep, backend: Backend, fail_fast: bool = False, pro
                             _start(sweep, pending.pop(0), backend, jobs, result, progress)
                     if fail_fast and result.failed and not backend.running:
                         break
-                    for end in backend.poll(POLL_S):
-                        _end(sweep, by_index[end.index], jobs.pop(end.index), end, result, progress)
+                    # poll forgets the cells it reports: their ends are recorded before a stop lands
+                    with stops.held():
+                        for end in backend.poll(POLL_S):
+                            _end(sweep, by_index[end.index], jobs.pop(end.index), end, result, progress)
             except KeyboardInterrupt as stop:  # Ctrl-C, or a StopSignal (SIGTERM, SIGHUP)
                 result.stop_signal = getattr(stop, "signum", 2)
-                _stop(sweep, backend, jobs, by_index, result, progress)
+                _stop(sweep, backend, stops, jobs, by_index, result, progress)
     finally:
         progress.close()
+        _interrupt_running(record)
         record.save()
     result.run_dirs = [Path(c["run_dir"]) for c in record.data["cells"] if c.get("run_dir")]
     return result
@@ -145,11 +148,8 @@ def _start(sweep: PreparedSweep, plan: Plan, backend: Backend, jobs: dict[int, C
     record, index = sweep.record, plan.cell.index
     try:
         job = _claim(sweep, plan)
-    except ConfigError as err:  # its run was taken by another process since the plan was made
-        if record.state(index) is CellState.PENDING:
-            record.set(index, CellState.BUSY, action=Action.BUSY, error=str(err))
-            result.busy.append(index)
-        progress.note(f"cell {index + 1} {plan.cell.name}: {err}")
+    except ConfigError as err:  # its run was taken, finished or removed since the plan was made
+        _unclaimed(sweep, plan, err, result, progress)
         return
     record.set(index, CellState.RUNNING, run_dir=job.run_dir, action=plan.action, error=None)
     try:
@@ -160,6 +160,21 @@ def _start(sweep: PreparedSweep, plan: Plan, backend: Backend, jobs: dict[int, C
         return
     jobs[index] = job
     progress.cell_started(plan)
+
+
+def _unclaimed(sweep: PreparedSweep, plan: Plan, err: ConfigError, result: SweepResult, progress) -> None:
+    """A cell whose run could not be claimed: its final state if another process finished
+    the run it was to resume, else busy with the reason (exit 1), never silently skipped."""
+    index = plan.cell.index
+    summary, _ = read_summary(plan.run_dir / SUMMARY_FILE) if plan.run_dir else (None, [])
+    status = summary.get("status") if summary else None
+    if isinstance(status, str) and status in FINAL:  # a final status never changes again
+        sweep.record.set(index, CellState.of_run(status), action=Action.SKIP, error=None)
+        progress.note(f"cell {index + 1} {plan.cell.name}: another process finished its run ({status}); skipped")
+        return
+    sweep.record.set(index, CellState.BUSY, action=Action.BUSY, error=str(err))
+    result.busy.append(index)
+    progress.note(f"cell {index + 1} {plan.cell.name}: {err}")
 
 
 def _end_state(end: CellEnd, stopping: bool) -> tuple[CellState, str | None]:
@@ -199,8 +214,8 @@ def _remove_if_never_trained(run_dir: Path) -> bool:
         lock.release()
 
 
-def _stop(sweep: PreparedSweep, backend: Backend, jobs: dict[int, CellJob], by_index: dict[int, Plan],
-          result: SweepResult, progress) -> None:
+def _stop(sweep: PreparedSweep, backend: Backend, stops: SignalStop, jobs: dict[int, CellJob],
+          by_index: dict[int, Plan], result: SweepResult, progress) -> None:
     """Pass the stop on, then wait for every running cell to end; a second stop ends them at once."""
     if backend.running:
         progress.note(f"stopping: {backend.running} running cell(s) save their last epoch; "
@@ -208,7 +223,16 @@ def _stop(sweep: PreparedSweep, backend: Backend, jobs: dict[int, CellJob], by_i
     backend.stop(result.stop_signal)
     while backend.running:
         try:
-            for end in backend.poll(POLL_S):
-                _end(sweep, by_index[end.index], jobs.pop(end.index), end, result, progress, stopping=True)
+            with stops.held():  # as in execute: no reported end is lost to the second stop
+                for end in backend.poll(POLL_S):
+                    _end(sweep, by_index[end.index], jobs.pop(end.index), end, result, progress, stopping=True)
         except KeyboardInterrupt:
             backend.kill()
+
+
+def _interrupt_running(record: SweepRecord) -> None:
+    """A sweep that ends with cells still running was aborted by an error (a full disk, say):
+    the caller's backend.close() kills those cells, which are then resumable, not running."""
+    for cell in record.data["cells"]:
+        if cell["status"] == CellState.RUNNING:
+            record.set(cell["index"], CellState.INTERRUPTED, save=False)

@@ -8,7 +8,8 @@
 it ended (completed, early_stopped, diverged, interrupted), `failed` when its process raised,
 exited non-zero or was killed (`error` says how), `busy` when another process trains its run.
 The file is replaced atomically at every transition, so it never lies for longer than a
-write: a reader sees `running` exactly while a worker trains the cell.
+write: a reader sees `running` exactly while a worker trains the cell. Only a driver killed
+outright (kill -9) leaves `running` behind; `read_record` shows such a cell `interrupted`.
 
 Beside it, `backend.log` holds whatever the backend's machinery printed (Ray's own messages),
 kept off trickrun's stdout. One process at a time drives a sweep: it holds `<runs>/sweeps/<NAME>/.lock` (an flock, as a
@@ -25,7 +26,7 @@ from typing import Any, Mapping
 
 from ..errors import RunDirError
 from ..rundir.format import SWEEPS_FOLDER
-from ..rundir.lock import RunLock
+from ..rundir.lock import RunLock, is_locked
 from ..rundir.writer import write_json
 from .spec import Cell, SweepSpec
 from .states import CellState, check_transition
@@ -39,12 +40,27 @@ def record_path(runs_root: Path, name: str) -> Path:
 
 
 def read_record(path: Path) -> dict[str, Any] | None:
-    """The sweep.json at `path`, or None if missing or unreadable (a fresh record is made)."""
+    """The sweep.json at `path`, or None if missing or unreadable (a fresh record is made).
+    A `running` cell is shown `interrupted` when neither the sweep's lock nor its run's is
+    held: its driver died before it could record the end, and the next run resumes it."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and isinstance(data.get("cells"), list) else None
+    if not (isinstance(data, dict) and isinstance(data.get("cells"), list)):
+        return None
+    if is_locked(path.parent) is False:  # no driver: only a live worker makes `running` true
+        runs_root = path.parent.parent.parent
+        for cell in data["cells"]:
+            if isinstance(cell, dict) and cell.get("status") == CellState.RUNNING and not _trained(runs_root, cell):
+                cell["status"] = CellState.INTERRUPTED.value
+    return data
+
+
+def _trained(runs_root: Path, cell: Mapping[str, Any]) -> bool:
+    """Whether a process holds the lock of the cell's run (found by name, as cell_run_dirs)."""
+    run_dir = cell.get("run_dir")
+    return isinstance(run_dir, str) and bool(is_locked(runs_root / Path(run_dir).name))
 
 
 def cell_run_dirs(runs_root: Path, record: Mapping[str, Any]) -> list[Path]:

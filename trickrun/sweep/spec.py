@@ -295,8 +295,13 @@ def load_spec(source: Path, *, grid: list[str], fixed: list[str], seeds: int | N
     data = read_config_file(source)
     spec = spec_from_file(source, data) if is_sweep_file(data) else SweepSpec(safe_name(source.stem), source)
     spec.fixed = [*spec.fixed, *_parse_set(fixed)]
+    given: set[str] = set()  # a key the file's grid has is replaced; one given twice here is a slip
     for text in grid:
         key, values = parse_grid_option(text)
+        if key in given:
+            raise ConfigError(f"--grid {key} is given twice; give all its values in one --grid, "
+                              f"e.g. --grid {key}=a,b")
+        given.add(key)
         spec.grid[key] = values
     if seeds is not None and seed_list is not None:
         raise ConfigError("--seeds and --seed-list: give one of them")

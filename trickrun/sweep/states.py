@@ -8,6 +8,8 @@
     pending --> finished        found finished when the sweep was planned (skipped)
     pending --> interrupted     found part-way when the sweep was planned (resumed when run)
     interrupted | failed --run--> running
+    interrupted --> busy | finished   its run could not be claimed to resume: another process
+                                      holds it or removed it, or finished it (then its result)
 
 A finished cell's state is its run's status (rundir.format.Status), so the two vocabularies
 agree where they meet.
@@ -49,10 +51,6 @@ class CellState(str, Enum):
     def __str__(self) -> str:
         return self.value
 
-    @property
-    def is_finished(self) -> bool:
-        return self in FINISHED
-
     @classmethod
     def of_run(cls, status: Status | str) -> "CellState":
         """A run's status as a cell's state: finished ones as they are, anything that
@@ -65,7 +63,7 @@ _ENDS = FINISHED | {CellState.INTERRUPTED, CellState.FAILED}
 TRANSITIONS: dict[CellState, frozenset[CellState]] = {
     CellState.PENDING: frozenset({CellState.RUNNING, CellState.BUSY, CellState.INTERRUPTED} | FINISHED),
     CellState.RUNNING: _ENDS,
-    CellState.INTERRUPTED: frozenset({CellState.RUNNING}),
+    CellState.INTERRUPTED: frozenset({CellState.RUNNING, CellState.BUSY} | FINISHED),
     CellState.FAILED: frozenset({CellState.RUNNING}),
     CellState.BUSY: frozenset(),
     **{state: frozenset() for state in FINISHED},
