@@ -5,6 +5,7 @@ columns and uses the room at 120."""
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from pathlib import Path
@@ -91,6 +92,35 @@ def test_formula_table_reads_continuation_lines_and_the_notes_around_it():
     """
     assert formula_table(doc, ("a", "b")) == ({"a": "x + 1 continued", "b": "y"}, ["The rules:", "where x is one."])
     assert formula_table("No table here.", ("a",)) == ({}, [])
+
+
+def test_a_line_of_prose_starting_with_a_choice_name_is_no_row():
+    doc = """Title.
+
+    - Weight norm trains v and g. v takes the
+      weight slot, so decay acts on v only.
+    """
+    assert formula_table(doc, ("weight",)) == ({}, [])
+
+
+def test_weight_norm_is_explained_by_its_own_docstring_and_no_note_is_prose():
+    from trickrun.nn.layers import NORMS
+
+    formulas, notes, _ = choice_formulas("model.norm")
+    assert formulas["weight"] == first_paragraph(NORMS.get("weight"))
+    assert "w = g v / ||v||" in formulas["weight"] and "Conventions" not in " ".join(notes)
+
+
+@pytest.mark.parametrize("key", sorted(REGISTRIES))
+def test_every_formula_is_its_choices_docstring_or_a_table_row(key):
+    """A formula from the module's table sits on a line `  NAME  formula`: no prose."""
+    registry = REGISTRIES[key]
+    formulas, _, _ = choice_formulas(key)
+    doc = inspect.getmodule(registry.get(registry.names()[0])).__doc__
+    for name, text in formulas.items():
+        if text != first_paragraph(registry.get(name)):
+            assert re.search(rf"^  {re.escape(name)}  +{re.escape(text.split()[0])}", inspect.cleandoc(doc), re.M), \
+                (name, text)
 
 
 @pytest.mark.parametrize("key", sorted(REGISTRIES))
