@@ -30,7 +30,9 @@ app = typer.Typer(
     rich_markup_mode=None,  # click's plain layout: see clihelp.py
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-err_console = Console(stderr=True, highlight=False)
+# Markup off: what is printed holds paths and names the user chose ("runs[old]", "p[/x].png");
+# the two styled prefixes (error:, warning:) turn it on and escape the message.
+err_console = Console(stderr=True, highlight=False, markup=False)
 
 
 def reports_errors(command: Callable) -> Callable:
@@ -132,12 +134,12 @@ def _stdout() -> Console:
 
 def _warn(messages) -> None:
     for message in messages:
-        err_console.print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True, highlight=False)
+        err_console.print(f"[yellow]warning:[/] {escape(str(message))}", markup=True, soft_wrap=True, highlight=False)
 
 
 
 def _note(message: str) -> None:
-    err_console.print(f"note: {escape(message)}", soft_wrap=True, highlight=False)
+    err_console.print(f"note: {message}", soft_wrap=True, highlight=False)
 
 
 def _one_run(spec: str, runs_dir: Path | None, command: str) -> Path:
