@@ -113,13 +113,32 @@ def test_a_sweep_with_no_runs_left_still_has_its_record_removed(root):
     assert not (root / "sweeps" / "s").exists()
 
 
-def test_removing_one_run_of_a_sweep_says_the_record_still_lists_it(root):
-    runs = [make_run(root, f"s_lr-{i}_s0") for i in range(2)]
+def test_removing_one_run_of_a_sweep_says_the_record_still_lists_it_and_compare_and_export_take_the_rest(root):
+    runs = [make_run(root, f"s_lr-{i}_s0") for i in range(3)]
     write_record(root, "s", runs)
     result = rm(runs[0].name, "-y")
     assert result.exit_code == 0, result.output
-    assert "the record of sweep s still lists 1 run(s) removed here" in result.stderr
-    assert "trickrun rm --sweep s" in result.stderr
+    said = " ".join(result.stderr.split())
+    assert "the record of sweep s still lists 1 run(s) removed here" in said
+    assert "compare --sweep s and export --sweep s take the runs still there, with a warning" in said
+    assert "trickrun rm --sweep s" in said
+    for command in ("compare", "export"):
+        taken = runner.invoke(app, [command, "--sweep", "s", "--format", "json" if command == "compare" else "csv"])
+        assert taken.exit_code == 0, (command, taken.output)
+        warned = " ".join(taken.stderr.split())
+        assert f"warning: 1 of the 3 runs the record of sweep s lists is gone from {root}" in warned
+        assert "using the 2 still there" in warned
+        assert runs[1].name in taken.stdout and runs[2].name in taken.stdout and runs[0].name not in taken.stdout
+
+
+def test_compare_of_a_sweep_whose_runs_are_all_gone_is_exit_2_saying_so(root):
+    runs = [make_run(root, f"s_lr-{i}_s0") for i in range(2)]
+    write_record(root, "s", runs)
+    assert rm(*[run.name for run in runs], "-y").exit_code == 0
+    for command in ("compare", "export"):
+        result = runner.invoke(app, [command, "--sweep", "s"])
+        assert result.exit_code == 2, result.output
+        assert "every run the record of sweep s lists (2) is gone" in " ".join(result.stderr.split())
 
 
 def test_a_running_sweep_is_refused_and_nothing_is_deleted(root):

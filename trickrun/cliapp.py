@@ -160,15 +160,29 @@ SweepOption = Annotated[
 
 def _with_sweep(runs: list[str] | None, sweep: str | None, runs_dir: Path | None,
                 present_only: bool = False) -> list[str]:
-    """The RUN arguments, plus the run directories of `--sweep NAME`; at least one run
-    (`present_only`, for rm: the sweep's runs still there, perhaps none)."""
+    """The RUN arguments, plus the run directories of `--sweep NAME`; at least one run.
+    The sweep's runs are those still in the runs folder, with a warning saying how many its
+    record lists that are gone (`rm` of some of them); none left is a ConfigError.
+    (`present_only`, for rm: the sweep's runs still there, perhaps none, and no warning.)"""
     specs = list(runs or [])
     if sweep is not None:
         from .sweep.command import sweep_run_dirs
 
-        specs += [str(p) for p in sweep_run_dirs(sweep, runs_dir, present_only=present_only)]
+        listed = sweep_run_dirs(sweep, runs_dir, present_only=present_only)
+        present = [p for p in listed if os.path.isdir(p)]
+        if len(present) < len(listed):
+            _sweep_runs_gone(sweep, len(listed), len(present), runs_root(runs_dir))
+        specs += [str(p) for p in present]
     elif not specs:
         raise ConfigError("give at least one RUN, or --sweep NAME")
     return specs
 
 
+def _sweep_runs_gone(sweep: str, listed: int, present: int, root: Path) -> None:
+    """Warn that `listed - present` runs of the sweep's record are gone; none left is an error."""
+    if not present:
+        raise ConfigError(f"every run the record of sweep {sweep} lists ({listed}) is gone from {root} (removed, "
+                          f"e.g. by trickrun rm): nothing to take; trickrun rm --sweep {sweep} removes the record")
+    gone = listed - present
+    _warn([f"{gone} of the {listed} runs the record of sweep {sweep} lists {'is' if gone == 1 else 'are'} gone "
+           f"from {root} (removed, e.g. by trickrun rm); using the {present} still there"])

@@ -300,8 +300,9 @@ def run_rm(specs: list[str], root: Path, sweep: str | None, *, dry_run: bool,
         err.print(f"the record of sweep {sweep} is kept, since not all of its runs went; run rm --sweep {sweep} "
                   f"again once they can go", markup=False, highlight=False, soft_wrap=True)
     for name, gone in _sweeps_missing_runs(removal, outcome).items():
-        err.print(f"note: the record of sweep {name} still lists {gone} run(s) removed here, so compare --sweep "
-                  f"{name} will miss them; trickrun rm --sweep {name} removes its other runs and the record",
+        err.print(f"note: the record of sweep {name} still lists {gone} run(s) removed here; compare --sweep "
+                  f"{name} and export --sweep {name} take the runs still there, with a warning; trickrun rm "
+                  f"--sweep {name} removes its other runs and the record",
                   markup=False, highlight=False, soft_wrap=True)
     done = f"removed {len(outcome.removed)} run{'s' if len(outcome.removed) != 1 else ''}"
     out.out(done + (f" and the record of sweep {sweep}" if outcome.sweep_removed else ""), highlight=False)
