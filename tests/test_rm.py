@@ -170,6 +170,29 @@ def test_a_sweep_whose_run_is_busy_keeps_its_record_and_exits_1(root):
     assert (root / "sweeps" / "s" / "sweep.json").is_file()
 
 
+def test_a_sweep_record_rewritten_before_rm_takes_the_lock_is_read_as_it_is_under_the_lock(root, monkeypatch):
+    """A `--rerun` ending just before rm locks the sweep: its cell 0 failed before its first
+    epoch (no run directory), so the record no longer lists runs[0], which must stay."""
+    runs = [make_run(root, f"s_lr-{i}_s0") for i in range(2)]
+    folder = write_record(root, "s", runs)
+    record = json.loads((folder / "sweep.json").read_text())
+
+    class RerunEndsInTheGap(RunLock):
+        @classmethod
+        def acquire(cls, run_dir, busy=None):
+            if run_dir == folder:
+                record["cells"][0]["run_dir"] = str(root / "s_lr-0_s0-20240601-120000")
+                (folder / "sweep.json").write_text(json.dumps(record))
+            return RunLock.acquire(run_dir, busy)
+
+    monkeypatch.setattr(remove, "RunLock", RerunEndsInTheGap)
+    result = rm("--sweep", "s", "-y")
+    assert result.exit_code == 0, result.output
+    assert runs[0].is_dir() and not runs[1].exists()
+    assert runs[0].name not in result.stdout and "removed 1 run and the record of sweep s" in result.stdout
+    assert listing(root) == sorted([runs[0].name, "sweeps"])
+
+
 # ---------------------------------------------------------------------------------------
 # Naming runs.
 

@@ -151,8 +151,10 @@ def rm(
     """
     from .housekeeping.remove import run_rm
 
-    specs = _with_sweep(runs, sweep, runs_dir, present_only=True)
-    code = run_rm(specs, runs_root(runs_dir), sweep, dry_run=dry_run, ask=None if yes else _confirm,
+    if not runs and sweep is None:
+        raise ConfigError("give at least one RUN, or --sweep NAME")
+    # a sweep's runs are read in plan_removal, under the sweep's lock
+    code = run_rm(list(runs or []), runs_root(runs_dir), sweep, dry_run=dry_run, ask=None if yes else _confirm,
                   out=_stdout(), err=err_console)
     if code:
         raise typer.Exit(code)

@@ -158,17 +158,16 @@ SweepOption = Annotated[
 ]
 
 
-def _with_sweep(runs: list[str] | None, sweep: str | None, runs_dir: Path | None,
-                present_only: bool = False) -> list[str]:
+def _with_sweep(runs: list[str] | None, sweep: str | None, runs_dir: Path | None) -> list[str]:
     """The RUN arguments, plus the run directories of `--sweep NAME`; at least one run.
     The sweep's runs are those still in the runs folder, with a warning saying how many its
-    record lists that are gone (`rm` of some of them); none left is a ConfigError.
-    (`present_only`, for rm: the sweep's runs still there, perhaps none, and no warning.)"""
+    record lists that are gone (`rm` of some of them); none left is a ConfigError. (rm reads
+    a sweep's runs itself, under the sweep's lock.)"""
     specs = list(runs or [])
     if sweep is not None:
         from .sweep.command import sweep_run_dirs
 
-        listed = sweep_run_dirs(sweep, runs_dir, present_only=present_only)
+        listed = sweep_run_dirs(sweep, runs_dir)
         present = [p for p in listed if os.path.isdir(p)]
         if len(present) < len(listed):
             _sweep_runs_gone(sweep, len(listed), len(present), runs_root(runs_dir))

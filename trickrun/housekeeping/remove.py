@@ -36,7 +36,7 @@ from ..rundir.format import LOCK_FILE, SUMMARY_FILE, SWEEPS_FOLDER, Status
 from ..rundir.lock import RunLock, holder, is_locked
 from ..rundir.reader import RUN_FILES, is_run_dir, resolve_run, scan_entry
 from ..rundir.writer import STAGING_PREFIX
-from ..sweep.record import cell_run_dirs, read_record, record_path, sweeps_by_run
+from ..sweep.record import cell_run_dirs, no_record, read_record, record_path, sweeps_by_run
 
 TRASH_PREFIX = ".removing-"
 
@@ -51,6 +51,7 @@ class Removal:
     sweep: str | None = None
     sweep_folder: Path | None = None
     sweep_lock: RunLock | None = None  # held from planning to the end (not for a dry run)
+    sweep_runs: list[Path] = field(default_factory=list)  # those of `runs` its record lists, read under the lock
 
     def release(self) -> None:
         if self.sweep_lock is not None:
@@ -116,11 +117,15 @@ def _not_a_run(path: Path) -> str | None:
 
 def _checked_sweep_folder(root: Path, name: str) -> Path:
     folder = record_path(root, name).parent
-    for path in (root / SWEEPS_FOLDER, folder):
-        if path.is_symlink():
-            raise ConfigError(f"{path} is a symbolic link; rm never deletes through a link")
-    if Path(os.path.realpath(folder)).parent != root / SWEEPS_FOLDER or not folder.is_dir():
-        raise ConfigError(f"--sweep {name[:60]!r}: no sweep of that name in {root / SWEEPS_FOLDER}")
+    missing = ConfigError(f"--sweep {name[:60]!r}: no sweep of that name in {root / SWEEPS_FOLDER}")
+    try:
+        for path in (root / SWEEPS_FOLDER, folder):
+            if path.is_symlink():
+                raise ConfigError(f"{path} is a symbolic link; rm never deletes through a link")
+        if Path(os.path.realpath(folder)).parent != root / SWEEPS_FOLDER or not folder.is_dir():
+            raise missing
+    except OSError:  # a name the file system will not look up (too long): no sweep has it
+        raise missing from None
     return folder
 
 
@@ -131,9 +136,11 @@ def _sweep_busy_message(name: str) -> Callable[[str], str]:
 
 def plan_removal(specs: Iterable[str], root: Path, sweep: str | None = None, *, dry_run: bool = False) -> Removal:
     """The runs `specs` name (as compare takes them; a name or prefix matching several runs
-    is refused by resolve_run, which is what a delete needs) plus, with `sweep`, its record
-    folder, all checked; ConfigError before anything is deleted when any is not removable.
-    The sweep's lock is taken here (only probed for a dry run)."""
+    is refused by resolve_run, which is what a delete needs) plus, with `sweep`, the runs its
+    record lists that are still there and its record folder, all checked; ConfigError before
+    anything is deleted when any is not removable. The sweep's lock is taken here, before its
+    record is read (only probed for a dry run), so the runs listed are the record's as it
+    stays until rm ends: a `--rerun` cannot swap them in between."""
     root = _real_root(root)
     runs: dict[Path, None] = {}
     for spec in specs:
@@ -147,17 +154,25 @@ def plan_removal(specs: Iterable[str], root: Path, sweep: str | None = None, *, 
     if dry_run:
         if is_locked(removal.sweep_folder):
             raise ConfigError(busy(holder(removal.sweep_folder)))
-        return removal
-    removal.sweep_lock = RunLock.acquire(removal.sweep_folder, busy=busy)
-    try:  # the record as it is under the lock: a sweep may have ended since it was read
-        record = read_record(record_path(root, sweep)) or {"cells": []}
-        new = [p.name for p in cell_run_dirs(root, record) if p.is_dir() and root / p.name not in runs]
-        if new:
-            raise ConfigError(f"sweep {sweep!r} gained runs while rm was starting ({', '.join(new)}); run rm again")
+    else:
+        removal.sweep_lock = RunLock.acquire(removal.sweep_folder, busy=busy)
+    try:
+        removal.sweep_runs = _sweep_runs(root, sweep)
     except BaseException:
         removal.release()
         raise
+    removal.runs += [run for run in removal.sweep_runs if run not in runs]
     return removal
+
+
+def _sweep_runs(root: Path, sweep: str) -> list[Path]:
+    """The run directories the sweep's record lists that are still there, each checked.
+    Runs are never taken by name: those of an earlier --rerun the record no longer lists stay."""
+    record = read_record(record_path(root, sweep))
+    if record is None:
+        raise no_record(root, sweep)
+    listed = dict.fromkeys(cell_run_dirs(root, record))
+    return [checked_run(run, root) for run in listed if os.path.isdir(run)]
 
 
 # ---------------------------------------------------------------------------------------
