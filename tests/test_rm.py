@@ -193,6 +193,33 @@ def test_a_sweep_record_rewritten_before_rm_takes_the_lock_is_read_as_it_is_unde
     assert listing(root) == sorted([runs[0].name, "sweeps"])
 
 
+def test_a_run_named_beside_a_sweep_that_stays_does_not_keep_the_sweeps_record(root):
+    runs = [make_run(root, f"s_lr-{i}_s0") for i in range(2)]
+    write_record(root, "s", runs)
+    other = make_run(root, "other")
+    lock = RunLock.acquire(other)
+    try:
+        result = rm(other.name, "--sweep", "s", "-y")
+    finally:
+        lock.release()
+    assert result.exit_code == 1, result.output
+    assert other.is_dir() and not any(run.exists() for run in runs)
+    assert "removed 2 runs and the record of sweep s" in result.stdout
+    assert "is kept" not in result.stderr and not (root / "sweeps" / "s").exists()
+
+
+def test_a_sweeps_record_kept_says_how_many_of_its_runs_stayed(root):
+    runs = [make_run(root, f"s_lr-{i}_s0") for i in range(3)]
+    write_record(root, "s", runs)
+    lock = RunLock.acquire(runs[1])
+    try:
+        result = rm("--sweep", "s", "-y")
+    finally:
+        lock.release()
+    assert result.exit_code == 1, result.output
+    assert "the record of sweep s is kept, since 1 of its 3 runs stayed" in " ".join(result.stderr.split())
+
+
 # ---------------------------------------------------------------------------------------
 # Naming runs.
 

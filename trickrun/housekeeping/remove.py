@@ -240,7 +240,8 @@ def finish_interrupted(folder: Path) -> None:
 
 
 def remove(removal: Removal) -> Outcome:
-    """Delete the runs, then the sweep's record if every run it listed went."""
+    """Delete the runs, then the sweep's record if every run it listed went (a run named
+    beside the sweep that stays does not keep it)."""
     outcome = Outcome()
     for run in removal.runs:
         why = remove_run(run)
@@ -248,7 +249,7 @@ def remove(removal: Removal) -> Outcome:
             outcome.removed.append(run)
         else:
             outcome.left.append(why)
-    if removal.sweep_folder is not None and not outcome.left:
+    if removal.sweep_folder is not None and not sweep_runs_left(removal, outcome):
         why = _delete(removal.sweep_folder)
         if why is None:
             outcome.sweep_removed = True
@@ -257,6 +258,12 @@ def remove(removal: Removal) -> Outcome:
     finish_interrupted(removal.root)
     finish_interrupted(removal.root / SWEEPS_FOLDER)
     return outcome
+
+
+def sweep_runs_left(removal: Removal, outcome: Outcome) -> list[Path]:
+    """The sweep's own runs that are still there after `remove`."""
+    removed = set(outcome.removed)
+    return [run for run in removal.sweep_runs if run not in removed]
 
 
 # ---------------------------------------------------------------------------------------
@@ -311,9 +318,10 @@ def run_rm(specs: list[str], root: Path, sweep: str | None, *, dry_run: bool,
         removal.release()
     for line in outcome.left:
         err.print(f"left: {line}", markup=False, highlight=False, soft_wrap=True)
-    if removal.sweep_folder is not None and not outcome.sweep_removed:
-        err.print(f"the record of sweep {sweep} is kept, since not all of its runs went; run rm --sweep {sweep} "
-                  f"again once they can go", markup=False, highlight=False, soft_wrap=True)
+    if kept := sweep_runs_left(removal, outcome):
+        err.print(f"the record of sweep {sweep} is kept, since {len(kept)} of its {len(removal.sweep_runs)} runs "
+                  f"stayed; run rm --sweep {sweep} again once they can go", markup=False, highlight=False,
+                  soft_wrap=True)
     for name, gone in _sweeps_missing_runs(removal, outcome).items():
         err.print(f"note: the record of sweep {name} still lists {gone} run(s) removed here; compare --sweep "
                   f"{name} and export --sweep {name} take the runs still there, with a warning; trickrun rm "
