@@ -204,6 +204,28 @@ def test_cli_explain_prints_and_an_unknown_thing_gets_the_nearest_names(monkeypa
     assert result.exit_code == 2 and "nearest: configs/dropout.yaml" in result.stderr
 
 
+def test_a_report_the_user_names_must_be_a_lesson_report(tmp_path):
+    (tmp_path / "notes.md").write_text("# Notes\n\nNo verdicts here.\n")
+    (tmp_path / "binary.md").write_bytes(b"\xff\xfe\x00")
+    cases = {tmp_path / "no-such.md": "no such file", tmp_path / "notes.md": "not a lesson report",
+             tmp_path / "binary.md": "not a lesson report", tmp_path: "is a folder"}
+    for path, why in cases.items():
+        result = runner.invoke(app, ["explain", "model.init", "--report", str(path)])
+        assert result.exit_code == 2, (path, result.output)
+        assert f"error: --report {str(path)!r}: {why}" in " ".join(result.stderr.split()), result.stderr
+        assert "trickrun lesson wrote" in result.stderr or "is a folder" in result.stderr
+    good = runner.invoke(app, ["explain", "model.init", "--report", str(COMMITTED_REPORT)])
+    assert good.exit_code == 0 and "Verdict in" in good.stdout
+
+
+def test_without_report_the_committed_one_missing_is_said_quietly(monkeypatch, tmp_path):
+    import trickrun.explain as explain_module
+
+    monkeypatch.setattr(explain_module, "COMMITTED_REPORT", tmp_path / "gone.md")
+    result = runner.invoke(app, ["explain", "model.init"])
+    assert result.exit_code == 0 and "No lesson report at" in result.stdout
+
+
 def test_an_alias_is_hinted_with_its_key():
     result = runner.invoke(app, ["explain", "xavier"])
     assert result.exit_code == 2

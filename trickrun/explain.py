@@ -27,7 +27,7 @@ from .config import ALIASES, CHOICES, load_config, read_config_file, short
 from .configdoc import CHECKOUT, all_keys, choice_formulas, filled_in, kind_text, sections, show_value
 from .errors import ConfigError
 from .lesson.claims import CLAIMS, Claim
-from .lesson.published import COMMITTED_REPORT, ClaimVerdict, load_verdicts
+from .lesson.published import COMMITTED_REPORT, ClaimVerdict, check_given_report, load_verdicts
 from .sweep.spec import is_sweep_file
 
 CONFIGS = Path("configs")
@@ -295,7 +295,10 @@ def rendered_lines(parts: list[RenderableType], width: int, styled: bool = False
 
 
 def explain_output(thing: str, console: Console, report: Path | None = None) -> None:
-    """Print the explanation of THING at the console's width (at most MAX_WIDTH)."""
+    """Print the explanation of THING at the console's width (at most MAX_WIDTH); `report`,
+    a --report the user gave, must be a lesson report."""
+    if report is not None:
+        check_given_report(report)
     parts = explain(thing, report or COMMITTED_REPORT)
     for line in rendered_lines(parts, min(console.width, MAX_WIDTH), styled=console.is_terminal):
         console.file.write(line + "\n")
