@@ -185,7 +185,7 @@ def export(
 
     Example: trickrun export --sweep lr -o lr.csv
     """
-    from .housekeeping.export import choose_format, export_bytes, write_output
+    from .housekeeping.export import choose_format, export_bytes, write_output, write_stdout
 
     chosen = choose_format(fmt, output)
     specs = _with_sweep(runs, sweep, runs_dir)
@@ -194,8 +194,7 @@ def export(
     data, n_rows, warnings = export_bytes(loaded, chosen)
     _warn(warnings)
     if output is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        write_stdout(data)
     else:
         write_output(output, data)
         err_console.print(f"wrote {n_rows} rows ({len(loaded)} runs) to {output}", highlight=False,
