@@ -139,6 +139,15 @@ def test_every_key_has_a_meaning_and_says_what_it_accepts():
     assert "a list of whole numbers, each in [1, 65536]" in flat(text_of("model.hidden"))
 
 
+def test_an_unbounded_end_of_a_range_is_shown_open_as_validation_refuses_infinity():
+    from trickrun.ranges import RANGES, Bounds
+
+    assert str(Bounds(0, lo_open=True)) == "(0, inf)" and str(Bounds(1)) == "[1, inf)"
+    assert str(Bounds(hi=1)) == "(-inf, 1]" and str(Bounds(0, 1, hi_open=True)) == "[0, 1)"
+    assert not [key for key, bounds in RANGES.items() if "inf]" in str(bounds) or "[-inf" in str(bounds)]
+    assert "a number in (0, inf), or null" in flat(text_of("optimizer.lr"))
+
+
 def test_a_default_resolve_fills_in_is_given_per_choice_it_depends_on():
     text = filled_in("optimizer.lr")
     assert text.startswith("null, filled in by optimizer.name: ")

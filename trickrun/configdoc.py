@@ -76,7 +76,7 @@ def show_value(value: Any) -> str:
 
 
 def kind_text(key: str, hint: Any) -> str:
-    """What the key accepts, in words: `a number in (0, inf], or null`."""
+    """What the key accepts, in words: `a number in (0, inf), or null`."""
     nullable = get_origin(hint) is not None and type(None) in get_args(hint)
     if nullable:
         (hint,) = [a for a in get_args(hint) if a is not type(None)]
