@@ -13,6 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from runfactory import make_run
 from trickrun import __version__
 from trickrun.cli import app
 from trickrun.config import CHOICES
@@ -259,3 +260,26 @@ def test_every_shipped_config_validates_and_starts_with_a_comment(path):
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 0, result.output
     assert path.read_text().startswith(f"# {path.stem}:")
+
+
+def test_paths_and_names_with_brackets_are_printed_as_they_are_not_read_as_markup(tmp_path):
+    root = tmp_path / "r[/x]"  # rich markup would take "[/x]" for a closing tag and "[old]" for a style
+    run = make_run(root, "a")
+    make_run(root, "b")
+    with open(run / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"epoch": "x"}\n')  # a warning naming the file, so the runs folder
+    (root / "notrun[old]").mkdir()
+    (tmp_path / "p[old]").mkdir()
+    plot, table = tmp_path / "p[old]" / "p.png", tmp_path / "p[old]" / "e.csv"
+
+    def stderr_of(*args: str) -> str:
+        result = runner.invoke(app, [*args, "--runs-dir", str(root)])
+        assert result.exit_code == 0, (result.output, result.exception)
+        return result.stderr.replace("\n", "")  # rich wraps long paths
+
+    shown = stderr_of("show", "a", "--plot", str(plot))
+    assert f"warning: {run / 'metrics.jsonl'}" in shown and f"wrote {plot}" in shown
+    assert "notrun[old]" in stderr_of("ls")
+    assert f"to {table}" in stderr_of("export", "a", "-o", str(table))
+    assert f"wrote {tmp_path / 'p[old]' / 'c.png'}" in stderr_of("compare", "a", "b", "--plot",
+                                                                 str(tmp_path / "p[old]" / "c.png"))

@@ -5,6 +5,7 @@ columns and uses the room at 120."""
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from pathlib import Path
@@ -93,6 +94,35 @@ def test_formula_table_reads_continuation_lines_and_the_notes_around_it():
     assert formula_table("No table here.", ("a",)) == ({}, [])
 
 
+def test_a_line_of_prose_starting_with_a_choice_name_is_no_row():
+    doc = """Title.
+
+    - Weight norm trains v and g. v takes the
+      weight slot, so decay acts on v only.
+    """
+    assert formula_table(doc, ("weight",)) == ({}, [])
+
+
+def test_weight_norm_is_explained_by_its_own_docstring_and_no_note_is_prose():
+    from trickrun.nn.layers import NORMS
+
+    formulas, notes, _ = choice_formulas("model.norm")
+    assert formulas["weight"] == first_paragraph(NORMS.get("weight"))
+    assert "w = g v / ||v||" in formulas["weight"] and "Conventions" not in " ".join(notes)
+
+
+@pytest.mark.parametrize("key", sorted(REGISTRIES))
+def test_every_formula_is_its_choices_docstring_or_a_table_row(key):
+    """A formula from the module's table sits on a line `  NAME  formula`: no prose."""
+    registry = REGISTRIES[key]
+    formulas, _, _ = choice_formulas(key)
+    doc = inspect.getmodule(registry.get(registry.names()[0])).__doc__
+    for name, text in formulas.items():
+        if text != first_paragraph(registry.get(name)):
+            assert re.search(rf"^  {re.escape(name)}  +{re.escape(text.split()[0])}", inspect.cleandoc(doc), re.M), \
+                (name, text)
+
+
 @pytest.mark.parametrize("key", sorted(REGISTRIES))
 def test_every_choice_of_every_registry_has_a_formula(key):
     formulas, _, source = choice_formulas(key)
@@ -107,6 +137,15 @@ def test_every_key_has_a_meaning_and_says_what_it_accepts():
     assert not missing
     assert "a number in [0, 1)" in flat(text_of("model.dropout"))
     assert "a list of whole numbers, each in [1, 65536]" in flat(text_of("model.hidden"))
+
+
+def test_an_unbounded_end_of_a_range_is_shown_open_as_validation_refuses_infinity():
+    from trickrun.ranges import RANGES, Bounds
+
+    assert str(Bounds(0, lo_open=True)) == "(0, inf)" and str(Bounds(1)) == "[1, inf)"
+    assert str(Bounds(hi=1)) == "(-inf, 1]" and str(Bounds(0, 1, hi_open=True)) == "[0, 1)"
+    assert not [key for key, bounds in RANGES.items() if "inf]" in str(bounds) or "[-inf" in str(bounds)]
+    assert "a number in (0, inf), or null" in flat(text_of("optimizer.lr"))
 
 
 def test_a_default_resolve_fills_in_is_given_per_choice_it_depends_on():
@@ -172,6 +211,28 @@ def test_cli_explain_prints_and_an_unknown_thing_gets_the_nearest_names(monkeypa
     assert "configs/dropout.yaml" in result.stderr
     result = runner.invoke(app, ["explain", "configs/dropuot.yaml"])
     assert result.exit_code == 2 and "nearest: configs/dropout.yaml" in result.stderr
+
+
+def test_a_report_the_user_names_must_be_a_lesson_report(tmp_path):
+    (tmp_path / "notes.md").write_text("# Notes\n\nNo verdicts here.\n")
+    (tmp_path / "binary.md").write_bytes(b"\xff\xfe\x00")
+    cases = {tmp_path / "no-such.md": "no such file", tmp_path / "notes.md": "not a lesson report",
+             tmp_path / "binary.md": "not a lesson report", tmp_path: "is a folder"}
+    for path, why in cases.items():
+        result = runner.invoke(app, ["explain", "model.init", "--report", str(path)])
+        assert result.exit_code == 2, (path, result.output)
+        assert f"error: --report {str(path)!r}: {why}" in " ".join(result.stderr.split()), result.stderr
+        assert "trickrun lesson wrote" in result.stderr or "is a folder" in result.stderr
+    good = runner.invoke(app, ["explain", "model.init", "--report", str(COMMITTED_REPORT)])
+    assert good.exit_code == 0 and "Verdict in" in good.stdout
+
+
+def test_without_report_the_committed_one_missing_is_said_quietly(monkeypatch, tmp_path):
+    import trickrun.explain as explain_module
+
+    monkeypatch.setattr(explain_module, "COMMITTED_REPORT", tmp_path / "gone.md")
+    result = runner.invoke(app, ["explain", "model.init"])
+    assert result.exit_code == 0 and "No lesson report at" in result.stdout
 
 
 def test_an_alias_is_hinted_with_its_key():

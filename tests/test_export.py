@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import io
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -202,3 +203,15 @@ def root_with_runs(tmp_path: Path) -> Path:
     make_run(root, "sgd", seed=1, epochs=2, **{"optimizer.name": "sgd", "optimizer.lr": 0.1,
                                                 "model.hidden": [512, 256]})
     return root
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device that is always full")
+def test_a_stdout_that_is_full_is_exit_1_saying_so_without_a_traceback(tmp_path):
+    run = make_run(tmp_path / "runs", "a")
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "trickrun", "export", str(run)], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    said = " ".join(proc.stderr.split())
+    assert said.startswith("error: cannot write the table to stdout: No space left on device"), said
+    assert "-o FILE" in said and "Traceback" not in said and "Exception ignored" not in said

@@ -171,6 +171,29 @@ def test_a_rejected_name_states_the_rule_and_limit_and_is_cut(tmp_path):
     assert "x" * 200 not in result.stderr and len(result.stderr) < MAX_MESSAGE
 
 
+LONG = "a" * 300  # over the 255 bytes a file name may have: stat says ENAMETOOLONG
+
+
+@pytest.mark.parametrize("args", [["explain", LONG], ["show", LONG], ["rm", "--yes", LONG], ["compare", LONG, LONG],
+                                  ["export", LONG], ["ensemble", LONG, LONG], ["resume", LONG],
+                                  ["rm", "--yes", "--sweep", LONG], ["compare", "--sweep", LONG]])
+def test_a_name_too_long_for_the_file_system_is_exit_2_saying_so(tmp_path, args):
+    (tmp_path / "runs").mkdir()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "error:" in result.stderr and ("too long" in result.stderr or "no sweep" in result.stderr)
+    assert "a" * 100 not in result.stderr and len(result.stderr) < MAX_MESSAGE
+
+
+def test_a_lesson_out_folder_name_too_long_is_exit_2_before_training(tmp_path, monkeypatch):
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    result = runner.invoke(app, ["lesson", "--out", LONG])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "too long" in result.stderr and len(result.stderr) < MAX_MESSAGE
+    assert list((tmp_path / "here").iterdir()) == []
+
+
 def test_empty_runs_dir_is_refused_and_nothing_is_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TRICKRUN_DATA_DIR", str(tmp_path / "no-data"))  # never trains, even unchecked

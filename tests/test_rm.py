@@ -113,13 +113,32 @@ def test_a_sweep_with_no_runs_left_still_has_its_record_removed(root):
     assert not (root / "sweeps" / "s").exists()
 
 
-def test_removing_one_run_of_a_sweep_says_the_record_still_lists_it(root):
-    runs = [make_run(root, f"s_lr-{i}_s0") for i in range(2)]
+def test_removing_one_run_of_a_sweep_says_the_record_still_lists_it_and_compare_and_export_take_the_rest(root):
+    runs = [make_run(root, f"s_lr-{i}_s0") for i in range(3)]
     write_record(root, "s", runs)
     result = rm(runs[0].name, "-y")
     assert result.exit_code == 0, result.output
-    assert "the record of sweep s still lists 1 run(s) removed here" in result.stderr
-    assert "trickrun rm --sweep s" in result.stderr
+    said = " ".join(result.stderr.split())
+    assert "the record of sweep s still lists 1 run(s) removed here" in said
+    assert "compare --sweep s and export --sweep s take the runs still there, with a warning" in said
+    assert "trickrun rm --sweep s" in said
+    for command in ("compare", "export"):
+        taken = runner.invoke(app, [command, "--sweep", "s", "--format", "json" if command == "compare" else "csv"])
+        assert taken.exit_code == 0, (command, taken.output)
+        warned = " ".join(taken.stderr.split())
+        assert f"warning: 1 of the 3 runs the record of sweep s lists is gone from {root}" in warned
+        assert "using the 2 still there" in warned
+        assert runs[1].name in taken.stdout and runs[2].name in taken.stdout and runs[0].name not in taken.stdout
+
+
+def test_compare_of_a_sweep_whose_runs_are_all_gone_is_exit_2_saying_so(root):
+    runs = [make_run(root, f"s_lr-{i}_s0") for i in range(2)]
+    write_record(root, "s", runs)
+    assert rm(*[run.name for run in runs], "-y").exit_code == 0
+    for command in ("compare", "export"):
+        result = runner.invoke(app, [command, "--sweep", "s"])
+        assert result.exit_code == 2, result.output
+        assert "every run the record of sweep s lists (2) is gone" in " ".join(result.stderr.split())
 
 
 def test_a_running_sweep_is_refused_and_nothing_is_deleted(root):
@@ -149,6 +168,56 @@ def test_a_sweep_whose_run_is_busy_keeps_its_record_and_exits_1(root):
     assert f"{runs[1].name} is being trained by pid {os.getpid()}" in result.stderr
     assert "the record of sweep s is kept" in result.stderr
     assert (root / "sweeps" / "s" / "sweep.json").is_file()
+
+
+def test_a_sweep_record_rewritten_before_rm_takes_the_lock_is_read_as_it_is_under_the_lock(root, monkeypatch):
+    """A `--rerun` ending just before rm locks the sweep: its cell 0 failed before its first
+    epoch (no run directory), so the record no longer lists runs[0], which must stay."""
+    runs = [make_run(root, f"s_lr-{i}_s0") for i in range(2)]
+    folder = write_record(root, "s", runs)
+    record = json.loads((folder / "sweep.json").read_text())
+
+    class RerunEndsInTheGap(RunLock):
+        @classmethod
+        def acquire(cls, run_dir, busy=None):
+            if run_dir == folder:
+                record["cells"][0]["run_dir"] = str(root / "s_lr-0_s0-20240601-120000")
+                (folder / "sweep.json").write_text(json.dumps(record))
+            return RunLock.acquire(run_dir, busy)
+
+    monkeypatch.setattr(remove, "RunLock", RerunEndsInTheGap)
+    result = rm("--sweep", "s", "-y")
+    assert result.exit_code == 0, result.output
+    assert runs[0].is_dir() and not runs[1].exists()
+    assert runs[0].name not in result.stdout and "removed 1 run and the record of sweep s" in result.stdout
+    assert listing(root) == sorted([runs[0].name, "sweeps"])
+
+
+def test_a_run_named_beside_a_sweep_that_stays_does_not_keep_the_sweeps_record(root):
+    runs = [make_run(root, f"s_lr-{i}_s0") for i in range(2)]
+    write_record(root, "s", runs)
+    other = make_run(root, "other")
+    lock = RunLock.acquire(other)
+    try:
+        result = rm(other.name, "--sweep", "s", "-y")
+    finally:
+        lock.release()
+    assert result.exit_code == 1, result.output
+    assert other.is_dir() and not any(run.exists() for run in runs)
+    assert "removed 2 runs and the record of sweep s" in result.stdout
+    assert "is kept" not in result.stderr and not (root / "sweeps" / "s").exists()
+
+
+def test_a_sweeps_record_kept_says_how_many_of_its_runs_stayed(root):
+    runs = [make_run(root, f"s_lr-{i}_s0") for i in range(3)]
+    write_record(root, "s", runs)
+    lock = RunLock.acquire(runs[1])
+    try:
+        result = rm("--sweep", "s", "-y")
+    finally:
+        lock.release()
+    assert result.exit_code == 1, result.output
+    assert "the record of sweep s is kept, since 1 of its 3 runs stayed" in " ".join(result.stderr.split())
 
 
 # ---------------------------------------------------------------------------------------

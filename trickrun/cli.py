@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from .analysis.compare import compare_report, load_compared
 from .analysis.render import OutputFormat, report_output
@@ -58,11 +57,11 @@ def _print_result(result, quiet: bool, json_: bool) -> None:
         typer.echo(to_json({**summary, "run_dir": str(result.run_dir)}, indent=2))
     else:
         if not quiet:
-            err_console.print(escape(_result_line(summary)), soft_wrap=True)
+            err_console.print(_result_line(summary), soft_wrap=True)
         typer.echo(str(result.run_dir))
     if result.exit_code:
         if not json_:  # --json is for scripts, which read the status
-            err_console.print(f"to continue: trickrun resume {escape(str(result.run_dir))}", soft_wrap=True)
+            err_console.print(f"to continue: trickrun resume {result.run_dir}", soft_wrap=True)
         raise typer.Exit(result.exit_code)
 
 

@@ -151,8 +151,10 @@ def rm(
     """
     from .housekeeping.remove import run_rm
 
-    specs = _with_sweep(runs, sweep, runs_dir, present_only=True)
-    code = run_rm(specs, runs_root(runs_dir), sweep, dry_run=dry_run, ask=None if yes else _confirm,
+    if not runs and sweep is None:
+        raise ConfigError("give at least one RUN, or --sweep NAME")
+    # a sweep's runs are read in plan_removal, under the sweep's lock
+    code = run_rm(list(runs or []), runs_root(runs_dir), sweep, dry_run=dry_run, ask=None if yes else _confirm,
                   out=_stdout(), err=err_console)
     if code:
         raise typer.Exit(code)
@@ -183,7 +185,7 @@ def export(
 
     Example: trickrun export --sweep lr -o lr.csv
     """
-    from .housekeeping.export import choose_format, export_bytes, write_output
+    from .housekeeping.export import choose_format, export_bytes, write_output, write_stdout
 
     chosen = choose_format(fmt, output)
     specs = _with_sweep(runs, sweep, runs_dir)
@@ -192,8 +194,7 @@ def export(
     data, n_rows, warnings = export_bytes(loaded, chosen)
     _warn(warnings)
     if output is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        write_stdout(data)
     else:
         write_output(output, data)
         err_console.print(f"wrote {n_rows} rows ({len(loaded)} runs) to {output}", highlight=False,

@@ -30,7 +30,9 @@ app = typer.Typer(
     rich_markup_mode=None,  # click's plain layout: see clihelp.py
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-err_console = Console(stderr=True, highlight=False)
+# Markup off: what is printed holds paths and names the user chose ("runs[old]", "p[/x].png");
+# the two styled prefixes (error:, warning:) turn it on and escape the message.
+err_console = Console(stderr=True, highlight=False, markup=False)
 
 
 def reports_errors(command: Callable) -> Callable:
@@ -132,12 +134,12 @@ def _stdout() -> Console:
 
 def _warn(messages) -> None:
     for message in messages:
-        err_console.print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True, highlight=False)
+        err_console.print(f"[yellow]warning:[/] {escape(str(message))}", markup=True, soft_wrap=True, highlight=False)
 
 
 
 def _note(message: str) -> None:
-    err_console.print(f"note: {escape(message)}", soft_wrap=True, highlight=False)
+    err_console.print(f"note: {message}", soft_wrap=True, highlight=False)
 
 
 def _one_run(spec: str, runs_dir: Path | None, command: str) -> Path:
@@ -156,17 +158,30 @@ SweepOption = Annotated[
 ]
 
 
-def _with_sweep(runs: list[str] | None, sweep: str | None, runs_dir: Path | None,
-                present_only: bool = False) -> list[str]:
-    """The RUN arguments, plus the run directories of `--sweep NAME`; at least one run
-    (`present_only`, for rm: the sweep's runs still there, perhaps none)."""
+def _with_sweep(runs: list[str] | None, sweep: str | None, runs_dir: Path | None) -> list[str]:
+    """The RUN arguments, plus the run directories of `--sweep NAME`; at least one run.
+    The sweep's runs are those still in the runs folder, with a warning saying how many its
+    record lists that are gone (`rm` of some of them); none left is a ConfigError. (rm reads
+    a sweep's runs itself, under the sweep's lock.)"""
     specs = list(runs or [])
     if sweep is not None:
         from .sweep.command import sweep_run_dirs
 
-        specs += [str(p) for p in sweep_run_dirs(sweep, runs_dir, present_only=present_only)]
+        listed = sweep_run_dirs(sweep, runs_dir)
+        present = [p for p in listed if os.path.isdir(p)]
+        if len(present) < len(listed):
+            _sweep_runs_gone(sweep, len(listed), len(present), runs_root(runs_dir))
+        specs += [str(p) for p in present]
     elif not specs:
         raise ConfigError("give at least one RUN, or --sweep NAME")
     return specs
 
 
+def _sweep_runs_gone(sweep: str, listed: int, present: int, root: Path) -> None:
+    """Warn that `listed - present` runs of the sweep's record are gone; none left is an error."""
+    if not present:
+        raise ConfigError(f"every run the record of sweep {sweep} lists ({listed}) is gone from {root} (removed, "
+                          f"e.g. by trickrun rm): nothing to take; trickrun rm --sweep {sweep} removes the record")
+    gone = listed - present
+    _warn([f"{gone} of the {listed} runs the record of sweep {sweep} lists {'is' if gone == 1 else 'are'} gone "
+           f"from {root} (removed, e.g. by trickrun rm); using the {present} still there"])

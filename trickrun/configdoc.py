@@ -76,7 +76,7 @@ def show_value(value: Any) -> str:
 
 
 def kind_text(key: str, hint: Any) -> str:
-    """What the key accepts, in words: `a number in (0, inf], or null`."""
+    """What the key accepts, in words: `a number in (0, inf), or null`."""
     nullable = get_origin(hint) is not None and type(None) in get_args(hint)
     if nullable:
         (hint,) = [a for a in get_args(hint) if a is not type(None)]
@@ -124,13 +124,15 @@ def filled_in(key: str) -> str | None:
 def formula_table(doc: str, names: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
     """The rows of a docstring's formula table (`  name   formula`, continued on deeper-indented
     lines) for the registered `names`, and the notes around it: the paragraph that introduces
-    the table and the lines that follow it up to a blank line."""
+    the table and the lines that follow it up to a blank line. A row sets its name two spaces
+    or more apart from its formula, so a line of prose that starts with a choice's name (a
+    bullet's "  weight decay ...") is no row."""
     lines = inspect.cleandoc(doc or "").splitlines()
     rows: dict[str, str] = {}
     first = last = None
     current = None
     for i, line in enumerate(lines):
-        match = re.match(r"^  (\S+)\s+(\S.*)$", line)
+        match = re.match(r"^  (\S+)\s{2,}(\S.*)$", line)
         if match and match[1] in names:
             current, first, last = match[1], i if first is None else first, i
             rows[current] = match[2]

@@ -12,6 +12,7 @@ without the padding rich adds.
 from __future__ import annotations
 
 import difflib
+import errno
 import io
 import re
 from pathlib import Path
@@ -26,7 +27,7 @@ from .config import ALIASES, CHOICES, load_config, read_config_file, short
 from .configdoc import CHECKOUT, all_keys, choice_formulas, filled_in, kind_text, sections, show_value
 from .errors import ConfigError
 from .lesson.claims import CLAIMS, Claim
-from .lesson.published import COMMITTED_REPORT, ClaimVerdict, load_verdicts
+from .lesson.published import COMMITTED_REPORT, ClaimVerdict, check_given_report, load_verdicts
 from .sweep.spec import is_sweep_file
 
 CONFIGS = Path("configs")
@@ -250,6 +251,12 @@ def resolve_thing(thing: str) -> tuple[str, str]:
     raise ConfigError(f"nothing called {short(thing)} to explain; {hint}")
 
 
+def _refused(err: OSError) -> str:
+    if err.errno == errno.ENAMETOOLONG:
+        return "is too long (the system allows 255 bytes a name, 4096 a path)"
+    return f"cannot be looked up ({err.strerror or err})"
+
+
 def nearest_names(thing: str, keys) -> list[str]:
     """Keys, sections and config files whose name, last part or file stem is close to THING."""
     forms: dict[str, list[str]] = {}  # what one might type -> the names it stands for
@@ -262,7 +269,12 @@ def nearest_names(thing: str, keys) -> list[str]:
 
 def explain(thing: str, report: Path = COMMITTED_REPORT) -> list[RenderableType]:
     """What `trickrun explain THING` prints, as rich renderables."""
-    kind, name = resolve_thing(thing.strip())
+    try:
+        kind, name = resolve_thing(thing.strip())
+    except OSError as err:  # a name the file system refuses to look up (ENAMETOOLONG, ...)
+        raise ConfigError(f"nothing called {short(thing)} to explain: as a file name it "
+                          f"{_refused(err)}; give a config key such as model.init, a section such as "
+                          f"model, or a config file such as configs/dropout.yaml") from None
     if kind == "key":
         return key_view(name, report)
     if kind == "section":
@@ -283,7 +295,10 @@ def rendered_lines(parts: list[RenderableType], width: int, styled: bool = False
 
 
 def explain_output(thing: str, console: Console, report: Path | None = None) -> None:
-    """Print the explanation of THING at the console's width (at most MAX_WIDTH)."""
+    """Print the explanation of THING at the console's width (at most MAX_WIDTH); `report`,
+    a --report the user gave, must be a lesson report."""
+    if report is not None:
+        check_given_report(report)
     parts = explain(thing, report or COMMITTED_REPORT)
     for line in rendered_lines(parts, min(console.width, MAX_WIDTH), styled=console.is_terminal):
         console.file.write(line + "\n")

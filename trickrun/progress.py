@@ -59,7 +59,7 @@ class RichReporter(NullReporter):
 
     def start(self, *, epochs: int, batches: int, run_dir) -> None:
         self.epochs = epochs
-        self.console.print(f"run directory: {run_dir}")
+        self.console.print(f"run directory: {run_dir}", markup=False, highlight=False)
         self.epoch_task = self.progress.add_task("epochs", total=epochs, info="")
         self.batch_task = self.progress.add_task("batches", total=batches, info="")
         self.progress.start()

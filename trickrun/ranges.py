@@ -16,10 +16,11 @@ class Bounds:
     hi_open: bool = False
 
     def __str__(self) -> str:
-        """`[0, 1)`, `(0, inf]`: the form error messages and `trickrun explain` show."""
-        lo = "-inf" if self.lo is None else self.lo
-        hi = "inf" if self.hi is None else self.hi
-        return f"{'(' if self.lo_open else '['}{lo}, {hi}{')' if self.hi_open else ']'}"
+        """`[0, 1)`, `(0, inf)`: the form error messages and `trickrun explain` show. An
+        unbounded end is open, since validation refuses infinity itself."""
+        left = "(-inf" if self.lo is None else f"{'(' if self.lo_open else '['}{self.lo}"
+        right = "inf)" if self.hi is None else f"{self.hi}{')' if self.hi_open else ']'}"
+        return f"{left}, {right}"
 
     def holds(self, value: float | int) -> bool:
         bad_lo = self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo)

@@ -25,9 +25,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import sys
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, Mapping, Sequence
 
 from ..analysis.analyze import config_diff
 from ..atomic import replacing
@@ -180,3 +182,25 @@ def write_output(path: Path, data: bytes) -> None:
             f.write(data)
     except OSError as err:
         raise RunDirError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def write_stdout(data: bytes, stream: BinaryIO | None = None) -> None:
+    """Write the export to stdout (`stream`, for tests); RunDirError when it cannot take it
+    (a full disk, /dev/full, a closed pipe). stdout is then pointed at /dev/null, so the
+    bytes still buffered do not fail again, with a traceback, when Python exits."""
+    out = stream if stream is not None else sys.stdout.buffer
+    try:
+        out.write(data)
+        out.flush()
+    except OSError as err:
+        if stream is None:
+            _stdout_to_devnull()
+        raise RunDirError(f"cannot write the table to stdout: {err.strerror or err}; nothing more was written. "
+                          "Free some space, or write it to a file with -o FILE") from None
+
+
+def _stdout_to_devnull() -> None:
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (a test's captured stdout): nothing buffered to fail
+        pass

@@ -36,7 +36,7 @@ from ..rundir.format import LOCK_FILE, SUMMARY_FILE, SWEEPS_FOLDER, Status
 from ..rundir.lock import RunLock, holder, is_locked
 from ..rundir.reader import RUN_FILES, is_run_dir, resolve_run, scan_entry
 from ..rundir.writer import STAGING_PREFIX
-from ..sweep.record import cell_run_dirs, read_record, record_path, sweeps_by_run
+from ..sweep.record import cell_run_dirs, no_record, read_record, record_path, sweeps_by_run
 
 TRASH_PREFIX = ".removing-"
 
@@ -51,6 +51,7 @@ class Removal:
     sweep: str | None = None
     sweep_folder: Path | None = None
     sweep_lock: RunLock | None = None  # held from planning to the end (not for a dry run)
+    sweep_runs: list[Path] = field(default_factory=list)  # those of `runs` its record lists, read under the lock
 
     def release(self) -> None:
         if self.sweep_lock is not None:
@@ -116,11 +117,15 @@ def _not_a_run(path: Path) -> str | None:
 
 def _checked_sweep_folder(root: Path, name: str) -> Path:
     folder = record_path(root, name).parent
-    for path in (root / SWEEPS_FOLDER, folder):
-        if path.is_symlink():
-            raise ConfigError(f"{path} is a symbolic link; rm never deletes through a link")
-    if Path(os.path.realpath(folder)).parent != root / SWEEPS_FOLDER or not folder.is_dir():
-        raise ConfigError(f"--sweep {name[:60]!r}: no sweep of that name in {root / SWEEPS_FOLDER}")
+    missing = ConfigError(f"--sweep {name[:60]!r}: no sweep of that name in {root / SWEEPS_FOLDER}")
+    try:
+        for path in (root / SWEEPS_FOLDER, folder):
+            if path.is_symlink():
+                raise ConfigError(f"{path} is a symbolic link; rm never deletes through a link")
+        if Path(os.path.realpath(folder)).parent != root / SWEEPS_FOLDER or not folder.is_dir():
+            raise missing
+    except OSError:  # a name the file system will not look up (too long): no sweep has it
+        raise missing from None
     return folder
 
 
@@ -131,9 +136,11 @@ def _sweep_busy_message(name: str) -> Callable[[str], str]:
 
 def plan_removal(specs: Iterable[str], root: Path, sweep: str | None = None, *, dry_run: bool = False) -> Removal:
     """The runs `specs` name (as compare takes them; a name or prefix matching several runs
-    is refused by resolve_run, which is what a delete needs) plus, with `sweep`, its record
-    folder, all checked; ConfigError before anything is deleted when any is not removable.
-    The sweep's lock is taken here (only probed for a dry run)."""
+    is refused by resolve_run, which is what a delete needs) plus, with `sweep`, the runs its
+    record lists that are still there and its record folder, all checked; ConfigError before
+    anything is deleted when any is not removable. The sweep's lock is taken here, before its
+    record is read (only probed for a dry run), so the runs listed are the record's as it
+    stays until rm ends: a `--rerun` cannot swap them in between."""
     root = _real_root(root)
     runs: dict[Path, None] = {}
     for spec in specs:
@@ -147,17 +154,25 @@ def plan_removal(specs: Iterable[str], root: Path, sweep: str | None = None, *, 
     if dry_run:
         if is_locked(removal.sweep_folder):
             raise ConfigError(busy(holder(removal.sweep_folder)))
-        return removal
-    removal.sweep_lock = RunLock.acquire(removal.sweep_folder, busy=busy)
-    try:  # the record as it is under the lock: a sweep may have ended since it was read
-        record = read_record(record_path(root, sweep)) or {"cells": []}
-        new = [p.name for p in cell_run_dirs(root, record) if p.is_dir() and root / p.name not in runs]
-        if new:
-            raise ConfigError(f"sweep {sweep!r} gained runs while rm was starting ({', '.join(new)}); run rm again")
+    else:
+        removal.sweep_lock = RunLock.acquire(removal.sweep_folder, busy=busy)
+    try:
+        removal.sweep_runs = _sweep_runs(root, sweep)
     except BaseException:
         removal.release()
         raise
+    removal.runs += [run for run in removal.sweep_runs if run not in runs]
     return removal
+
+
+def _sweep_runs(root: Path, sweep: str) -> list[Path]:
+    """The run directories the sweep's record lists that are still there, each checked.
+    Runs are never taken by name: those of an earlier --rerun the record no longer lists stay."""
+    record = read_record(record_path(root, sweep))
+    if record is None:
+        raise no_record(root, sweep)
+    listed = dict.fromkeys(cell_run_dirs(root, record))
+    return [checked_run(run, root) for run in listed if os.path.isdir(run)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -225,7 +240,8 @@ def finish_interrupted(folder: Path) -> None:
 
 
 def remove(removal: Removal) -> Outcome:
-    """Delete the runs, then the sweep's record if every run it listed went."""
+    """Delete the runs, then the sweep's record if every run it listed went (a run named
+    beside the sweep that stays does not keep it)."""
     outcome = Outcome()
     for run in removal.runs:
         why = remove_run(run)
@@ -233,7 +249,7 @@ def remove(removal: Removal) -> Outcome:
             outcome.removed.append(run)
         else:
             outcome.left.append(why)
-    if removal.sweep_folder is not None and not outcome.left:
+    if removal.sweep_folder is not None and not sweep_runs_left(removal, outcome):
         why = _delete(removal.sweep_folder)
         if why is None:
             outcome.sweep_removed = True
@@ -242,6 +258,12 @@ def remove(removal: Removal) -> Outcome:
     finish_interrupted(removal.root)
     finish_interrupted(removal.root / SWEEPS_FOLDER)
     return outcome
+
+
+def sweep_runs_left(removal: Removal, outcome: Outcome) -> list[Path]:
+    """The sweep's own runs that are still there after `remove`."""
+    removed = set(outcome.removed)
+    return [run for run in removal.sweep_runs if run not in removed]
 
 
 # ---------------------------------------------------------------------------------------
@@ -296,12 +318,14 @@ def run_rm(specs: list[str], root: Path, sweep: str | None, *, dry_run: bool,
         removal.release()
     for line in outcome.left:
         err.print(f"left: {line}", markup=False, highlight=False, soft_wrap=True)
-    if removal.sweep_folder is not None and not outcome.sweep_removed:
-        err.print(f"the record of sweep {sweep} is kept, since not all of its runs went; run rm --sweep {sweep} "
-                  f"again once they can go", markup=False, highlight=False, soft_wrap=True)
+    if kept := sweep_runs_left(removal, outcome):
+        err.print(f"the record of sweep {sweep} is kept, since {len(kept)} of its {len(removal.sweep_runs)} runs "
+                  f"stayed; run rm --sweep {sweep} again once they can go", markup=False, highlight=False,
+                  soft_wrap=True)
     for name, gone in _sweeps_missing_runs(removal, outcome).items():
-        err.print(f"note: the record of sweep {name} still lists {gone} run(s) removed here, so compare --sweep "
-                  f"{name} will miss them; trickrun rm --sweep {name} removes its other runs and the record",
+        err.print(f"note: the record of sweep {name} still lists {gone} run(s) removed here; compare --sweep "
+                  f"{name} and export --sweep {name} take the runs still there, with a warning; trickrun rm "
+                  f"--sweep {name} removes its other runs and the record",
                   markup=False, highlight=False, soft_wrap=True)
     done = f"removed {len(outcome.removed)} run{'s' if len(outcome.removed) != 1 else ''}"
     out.out(done + (f" and the record of sweep {sweep}" if outcome.sweep_removed else ""), highlight=False)

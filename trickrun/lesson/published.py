@@ -13,7 +13,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import ConfigError
+from ..userinput import PATH_CHARS, short
+
 COMMITTED_REPORT = Path(__file__).resolve().parents[2] / "docs" / "lesson.md"
+MAX_REPORT_BYTES = 16 << 20  # 16 MiB: a report is under 100 KiB
 _CELL_SPLIT = re.compile(r"(?<!\\)\|")
 _SECTION = re.compile(r"^## Claim (\d+):")
 _CLAIM_VERDICT = re.compile(r"^\*\*Verdict: (?P<head>[^*]+)\*\*(?P<rest>.*)$")
@@ -82,3 +86,29 @@ def load_verdicts(path: Path = COMMITTED_REPORT) -> dict[int, ClaimVerdict] | No
         return read_verdicts(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
         return None
+
+
+def check_given_report(path: Path) -> None:
+    """For a report the user named (`explain --report`): ConfigError saying what is wrong
+    unless `path` is a readable lesson report with verdicts. (The committed report is read
+    quietly: without it, explain says there is none.)"""
+    shown = f"--report {short(str(path), PATH_CHARS)}"
+    fix = "give a lesson.md that trickrun lesson wrote (or leave --report out for docs/lesson.md)"
+    try:
+        if path.is_dir():
+            hint = f"; give {path / 'lesson.md'}" if (path / "lesson.md").is_file() else f"; {fix}"
+            raise ConfigError(f"{shown}: is a folder{hint}")
+        if not path.is_file():
+            raise ConfigError(f"{shown}: {'no such file' if not path.exists() else 'not a regular file'}; {fix}")
+        with open(path, "rb") as f:
+            data = f.read(MAX_REPORT_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"{shown}: cannot be read ({err.strerror or err}); {fix}") from None
+    if len(data) > MAX_REPORT_BYTES:
+        raise ConfigError(f"{shown}: larger than {MAX_REPORT_BYTES >> 20} MiB, so no lesson report; {fix}")
+    try:
+        verdicts = read_verdicts(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        verdicts = {}
+    if not verdicts:
+        raise ConfigError(f"{shown}: not a lesson report (it has no verdicts); {fix}")

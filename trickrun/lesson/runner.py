@@ -86,7 +86,7 @@ def check_options(opts: LessonOptions) -> int:
         seeds_from_count(opts.seeds)
     if opts.seed_list is not None:
         parse_seed_list(opts.seed_list)
-    if opts.out.exists() and not opts.out.is_dir():
+    if os.path.exists(opts.out) and not os.path.isdir(opts.out):  # False, not OSError, for a name too long
         raise ConfigError(f"--out {opts.out}: is a file; give a folder for lesson.md and the figures")
     return jobs
 

@@ -9,6 +9,7 @@ A folder holding none of config.yaml, summary.json, metrics.jsonl is not a run.
 
 from __future__ import annotations
 
+import errno
 import glob as globlib
 import math
 import os
@@ -21,6 +22,7 @@ from typing import Any, Callable, Iterable
 
 from ..errors import ConfigError, RunDirError
 from ..metrics import MONITORS, best_index as best_of
+from ..userinput import short
 from .files import effective_status, read_config, read_metrics, read_summary
 from .format import CONFIG_FILE, ENDED, METRICS_FILE, SUMMARY_FILE, SWEEPS_FOLDER, Status, layer_order
 
@@ -264,8 +266,24 @@ def resolve_run(spec: str, root: Path, *, ambiguous: Ambiguous | str = Ambiguous
     `ambiguous="newest"` (and `note` is told which, and how many older ones share the name),
     and is a ConfigError listing them with `ambiguous="refuse"`. ConfigError (naming `spec`)
     also when it is not a run or matches nothing. A path (or a directory name under `root`)
-    that exists is taken as it is, even with glob characters such as `[` in it."""
-    ambiguous = Ambiguous(ambiguous)
+    that exists is taken as it is, even with glob characters such as `[` in it. A name the
+    system will not look up (too long for a file name) is a ConfigError too."""
+    try:
+        return _resolve_run(spec, root, Ambiguous(ambiguous), note)
+    except OSError as err:  # from stat: ENAMETOOLONG for a name over 255 bytes, ...
+        raise ConfigError(unusable_name(spec, err)) from None
+
+
+def unusable_name(spec: str, err: OSError) -> str:
+    """Why the file system refused to look `spec` up, and what to give instead."""
+    if err.errno == errno.ENAMETOOLONG:
+        why = "is too long for a file name (the system allows 255 bytes a name, 4096 a path)"
+    else:
+        why = f"cannot be looked up: {err.strerror or err}"
+    return f"{short(spec)} {why}; give a run's directory name, run name or prefix, as trickrun ls lists them"
+
+
+def _resolve_run(spec: str, root: Path, ambiguous: Ambiguous, note: Callable[[str], None] | None) -> list[Path]:
     direct = Path(spec)
     if _GLOB_CHARS.search(spec) and not direct.exists() and not (root / spec).exists():
         return _resolve_glob(spec, root)

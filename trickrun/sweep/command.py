@@ -17,7 +17,7 @@ from ..rundir.writer import runs_root, to_json
 from .backends import LazyBackend, check_backend
 from .driver import PreparedSweep, SweepResult, execute, prepare
 from .progress import make_sweep_progress
-from .record import BACKEND_LOG, cell_run_dirs, read_record, record_path
+from .record import BACKEND_LOG, cell_run_dirs, no_record, read_record, record_path
 from .spec import SweepSpec, load_spec
 
 
@@ -120,18 +120,16 @@ def finish(result: SweepResult, opts: SweepOptions, out: Console, err: Console) 
     return 1 if result.failed or result.busy else 0
 
 
-def sweep_run_dirs(name: str, runs_dir: Path | None, *, present_only: bool = False) -> list[Path]:
+def sweep_run_dirs(name: str, runs_dir: Path | None) -> list[Path]:
     """The run directories a sweep's record lists, for `compare --sweep` and `ensemble --sweep`:
-    each found by its name in the runs folder the record is in, wherever the sweep ran from.
-    `present_only` (for `rm --sweep`): only those still there, perhaps none."""
+    each found by its name in the runs folder the record is in, wherever the sweep ran from
+    (some perhaps removed since)."""
     root = runs_root(runs_dir)
     path = record_path(root, name)
     record = read_record(path)
     if record is None:
-        raise ConfigError(f"no sweep named {name[:60]!r}: {path} is missing or unreadable")
+        raise no_record(root, name)
     dirs = cell_run_dirs(root, record)
-    if present_only:
-        return [d for d in dirs if d.is_dir()]
     if not dirs:
         raise ConfigError(f"sweep {name[:60]!r} has no runs yet")
     return dirs

@@ -24,10 +24,11 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import RunDirError
+from ..errors import ConfigError, RunDirError
 from ..rundir.format import SWEEPS_FOLDER
 from ..rundir.lock import RunLock, is_locked
 from ..rundir.writer import write_json
+from ..userinput import short
 from .spec import Cell, SweepSpec
 from .states import CellState, check_transition
 
@@ -37,6 +38,13 @@ BACKEND_LOG = "backend.log"  # beside it: what the backend's machinery printed (
 
 def record_path(runs_root: Path, name: str) -> Path:
     return runs_root / SWEEPS_FOLDER / name / RECORD_FILE
+
+
+def no_record(runs_root: Path, name: str) -> ConfigError:
+    """The error for a sweep NAME whose record is missing or unreadable; a long NAME is cut."""
+    path = record_path(runs_root, name)
+    where = f"{path} is missing or unreadable" if len(name) <= 60 else f"none in {runs_root / SWEEPS_FOLDER}"
+    return ConfigError(f"no sweep named {short(name)}: {where}")
 
 
 def read_record(path: Path) -> dict[str, Any] | None:
