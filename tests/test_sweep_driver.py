@@ -5,8 +5,10 @@ busy cells, failures and stops. Each test here failed on the driver before the r
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -250,8 +252,6 @@ def test_compare_sweep_finds_the_runs_from_another_folder(tmp_path, monkeypatch)
 
 
 def test_the_run_lock_can_be_passed_on_without_a_gap(tmp_path):
-    import os
-
     run_dir = tmp_path / "r"
     run_dir.mkdir()
     lock = RunLock.acquire(run_dir)
@@ -309,3 +309,45 @@ def test_address_auto_without_a_cluster_says_how_to_start_one():
 
     with pytest.raises(ConfigError, match="ray start --head"):
         connect(_RayWithoutCluster(), "auto")
+
+
+class _RayThatCannotStart:
+    """A `ray` whose init fails as a local Ray's does when it cannot start (no port, no memory)."""
+
+    @staticmethod
+    def is_initialized() -> bool:
+        return False
+
+    @staticmethod
+    def init(**kwargs) -> None:
+        raise RuntimeError("the raylet did not start")
+
+
+@pytest.fixture
+def ray_that_cannot_start(tmp_path, monkeypatch) -> Path:
+    """RayBackend(None, ...) reaches this fake `ray`, and its LocalCluster's folder is made
+    in the returned folder (not /tmp)."""
+    from trickrun.sweep import ray_cluster
+
+    monkeypatch.setattr(ray_cluster.metadata, "version", lambda name: "2.60.0")
+    monkeypatch.setitem(sys.modules, "ray", _RayThatCannotStart())
+    monkeypatch.setattr(ray_cluster, "SHORT_BASE", 10_000)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for name in ray_cluster.ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_a_local_ray_that_fails_to_start_keeps_its_logs_where_the_error_says(ray_that_cannot_start):
+    from trickrun.sweep import ray_cluster
+    from trickrun.sweep.ray_backend import RayBackend
+
+    with pytest.raises(ConfigError) as caught:
+        RayBackend(None, 1, ray_that_cannot_start / "backend.log")
+    message = str(caught.value)
+    (folder,) = ray_that_cannot_start.glob("trickrun-*")
+    assert message.endswith(f"kept in {folder}") and folder.is_dir()  # the error's folder is there
+    assert not (folder / ray_cluster.TOKEN_FILE).exists()  # without the token
+    assert "cannot start a local Ray (RuntimeError: the raylet did not start)" in message
+    assert "address" not in message  # no address was given: no hint about one
+    assert not any(name in os.environ for name in ray_cluster.ENVIRONMENT)
