@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RunDirError
 
 INSTALL = "pip install --upgrade 'trickrun[ray]'"
 # The first Ray that authenticates a local cluster by default (ray.init turns token mode on):
@@ -162,11 +162,17 @@ class StdoutToLog:
     def __init__(self, log_file: Path):
         self.log_file = log_file
         sys.stdout.flush()
-        self._start = log_file.stat().st_size if log_file.exists() else 0
-        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._saved = os.dup(1)
-        os.dup2(fd, 1)
-        os.close(fd)
+        try:
+            self._start = log_file.stat().st_size if log_file.exists() else 0
+            fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                self._saved = os.dup(1)
+                os.dup2(fd, 1)
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise RunDirError(f"--backend ray: cannot open {log_file} for Ray's messages: "
+                              f"{err.strerror or err}") from None
 
     def restore(self) -> None:
         if self._saved is None:
