@@ -417,3 +417,18 @@ def test_an_unwritable_backend_log_is_an_error_line_and_leaves_no_local_ray(tmp_
     text = " ".join(result.output.split())
     assert text.startswith("error: --backend ray: cannot open") and "backend.log for Ray's messages" in text
     assert not list(tmp_path.glob("trickrun-*"))  # the cluster's folder went with it
+
+
+@pytest.mark.parametrize("connected_before", [False, True], ids=["joined-by-the-sweep", "a-notebook-s-stays"])
+def test_a_cluster_joined_by_address_is_left_before_stdout_is_given_back(
+        local_ray_folder, monkeypatch, connected_before):
+    from trickrun.sweep.ray_backend import RayBackend
+
+    ray = _RayThatRuns()
+    ray.up = connected_before
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    backend = RayBackend("auto", 1, local_ray_folder / "backend.log")
+    shut_down_while_redirected = []
+    monkeypatch.setattr(ray, "shutdown", lambda: shut_down_while_redirected.append(backend._stdout._saved is not None))
+    backend.close()
+    assert shut_down_while_redirected == ([] if connected_before else [True])

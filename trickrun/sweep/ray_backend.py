@@ -37,6 +37,7 @@ class RayBackend:
         self._ray_failed = False  # a cell lost to Ray itself: its logs are worth keeping
         self._cluster = LocalCluster() if address is None and not ray_running() else None
         self._stdout: StdoutToLog | None = None
+        self._joined = False  # connected to a cluster by this backend (a notebook's Ray stays connected)
         try:
             self._stdout = StdoutToLog(log_file)
             self.ray = import_ray()
@@ -44,6 +45,7 @@ class RayBackend:
                 self._cluster.start(self.ray)
             elif not self.ray.is_initialized():
                 connect(self.ray, address)
+                self._joined = True
         except BaseException:
             try:
                 if self._cluster is not None:
@@ -126,6 +128,8 @@ class RayBackend:
                     self._cluster.stop(self.ray, keep=self._ray_failed)
                     if self._ray_failed:
                         print(f"a cell failed in Ray: Ray's logs are kept in {self._cluster.folder}", file=sys.stderr)
+                elif self._joined:  # Ray's threads print to fd 1 until it disconnects
+                    self.ray.shutdown()
             finally:
                 self._stdout.restore()
 
