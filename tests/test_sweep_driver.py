@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from typer.testing import CliRunner
 
 from fakebackend import FakeBackend, config_of
 from trickrun.cli import app
-from trickrun.errors import ConfigError, RunDirError
+from trickrun.errors import ConfigError, RunDirError, TrickrunError
 from trickrun.rundir.lock import RunLock
 from trickrun.rundir.writer import RunWriter
 from trickrun.signals import StopSignal
@@ -341,8 +343,6 @@ def test_compare_sweep_finds_the_runs_from_another_folder(tmp_path, monkeypatch)
 
 
 def test_the_run_lock_can_be_passed_on_without_a_gap(tmp_path):
-    import os
-
     run_dir = tmp_path / "r"
     run_dir.mkdir()
     lock = RunLock.acquire(run_dir)
@@ -400,3 +400,126 @@ def test_address_auto_without_a_cluster_says_how_to_start_one():
 
     with pytest.raises(ConfigError, match="ray start --head"):
         connect(_RayWithoutCluster(), "auto")
+
+
+class _RayThatCannotStart:
+    """A `ray` whose init fails as a local Ray's does when it cannot start (no port, no memory)."""
+
+    @staticmethod
+    def is_initialized() -> bool:
+        return False
+
+    @staticmethod
+    def init(**kwargs) -> None:
+        raise RuntimeError("the raylet did not start")
+
+
+@pytest.fixture
+def local_ray_folder(tmp_path, monkeypatch) -> Path:
+    """RayBackend(None, ...) gets past the version check to the fake `ray` a test puts in
+    sys.modules, and makes its LocalCluster's folder in the returned folder (not /tmp)."""
+    from trickrun.sweep import ray_cluster
+
+    monkeypatch.setattr(ray_cluster.metadata, "version", lambda name: "2.60.0")
+    monkeypatch.setattr(ray_cluster, "SHORT_BASE", 10_000)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for name in ray_cluster.ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_a_local_ray_that_fails_to_start_keeps_its_logs_where_the_error_says(local_ray_folder, monkeypatch):
+    from trickrun.sweep import ray_cluster
+    from trickrun.sweep.ray_backend import RayBackend
+
+    monkeypatch.setitem(sys.modules, "ray", _RayThatCannotStart())
+    with pytest.raises(ConfigError) as caught:
+        RayBackend(None, 1, local_ray_folder / "backend.log")
+    message = str(caught.value)
+    (folder,) = local_ray_folder.glob("trickrun-*")
+    assert message.endswith(f"kept in {folder}") and folder.is_dir()  # the error's folder is there
+    assert not (folder / ray_cluster.TOKEN_FILE).exists()  # without the token
+    assert "cannot start a local Ray (RuntimeError: the raylet did not start)" in message
+    assert "address" not in message  # no address was given: no hint about one
+    assert not any(name in os.environ for name in ray_cluster.ENVIRONMENT)
+
+
+class _RayThatRuns:
+    """A `ray` that starts at once and whose tasks all end, for RayBackend's own behaviour."""
+
+    class exceptions:
+        TaskCancelledError = type("TaskCancelledError", (Exception,), {})
+
+    def __init__(self) -> None:
+        self.up = False
+
+    def is_initialized(self) -> bool:
+        return self.up
+
+    def init(self, **kwargs) -> None:
+        self.up = True
+
+    def shutdown(self) -> None:
+        self.up = False
+
+    def remote(self, **options):
+        return lambda function: function
+
+    def cancel(self, future, force: bool = False) -> None:
+        pass
+
+    def get(self, future) -> dict:
+        return {"files": {"summary.json": b"{}"}, "summary": {}, "error": None}
+
+
+class _Lock:
+    def release(self) -> None:
+        pass
+
+
+def test_close_stops_the_local_ray_and_gives_stdout_back_when_collecting_a_cell_fails(local_ray_folder,
+                                                                                     monkeypatch):
+    from trickrun.sweep.backend import CellJob
+    from trickrun.sweep.ray_backend import RayBackend
+
+    ray = _RayThatRuns()
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    stdout = os.fstat(1).st_ino
+    backend = RayBackend(None, 1, local_ray_folder / "backend.log")
+    gone = local_ray_folder / "gone"  # the cell's returned files cannot be written here
+    backend._running["future"] = CellJob(0, gone, _Lock(), True, None)
+    with pytest.raises(TrickrunError, match="cannot write"):
+        backend.close()
+    left = list(local_ray_folder.glob("trickrun-*"))
+    restored = os.fstat(1).st_ino == stdout
+    backend._stdout.restore()  # the test's own clean-up, should close not have done it
+    backend._cluster.stop(ray)
+    assert restored and not left and not ray.up
+
+
+def test_an_unwritable_backend_log_is_an_error_line_and_leaves_no_local_ray(tmp_path, local_ray_folder,
+                                                                           monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", _RayThatRuns())
+    spec_of(tmp_path)
+    (tmp_path / "runs" / "sweeps" / "tiny" / "backend.log").mkdir(parents=True)  # a folder: cannot be opened
+    result = runner.invoke(app, ["sweep", str(tmp_path / "tiny.yaml"), "--grid", "optimizer.lr=0.1",
+                                 "--backend", "ray", "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    text = " ".join(result.output.split())
+    assert text.startswith("error: --backend ray: cannot open") and "backend.log for Ray's messages" in text
+    assert not list(tmp_path.glob("trickrun-*"))  # the cluster's folder went with it
+
+
+@pytest.mark.parametrize("connected_before", [False, True], ids=["joined-by-the-sweep", "a-notebook-s-stays"])
+def test_a_cluster_joined_by_address_is_left_before_stdout_is_given_back(
+        local_ray_folder, monkeypatch, connected_before):
+    from trickrun.sweep.ray_backend import RayBackend
+
+    ray = _RayThatRuns()
+    ray.up = connected_before
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    backend = RayBackend("auto", 1, local_ray_folder / "backend.log")
+    shut_down_while_redirected = []
+    monkeypatch.setattr(ray, "shutdown", lambda: shut_down_while_redirected.append(backend._stdout._saved is not None))
+    backend.close()
+    assert shut_down_while_redirected == ([] if connected_before else [True])

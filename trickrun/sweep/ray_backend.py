@@ -36,17 +36,23 @@ class RayBackend:
         self.threads = threads_per_job(jobs) if address is None else 1
         self._ray_failed = False  # a cell lost to Ray itself: its logs are worth keeping
         self._cluster = LocalCluster() if address is None and not ray_running() else None
-        self._stdout = StdoutToLog(log_file)
+        self._stdout: StdoutToLog | None = None
+        self._joined = False  # connected to a cluster by this backend (a notebook's Ray stays connected)
         try:
+            self._stdout = StdoutToLog(log_file)
             self.ray = import_ray()
             if self._cluster is not None:
                 self._cluster.start(self.ray)
             elif not self.ray.is_initialized():
                 connect(self.ray, address)
+                self._joined = True
         except BaseException:
-            if self._cluster is not None:
-                self._cluster.stop(sys.modules.get("ray"))
-            self._stdout.restore()
+            try:
+                if self._cluster is not None:
+                    self._cluster.stop(sys.modules.get("ray"))
+            finally:
+                if self._stdout is not None:
+                    self._stdout.restore()
             raise
         self._remote = self.ray.remote(max_retries=1, retry_exceptions=False)(train_copy)
         self._data: dict[tuple, tuple[Any, str]] = {}  # (dataset, data.dir) -> (arrays' object ref, source)
@@ -111,16 +117,21 @@ class RayBackend:
             self.ray.cancel(future, force=True)
 
     def close(self) -> None:
-        self.kill()
-        for future in list(self._running):
-            self._collect(future)
+        """End the cells, stop the cluster and give stdout back, whichever of them raises."""
         try:
-            if self._cluster is not None:
-                self._cluster.stop(self.ray, keep=self._ray_failed)
-                if self._ray_failed:
-                    print(f"a cell failed in Ray: Ray's logs are kept in {self._cluster.folder}", file=sys.stderr)
+            self.kill()
+            for future in list(self._running):
+                self._collect(future)
         finally:
-            self._stdout.restore()
+            try:
+                if self._cluster is not None:
+                    self._cluster.stop(self.ray, keep=self._ray_failed)
+                    if self._ray_failed:
+                        print(f"a cell failed in Ray: Ray's logs are kept in {self._cluster.folder}", file=sys.stderr)
+                elif self._joined:  # Ray's threads print to fd 1 until it disconnects
+                    self.ray.shutdown()
+            finally:
+                self._stdout.restore()
 
 
 def _write_files(path: Path, files: dict[str, bytes]) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RunDirError
 
 INSTALL = "pip install --upgrade 'trickrun[ray]'"
 # The first Ray that authenticates a local cluster by default (ray.init turns token mode on):
@@ -134,10 +134,12 @@ def _init(ray, address: str | None, **kwargs: Any) -> None:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                  configure_logging=False, **kwargs)
     except (ConnectionError, OSError, ValueError, RuntimeError, TimeoutError) as err:
+        why = f"{type(err).__name__}: {str(err)[:200]}"
+        if address is None:  # LocalCluster.start adds where Ray's logs are kept
+            raise ConfigError(f"--backend ray: cannot start a local Ray ({why})") from None
         hint = ("no Ray cluster is running on this machine; start one with `ray start --head`, or leave out "
                 "--address for a local Ray" if address == "auto" else "check the address and the cluster")
-        raise ConfigError(f"--backend ray: cannot connect to {address or 'a local Ray'} "
-                          f"({type(err).__name__}: {str(err)[:200]}); {hint}") from None
+        raise ConfigError(f"--backend ray: cannot connect to {address} ({why}); {hint}") from None
 
 
 def connect(ray, address: str) -> None:
@@ -160,11 +162,17 @@ class StdoutToLog:
     def __init__(self, log_file: Path):
         self.log_file = log_file
         sys.stdout.flush()
-        self._start = log_file.stat().st_size if log_file.exists() else 0
-        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._saved = os.dup(1)
-        os.dup2(fd, 1)
-        os.close(fd)
+        try:
+            self._start = log_file.stat().st_size if log_file.exists() else 0
+            fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                self._saved = os.dup(1)
+                os.dup2(fd, 1)
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise RunDirError(f"--backend ray: cannot open {log_file} for Ray's messages: "
+                              f"{err.strerror or err}") from None
 
     def restore(self) -> None:
         if self._saved is None:
@@ -194,6 +202,7 @@ class LocalCluster:
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
         self._watchdog = None
+        self._stopped = False
         if os.path.isdir("/proc"):  # Linux: the watchdog reads /proc
             self._watchdog = subprocess.Popen(
                 [sys.executable, "-c", _WATCHDOG, str(self.folder), TOKEN_FILE], stdin=subprocess.PIPE,
@@ -219,10 +228,15 @@ class LocalCluster:
             _init(ray, None, num_cpus=os.cpu_count(), _temp_dir=str(self.ray_folder), _node_ip_address="127.0.0.1")
         except ConfigError as err:
             self.stop(ray, keep=True)
-            raise ConfigError(f"{err}; Ray's logs are kept in {self.ray_folder}") from None
+            raise ConfigError(f"{err}; Ray's logs, which may say why, are kept in {self.folder}") from None
 
     def stop(self, ray, keep: bool = False) -> None:  # ray: None if it could not be imported
-        """Shut the cluster down and let the watchdog clear up (keeping the logs if `keep`)."""
+        """Shut the cluster down and let the watchdog clear up (keeping the logs if `keep`).
+        Only the first call acts: a failed start keeps the logs, and the caller's clean-up
+        after that failure must not remove them."""
+        if self._stopped:
+            return
+        self._stopped = True
         if ray is not None and ray.is_initialized():
             ray.shutdown()
         for name, value in self._env.items():
