@@ -9,6 +9,7 @@ hang fails the test instead of stalling the suite.
 from __future__ import annotations
 
 import resource
+from pathlib import Path
 import subprocess
 import sys
 
@@ -360,3 +361,29 @@ def test_a_new_norm_is_estimated_from_what_it_declares(monkeypatch):
     assert new["optimizer"] - plain["optimizer"] == (n_state + 1) * extra_params * 4
     assert new["checkpoint"] - plain["checkpoint"] == ((n_state + 1) * extra_params + hidden) * 4  # + its buffer
     assert new["activations"] > plain["activations"]
+
+
+# --- a stdout that stops taking output -------------------------------------------------
+def _views(tmp_path) -> list[list[str]]:
+    a, b = make_run(tmp_path / "runs", "a"), make_run(tmp_path / "runs", "b", seed=1)
+    return [["ls", "--runs-dir", str(a.parent)], ["show", str(a)], ["compare", str(a), str(b)]]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device that is always full")
+def test_every_view_on_a_full_stdout_is_exit_1_saying_so_without_a_traceback(tmp_path):
+    for args in _views(tmp_path):
+        with open("/dev/full", "wb") as full:
+            proc = subprocess.run([sys.executable, "-m", "trickrun", *args], stdout=full, stderr=subprocess.PIPE,
+                                  text=True, timeout=120)
+        said = " ".join(proc.stderr.split())
+        assert proc.returncode == 1 and said.startswith("error: cannot write to stdout: No space left"), (args, said)
+        assert "Traceback" not in said and "Exception ignored" not in said, (args, said)
+
+
+def test_a_reader_that_closes_the_pipe_early_gets_no_traceback(tmp_path):
+    for args in _views(tmp_path):
+        proc = subprocess.Popen([sys.executable, "-m", "trickrun", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        proc.stdout.close()  # before a byte is read: every write fails with EPIPE
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 1 and stderr == "", (args, stderr)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
@@ -17,6 +18,7 @@ from .analysis.render import OutputFormat
 from .errors import ConfigError, TrickrunError
 from .rundir.reader import Ambiguous, resolve_run
 from .rundir.writer import runs_root
+from .stdout import STDOUT_ERRNOS, stdout_to_devnull
 from .version import __version__
 
 # Heavy modules stay out of start-up: the training stack (.api) and matplotlib (.analysis.plots)
@@ -41,12 +43,25 @@ def reports_errors(command: Callable) -> Callable:
     @functools.wraps(command)
     def run(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            result = command(*args, **kwargs)
+            sys.stdout.flush()  # here, not at exit, so that a failing stdout is reported below
+            return result
         except TrickrunError as err:
-            err_console.print(f"[bold red]error:[/] {escape(str(err))}", markup=True, soft_wrap=True)
+            _error(str(err))
             raise typer.Exit(err.exit_code) from None
+        except OSError as err:
+            if err.errno not in STDOUT_ERRNOS:
+                raise
+            stdout_to_devnull()
+            _error(f"cannot write to stdout: {err.strerror}; the output is incomplete. Free some space, "
+                   "or send it elsewhere")
+            raise typer.Exit(1) from None
 
     return run
+
+
+def _error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -135,7 +150,6 @@ def _stdout() -> Console:
 def _warn(messages) -> None:
     for message in messages:
         err_console.print(f"[yellow]warning:[/] {escape(str(message))}", markup=True, soft_wrap=True, highlight=False)
-
 
 
 def _note(message: str) -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -37,6 +36,7 @@ from ..errors import ConfigError, RunDirError
 from ..rundir.format import layer_order
 from ..rundir.reader import Run
 from ..rundir.writer import to_json
+from ..stdout import stdout_to_devnull
 from ..sweep.record import sweeps_by_run
 
 RUN_COLUMNS = ("run", "name", "sweep", "status", "seed")
@@ -194,13 +194,6 @@ def write_stdout(data: bytes, stream: BinaryIO | None = None) -> None:
         out.flush()
     except OSError as err:
         if stream is None:
-            _stdout_to_devnull()
+            stdout_to_devnull()
         raise RunDirError(f"cannot write the table to stdout: {err.strerror or err}; nothing more was written. "
                           "Free some space, or write it to a file with -o FILE") from None
-
-
-def _stdout_to_devnull() -> None:
-    try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except (OSError, ValueError):  # no file descriptor (a test's captured stdout): nothing buffered to fail
-        pass

@@ -1,0 +1,19 @@
+"""When stdout stops taking output (a full disk, /dev/full): point it at /dev/null, so the
+bytes still buffered do not fail again, with a traceback, when Python exits. (A reader that
+closed the pipe, `trickrun ls | head`, is click's to handle: exit 1, silently.)"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+
+# An OSError with one of these, raised while a command prints, is stdout failing.
+STDOUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})
+
+
+def stdout_to_devnull() -> None:
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (a test's captured stdout): nothing buffered to fail
+        pass
