@@ -523,3 +523,25 @@ def test_a_cluster_joined_by_address_is_left_before_stdout_is_given_back(
     monkeypatch.setattr(ray, "shutdown", lambda: shut_down_while_redirected.append(backend._stdout._saved is not None))
     backend.close()
     assert shut_down_while_redirected == ([] if connected_before else [True])
+
+
+def test_ray_init_leaves_the_sweep_s_sigterm_handler_in_place():
+    """ray.init installs a SIGTERM handler that calls sys.exit; the sweep's own, which stops the
+    cells and exits 143, must survive it."""
+    import signal as signals
+    from types import SimpleNamespace
+
+    from trickrun.sweep import ray_cluster
+
+    def init(**_):
+        signals.signal(signals.SIGTERM, lambda signum, frame: sys.exit(signum))  # as Ray does
+
+    def ours(signum, frame):
+        pass
+
+    before = signals.signal(signals.SIGTERM, ours)
+    try:
+        ray_cluster._init(SimpleNamespace(init=init), "127.0.0.1:1")
+        assert signals.getsignal(signals.SIGTERM) is ours
+    finally:
+        signals.signal(signals.SIGTERM, before)

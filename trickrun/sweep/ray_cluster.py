@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,9 @@ def check_reachable(address: str) -> None:
 
 
 def _init(ray, address: str | None, **kwargs: Any) -> None:
+    # ray.init replaces the SIGTERM handler with sys.exit: the sweep's own, which stops the
+    # cells and exits 143, is put back.
+    sigterm = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                  configure_logging=False, **kwargs)
@@ -140,6 +145,9 @@ def _init(ray, address: str | None, **kwargs: Any) -> None:
         hint = ("no Ray cluster is running on this machine; start one with `ray start --head`, or leave out "
                 "--address for a local Ray" if address == "auto" else "check the address and the cluster")
         raise ConfigError(f"--backend ray: cannot connect to {address} ({why}); {hint}") from None
+    finally:
+        if sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, sigterm)
 
 
 def connect(ray, address: str) -> None:
