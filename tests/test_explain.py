@@ -54,8 +54,8 @@ def test_a_choice_key_shows_meaning_default_every_formula_and_the_verdict(width)
     assert f"The lesson, claim 2: {claim.title} {claim.lesson}" in text
     committed = COMMITTED_REPORT.read_text()
     head = re.search(r"## Claim 2:.*?\*\*Verdict: (\w+)\*\* (\([^)]*\))", committed, re.S)
-    assert f"Verdict in docs/lesson.md: {head[1]} {head[2]}" in text  # "contradicted (2 supported, 1 contradicted)"
-    assert "test acc: sigmoid glorot > sigmoid normal effect -0.5961 [-0.6139, -0.5783]: contradicted" in text
+    assert f"Verdict in docs/lesson.md: {head[1]} {head[2]}" in text  # e.g. "contradicted (3 supported, 2 contradicted)"
+    assert "test acc: sigmoid glorot > sigmoid normal effect -0.5986 [-0.6102, -0.5871]: contradicted" in text
 
 
 def test_the_view_uses_the_room_of_a_wide_terminal():
@@ -248,7 +248,8 @@ def test_verdicts_read_back_from_the_committed_report():
     for claim in CLAIMS:
         assert len(verdicts[claim.number].comparisons) == len(claim.comparisons)
         assert verdicts[claim.number].head
-    assert [c.verdict for c in verdicts[2].comparisons] == ["supported", "contradicted", "supported"]
+    assert [c.verdict for c in verdicts[2].comparisons] == ["supported", "contradicted", "supported", "supported",
+                                                             "contradicted"]
     assert load_verdicts(Path("no/such/lesson.md")) is None
 
 
