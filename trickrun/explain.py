@@ -12,7 +12,6 @@ without the padding rich adds.
 from __future__ import annotations
 
 import difflib
-import errno
 import io
 import re
 from pathlib import Path
@@ -28,6 +27,7 @@ from .configdoc import CHECKOUT, all_keys, choice_formulas, filled_in, kind_text
 from .errors import ConfigError
 from .lesson.claims import CLAIMS, Claim
 from .lesson.published import COMMITTED_REPORT, ClaimVerdict, check_given_report, load_verdicts
+from .rundir.reader import name_refused
 from .sweep.spec import is_sweep_file
 
 CONFIGS = Path("configs")
@@ -251,12 +251,6 @@ def resolve_thing(thing: str) -> tuple[str, str]:
     raise ConfigError(f"nothing called {short(thing)} to explain; {hint}")
 
 
-def _refused(err: OSError) -> str:
-    if err.errno == errno.ENAMETOOLONG:
-        return "is too long (the system allows 255 bytes a name, 4096 a path)"
-    return f"cannot be looked up ({err.strerror or err})"
-
-
 def nearest_names(thing: str, keys) -> list[str]:
     """Keys, sections and config files whose name, last part or file stem is close to THING."""
     forms: dict[str, list[str]] = {}  # what one might type -> the names it stands for
@@ -273,7 +267,7 @@ def explain(thing: str, report: Path = COMMITTED_REPORT) -> list[RenderableType]
         kind, name = resolve_thing(thing.strip())
     except OSError as err:  # a name the file system refuses to look up (ENAMETOOLONG, ...)
         raise ConfigError(f"nothing called {short(thing)} to explain: as a file name it "
-                          f"{_refused(err)}; give a config key such as model.init, a section such as "
+                          f"{name_refused(err)}; give a config key such as model.init, a section such as "
                           f"model, or a config file such as configs/dropout.yaml") from None
     if kind == "key":
         return key_view(name, report)

@@ -276,11 +276,14 @@ def resolve_run(spec: str, root: Path, *, ambiguous: Ambiguous | str = Ambiguous
 
 def unusable_name(spec: str, err: OSError) -> str:
     """Why the file system refused to look `spec` up, and what to give instead."""
+    return f"{short(spec)} {name_refused(err)}; give a run's directory name, run name or prefix, as trickrun ls lists them"
+
+
+def name_refused(err: OSError) -> str:
+    """Why the file system refused to look a name up, as the rest of a sentence about it."""
     if err.errno == errno.ENAMETOOLONG:
-        why = "is too long for a file name (the system allows 255 bytes a name, 4096 a path)"
-    else:
-        why = f"cannot be looked up: {err.strerror or err}"
-    return f"{short(spec)} {why}; give a run's directory name, run name or prefix, as trickrun ls lists them"
+        return "is too long for a file name (the system allows 255 bytes a name, 4096 a path)"
+    return f"cannot be looked up: {err.strerror or err}"
 
 
 def _resolve_run(spec: str, root: Path, ambiguous: Ambiguous, note: Callable[[str], None] | None) -> list[Path]:
