@@ -141,3 +141,54 @@ def test_a_kernel_compiled_on_first_use_is_announced_once_and_a_cached_one_is_no
     with compile_notice(said.append):
         numba.njit(elsewhere)(1)  # someone else's function: not ours to announce
     assert said == [COMPILING]
+
+
+DECAYING = {"momentum": ("velocity",), "nesterov": ("velocity",), "rmsprop": ("mean_sq",), "adam": ("m", "v")}
+
+
+def unflushed(name: str, p, g, state: dict, lr, t: int, h: dict) -> None:
+    """The kernel's own arithmetic, operation for operation, in NumPy and without the flush."""
+    c = p.dtype.type
+    if name in ("momentum", "nesterov"):
+        v = state["velocity"]
+        step = c(lr) * g
+        v[...] = c(h["momentum"]) * v - step
+        p += v if name == "momentum" else c(h["momentum"]) * v - step
+    elif name == "rmsprop":
+        E = state["mean_sq"]
+        E[...] = E + c(1.0 - h["rho"]) * (g * g - E)
+        p -= c(lr) * g / (np.sqrt(E) + c(h["eps"]))
+    else:
+        m, v = state["m"], state["v"]
+        bc1, bc2 = 1.0 - h["beta1"] ** t, 1.0 - h["beta2"] ** t
+        lr_t, eps_t = lr * math.sqrt(bc2) / bc1, h["eps"] * math.sqrt(bc2)
+        m[...] = m + c(1.0 - h["beta1"]) * (g - m)
+        v[...] = v + c(1.0 - h["beta2"]) * (g * g - v)
+        p[...] = p - c(lr_t) * m / (np.sqrt(v) + c(eps_t))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(DECAYING))
+def test_state_that_decays_into_the_subnormals_is_stored_as_zero_and_no_parameter_changes(name, dtype):
+    """A gradient that stays 0 decays the state towards 0, where it would stick at a subnormal
+    (0.9 times the smallest one rounds back to it) and slow every later step: it is stored as
+    0 instead, and the parameters take the same bits as without the flush."""
+    size, tiny = 64, np.finfo(dtype).tiny
+    opt = O.OPTIMIZERS.get(name)(size, dtype, size // 2)
+    h = O.OPTIMIZERS.get(name).defaults
+    state = {k: np.zeros(size, dtype) for k in opt.state}
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal(size).astype(dtype)
+    b = a.copy()
+    g = (rng.standard_normal(size) * 1e-3).astype(dtype)
+    stuck = False
+    for step in range(1, 8001):  # a gradient for 5 steps, then none: the state decays all the way
+        grad = g if step <= 5 else np.zeros_like(g)
+        opt.step(a, grad, 0.01)
+        with np.errstate(under="ignore"):
+            unflushed(name, b, grad, state, 0.01, step, h)
+        for key in DECAYING[name]:
+            assert not np.any((opt.state[key] != 0) & (np.abs(opt.state[key]) < tiny)), (step, key)
+            stuck |= bool(np.any((state[key] != 0) & (np.abs(state[key]) < tiny)))
+    assert stuck  # without the flush the state did reach the subnormals
+    np.testing.assert_array_equal(a, b)
