@@ -383,35 +383,26 @@ def test_an_address_where_nothing_listens_fails_at_once_instead_of_hanging():
         check_reachable(f"127.0.0.1:{port}")
 
 
-class _RayWithoutCluster:
-    """What `ray` does for `--address auto` with no cluster running: init raises."""
+class _RayWhoseInitFails:
+    """A `ray` whose init raises `error`: as `--address auto` with no cluster running does, or
+    a local Ray that cannot start (no port, no memory)."""
+
+    def __init__(self, error: Exception):
+        self.error = error
 
     @staticmethod
     def is_initialized() -> bool:
         return False
 
-    @staticmethod
-    def init(**kwargs) -> None:
-        raise ConnectionError("Could not find any running Ray instance")
+    def init(self, **kwargs) -> None:
+        raise self.error
 
 
 def test_address_auto_without_a_cluster_says_how_to_start_one():
     from trickrun.sweep.ray_cluster import connect
 
     with pytest.raises(ConfigError, match="ray start --head"):
-        connect(_RayWithoutCluster(), "auto")
-
-
-class _RayThatCannotStart:
-    """A `ray` whose init fails as a local Ray's does when it cannot start (no port, no memory)."""
-
-    @staticmethod
-    def is_initialized() -> bool:
-        return False
-
-    @staticmethod
-    def init(**kwargs) -> None:
-        raise RuntimeError("the raylet did not start")
+        connect(_RayWhoseInitFails(ConnectionError("Could not find any running Ray instance")), "auto")
 
 
 @pytest.fixture
@@ -432,7 +423,7 @@ def test_a_local_ray_that_fails_to_start_keeps_its_logs_where_the_error_says(loc
     from trickrun.sweep import ray_cluster
     from trickrun.sweep.ray_backend import RayBackend
 
-    monkeypatch.setitem(sys.modules, "ray", _RayThatCannotStart())
+    monkeypatch.setitem(sys.modules, "ray", _RayWhoseInitFails(RuntimeError("the raylet did not start")))
     with pytest.raises(ConfigError) as caught:
         RayBackend(None, 1, local_ray_folder / "backend.log")
     message = str(caught.value)

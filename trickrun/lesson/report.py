@@ -18,6 +18,7 @@ from ..analysis.analyze import config_diff, flatten
 from ..analysis.stats import MAX_SEEDS, POWER
 from ..atomic import replacing
 from ..errors import ConfigError, RunDirError, TrickrunError
+from ..rundir.reader import name_refused
 from ..userinput import PATH_CHARS, short
 from .claims import CLAIMS, Claim
 from ..sweep.local import threads_per_job
@@ -424,8 +425,8 @@ def _fsync(path: Path) -> None:
 def out_folder_error(out: Path, err: OSError) -> TrickrunError:
     """The error to show when the report folder `out` cannot be made or written, with the fix."""
     if err.errno == errno.ENAMETOOLONG:
-        return ConfigError(f"--out {short(str(out), PATH_CHARS)}: the name is too long for a folder (the system "
-                           "allows 255 bytes a name, 4096 a path); give a shorter one, e.g. --out lesson-report")
+        return ConfigError(f"--out {short(str(out), PATH_CHARS)}: {name_refused(err)}; give a shorter one, "
+                           "e.g. --out lesson-report")
     blocker = next((p for p in (out, *out.parents) if os.path.exists(p) and not os.path.isdir(p)), None)
     if blocker is not None or isinstance(err, (NotADirectoryError, FileExistsError)):
         where = f"{blocker} is a file" if blocker is not None else f"{err.strerror.lower()}"

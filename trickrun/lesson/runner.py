@@ -22,7 +22,7 @@ from ..sweep.backends import LazyBackend, check_backend
 from ..sweep.driver import PreparedSweep, execute, prepare
 from ..sweep.progress import make_sweep_progress
 from ..sweep.record import BACKEND_LOG
-from ..sweep.spec import SweepSpec, load_spec, parse_seed_list, seeds_from_count
+from ..sweep.spec import SweepSpec, given_seeds, load_spec, seeds_from_count
 from .claims import CLAIM_NUMBERS, CLAIMS, DEFAULT_SEEDS, QUICK_SEEDS, Claim
 from .results import ClaimResult, LessonOptions
 from .samples import claim_samples
@@ -62,13 +62,10 @@ def claim_specs(claim: Claim, folder: Path, quick: bool, seeds: int | None,
     or 0..N-1 for `--seeds N`, --quick's count or the file's."""
     specs = []
     for file in claim.sweeps:
-        spec = load_spec(folder / file, grid=[], fixed=list(claim.quick) if quick else [], seeds=None,
-                         seed_list=None, name=None)
-        if seed_list is not None:
-            spec.seeds = parse_seed_list(seed_list)
-        else:
-            count = seeds if seeds is not None else QUICK_SEEDS if quick else len(spec.seeds or []) or DEFAULT_SEEDS
-            spec.seeds = seeds_from_count(count)
+        spec = load_spec(folder / file, grid=[], fixed=list(claim.quick) if quick else [], seeds=seeds,
+                         seed_list=seed_list, name=None)
+        if seeds is None and seed_list is None:
+            spec.seeds = seeds_from_count(QUICK_SEEDS if quick else len(spec.seeds or []) or DEFAULT_SEEDS)
         if quick:
             spec.name = f"{spec.name}-quick"
         specs.append(spec)
@@ -80,12 +77,7 @@ def check_options(opts: LessonOptions) -> int:
     jobs = opts.jobs if opts.jobs is not None else (os.cpu_count() or 1)
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs}: run at least one cell at a time (--jobs 1 or more)")
-    if opts.seeds is not None and opts.seed_list is not None:
-        raise ConfigError("--seeds and --seed-list: give one of them")
-    if opts.seeds is not None:
-        seeds_from_count(opts.seeds)
-    if opts.seed_list is not None:
-        parse_seed_list(opts.seed_list)
+    given_seeds(opts.seeds, opts.seed_list)
     if os.path.exists(opts.out) and not os.path.isdir(opts.out):  # False, not OSError, for a name too long
         raise ConfigError(f"--out {opts.out}: is a file; give a folder for lesson.md and the figures")
     return jobs

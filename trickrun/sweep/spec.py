@@ -213,6 +213,16 @@ def _check_seeds(seeds: list[Any], where: str) -> list[int]:
     return list(seeds)
 
 
+def given_seeds(seeds: int | None, seed_list: str | None) -> list[int] | None:
+    """The seeds `--seeds N` or `--seed-list` give, None for neither; ConfigError for both
+    or for a bad value."""
+    if seeds is not None and seed_list is not None:
+        raise ConfigError("--seeds and --seed-list: give one of them")
+    if seeds is not None:
+        return seeds_from_count(seeds)
+    return parse_seed_list(seed_list) if seed_list is not None else None
+
+
 def seeds_from_count(count: int, where: str = "--seeds") -> list[int]:
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
         raise ConfigError(f"{where}: the number of seeds is a whole number from 1 to 1000, got {str(count)[:40]!r}")
@@ -303,12 +313,8 @@ def load_spec(source: Path, *, grid: list[str], fixed: list[str], seeds: int | N
                               f"e.g. --grid {key}=a,b")
         given.add(key)
         spec.grid[key] = values
-    if seeds is not None and seed_list is not None:
-        raise ConfigError("--seeds and --seed-list: give one of them")
-    if seeds is not None:
-        spec.seeds = seeds_from_count(seeds)
-    elif seed_list is not None:
-        spec.seeds = parse_seed_list(seed_list)
+    if (given := given_seeds(seeds, seed_list)) is not None:
+        spec.seeds = given
     if spec.seeds is not None and "seed" in spec.grid:
         raise ConfigError("the grid has a seed axis and the sweep has seeds too (--seeds, --seed-list or seeds:); "
                           "give the seeds one way")
