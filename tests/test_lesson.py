@@ -69,9 +69,9 @@ def test_verdict_rule(diff, p, p_tost, higher, expected):
 
 def test_holm_runs_over_every_claim_of_the_report():
     up = Comparison("test_acc", "a", "b", True, sesoi=0.002)
-    samples = {"a": {"test_acc": SeedValues({0: 0.900, 1: 0.920, 2: 0.940})},
-               "b": {"test_acc": SeedValues({0: 0.880, 1: 0.890, 2: 0.900})}}
-    alone = judge(outcomes_for(1, [up], samples))  # differences 0.02, 0.03, 0.04: p 0.035
+    samples = {"a": {"test_acc": SeedValues({0: 0.900, 1: 0.920, 2: 0.940, 3: 0.930})},
+               "b": {"test_acc": SeedValues({0: 0.880, 1: 0.890, 2: 0.900, 3: 0.900})}}
+    alone = judge(outcomes_for(1, [up], samples))  # differences 0.02, 0.03, 0.04, 0.03: p 2 x 0.0052
     assert alone[0].p < 0.05 and alone[0].verdict == SUPPORTED
     # The same comparison among five equal ones: Holm multiplies its p by five.
     many = judge([o for n in range(5) for o in outcomes_for(n, [up], samples)])

@@ -1,6 +1,7 @@
-"""The lesson's statistics and its four verdicts: the paired t-test, the two one-sided tests
-(TOST), Holm's correction and Student's t quantile against scipy (values pinned below, so the
-tests run without scipy), then each verdict produced by a small synthetic case."""
+"""The lesson's statistics and its four verdicts: the paired t-test, the sign-flip permutation
+test, the two one-sided tests (TOST), Holm's correction and Student's t quantile against scipy
+(values pinned below, so the tests run without scipy), then each verdict produced by a small
+synthetic case."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import math
 
 import pytest
 
-from trickrun.analysis.stats import (holm, minimal_detectable_effect, paired_t_test, seeds_needed, t_quantile,
-                                     tost_p)
+from trickrun.analysis import stats
+from trickrun.analysis.stats import (either_test_p, holm, minimal_detectable_effect, paired_t_test, seeds_needed,
+                                     sign_flip_p, t_quantile, tost_p)
 from trickrun.lesson.verdicts import (CONTRADICTED, INCONCLUSIVE, NO_PRACTICAL_EFFECT, SUPPORTED, Comparison,
                                       SeedValues, judge, outcomes_for)
 
@@ -36,6 +38,19 @@ HOLM_P = [0.01, 0.04, 0.03, 0.005, 0.2, 0.0011]
 HOLM_ADJUSTED = [0.04, 0.09, 0.09, 0.025, 0.2, 0.0066]
 QUANTILES = [((0.975, 2), 4.302652729749462), ((0.8, 2), 1.0606601717798214),
              ((0.975, 9), 2.262157162798205), ((0.95, 4), 2.1318467863266495)]
+# The paired sign-flip test, exact: (differences, p) by
+#   stats.permutation_test((np.array(d),), np.mean, permutation_type="samples", n_resamples=np.inf).pvalue
+SIGN_FLIP = [
+    ([1.0, -2.0, 3.0, 4.0, 5.0, 0.5], 0.15625),
+    # 12 seeds, all won, two of them by a collapse of the baseline (skewed): the floor 2/2^12
+    ([0.0041, 0.0023, 0.8512, 0.0030, 0.0019, 0.0052, 0.0008, 0.4410, 0.0036, 0.0027, 0.0044, 0.0015],
+     0.00048828125),
+    ([1.0, 0.0, -1.0, 2.0, 0.0, 1.0, 1.0, -1.0, 3.0, 0.0, 1.0, 2.0], 0.09375),  # epochs: ties and zeros
+    ([0.00508, -0.00411, 0.00184, -0.00014, 9e-05, 0.00057, -0.00304], 0.984375),
+    ([0.0021, -0.0013, 0.0008, 0.003, -0.0002, 0.0017, 0.0011, 0.0025, -0.0007, 0.0019, 0.0004, 0.0012, 0.0009],
+     0.014892578125),
+]
+SKEWED_T_P = 0.1780536265926822  # stats.ttest_1samp(SIGN_FLIP[1][0], 0).pvalue
 # The inconclusive case below: sd of its differences, its MDE at 80% power (two-sided, α 0.05,
 # n = 3), and the fewest seeds whose MDE reaches the SESOI 0.002, by scipy:
 #   d = np.subtract(a, b); sd = d.std(ddof=1)
@@ -75,6 +90,29 @@ def test_t_quantile_matches_scipy(args, expected) -> None:
     assert t_quantile(df, level) == pytest.approx(expected, abs=1e-10)
 
 
+@pytest.mark.parametrize(("diffs", "p"), SIGN_FLIP)
+def test_sign_flip_matches_scipy(diffs, p) -> None:
+    assert sign_flip_p(diffs) == pytest.approx(p, abs=1e-10)
+
+
+def test_sign_flip_beyond_the_exact_limit_samples_with_a_fixed_seed(monkeypatch) -> None:
+    diffs = SIGN_FLIP[4][0]
+    monkeypatch.setattr(stats, "EXACT_FLIP_PAIRS", 10)
+    sampled = sign_flip_p(diffs)
+    assert sampled == sign_flip_p(diffs)  # the same differences, the same p
+    assert sampled != SIGN_FLIP[4][1] and sampled == pytest.approx(SIGN_FLIP[4][1], abs=0.003)  # ± 4 sd of 1e5 draws
+
+
+def test_sign_flip_edge_cases() -> None:
+    assert sign_flip_p([]) == 1.0 and sign_flip_p([0.0, 0.0, 0.0]) == 1.0
+    assert sign_flip_p([0.3]) == 1.0  # one pair: +d and -d are the only patterns
+    assert sign_flip_p([2.0] * 8) == pytest.approx(2 / 2**8)
+
+
+def test_either_test_costs_a_factor_two() -> None:
+    assert either_test_p(0.01, 0.2) == 0.02 and either_test_p(0.3, 0.004) == 0.008 and either_test_p(0.6, 0.9) == 1.0
+
+
 def test_paired_t_test_edge_cases() -> None:
     same = paired_t_test([1.0, 2.0], [1.0, 2.0])
     assert (same.t, same.p, same.ci) == (0.0, 1.0, (0.0, 0.0))
@@ -97,9 +135,17 @@ def judged(arm: list[float], base: list[float], sesoi: float = 0.002, higher: bo
 
 
 def test_supported_beyond_the_sesoi() -> None:
-    outcome = judged([0.90, 0.92, 0.94], [0.88, 0.89, 0.90])  # differences 0.02, 0.03, 0.04
+    outcome = judged([0.90, 0.92, 0.94, 0.93], [0.88, 0.89, 0.90, 0.90])  # differences 0.02, 0.03, 0.04, 0.03
     assert outcome.verdict == SUPPORTED and not outcome.below_practical_size
     assert outcome.won == 1.0 and outcome.p_holm == pytest.approx(outcome.p) and outcome.p < 0.05
+    assert outcome.p_flip == 2 / 2**4 and outcome.p == pytest.approx(2 * outcome.p_t)  # the t-test decides
+
+
+def test_a_win_on_every_seed_is_supported_though_a_collapse_skews_the_t_test() -> None:
+    diffs = SIGN_FLIP[1][0]
+    outcome = judged([0.1 + d for d in diffs], [0.1] * len(diffs))
+    assert outcome.p_t == pytest.approx(SKEWED_T_P, abs=1e-10) and outcome.ci[0] < 0  # t alone: inconclusive
+    assert outcome.p == pytest.approx(2 * SIGN_FLIP[1][1]) and outcome.verdict == SUPPORTED
 
 
 def test_supported_but_below_practical_size() -> None:
@@ -109,10 +155,10 @@ def test_supported_but_below_practical_size() -> None:
 
 
 def test_contradicted() -> None:
-    outcome = judged([0.88, 0.89, 0.90], [0.90, 0.92, 0.94])
+    outcome = judged([0.88, 0.89, 0.90, 0.90], [0.90, 0.92, 0.94, 0.93])
     assert outcome.verdict == CONTRADICTED and outcome.won == 0.0
     # the same numbers when the lesson predicts lower (e.g. fewer epochs): supported
-    assert judged([0.88, 0.89, 0.90], [0.90, 0.92, 0.94], higher=False).verdict == SUPPORTED
+    assert judged([0.88, 0.89, 0.90, 0.90], [0.90, 0.92, 0.94, 0.93], higher=False).verdict == SUPPORTED
 
 
 def test_no_practical_effect() -> None:

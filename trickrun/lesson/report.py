@@ -114,9 +114,13 @@ def rule_lines(results: Sequence[ClaimResult]) -> list[str]:
         "so each comparison pairs the two arms on the seeds both have: the effect is the mean of the per-seed "
         f"differences (arm − baseline) with its {CONFIDENCE:.0%} paired t interval (n − 1 degrees of freedom), "
         "and *won* is the share of seeds on which the arm beats the baseline in the predicted direction. "
+        "Whether the arms differ is asked of two tests declared together: the paired t-test, and the exact "
+        "sign-flip permutation test, which assumes nothing about the differences' shape (when a few seeds of one "
+        "arm collapse to chance, the differences are skewed and the t interval is wide, though the arm may win on "
+        "every seed); a comparison's p is the smaller of the two, doubled (Bonferroni over the two tests). "
         f"Holm's correction is applied over all {m} testable comparisons of this report at α = {ALPHA:g}, once "
-        "to the paired t-tests' p and once to the equivalence tests' p. A comparison is "
-        f"**{SUPPORTED}** when the paired t-test is significant in the predicted direction (marked *below "
+        "to that p and once to the equivalence tests' p. A comparison is "
+        f"**{SUPPORTED}** when that test is significant in the predicted direction (marked *below "
         f"practical size* when the effect is smaller than the SESOI), **{CONTRADICTED}** when significant "
         f"against it, **{NO_PRACTICAL_EFFECT}** when otherwise the two one-sided tests against ±SESOI are "
         f"significant (the effect is shown to lie within ±SESOI), and *{INCONCLUSIVE}* otherwise, also when "
@@ -125,7 +129,9 @@ def rule_lines(results: Sequence[ClaimResult]) -> list[str]:
         f"t-test at α = {ALPHA:g} without Holm, for the seeds it had, and how many seeds would detect the "
         f"SESOI (“> {MAX_SEEDS}” beyond that). An accuracy cannot leave [0, 1]: an interval of an accuracy "
         "difference is cut where it would put the arm's mean outside that range given the baseline's mean "
-        "over the same seeds, and marked ‡. The verdicts are applied by code (trickrun/lesson/verdicts.py).", "",
+        "over the same seeds, and marked ‡. A verdict beside a t interval that holds 0 was decided by the sign-flip "
+        "test: *won* then shows the seeds it counted. The verdicts are applied by code "
+        "(trickrun/lesson/verdicts.py).", "",
         "Measures: *test acc* is the test accuracy of the weights the run ended with (the best epoch's "
         "where early stopping restores them); a run that diverged counts as chance, 0.1. The *scored epoch* "
         "is the epoch of those weights; *train − val acc* is the training accuracy recorded during that "
@@ -330,7 +336,7 @@ def _claim_head(verdicts: list[str]) -> str:
 def _why(o: Outcome) -> str:
     sesoi = fmt(o.comparison.sesoi, o.comparison.metric)
     if o.p is None:
-        return (f"cannot be tested ({o.n_pairs} seed(s) both arms have; the paired t-test needs two)")
+        return (f"cannot be tested ({o.n_pairs} seed(s) both arms have; the paired tests need two)")
     if o.verdict == SUPPORTED:
         return f"the effect {_effect(o)} holds beyond seed noise but is smaller than the SESOI {sesoi}"
     if o.verdict == CONTRADICTED:

@@ -8,8 +8,13 @@ values on the seeds both have: the effect is the mean of the per-seed difference
 d = arm - baseline, with its 95% paired t interval (n - 1 degrees of freedom), and the share
 of seeds on which the arm beats the baseline in the predicted direction.
 
-Two families of p-values, each Holm-corrected over ALL testable comparisons of the report:
-the paired t-test's two-sided p, and the equivalence (TOST) p against ±SESOI. At ALPHA:
+Whether the arms differ is asked of two tests declared together: the paired t-test (the most
+powerful when the differences are roughly normal, and usable from two seeds) and the exact
+sign-flip permutation test (which assumes nothing about their shape: when a few seeds of one
+arm collapse to chance, the differences are skewed, the t interval is wide, yet the arm may win
+on every seed). A comparison's p is the smaller of the two, doubled (Bonferroni over the two
+tests). Two families of p-values, each Holm-corrected over ALL testable comparisons of the
+report: that p, and the equivalence (TOST, paired t) p against ±SESOI. At ALPHA:
 
   supported          Holm p < ALPHA and d̄ in the predicted direction; marked "below practical
                      size" when |d̄| < SESOI
@@ -30,8 +35,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
-from ..analysis.stats import (holm, minimal_detectable_effect, paired_t_test, seeds_needed, t_quantile,
-                              tost_p)
+from ..analysis.stats import (either_test_p, holm, minimal_detectable_effect, paired_t_test, seeds_needed,
+                              sign_flip_p, t_quantile, tost_p)
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
@@ -105,7 +110,9 @@ class Outcome:
     diff: float | None  # mean of the per-seed differences, arm - baseline
     ci: tuple[float, float] | None  # its 95% paired t interval
     won: float | None  # share of the pairs where the arm beats the baseline in the predicted direction
-    p: float | None  # paired t two-sided p; None when untestable
+    p: float | None  # the difference's two-sided p (either_test_p of the two below); None when untestable
+    p_t: float | None = None  # the paired t-test's
+    p_flip: float | None = None  # the sign-flip permutation test's
     p_tost: float | None = None  # equivalence within ±sesoi
     mde: float | None = None  # minimal detectable effect at 80% power, two-sided ALPHA, no Holm
     seeds_for_sesoi: int | None = None  # pairs needed for the sesoi to be the mde (None: > MAX_SEEDS)
@@ -147,7 +154,8 @@ def test_comparison(claim: int, comparison: Comparison, arm: Sequence[float], ba
     if n < 2:
         return outcome
     paired = paired_t_test(arm_values, base_values, CONFIDENCE)
-    outcome.ci, outcome.p = paired.ci, paired.p
+    outcome.ci, outcome.p_t, outcome.p_flip = paired.ci, paired.p, sign_flip_p(diffs)
+    outcome.p = either_test_p(outcome.p_t, outcome.p_flip)
     outcome.p_tost = tost_p(paired, comparison.sesoi)
     outcome.mde = minimal_detectable_effect(paired.sd_diff, n, ALPHA)
     outcome.seeds_for_sesoi = seeds_needed(comparison.sesoi, paired.sd_diff, ALPHA)
