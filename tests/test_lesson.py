@@ -323,3 +323,28 @@ def test_an_accuracy_interval_is_cut_at_the_range_and_marked():
     (outcome,) = outcomes_for(1, [epochs], {k: {"epochs_to": SeedValues({0: v, 1: v + 9, 2: v + 1})}
                                              for k, v in (("a", 1.0), ("b", 2.0))})
     assert clipped_interval(outcome) == (outcome.ci, False)
+
+
+def test_a_verdict_the_sign_flip_test_decided_says_so_in_the_table_and_the_figure(tmp_path, monkeypatch):
+    from trickrun.lesson import figures
+    from trickrun.lesson.report import _verdict
+
+    c = Comparison("test_acc", "a", "b", True, sesoi=0.002)
+    wins = [0.004, 0.002, 0.85, 0.003, 0.002, 0.005, 0.001, 0.44, 0.004, 0.003, 0.004, 0.0015]  # skewed
+    samples = {"a": {"test_acc": SeedValues({s: 0.1 + d for s, d in enumerate(wins)})},
+               "b": {"test_acc": SeedValues({s: 0.1 for s in range(len(wins))})}}
+    (skewed,) = judge(outcomes_for(1, [c], samples))
+    assert skewed.verdict == SUPPORTED and _verdict(skewed).endswith("(by the sign-flip test)")
+    drawn = []
+    real_plot = figures.plt.subplots
+
+    def spy(*args, **kwargs):
+        fig, ax = real_plot(*args, **kwargs)
+        drawn.append(ax)
+        return fig, ax
+
+    monkeypatch.setattr(figures.plt, "subplots", spy)
+    figures.forest([("skewed", skewed)], tmp_path / "verdicts.png")
+    ax = drawn[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["skewed §"]
+    assert "§ verdict by the sign-flip test" in ax.get_xlabel()

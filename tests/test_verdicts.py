@@ -139,6 +139,7 @@ def test_supported_beyond_the_sesoi() -> None:
     assert outcome.verdict == SUPPORTED and not outcome.below_practical_size
     assert outcome.won == 1.0 and outcome.p_holm == pytest.approx(outcome.p) and outcome.p < 0.05
     assert outcome.p_flip == 2 / 2**4 and outcome.p == pytest.approx(2 * outcome.p_t)  # the t-test decides
+    assert not outcome.by_sign_flip
 
 
 def test_a_win_on_every_seed_is_supported_though_a_collapse_skews_the_t_test() -> None:
@@ -146,6 +147,7 @@ def test_a_win_on_every_seed_is_supported_though_a_collapse_skews_the_t_test() -
     outcome = judged([0.1 + d for d in diffs], [0.1] * len(diffs))
     assert outcome.p_t == pytest.approx(SKEWED_T_P, abs=1e-10) and outcome.ci[0] < 0  # t alone: inconclusive
     assert outcome.p == pytest.approx(2 * SIGN_FLIP[1][1]) and outcome.verdict == SUPPORTED
+    assert outcome.by_sign_flip
 
 
 def test_supported_but_below_practical_size() -> None:

@@ -285,7 +285,8 @@ def forest(labelled: Sequence[tuple[str, Outcome]], path: Path) -> Path:
     """Every comparison's paired effect with its 95% interval, in SESOI units, the band of
     no practical effect (±1 SESOI) shaded and each verdict in its colour; a symmetric-log axis
     keeps effects of 0.5 and of 80 SESOIs legible on one figure."""
-    shown = [(label + (" ‡" if clip_interval(o.comparison.metric, o.ci, o.mean_base)[1] else ""), o)
+    shown = [(label + (" ‡" if clip_interval(o.comparison.metric, o.ci, o.mean_base)[1] else "")
+              + (" §" if o.by_sign_flip else ""), o)
              for label, o in labelled if o.diff is not None and o.ci is not None]
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(shown) + 1.4))
     ax.axvspan(-1, 1, color="0.9", label="within ±SESOI")
@@ -297,9 +298,11 @@ def forest(labelled: Sequence[tuple[str, Outcome]], path: Path) -> Path:
         ax.plot([effect], [row], "o", color=color, markersize=5)
     ax.set_yticks(range(len(shown)), [label for label, _ in reversed(shown)], fontsize=7)
     ax.set_xscale("symlog", linthresh=2)
-    cut = any(label.endswith("‡") for label, _ in shown)
+    notes = [note for mark, note in (("‡", "‡ cut at the accuracy range [0, 1]"),
+                                     ("§", "§ verdict by the sign-flip test"))
+             if any(mark in label for label, _ in shown)]
     ax.set_xlabel("paired effect in the predicted direction, in units of its SESOI (95% CI"
-                  + ("; ‡ cut at the accuracy range [0, 1])" if cut else ")"))
+                  + "".join("; " + note for note in notes) + ")")
     for verdict, color in VERDICT_COLORS.items():
         ax.plot([], [], color=color, linewidth=2, label=verdict)
     ax.legend(fontsize=7, loc="lower right")

@@ -129,8 +129,9 @@ def rule_lines(results: Sequence[ClaimResult]) -> list[str]:
         f"t-test at α = {ALPHA:g} without Holm, for the seeds it had, and how many seeds would detect the "
         f"SESOI (“> {MAX_SEEDS}” beyond that). An accuracy cannot leave [0, 1]: an interval of an accuracy "
         "difference is cut where it would put the arm's mean outside that range given the baseline's mean "
-        "over the same seeds, and marked ‡. A verdict beside a t interval that holds 0 was decided by the sign-flip "
-        "test: *won* then shows the seeds it counted. The verdicts are applied by code "
+        "over the same seeds, and marked ‡. A verdict whose smaller p is the sign-flip test's says *by the sign-flip "
+        "test*: its t interval may then hold 0, and *won* shows the seeds the test counted. The verdicts are "
+        "applied by code "
         "(trickrun/lesson/verdicts.py).", "",
         "Measures: *test acc* is the test accuracy of the weights the run ended with (the best epoch's "
         "where early stopping restores them); a run that diverged counts as chance, 0.1. The *scored epoch* "
@@ -209,6 +210,7 @@ def _verdict(o: Outcome) -> str:
     metric = o.comparison.metric
     # A difference the same on every seed has no spread: its t and TOST p are 0 or 1.
     same = " (the same difference on every seed)" if o.ci is not None and o.ci[0] == o.ci[1] else ""
+    same += " (by the sign-flip test)" if o.by_sign_flip else ""
     if o.verdict == SUPPORTED:
         return f"**{SUPPORTED}**" + (" (below practical size)" if o.below_practical_size else "") + same
     if o.verdict == INCONCLUSIVE:

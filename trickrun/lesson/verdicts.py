@@ -121,6 +121,12 @@ class Outcome:
     verdict: str = INCONCLUSIVE
 
     @property
+    def by_sign_flip(self) -> bool:
+        """Significant, and it is the sign-flip test's p that made it so (the t-test's is larger)."""
+        return (self.verdict in (SUPPORTED, CONTRADICTED) and self.p_flip is not None and self.p_t is not None
+                and self.p_flip < self.p_t)
+
+    @property
     def below_practical_size(self) -> bool:
         return self.verdict == SUPPORTED and self.diff is not None and abs(self.diff) < self.comparison.sesoi
 
