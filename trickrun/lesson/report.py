@@ -131,8 +131,7 @@ def rule_lines(results: Sequence[ClaimResult]) -> list[str]:
         "difference is cut where it would put the arm's mean outside that range given the baseline's mean "
         "over the same seeds, and marked ‡. A verdict whose smaller p is the sign-flip test's says *by the sign-flip "
         "test*: its t interval may then hold 0, and *won* shows the seeds the test counted. The verdicts are "
-        "applied by code "
-        "(trickrun/lesson/verdicts.py).", "",
+        "applied by code (trickrun/lesson/verdicts.py).", "",
         "Measures: *test acc* is the test accuracy of the weights the run ended with (the best epoch's "
         "where early stopping restores them); a run that diverged counts as chance, 0.1. The *scored epoch* "
         "is the epoch of those weights; *train − val acc* is the training accuracy recorded during that "
