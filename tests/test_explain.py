@@ -55,7 +55,7 @@ def test_a_choice_key_shows_meaning_default_every_formula_and_the_verdict(width)
     committed = COMMITTED_REPORT.read_text()
     head = re.search(r"## Claim 2:.*?\*\*Verdict: (\w+)\*\* (\([^)]*\))", committed, re.S)
     assert f"Verdict in docs/lesson.md: {head[1]} {head[2]}" in text  # e.g. "contradicted (3 supported, 2 contradicted)"
-    assert "test acc: sigmoid glorot > sigmoid normal effect -0.5986 [-0.6102, -0.5871]: contradicted" in text
+    assert "test acc: sigmoid glorot > sigmoid normal effect -0.6018 [-0.6113, -0.5923]: contradicted" in text
 
 
 def test_the_view_uses_the_room_of_a_wide_terminal():
