@@ -301,11 +301,11 @@ def forest(labelled: Sequence[tuple[str, Outcome]], path: Path) -> Path:
     notes = [note for mark, note in (("‡", "‡ cut at the accuracy range [0, 1]"),
                                      ("§", "§ verdict by the sign-flip test"))
              if any(mark in label for label, _ in shown)]
-    ax.set_xlabel("paired effect in the predicted direction, in units of its SESOI (95% CI"
-                  + "".join("; " + note for note in notes) + ")")
+    ax.set_xlabel("paired effect in the predicted direction, in units of its SESOI (95% CI)"
+                  + "".join("\n" + note for note in notes))
     for verdict, color in VERDICT_COLORS.items():
         ax.plot([], [], color=color, linewidth=2, label=verdict)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="best")  # where it hides the fewest effects
     ax.set_title("Every comparison at a glance")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
