@@ -111,6 +111,13 @@ def test_sign_flip_edge_cases() -> None:
 
 def test_either_test_costs_a_factor_two() -> None:
     assert either_test_p(0.01, 0.2) == 0.02 and either_test_p(0.3, 0.004) == 0.008 and either_test_p(0.6, 0.9) == 1.0
+    assert math.isnan(either_test_p(math.nan, 0.0)) and math.isnan(either_test_p(0.0, math.nan))
+
+
+def test_a_difference_that_is_not_finite_gives_no_sign_flip_p() -> None:
+    # never p = 0 (no pattern compares >= NaN): the measures leave such values out, and if
+    # one got through, the comparison would be left out of Holm as untestable
+    assert math.isnan(sign_flip_p([0.01, math.nan, 0.02])) and math.isnan(sign_flip_p([math.inf, 0.01]))
 
 
 def test_paired_t_test_edge_cases() -> None:

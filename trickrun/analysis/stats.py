@@ -220,11 +220,13 @@ def _signed_sums(values: np.ndarray) -> np.ndarray:
 
 def sign_flip_p(diffs: Sequence[float]) -> float:
     """The paired sign-flip permutation test's two-sided p for mean(diffs) = 0 (see the module
-    docstring); 1 for no differences."""
+    docstring); 1 for no differences, NaN when one is not finite (as the t-test's p)."""
     d = np.asarray(diffs, dtype=np.float64)
     n = len(d)
     if n == 0:
         return 1.0
+    if not np.isfinite(d).all():
+        return math.nan
     observed = float(d.sum())
     tolerance = abs(observed) * np.finfo(np.float64).eps * 100
     if n <= EXACT_FLIP_PAIRS:
@@ -249,7 +251,9 @@ def sign_flip_p(diffs: Sequence[float]) -> float:
 def either_test_p(p_t: float, p_flip: float) -> float:
     """A comparison's p when it is judged by the better of two pre-declared tests: the smaller
     p, doubled (Bonferroni over the two), so picking the better one after the fact costs what it
-    should."""
+    should. NaN when either is (an untestable comparison stays untestable)."""
+    if math.isnan(p_t) or math.isnan(p_flip):
+        return math.nan
     return min(1.0, 2.0 * min(p_t, p_flip))
 
 
