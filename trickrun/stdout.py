@@ -14,6 +14,16 @@ STDOUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})
 
 def stdout_to_devnull() -> None:
     try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        target = sys.stdout.fileno()
     except (OSError, ValueError):  # no file descriptor (a test's captured stdout): nothing buffered to fail
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(devnull, target)
+    except OSError:
         pass
+    finally:
+        os.close(devnull)  # fd `target` now refers to /dev/null; this second descriptor is not needed
