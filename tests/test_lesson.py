@@ -90,9 +90,14 @@ def test_an_arm_with_one_paired_seed_is_not_tested_and_left_out_of_holm():
 
 # --- measures --------------------------------------------------------------------------
 def test_epochs_to_threshold_on_scripted_curves():
-    assert epochs_to_threshold([0.5, 0.8, 0.96, 0.97], 0.95, 4) == 3
+    # crossed between epoch 2 (0.8) and epoch 3 (0.96): 0.15 of the 0.16 climbed
+    assert epochs_to_threshold([0.5, 0.8, 0.96, 0.97], 0.95, 4) == pytest.approx(2 + 0.15 / 0.16, abs=1e-12)
     assert epochs_to_threshold([0.5, 0.95], 0.95, 4) == 2  # reaching it exactly counts
-    assert epochs_to_threshold([None, 0.96], 0.95, 4) == 2  # a missing value is skipped
+    # in epoch 1: from chance (0.1) at epoch 0 to 0.96, 0.85 of the 0.86 climbed
+    assert epochs_to_threshold([0.96, 0.90, 0.97], 0.95, 4) == pytest.approx(0.85 / 0.86, abs=1e-12)
+    # a missing value is skipped: the line runs from epoch 0 to epoch 2
+    assert epochs_to_threshold([None, 0.96], 0.95, 4) == pytest.approx(2 * 0.85 / 0.86, abs=1e-12)
+    assert epochs_to_threshold([0.5], 0.05, 4) == 0  # already past it untrained
     assert epochs_to_threshold([0.5, 0.8], 0.95, 20) == 21  # never: max epochs + 1
     assert epochs_to_threshold([], 0.95, 20) == 21
 
@@ -181,7 +186,7 @@ def test_parse_claims():
 def test_every_cell_is_valid_and_falls_in_a_declared_arm(claim, quick):
     arms, rates = set(), {}
     for spec in claim_specs(claim, config_folder(), quick, None):
-        assert spec.seeds == ([0, 1] if quick else [0, 1, 2])
+        assert spec.seeds == ([0, 1] if quick else list(range(claim.seeds)))
         assert spec.name.endswith("-quick") == quick
         _, configs, _ = resolve_cells(spec)
         arms |= {claim.arm(cfg.to_dict()) for cfg in configs}
@@ -268,9 +273,22 @@ def test_a_seed_list_replaces_every_sweep_s_seeds():
     assert opts.command() == "trickrun lesson --seed-list 8,9,19 --jobs 2 --backend local --out report"
 
 
+def test_the_full_report_runs_each_claim_s_declared_seeds_from_the_first_seed():
+    counts = {c.number: c.seeds for c in CLAIMS}
+    assert min(counts.values()) >= 8 and counts[4] > counts[1]  # the floor; claim 4 declared more
+    for claim in CLAIMS:
+        for spec in claim_specs(claim, config_folder(), False, None, None, 100):
+            assert spec.seeds == list(range(100, 100 + claim.seeds))
+        assert claim_specs(claim, config_folder(), True, None, None, 100)[0].seeds == [100, 101]
+        assert claim_specs(claim, config_folder(), False, 3, None, 100)[0].seeds == [100, 101, 102]
+    opts = LessonOptions(first_seed=100, jobs=2, out=Path("report"))
+    assert opts.command() == "trickrun lesson --first-seed 100 --jobs 2 --backend local --out report"
+
+
 def test_bad_options_exit_2(tmp_path):
     for args in (["--claims", "12"], ["--backend", "slurm"], ["--jobs", "0"], ["--seeds", "0"],
-                 ["--seed-list", "1,x"], ["--seed-list", "-1"], ["--seeds", "3", "--seed-list", "4,5"]):
+                 ["--seed-list", "1,x"], ["--seed-list", "-1"], ["--seeds", "3", "--seed-list", "4,5"],
+                 ["--first-seed", "-1"], ["--first-seed", "5", "--seed-list", "4,5"], ["--first-seed", "x"]):
         result = runner.invoke(app, ["lesson", *args, "--out", str(tmp_path / "o")])
         assert result.exit_code == 2, (args, result.output)
     assert not (tmp_path / "o").exists()

@@ -183,9 +183,12 @@ def lesson(
     claims: Annotated[Optional[str], typer.Option("--claims", metavar="1,4,...", show_default=False,
                       help="Only these claims (numbers 1 to 9, comma-separated; default: all).")] = None,
     seeds: Annotated[Optional[int], typer.Option("--seeds", show_default=False,
-                                                 help="Seeds 0..N-1 per arm (default: 3, or 2 with --quick).")] = None,
+                                                 help="N seeds per arm for every claim (default: the number each "
+                                                 "claim declares, 8 to 32; 2 with --quick).")] = None,
     seed_list: Annotated[Optional[str], typer.Option("--seed-list", metavar="8,9,10", show_default=False,
                                                      help="These seeds per arm instead.")] = None,
+    first_seed: Annotated[int, typer.Option("--first-seed", metavar="S",
+                                            help="Count the seeds from S (fresh seeds for a new report).")] = 0,
     quick: Annotated[bool, typer.Option("--quick", help="A smoke test: 2,000 training examples, 3 epochs, "
                                         "2 seeds; every section, table, figure and verdict in minutes.")] = False,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", show_default=False,
@@ -207,7 +210,7 @@ def lesson(
     from .lesson.runner import run_lesson
     from .lesson.results import LessonOptions
 
-    opts = LessonOptions(claims, seeds, quick, jobs, backend, out, runs_dir, seed_list)
+    opts = LessonOptions(claims, seeds, quick, jobs, backend, out, runs_dir, seed_list, first_seed)
     code = run_lesson(opts, err_console)
     if code:
         raise typer.Exit(code)

@@ -2,8 +2,10 @@
 
   test_acc     the test accuracy summary.json holds; a run that diverged, or that has no
                test result, scores CHANCE (0.1, ten classes) whatever it reached before
-  epochs_to    the first epoch whose val_acc reaches a stated threshold; a run that never
-               reaches it counts as its maximum epochs (train.epochs) + 1
+  epochs_to    when val_acc first reaches a stated threshold, in epochs, read off the straight
+               line between the last validation below it and the first at or above it
+               (epoch 0 at chance); a run that never reaches it counts as its maximum
+               epochs (train.epochs) + 1
   gap          train_acc - val_acc of the scored epoch, the one whose weights the test set
                scored (the last, or the best one restored by early stopping); train_acc is
                the running accuracy of the epoch's batches, dropout on, as recorded
@@ -45,15 +47,26 @@ def max_epochs(run: Run) -> int:
     return epochs if isinstance(epochs, int) else len(run.records)
 
 
-def epochs_to_threshold(val_acc: Sequence[float | None], threshold: float, limit: int) -> int:
-    """1-based epoch of the first val_acc >= threshold; limit + 1 when none reaches it."""
+def epochs_to_threshold(val_acc: Sequence[float | None], threshold: float, limit: int,
+                        start: float = CHANCE) -> float:
+    """When `val_acc` (one value per epoch, from epoch 1) first reaches `threshold`, in epochs:
+    the crossing of the straight line from the last value below it to the first at or above
+    it, with an untrained net (epoch 0) at `start`; limit + 1 when no value reaches it.
+    Interpolated rather than the first epoch's number, so that two runs crossing within the
+    same epoch still differ by how far into it: whole epochs tie often and hide small savings."""
+    last_epoch, last = 0, start
     for epoch, value in enumerate(val_acc, start=1):
-        if value is not None and value >= threshold:
-            return epoch
-    return limit + 1
+        if value is None:
+            continue
+        if value >= threshold:
+            if last >= threshold:  # only an epoch 0 already past it
+                return float(last_epoch)
+            return last_epoch + (epoch - last_epoch) * (threshold - last) / (value - last)
+        last_epoch, last = epoch, value
+    return float(limit + 1)
 
 
-def epochs_to(run: Run, threshold: float) -> int:
+def epochs_to(run: Run, threshold: float) -> float:
     return epochs_to_threshold(run.series("val_acc"), threshold, max_epochs(run))
 
 
@@ -99,7 +112,7 @@ def grad_spread(run: Run) -> float | None:
 
 
 def _epochs_to(run: Run, threshold: float | None) -> float | None:
-    return float(epochs_to(run, threshold)) if threshold is not None else None
+    return epochs_to(run, threshold) if threshold is not None else None
 
 
 # The range of each bounded measure (claim 7's score is a mean test accuracy): the report clips

@@ -68,7 +68,7 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 def fmt(value: float | None, metric: str = "test_acc", signed: bool = False) -> str:
     if value is None:
         return "—"
-    digits = 1 if metric == "epochs_to" else 2 if metric == "grad_spread" else 4
+    digits = 2 if metric in ("epochs_to", "grad_spread") else 4
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
@@ -104,6 +104,19 @@ def machine_lines() -> list[str]:
             f"- **Date:** {time.strftime('%Y-%m-%d %H:%M %Z')}"]
 
 
+def seeds_line(results: Sequence[ClaimResult], declared: bool) -> str:
+    """How many seeds each claim ran, claims grouped by that number; `declared`: the numbers the
+    claims declare for the full report."""
+    by_count: dict[int, list[int]] = {}
+    for r in results:
+        by_count.setdefault(len({run.seed for run in r.runs}), []).append(r.claim.number)
+    groups = ", ".join(f"{n} (claim{'s' if len(c) > 1 else ''} {', '.join(map(str, c))})"
+                       for n, c in sorted(by_count.items()))
+    why = ("; declared per claim before the runs, from the power each comparison had in pilot runs on other seeds "
+           "(trickrun/lesson/claims.py)") if declared else ""
+    return f"- **Seeds per arm:** {groups}{why}"
+
+
 def rule_lines(results: Sequence[ClaimResult]) -> list[str]:
     m = sum(1 for r in results for o in r.outcomes if o.p is not None)
     lines = [
@@ -135,8 +148,10 @@ def rule_lines(results: Sequence[ClaimResult]) -> list[str]:
         "Measures: *test acc* is the test accuracy of the weights the run ended with (the best epoch's "
         "where early stopping restores them); a run that diverged counts as chance, 0.1. The *scored epoch* "
         "is the epoch of those weights; *train − val acc* is the training accuracy recorded during that "
-        "epoch minus the validation accuracy after it. *Epochs to val acc ≥ t* is the first epoch whose validation accuracy "
-        "reaches t; a run that never does counts as its maximum epochs + 1.", "",
+        "epoch minus the validation accuracy after it. *Epochs to val acc ≥ t* is when the validation accuracy "
+        "first reaches t, in epochs, read off the straight line from the last validation below t to the first at or "
+        "above it (an untrained net, epoch 0, is taken at chance, 0.1), so that two runs that cross within the same "
+        "epoch still differ by how far into it; a run that never reaches t counts as its maximum epochs + 1.", "",
     ]
     rows = []
     for r in results:
@@ -384,6 +399,7 @@ def report_text(results: Sequence[ClaimResult], opts: LessonOptions, jobs: int, 
              f"- **Time:** {wall_s / 60:.1f} min for this command (finished runs it found are not counted), "
              f"{jobs} cells at a time"
              + (f", each with {threads_per_job(jobs)} BLAS thread(s)" if opts.backend == "local" else ""),
+             seeds_line(results, declared=opts.seeds is None and opts.seed_list is None and not opts.quick),
              *machine_lines()]
     if opts.quick:
         seeds = len({run.seed for result in results for run in result.runs})

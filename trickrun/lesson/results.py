@@ -22,6 +22,7 @@ class LessonOptions:
     out: Path = Path("lesson-report")
     runs_dir: Path | None = None
     seed_list: str | None = None  # "8,9,10"; given instead of seeds
+    first_seed: int = 0  # the seeds are first_seed, first_seed + 1, ... (not with seed_list)
 
     def command(self) -> str:
         """The command line these options stand for, as the report prints it."""
@@ -32,6 +33,8 @@ class LessonOptions:
             parts.append(f"--seeds {self.seeds}")
         if self.seed_list is not None:
             parts.append(f"--seed-list {self.seed_list}")
+        if self.first_seed:
+            parts.append(f"--first-seed {self.first_seed}")
         if self.quick:
             parts.append("--quick")
         if self.jobs is not None:

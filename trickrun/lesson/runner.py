@@ -23,7 +23,7 @@ from ..sweep.driver import PreparedSweep, execute, prepare
 from ..sweep.progress import make_sweep_progress
 from ..sweep.record import BACKEND_LOG
 from ..sweep.spec import SweepSpec, given_seeds, load_spec, seeds_from_count
-from .claims import CLAIM_NUMBERS, CLAIMS, DEFAULT_SEEDS, QUICK_SEEDS, Claim
+from .claims import CLAIM_NUMBERS, CLAIMS, QUICK_SEEDS, Claim
 from .results import ClaimResult, LessonOptions
 from .samples import claim_samples
 from .verdicts import judge, outcomes_for
@@ -56,16 +56,23 @@ def config_folder() -> Path:
     raise ConfigError(f"no {CONFIG_FOLDER} folder here or beside the trickrun package; run from a checkout")
 
 
+def claim_seeds(claim: Claim, quick: bool, seeds: int | None, seed_list: str | None, first_seed: int) -> list[int]:
+    """`--seed-list`'s seeds, else N seeds from `--first-seed`: N is `--seeds`, else --quick's
+    count, else the number the claim declares for the full report."""
+    if (given := given_seeds(None, seed_list)) is not None:
+        return given
+    count = seeds if seeds is not None else QUICK_SEEDS if quick else claim.seeds
+    return [first_seed + s for s in seeds_from_count(count)]
+
+
 def claim_specs(claim: Claim, folder: Path, quick: bool, seeds: int | None,
-                seed_list: str | None = None) -> list[SweepSpec]:
-    """The claim's sweeps, with `--quick`'s overrides and the seeds applied: `--seed-list`'s,
-    or 0..N-1 for `--seeds N`, --quick's count or the file's."""
+                seed_list: str | None = None, first_seed: int = 0) -> list[SweepSpec]:
+    """The claim's sweeps, with `--quick`'s overrides and the claim's seeds applied (claim_seeds)."""
     specs = []
     for file in claim.sweeps:
-        spec = load_spec(folder / file, grid=[], fixed=list(claim.quick) if quick else [], seeds=seeds,
-                         seed_list=seed_list, name=None)
-        if seeds is None and seed_list is None:
-            spec.seeds = seeds_from_count(QUICK_SEEDS if quick else len(spec.seeds or []) or DEFAULT_SEEDS)
+        spec = load_spec(folder / file, grid=[], fixed=list(claim.quick) if quick else [], seeds=None,
+                         seed_list=None, name=None)
+        spec.seeds = claim_seeds(claim, quick, seeds, seed_list, first_seed)
         if quick:
             spec.name = f"{spec.name}-quick"
         specs.append(spec)
@@ -78,6 +85,10 @@ def check_options(opts: LessonOptions) -> int:
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs}: run at least one cell at a time (--jobs 1 or more)")
     given_seeds(opts.seeds, opts.seed_list)
+    if opts.first_seed != 0 and opts.seed_list is not None:
+        raise ConfigError("--first-seed and --seed-list: give one of them (--seed-list names every seed)")
+    if opts.first_seed < 0:
+        raise ConfigError(f"--first-seed {opts.first_seed}: seeds are whole numbers from 0")
     if os.path.exists(opts.out) and not os.path.isdir(opts.out):  # False, not OSError, for a name too long
         raise ConfigError(f"--out {opts.out}: is a file; give a folder for lesson.md and the figures")
     return jobs
@@ -100,7 +111,7 @@ def run_claims(claims: list[Claim], opts: LessonOptions, jobs: int, err: Console
     prepared: list[tuple[Claim, PreparedSweep]] = []
     try:
         for claim in claims:
-            for spec in claim_specs(claim, folder, opts.quick, opts.seeds, opts.seed_list):
+            for spec in claim_specs(claim, folder, opts.quick, opts.seeds, opts.seed_list, opts.first_seed):
                 prepared.append((claim, prepare(spec, opts.runs_dir, False, opts.backend, jobs)))
         backend = LazyBackend(opts.backend, jobs, prepared[0][1].record.path.parent / BACKEND_LOG)
         try:
