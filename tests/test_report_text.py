@@ -117,3 +117,17 @@ def test_a_difference_the_same_on_every_seed_is_marked_beside_its_verdict():
     assert _verdict(tied) == "**no practical effect** (the same difference on every seed)"
     spread = Outcome(4, comparison, 8, 7.9, 8.0, -0.1, (-0.4, 0.2), 0.1, 0.5, 0.001, verdict="no practical effect")
     assert _verdict(spread) == "**no practical effect**"
+
+
+def test_the_header_says_how_many_seeds_each_claim_ran_and_whether_they_were_declared(tmp_path):
+    from trickrun.lesson.report import seeds_line
+
+    (result,) = claim_results(tmp_path)
+    n = len({run.seed for run in result.runs})
+    assert n >= 2
+    assert seeds_line([result], declared=False) == f"- **Seeds per arm:** {n} (claim 9)"
+    assert seeds_line([result], declared=True).startswith(f"- **Seeds per arm:** {n} (claim 9); declared per claim")
+    fewer = type(result)(CLAIMS[0], [r for r in result.runs if r.seed == result.runs[0].seed], {}, None)
+    assert seeds_line([result, fewer], declared=False) == f"- **Seeds per arm:** 1 (claim 1), {n} (claim 9)"
+    path = write_report([result], LessonOptions(quick=True, out=tmp_path / "r"), 1, 1.0)
+    assert f"- **Seeds per arm:** {n} (claim 9)\n" in path.read_text()  # --quick: not the declared numbers
