@@ -131,3 +131,20 @@ def test_the_header_says_how_many_seeds_each_claim_ran_and_whether_they_were_dec
     assert seeds_line([result, fewer], declared=False) == f"- **Seeds per arm:** 1 (claim 1), {n} (claim 9)"
     path = write_report([result], LessonOptions(quick=True, out=tmp_path / "r"), 1, 1.0)
     assert f"- **Seeds per arm:** {n} (claim 9)\n" in path.read_text()  # --quick: not the declared numbers
+
+
+def test_every_verdict_of_the_committed_report_follows_from_its_row_by_the_stated_rule():
+    table = COMMITTED.split("### Verdicts")[1].split("![")[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("| [")]
+    assert len(rows) == sum(len(c.comparisons) for c in CLAIMS)
+    for _, predicted, _, effect, sesoi, _, p, p_tost, verdict in rows:
+        diff, sesoi = float(effect.split()[0]), float(sesoi)
+        toward = diff > 0 if " > " in predicted else diff < 0
+        if p != "—" and float(p) < 0.05:
+            expected = "**supported**" if toward else "**contradicted**"
+            assert verdict.startswith(expected), (predicted, verdict)
+            assert ("below practical size" in verdict) == (toward and abs(diff) < sesoi), (predicted, verdict)
+        elif p_tost != "—" and float(p_tost) < 0.05:
+            assert verdict == "**no practical effect**", (predicted, verdict)
+        else:
+            assert verdict.startswith("*inconclusive*"), (predicted, verdict)
