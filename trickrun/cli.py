@@ -202,8 +202,9 @@ def lesson(
 
     Each claim's sweeps (configs/lesson/) run through the sweep driver (finished runs are
     skipped, so an interrupted report resumes); each pre-declared comparison pairs its two
-    arms by seed and is decided by a paired t-test and an equivalence test (TOST) against its
-    smallest effect of interest, with Holm's correction.
+    arms by seed and is decided by a paired t-test and a sign-flip permutation test, and an
+    equivalence test (TOST) against its smallest effect of interest, with Holm's correction.
+    The full report takes about 50 minutes on 2 cores; --quick, a few minutes.
 
     Example: trickrun lesson --quick --claims 1,9 --jobs 2
     """
