@@ -17,7 +17,7 @@ from trickrun.config import read_config_file
 from trickrun.data import scaling
 from trickrun.lesson.claims import CLAIMS
 from trickrun.lesson.report import CLAIMS_PAGE, _anchor, claims_link, heading, write_report
-from trickrun.lesson.results import LessonOptions
+from trickrun.lesson.results import ClaimResult, LessonOptions
 from trickrun.lesson.runner import config_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,7 +127,7 @@ def test_the_header_says_how_many_seeds_each_claim_ran_and_whether_they_were_dec
     assert n >= 2
     assert seeds_line([result], declared=False) == f"- **Seeds per arm:** {n} (claim 9)"
     assert seeds_line([result], declared=True).startswith(f"- **Seeds per arm:** {n} (claim 9); declared per claim")
-    fewer = type(result)(CLAIMS[0], [r for r in result.runs if r.seed == result.runs[0].seed], {}, None)
+    fewer = ClaimResult(CLAIMS[0], [r for r in result.runs if r.seed == result.runs[0].seed], {}, None)
     assert seeds_line([result, fewer], declared=False) == f"- **Seeds per arm:** 1 (claim 1), {n} (claim 9)"
     path = write_report([result], LessonOptions(quick=True, out=tmp_path / "r"), 1, 1.0)
     assert f"- **Seeds per arm:** {n} (claim 9)\n" in path.read_text()  # --quick: not the declared numbers

@@ -223,15 +223,15 @@ def _seeds(n: int | None) -> str:
 def _verdict(o: Outcome) -> str:
     metric = o.comparison.metric
     # A difference the same on every seed has no spread: its t and TOST p are 0 or 1.
-    same = " (the same difference on every seed)" if o.ci is not None and o.ci[0] == o.ci[1] else ""
-    same += " (by the sign-flip test)" if o.by_sign_flip else ""
+    marks = " (the same difference on every seed)" if o.ci is not None and o.ci[0] == o.ci[1] else ""
+    marks += " (by the sign-flip test)" if o.by_sign_flip else ""
     if o.verdict == SUPPORTED:
-        return f"**{SUPPORTED}**" + (" (below practical size)" if o.below_practical_size else "") + same
+        return f"**{SUPPORTED}**" + (" (below practical size)" if o.below_practical_size else "") + marks
     if o.verdict == INCONCLUSIVE:
         if o.mde is None:
             return f"*{INCONCLUSIVE}* (untestable)"
         return f"*{INCONCLUSIVE}* (MDE {fmt(o.mde, metric)}; {_seeds(o.seeds_for_sesoi)} seeds for the SESOI)"
-    return f"**{o.verdict}**" + same
+    return f"**{o.verdict}**" + marks
 
 
 # ---------------------------------------------------------------------------------------
