@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,45 @@ def test_quick_sweep_benchmark_prints_the_throughput_ratio():
     proc = subprocess.run([sys.executable, str(SWEEP_SCRIPT), "--quick"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "throughput ratio (--jobs 2 over --jobs 1):" in proc.stdout and "(failed cells: 0)" in proc.stdout
+
+
+THREADS_SCRIPT = SCRIPT.with_name("threads.py")
+
+
+def test_the_optimizer_step_split_in_two_halves_gives_the_same_bits_as_one_call(monkeypatch):
+    # benchmarks/threads.py times Adam's kernel on two threads, each on half the vector: its
+    # verdict is only worth reading if the halves give the very update one call gives,
+    # AdamW's decayed prefix (n_decay) included wherever it ends.
+    import numpy as np
+    from concurrent.futures import ThreadPoolExecutor
+
+    from trickrun.nn.kernels import optim as kernels
+
+    monkeypatch.syspath_prepend(str(THREADS_SCRIPT.parent))  # its `machine` module
+    threads = runpy.run_path(str(THREADS_SCRIPT), run_name="threads")
+    f = np.float32
+    rng = np.random.default_rng(3)
+    with ThreadPoolExecutor(1) as pool:
+        halves = threads["split_in_two"](kernels.adam, pool)
+        for size, n_decay in [(1, 0), (1, 1), (7, 2), (7, 5), (1001, 500), (1001, 1001), (1000, 0)]:
+            p, g = rng.standard_normal(size, dtype=f), rng.standard_normal(size, dtype=f)
+            m, v = rng.standard_normal(size, dtype=f) * f(0.1), rng.random(size, dtype=f) * f(0.01)
+            scalars = (f(1e-3), f(0.1), f(0.001), f(1e-8), f(0.99), n_decay)
+            before = p.copy()
+            one = [a.copy() for a in (p, g, m, v)]
+            kernels.adam(*one, *scalars)
+            halves(p, g, m, v, *scalars)
+            for got, want in zip((p, m, v), (one[0], one[2], one[3])):
+                assert np.array_equal(got, want), (size, n_decay)
+            assert not np.array_equal(p, before)  # the step did move the weights
+
+
+def test_quick_threads_benchmark_reports_both_environments():
+    env = {k: v for k, v in os.environ.items() if k != "TRICKRUN_DATA_DIR"}  # random pixels: fast
+    proc = subprocess.run([sys.executable, str(THREADS_SCRIPT), "--quick", "--batch", "512"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("weights after training are bit-identical") == 2
+    assert "OPENBLAS_THREAD_TIMEOUT=4" in proc.stdout
+    rows = [line for line in proc.stdout.splitlines() if line.startswith(("| 1 thread", "| 2 threads"))]
+    assert len(rows) == 4
