@@ -58,7 +58,7 @@ def split_in_two(kernel, pool: ThreadPoolExecutor):
 
 
 def child(batch_size: int, epochs: int, examples: int) -> dict:
-    """Time the three epochs in this process (its environment is set by the parent)."""
+    """Time the bound and both kinds of epoch in this process (whose environment the parent set)."""
     import numpy as np  # only now: OpenBLAS reads its variables when it loads
 
     from epoch import CASES, Bound, load_data, timed, blas_threads

@@ -1,4 +1,4 @@
-"""The benchmark script keeps working (its figures are read by people, never asserted here)."""
+"""The benchmark scripts keep working (their figures are read by people, never asserted here)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ import re
 import runpy
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 from helpers import requires_real_mnist
+from trickrun.nn.kernels import optim as kernels
 
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "epoch.py"
 
@@ -76,11 +80,6 @@ def test_the_optimizer_step_split_in_two_halves_gives_the_same_bits_as_one_call(
     # benchmarks/threads.py times Adam's kernel on two threads, each on half the vector: its
     # verdict is only worth reading if the halves give the very update one call gives,
     # AdamW's decayed prefix (n_decay) included wherever it ends.
-    import numpy as np
-    from concurrent.futures import ThreadPoolExecutor
-
-    from trickrun.nn.kernels import optim as kernels
-
     monkeypatch.syspath_prepend(str(THREADS_SCRIPT.parent))  # its `machine` module
     threads = runpy.run_path(str(THREADS_SCRIPT), run_name="threads")
     f = np.float32
