@@ -34,9 +34,13 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from machine import cpu_model  # beside this script
+import numpy as np  # each child loads it afresh, under the environment the parent gave it
 
-N_TRAIN = 55_000  # examples per epoch, as in epoch.py
+from epoch import CASES, HIDDEN, N_TRAIN, Bound, blas_threads, load_data, timed  # beside this script
+from machine import cpu_model
+from trickrun.config import load_config
+from trickrun.nn.kernels import optim as kernels
+from trickrun.train import Trainer
 
 ENVIRONMENTS = {
     "as is": {},
@@ -59,16 +63,9 @@ def split_in_two(kernel, pool: ThreadPoolExecutor):
 
 def child(batch_size: int, epochs: int, examples: int) -> dict:
     """Time the bound and both kinds of epoch in this process (whose environment the parent set)."""
-    import numpy as np  # only now: OpenBLAS reads its variables when it loads
-
-    from epoch import CASES, Bound, load_data, timed, blas_threads
-    from trickrun.config import load_config
-    from trickrun.nn.kernels import optim as kernels
-    from trickrun.train import Trainer
-
     case = next(c for c in CASES if c.optimizer == "adam" and c.norm == "none" and c.batch_size == batch_size)
     data = load_data(examples)
-    bound = Bound([784, 512, 256, 10], len(data.x_train), batch_size)
+    bound = Bound([784, *HIDDEN, 10], len(data.x_train), batch_size)
     one, pool = kernels.adam, ThreadPoolExecutor(1)
     variants = {"1 thread": one, "2 threads": split_in_two(one, pool)}
     trainers = {name: Trainer(load_config(case.config()), data) for name in variants}
@@ -119,11 +116,11 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(child(args.batch, epochs, examples)))
         return
     set_here = {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS_", "OMP_", "NUMBA_"))}
-    print(f"# Adam b{args.batch}, 784-512-256-10 ReLU, {examples} examples, {epochs} timed epoch(s) each; "
+    net = "-".join(map(str, [784, *HIDDEN, 10]))
+    print(f"# Adam b{args.batch}, {net} ReLU, {examples} examples, {epochs} timed epoch(s) each; "
           f"{cpu_model()}; variables set by the caller: {set_here or 'none'}")
-    here = Path(__file__).resolve().parent
     for label, extra in ENVIRONMENTS.items():
-        env = {**os.environ, **extra, "PYTHONPATH": os.pathsep.join([str(here), str(here.parent)])}
+        env = {**os.environ, **extra}
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--batch", str(args.batch),
                "--epochs", str(args.epochs), *(["--quick"] if args.quick else [])]
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
