@@ -88,6 +88,58 @@ def test_the_same_steps_give_the_same_bits(name):
     np.testing.assert_array_equal(first, second)
 
 
+@pytest.mark.parametrize("name", O.OPTIMIZERS.names())
+@pytest.mark.parametrize("ends", [[1], [7], [0, 5, 5, 9], [100_003], [3 * K.CHUNK, 3 * K.CHUNK + 1, 100_003],
+                                  [K.CHUNK - 1, K.CHUNK + 1, 2 * K.CHUNK + 5]])
+@pytest.mark.parametrize(("dtype", "rtol"), [(np.float32, 2e-6), (np.float64, 1e-13)])
+def test_each_step_sums_the_squares_of_its_gradient_segment_by_segment(name, ends, dtype, rtol):
+    # The trainer's gradient norms come from here: every segment (empty ones, pieces that
+    # end at and across CHUNK), against float64 sums of the gradient the step was given.
+    size = ends[-1]
+    rng = np.random.default_rng(5)
+    opt = O.OPTIMIZERS.get(name)(size, dtype, size // 2, segment_ends=ends)
+    plain = O.OPTIMIZERS.get(name)(size, dtype, size // 2)  # sums nothing
+    assert plain.squares.size == 0
+    p = rng.standard_normal(size).astype(dtype)
+    q = p.copy()
+    for scale in (1.0, 1e-3):
+        g = (rng.standard_normal(size) * scale).astype(dtype)
+        g64 = g.astype(np.float64)
+        opt.step(p, g, 0.01)
+        plain.step(q, g, 0.01)
+        np.testing.assert_array_equal(p, q)  # summing changes no update
+        want = [np.sum(g64[a:b] ** 2) for a, b in zip([0, *ends], ends)]
+        assert opt.squares.dtype == dtype
+        np.testing.assert_allclose(opt.squares, want, rtol=rtol, atol=0)
+        standalone = np.empty(len(ends), dtype)
+        K.sum_squares(g, K.chunk_table(ends), standalone)
+        np.testing.assert_allclose(standalone, want, rtol=rtol, atol=0)
+
+
+def test_the_pieces_cut_every_segment_at_chunk_boundaries_and_nowhere_else():
+    c = K.CHUNK
+    table = K.chunk_table([0, 2 * c + 3, 2 * c + 3, 3 * c + 3])
+    assert table.tolist() == [[0, c, 1], [c, 2 * c, 1], [2 * c, 2 * c + 3, 1], [2 * c + 3, 3 * c + 3, 3]]
+    with pytest.raises(ValueError, match="do not cut a vector of 10 values"):
+        O.OPTIMIZERS.get("sgd")(10, np.float32, segment_ends=[4, 3, 10])
+    with pytest.raises(ValueError, match="do not cut"):
+        O.OPTIMIZERS.get("sgd")(10, np.float32, segment_ends=[4, 9])
+
+
+@pytest.mark.parametrize("name", O.OPTIMIZERS.names())
+def test_squares_of_a_non_finite_gradient_are_not_finite(name):
+    # how the trainer sees a gradient gone wrong, normalized's no-step case included
+    opt = O.OPTIMIZERS.get(name)(9, np.float32, segment_ends=[3, 6, 9])
+    g = np.ones(9, np.float32)
+    g[4] = np.nan
+    with np.errstate(invalid="ignore"):
+        opt.step(np.ones(9, np.float32), g, 0.1)
+    assert np.isfinite(opt.squares).tolist() == [True, False, True]
+    g[4], g[7] = 1.0, np.float32(2e19)  # finite, but its square is past float32's range
+    opt.step(np.ones(9, np.float32), g, 0.1)
+    assert np.isfinite(opt.squares).tolist() == [True, True, False]
+
+
 def test_adamw_decays_the_weight_matrices_only():
     size, n_weights = 6, 4
     opt = O.OPTIMIZERS.get("adamw")(size, np.float64, n_weights, weight_decay=0.5)
@@ -132,7 +184,8 @@ def test_a_kernel_compiled_on_first_use_is_announced_once_and_a_cached_one_is_no
         jitted = numba.njit(fresh)
         jitted(1)
         jitted(1.5)  # a second compile: still one notice
-        K.sgd(np.ones(3, np.float32), np.ones(3, np.float32), np.float32(0.1))  # loaded, not compiled
+        K.sgd(np.ones(3, np.float32), np.ones(3, np.float32), np.float32(0.1), K.chunk_table([3]),
+              np.zeros(1, np.float32))  # loaded, not compiled
     assert said == [COMPILING]
 
     def elsewhere(x):

@@ -283,6 +283,89 @@ def test_a_diverging_epoch_returns_where_it_diverged(fake_data):
     assert d.reason().startswith(f"non-finite value in epoch 2, batch {d.batch}, {d.where} of {d.layer}")
 
 
+def norms_before_each_step(trainer) -> list[float]:
+    """Wrap `trainer`'s optimizer step to note the global norm of every gradient it is
+    given, read from the gradients themselves (float64)."""
+    seen, step = [], trainer.optimizer.step
+
+    def noting(p, g, lr):
+        seen.append(float(np.sqrt(np.sum(g.astype(np.float64) ** 2))))
+        step(p, g, lr)
+
+    trainer.optimizer.step = noting
+    return seen
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw",
+                                       "normalized"])
+@pytest.mark.parametrize("clip", [{}, {"norm": 1e6}])
+def test_the_recorded_gradient_norm_is_that_of_the_gradients_stepped_along(fake_data, optimizer, clip):
+    # Without clipping the norms come from the optimizer's kernel, summed during the step;
+    # with it, from dot products before the step: both must be the gradients' own norm.
+    trainer = make_trainer({**BASE, "model": {"hidden": [16, 8], "norm": "batch"},
+                            "optimizer": {"name": optimizer}, "clip": clip})
+    seen = norms_before_each_step(trainer)
+    trainer.epoch = 1
+    stats = trainer._train_epoch(0.01)
+    assert len(seen) > 3 and len(set(seen)) > 1
+    assert stats["grad_norm"] == pytest.approx(np.mean(seen), rel=1e-5)
+    (b1, b2, out) = stats["block_grad_norms"]  # each block's weight matrix apart
+    assert min(b1, b2, out) > 0 and b1**2 + b2**2 + out**2 < np.mean(seen) ** 2 * 1.0001
+
+
+class PoisonedBackward:
+    """model.backward that, at batch `at`, leaves `value` in one gradient of `block` (the
+    loss stays finite: only the gradient goes wrong)."""
+
+    def __init__(self, trainer, at: int, block: int, value: float):
+        self.model, self.at, self.block, self.value, self.calls = trainer.model, at, block, value, 0
+        self.backward = trainer.model.backward
+
+    def __call__(self, grad):
+        self.calls += 1
+        self.backward(grad)
+        if self.calls == self.at:
+            self.model.grads[self.model.blocks[self.block].weight_slice][3] = self.value
+
+
+@pytest.mark.parametrize("clip", [{}, {"norm": 1.0}, {"value": 0.5}])
+@pytest.mark.parametrize(("block", "value"), [(0, np.nan), (1, np.inf), (2, -np.inf)])
+def test_a_non_finite_gradient_ends_the_epoch_at_its_batch_and_names_its_layer(fake_data, clip, block, value):
+    trainer = make_trainer({**BASE, "model": {"hidden": [16, 8]}, "optimizer": {"name": "adam"}, "clip": clip})
+    trainer.model.backward = PoisonedBackward(trainer, at=3, block=block, value=value)
+    trainer.epoch = 1
+    d = trainer._train_epoch(0.01)
+    assert isinstance(d, Divergence)
+    assert (d.epoch, d.batch, d.layer, d.where) == (1, 3, trainer.model.blocks[block].name, "gradients")
+
+
+def test_a_run_whose_first_epoch_meets_a_non_finite_gradient_saves_no_weights(fake_data):
+    # The step along that gradient spoils the weights before its norm is read: no epoch
+    # finished, so nothing may be evaluated or saved (ending.finish).
+    trainer = make_trainer({**BASE, "model": {"hidden": [16, 8]}, "optimizer": {"name": "adam"}})
+    trainer.model.backward = PoisonedBackward(trainer, at=2, block=0, value=np.nan)
+    writer = RecordingWriter()
+    s = trainer.run(writer)
+    assert s["status"] is Status.DIVERGED and s["divergence"]["where"] == "gradients"
+    assert s["best_epoch"] is None and s["test"] is None
+    assert writer.models == [] and writer.checkpoints == [] and writer.records == []
+
+
+def test_a_non_finite_gradient_after_a_good_epoch_saves_that_epochs_weights(fake_data):
+    cfg = {**BASE, "model": {"hidden": [16, 8]}, "optimizer": {"name": "adam"}}
+    trainer = make_trainer(cfg)
+    per_epoch = -(-len(trainer.data.x_train) // trainer.cfg.train.batch_size)
+    trainer.model.backward = PoisonedBackward(trainer, at=per_epoch + 2, block=1, value=np.inf)
+    writer = RecordingWriter()
+    s = trainer.run(writer)
+    assert s["status"] is Status.DIVERGED and (s["divergence"]["epoch"], s["divergence"]["batch"]) == (2, 2)
+    assert s["best_epoch"] == 1 and np.isfinite(s["test"]["loss"]) and len(writer.checkpoints) == 1
+    epoch_1 = make_trainer(cfg).model
+    epoch_1.load_flat_state(writer.checkpoints[0]["model"])
+    for name in ("hidden1.W", "hidden2.W", "output.W"):
+        np.testing.assert_array_equal(writer.models[0][name], epoch_1.param(name))
+
+
 def test_the_output_width_is_the_class_count_of_the_data(fake_data):
     cfg = load_config(BASE)
     data = load_dataset(cfg.data)

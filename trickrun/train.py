@@ -78,7 +78,14 @@ class Trainer:
         self.model = MLP(data.x_train.shape[1], self.n_classes, cfg.model,
                          init_rng=self.rngs.init, dropout_rng=self.rngs.dropout)
         m = self.model
-        self.optimizer = make_optimizer(cfg.optimizer, m.params.size, m.dtype, m.n_weights)
+        # Each block's W gets its own squared norm; the rest (biases, norm params) one more.
+        self._segments = [b.weight_slice for b in m.blocks] + [slice(m.n_weights, m.params.size)]
+        self._sq = np.zeros(len(self._segments))
+        # The optimizer's kernel sums each segment's squares during the step, unless the run
+        # clips: clipping needs the norm before the step (_train_epoch).
+        self._clipping = cfg.clip.norm is not None or cfg.clip.value is not None
+        self.optimizer = make_optimizer(cfg.optimizer, m.params.size, m.dtype, m.n_weights, segment_ends=(
+            None if self._clipping else [s.stop for s in self._segments]))
         self.schedule = schedule or LRSchedule(cfg.schedule, cfg.optimizer.lr, cfg.train.epochs)
         es = cfg.early_stopping
         self.stopper = EarlyStopping(es.monitor, es.patience, es.min_delta, es.enabled)
@@ -95,15 +102,13 @@ class Trainer:
         self._last_weights = np.empty(m.n_weights, m.dtype)
         reg = cfg.regularization  # the L2/L1 factors in the weights' dtype, made once
         self._penalty = (m.dtype.type(reg.l2), m.dtype.type(reg.l1))
-        # Each block's W gets its own squared norm; the rest (biases, norm params) one more.
-        self._segments = [b.weight_slice for b in m.blocks] + [slice(m.n_weights, m.params.size)]
-        self._sq = np.zeros(len(self._segments))
 
     # --- one epoch ----------------------------------------------------------------------
     def _train_epoch(self, lr: float) -> dict | Divergence:
         """One pass over the reshuffled training set; stops at the first non-finite loss or
         gradient norm and returns where it happened."""
         m, reg, clip = self.model, self.cfg.regularization, self.cfg.clip
+        clipping = self._clipping
         n, bs = len(self.data.x_train), self.cfg.train.batch_size
         params, grads, nw = m.params, m.grads, m.n_weights
         weights, weight_grads = params[:nw], grads[:nw]
@@ -122,18 +127,23 @@ class Trainer:
             m.backward(dlogits)
             if reg.l2 or reg.l1:
                 penalty_grad(weights, weight_grads, *self._penalty)
-            sq, norm = self._grad_norms()
+            if clipping:  # clipping needs the norm before the step
+                sq, norm = self._grad_norms()
+                if math.isfinite(norm):  # else the run ends after this step (below)
+                    clipped += clip_gradients(grads, norm, clip.norm, clip.value)
+            if index == n_batches - 1:
+                np.copyto(self._last_weights, weights)  # for the update/weight ratio
+            self.optimizer.step(params, grads, lr)
+            if not clipping:  # else the norm is the one taken before clipping
+                sq, norm = self._step_norms()
             if not math.isfinite(norm):
+                # A step along a non-finite gradient spoilt the weights: the run ends here
+                # and keeps its best epoch's (ending.finish), as it did before the step.
                 bad = next((b.name for b, s in zip(m.blocks, sq) if not math.isfinite(s)),
                            "biases or normalization")
                 return self._diverged(index + 1, lr, xb, layer=(bad, "gradients"))
             block_norm_sums += np.sqrt(sq[:-1])
             norm_sum += norm
-            if clip.norm is not None or clip.value is not None:
-                clipped += clip_gradients(grads, norm, clip.norm, clip.value)
-            if index == n_batches - 1:
-                np.copyto(self._last_weights, weights)  # for the update/weight ratio
-            self.optimizer.step(params, grads, lr)
             if reg.max_norm is not None:
                 apply_max_norm(m.max_norm_views(), reg.max_norm)
             loss_sum += loss * len(yb)
@@ -165,12 +175,20 @@ class Trainer:
         return xb, yb, dlogits
 
     def _grad_norms(self) -> tuple[np.ndarray, float]:
-        """Squared L2 norm of each gradient segment, and the global norm."""
+        """Squared L2 norm of each gradient segment, and the global norm, read from the
+        gradients (BLAS dot products): what clipping decides on, as it always has."""
         sq, grads = self._sq, self.model.grads
         with np.errstate(over="ignore", invalid="ignore"):
             for i, seg in enumerate(self._segments):
                 g = grads[seg]
                 sq[i] = np.dot(g, g)
+            return sq, math.sqrt(sq.sum())
+
+    def _step_norms(self) -> tuple[np.ndarray, float]:
+        """The same, as the optimizer's kernel summed them during the step."""
+        sq = self._sq
+        np.copyto(sq, self.optimizer.squares)
+        with np.errstate(over="ignore", invalid="ignore"):
             return sq, math.sqrt(sq.sum())
 
     def _flush_subnormals(self) -> None:

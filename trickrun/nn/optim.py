@@ -108,13 +108,21 @@ class Optimizer:
     values, and `default_lr` is its usual starting learning rate: config.py reads both, so
     each default is written here only. `n_weights` marks `p[:n_weights]` as the weight
     matrices (for decoupled weight decay).
+
+    Given `segment_ends`, each step also leaves in `squares[k]` the sum of squares of the
+    gradient it was given over segment k of the flat vector: [0, segment_ends[0]),
+    [segment_ends[0], segment_ends[1]), ... The kernel sums them in the pass it makes anyway
+    (kernels/optim.py), so a trainer reads its gradient norms there instead of reading the
+    gradient again. Without (the default), `squares` is empty and nothing is summed.
+    `chunks` is the kernels' table of pieces (kernels.optim.chunk_table).
     """
 
     state_names: tuple[str, ...] = ()
     defaults: dict[str, float] = {}
     default_lr: float
 
-    def __init__(self, size: int, dtype=np.float32, n_weights: int | None = None, **hyper: float):
+    def __init__(self, size: int, dtype=np.float32, n_weights: int | None = None,
+                 segment_ends: list[int] | None = None, **hyper: float):
         unknown = set(hyper) - set(self.defaults)
         if unknown:
             raise TypeError(f"{type(self).__name__} takes no hyper-parameter {', '.join(sorted(unknown))}")
@@ -124,10 +132,15 @@ class Optimizer:
         self.n_weights = size if n_weights is None else n_weights
         self.t = 0
         self.state = {name: np.zeros(size, self.dtype) for name in self.state_names}
+        ends = [size] if segment_ends is None else list(segment_ends)
+        if not ends or ends[-1] != size or any(b < a for a, b in zip([0, *ends], ends)):
+            raise ValueError(f"segment ends {ends} do not cut a vector of {size} values")
+        self.chunks = kernels.chunk_table(ends)
+        self.squares = np.zeros(0 if segment_ends is None else len(ends), self.dtype)
 
     def step(self, p: np.ndarray, g: np.ndarray, lr: float) -> None:
         """One update in place, by a fused kernel (nn/kernels/optim.py): the rules above
-        are its reference, to float32 rounding."""
+        are its reference, to float32 rounding; fills `squares`."""
         self.t += 1
         self._update(p, g, lr)
 
@@ -156,7 +169,7 @@ class Optimizer:
 class SGD(Optimizer):
     default_lr = 0.1
     def _update(self, p, g, lr):
-        kernels.sgd(p, g, self._cast(lr))
+        kernels.sgd(p, g, self._cast(lr), self.chunks, self.squares)
 
 
 @OPTIMIZERS.register("momentum")
@@ -166,13 +179,13 @@ class Momentum(Optimizer):
     default_lr = 0.01
 
     def _update(self, p, g, lr):
-        kernels.momentum(p, g, self.state["velocity"], *self._cast(lr, self.momentum))
+        kernels.momentum(p, g, self.state["velocity"], *self._cast(lr, self.momentum), self.chunks, self.squares)
 
 
 @OPTIMIZERS.register("nesterov")
 class Nesterov(Momentum):
     def _update(self, p, g, lr):
-        kernels.nesterov(p, g, self.state["velocity"], *self._cast(lr, self.momentum))
+        kernels.nesterov(p, g, self.state["velocity"], *self._cast(lr, self.momentum), self.chunks, self.squares)
 
 
 @OPTIMIZERS.register("adagrad")
@@ -182,7 +195,7 @@ class Adagrad(Optimizer):
     default_lr = 0.01
 
     def _update(self, p, g, lr):
-        kernels.adagrad(p, g, self.state["sum_sq"], *self._cast(lr, self.eps))
+        kernels.adagrad(p, g, self.state["sum_sq"], *self._cast(lr, self.eps), self.chunks, self.squares)
 
 
 @OPTIMIZERS.register("rmsprop")
@@ -192,7 +205,8 @@ class RMSProp(Optimizer):
     default_lr = 0.001
 
     def _update(self, p, g, lr):
-        kernels.rmsprop(p, g, self.state["mean_sq"], *self._cast(lr, 1.0 - self.rho, self.eps))
+        kernels.rmsprop(p, g, self.state["mean_sq"], *self._cast(lr, 1.0 - self.rho, self.eps),
+                        self.chunks, self.squares)
 
 
 @OPTIMIZERS.register("adam")
@@ -209,7 +223,8 @@ class Adam(Optimizer):
         bc1, bc2 = 1.0 - self.beta1**self.t, 1.0 - self.beta2**self.t
         lr_t, eps_t = lr * math.sqrt(bc2) / bc1, self.eps * math.sqrt(bc2)
         kernels.adam(p, g, self.state["m"], self.state["v"],
-                     *self._cast(lr_t, 1.0 - self.beta1, 1.0 - self.beta2, eps_t, decay), n_decay)
+                     *self._cast(lr_t, 1.0 - self.beta1, 1.0 - self.beta2, eps_t, decay), n_decay,
+                     self.chunks, self.squares)
 
 
 @OPTIMIZERS.register("adamw")
@@ -231,9 +246,12 @@ class Normalized(Optimizer):
     default_lr = 0.1
 
     def _update(self, p, g, lr):
-        norm = math.sqrt(float(np.dot(g, g)))
+        with np.errstate(over="ignore", invalid="ignore"):  # a gradient gone wrong: the trainer says so
+            norm = math.sqrt(float(np.dot(g, g)))
         if norm > 0.0:  # a zero gradient has no direction to step along
-            kernels.sgd(p, g, self._cast(lr / norm))
+            kernels.sgd(p, g, self._cast(lr / norm), self.chunks, self.squares)
+        elif self.squares.size:  # no step (g = 0, or NaN, which a trainer must still see)
+            kernels.sum_squares(g, self.chunks, self.squares)
 
 
 def hyper_defaults() -> dict[tuple[str, str], float]:
@@ -244,10 +262,10 @@ def hyper_defaults() -> dict[tuple[str, str], float]:
             for key, value in OPTIMIZERS.get(name).defaults.items()}
 
 
-def make_optimizer(opt_cfg, size: int, dtype, n_weights: int) -> Optimizer:
+def make_optimizer(opt_cfg, size: int, dtype, n_weights: int, segment_ends: list[int] | None = None) -> Optimizer:
     """Build the optimizer named in the config section, passing the keys its rule uses."""
     cls = OPTIMIZERS.get(opt_cfg.name)
-    return cls(size, dtype, n_weights, **{k: getattr(opt_cfg, k) for k in cls.defaults})
+    return cls(size, dtype, n_weights, segment_ends, **{k: getattr(opt_cfg, k) for k in cls.defaults})
 
 
 # --- clipping -----------------------------------------------------------------------------

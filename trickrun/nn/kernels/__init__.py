@@ -5,7 +5,8 @@ every kernel to.
 
 Conventions for every kernel here:
 - `@kernel` (below): nopython, no fast-math (see FASTMATH), `error_model="numpy"` (a
-  division check would stop vectorization), cached on disk.
+  division check would stop vectorization), cached on disk. The one exception is the sum of
+  squares inside the optimizers' kernels (optim._sum_squares), which may reassociate.
 - One thread each. Measured in the training loop (Xeon, OpenBLAS SkylakeX, 2 threads):
   with `parallel=True` and two numba threads an Adam epoch at batch 128 took 3.8 s instead
   of 1.8 s, since OpenBLAS's idle worker spins on the second core after every product and
