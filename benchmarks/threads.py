@@ -49,14 +49,18 @@ ENVIRONMENTS = {
 
 
 def split_in_two(kernel, pool: ThreadPoolExecutor):
-    """`kernel(p, g, m, v, *scalars, n_decay)` run on the two halves of its vectors at once."""
+    """`kernel(p, g, m, v, *scalars, chunks, squares)` run on the two halves of its pieces
+    (`chunks`' rows, absolute positions) at once. Each half sums its own squares and the
+    two sums are added after: the same updates bit for bit, the squares to rounding."""
 
-    def halves(p, g, m, v, *scalars):
-        *hyper, n_decay = scalars
-        h = p.size // 2
-        first = pool.submit(kernel, p[:h], g[:h], m[:h], v[:h], *hyper, min(n_decay, h))
-        kernel(p[h:], g[h:], m[h:], v[h:], *hyper, max(n_decay - h, 0))
+    def halves(p, g, m, v, *args):
+        *scalars, chunks, squares = args
+        h = len(chunks) // 2
+        mine = np.empty_like(squares)
+        first = pool.submit(kernel, p, g, m, v, *scalars, chunks[:h], mine)
+        kernel(p, g, m, v, *scalars, chunks[h:], squares)
         first.result()
+        squares += mine
 
     return halves
 

@@ -86,16 +86,19 @@ def test_the_optimizer_step_split_in_two_halves_gives_the_same_bits_as_one_call(
     rng = np.random.default_rng(3)
     with ThreadPoolExecutor(1) as pool:
         halves = threads["split_in_two"](kernels.adam, pool)
-        for size, n_decay in [(1, 0), (1, 1), (7, 2), (7, 5), (1001, 500), (1001, 1001), (1000, 0)]:
+        for size, n_decay in [(1, 0), (1, 1), (7, 5), (1001, 500), (5000, 1000), (5000, 4500), (10001, 10001), (10000, 0)]:
             p, g = rng.standard_normal(size, dtype=f), rng.standard_normal(size, dtype=f)
             m, v = rng.standard_normal(size, dtype=f) * f(0.1), rng.random(size, dtype=f) * f(0.01)
-            scalars = (f(1e-3), f(0.1), f(0.001), f(1e-8), f(0.99), n_decay)
+            chunks = kernels.chunk_table([size // 3, size])  # two segments, pieces of both
+            scalars = (f(1e-3), f(0.1), f(0.001), f(1e-8), f(0.99), n_decay, chunks)
             before = p.copy()
             one = [a.copy() for a in (p, g, m, v)]
-            kernels.adam(*one, *scalars)
-            halves(p, g, m, v, *scalars)
+            squares_one, squares_halves = np.empty(2, f), np.empty(2, f)
+            kernels.adam(*one, *scalars, squares_one)
+            halves(p, g, m, v, *scalars, squares_halves)
             for got, want in zip((p, m, v), (one[0], one[2], one[3])):
                 assert np.array_equal(got, want), (size, n_decay)
+            np.testing.assert_allclose(squares_halves, squares_one, rtol=1e-6)
             assert not np.array_equal(p, before)  # the step did move the weights
 
 
@@ -108,3 +111,16 @@ def test_quick_threads_benchmark_reports_both_environments():
     assert "OPENBLAS_THREAD_TIMEOUT=4" in proc.stdout
     rows = [line for line in proc.stdout.splitlines() if line.startswith(("| 1 thread", "| 2 threads"))]
     assert len(rows) == 4
+
+
+NORMS_SCRIPT = SCRIPT.with_name("norms.py")
+
+
+def test_quick_norms_benchmark_times_the_three_ways_and_finds_the_same_weights():
+    env = {k: v for k, v in os.environ.items() if k != "TRICKRUN_DATA_DIR"}  # random pixels: fast
+    proc = subprocess.run([sys.executable, str(NORMS_SCRIPT), "--quick"], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith(("| adam", "| momentum"))]
+    assert [row.split("|")[1].strip() for row in rows] == ["adam b128", "momentum b128"]
+    assert all(row.rstrip(" |").endswith("bit-identical") for row in rows)
