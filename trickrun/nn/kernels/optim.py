@@ -66,6 +66,13 @@ def _sum_squares(g):
     return s
 
 
+@numba.njit(inline="always")
+def _tally(squares, segment, piece):
+    """Add the piece's sum of squares to its segment's, unless `squares` is empty."""
+    if squares.size:
+        squares[segment] += _sum_squares(piece)
+
+
 @kernel
 def sum_squares(g, chunks, squares):
     """squares[k] = the sum of squares of segment k of g, summed as the rules' kernels do."""
@@ -84,8 +91,7 @@ def sgd(p, g, lr, chunks, squares):
         pc, gc = p[lo:hi], g[lo:hi]
         for i in range(pc.size):
             pc[i] -= lr * gc[i]
-        if squares.size:
-            squares[chunks[c, 2]] += _sum_squares(gc)
+        _tally(squares, chunks[c, 2], gc)
 
 
 @kernel
@@ -99,8 +105,7 @@ def momentum(p, g, v, lr, gamma, chunks, squares):
             vi = _flushed(gamma * _flushed(vc[i], tiny, zero) - lr * gc[i], tiny, zero)
             vc[i] = vi
             pc[i] += vi
-        if squares.size:
-            squares[chunks[c, 2]] += _sum_squares(gc)
+        _tally(squares, chunks[c, 2], gc)
 
 
 @kernel
@@ -115,8 +120,7 @@ def nesterov(p, g, v, lr, gamma, chunks, squares):
             vi = _flushed(gamma * _flushed(vc[i], tiny, zero) - step, tiny, zero)
             vc[i] = vi
             pc[i] += gamma * vi - step
-        if squares.size:
-            squares[chunks[c, 2]] += _sum_squares(gc)
+        _tally(squares, chunks[c, 2], gc)
 
 
 @kernel
@@ -130,8 +134,7 @@ def adagrad(p, g, G, lr, eps, chunks, squares):
             Gi = Gc[i] + gi * gi
             Gc[i] = Gi
             pc[i] -= lr * gi / (math.sqrt(Gi) + eps)
-        if squares.size:
-            squares[chunks[c, 2]] += _sum_squares(gc)
+        _tally(squares, chunks[c, 2], gc)
 
 
 @kernel
@@ -147,8 +150,7 @@ def rmsprop(p, g, E, lr, one_minus_rho, eps, chunks, squares):
             Ei = _flushed(Eo + one_minus_rho * (gi * gi - Eo), tiny, zero)
             Ec[i] = Ei
             pc[i] -= lr * gi / (math.sqrt(Ei) + eps)
-        if squares.size:
-            squares[chunks[c, 2]] += _sum_squares(gc)
+        _tally(squares, chunks[c, 2], gc)
 
 
 @kernel
@@ -171,8 +173,7 @@ def adam(p, g, m, v, lr_t, one_minus_b1, one_minus_b2, eps_t, decay, n_decay, ch
             vc[i] = vi
             pi = pc[i] * decay if i < decayed else pc[i]
             pc[i] = pi - lr_t * mi / (math.sqrt(vi) + eps_t)
-        if squares.size:
-            squares[chunks[c, 2]] += _sum_squares(gc)
+        _tally(squares, chunks[c, 2], gc)
 
 
 @kernel
