@@ -137,8 +137,8 @@ class Trainer:
             if not clipping:  # else the norm is the one taken before clipping
                 sq, norm = self._step_norms()
             if not math.isfinite(norm):
-                # A step along a non-finite gradient spoilt the weights: the run ends here
-                # and keeps its best epoch's (ending.finish), as it did before the step.
+                # The step has used the gradient and spoilt the weights; the run ends here
+                # all the same and keeps its best epoch's weights (ending.finish).
                 bad = next((b.name for b, s in zip(m.blocks, sq) if not math.isfinite(s)),
                            "biases or normalization")
                 return self._diverged(index + 1, lr, xb, layer=(bad, "gradients"))
