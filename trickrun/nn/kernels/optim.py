@@ -9,13 +9,12 @@ dot products before the step, read the whole gradient from memory once more. The
 walks `chunks`, rows (start, end, segment) that cut each segment into pieces of CHUNK values
 (`chunk_table`); each piece is updated, then its squares are summed while it is still in the
 L1 cache, and the piece's sum is added to its segment's, piece after piece. Given `squares`
-of size 0, a kernel sums nothing. Only the piece
-sum may reassociate (`_sum_squares`, so that it vectorizes): the updates stay plain IEEE
-arithmetic, bit for bit what they were. Sums come out in the gradient's dtype, as NumPy's
-dot product of two float32 vectors does, so a norm past float32's range is inf, as it was.
-Measured in the training loop (AMD EPYC, 2026-12-07; benchmarks/README's figures): a
-momentum step at batch 128 got 0.11 ms faster, an Adam step no faster (its arithmetic, not
-memory, bounds it there).
+of size 0, a kernel sums nothing. Only the piece sum may reassociate (`_sum_squares`, so that
+it vectorizes): the updates stay plain IEEE arithmetic, bit for bit what they were. Sums come
+out in the gradient's dtype, as NumPy's dot product of two float32 vectors does, so a norm
+past float32's range is inf, as it was. What it saves, measured in the training loop
+(benchmarks/norms.py; the README's Performance section): 0.03-0.11 ms a step at batch 128
+on an AMD EPYC, 1-3% of an epoch.
 
 State that decays (momentum's velocity, Adam's moments, RMSProp's mean square) is stored
 flushed: a subnormal value becomes 0. A moment whose gradient stays 0 (a pixel seldom lit,
