@@ -124,3 +124,16 @@ def test_quick_norms_benchmark_times_the_three_ways_and_finds_the_same_weights()
     rows = [line for line in proc.stdout.splitlines() if line.startswith(("| adam", "| momentum"))]
     assert [row.split("|")[1].strip() for row in rows] == ["adam b128", "momentum b128"]
     assert all(row.rstrip(" |").endswith("bit-identical") for row in rows)
+
+
+DROPOUT_SCRIPT = SCRIPT.with_name("dropout.py")
+
+
+def test_quick_dropout_benchmark_times_both_ways_and_finds_the_same_weights():
+    env = {k: v for k, v in os.environ.items() if k != "TRICKRUN_DATA_DIR"}  # random pixels: fast
+    proc = subprocess.run([sys.executable, str(DROPOUT_SCRIPT), "--quick"], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    layers = [line for line in proc.stdout.splitlines() if line.startswith("| 128 x ")]
+    assert [row.split("|")[1].strip() for row in layers] == ["128 x 512", "128 x 256"]
+    assert proc.stdout.rstrip().endswith("| bit-identical |")

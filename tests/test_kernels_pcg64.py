@@ -1,0 +1,63 @@
+"""kernels.pcg64 draws PCG64's raw words by jumping LANES states side by side: the words,
+and the generator's state after them, must be exactly those of NumPy's own random_raw."""
+
+import numpy as np
+import pytest
+
+from trickrun.nn.kernels.pcg64 import LANES, fill_raw, state_after
+
+SIZES = [0, 1, 2, LANES - 1, LANES, LANES + 1, 2 * LANES + 3, 1000, 100_003]
+TOP = (1 << 128) - 1
+
+
+def twins(seed_or_state):
+    """Two PCG64s in the same state: from a seed, or from (state, inc) set directly."""
+    pair = []
+    for _ in range(2):
+        bits = np.random.PCG64(0 if isinstance(seed_or_state, tuple) else seed_or_state)
+        if isinstance(seed_or_state, tuple):
+            state = bits.state
+            state["state"] = {"state": seed_or_state[0], "inc": seed_or_state[1]}
+            bits.state = state
+        pair.append(bits)
+    return pair
+
+
+# Seeds, and states set by hand where the 128-bit arithmetic carries and wraps.
+STARTS = [0, 123, 2**70, (TOP, TOP), (TOP - 5, 1), ((1 << 64) - 1, (1 << 64) + 1), (0, 1)]
+
+
+@pytest.mark.parametrize("start", STARTS)
+@pytest.mark.parametrize("n", SIZES)
+def test_words_and_state_after_them_are_numpys(start, n):
+    ours, numpys = twins(start)
+    ours.random_raw(5), numpys.random_raw(5)  # any point of the stream
+    out = np.empty(n, np.uint64)
+    fill_raw(ours, out)
+    np.testing.assert_array_equal(out, numpys.random_raw(n))
+    assert ours.state == numpys.state
+    np.testing.assert_array_equal(ours.random_raw(LANES + 2), numpys.random_raw(LANES + 2))
+
+
+def test_a_buffered_32_bit_half_is_kept_as_random_raw_keeps_it():
+    ours, numpys = (np.random.Generator(b) for b in twins(9))
+    for g in (ours, numpys):
+        g.integers(0, 2**32, size=3, dtype=np.uint32)  # odd: half a word stays buffered
+    assert ours.bit_generator.state["has_uint32"] == 1
+    out = np.empty(LANES * 3 + 1, np.uint64)
+    fill_raw(ours.bit_generator, out)
+    np.testing.assert_array_equal(out, numpys.bit_generator.random_raw(out.size))
+    assert ours.bit_generator.state == numpys.bit_generator.state
+    np.testing.assert_array_equal(ours.integers(0, 2**32, size=5, dtype=np.uint32),
+                                  numpys.integers(0, 2**32, size=5, dtype=np.uint32))
+
+
+@pytest.mark.parametrize("steps", [0, 1, 2, 3, LANES, 1000, 2**40 + 5, 2**63 + 11])
+@pytest.mark.parametrize("start", [7, (TOP, TOP)])
+def test_state_after_is_numpys_advance(steps, start):
+    ours, numpys = twins(start)
+    s, inc = ours.state["state"]["state"], ours.state["state"]["inc"]
+    split = (np.uint64(s >> 64), np.uint64(s & (2**64 - 1)), np.uint64(inc >> 64), np.uint64(inc & (2**64 - 1)))
+    h, l = state_after(*split, np.uint64(steps))
+    numpys.advance(steps)
+    assert (int(h) << 64) | int(l) == numpys.state["state"]["state"]
