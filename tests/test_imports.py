@@ -121,3 +121,20 @@ def test_relative_and_absolute_imports_resolve_to_the_same_module() -> None:
     )
     graph = import_graph(sources, {"trickrun", "trickrun.rundir"})
     assert graph["trickrun.rundir.reader"] == {"trickrun.metrics", "trickrun.rundir.format", "trickrun"}
+
+
+def test_the_command_line_and_the_training_stack_load_no_analysis_code() -> None:
+    # `trickrun train` reaches its first batch having imported the command line and the
+    # training stack: the analysis, ensemble, export, sweep and lesson code stays unloaded
+    # (start-up under 1 s; each command imports its own code inside itself).
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, trickrun.cli, trickrun.api, trickrun.train, trickrun.progress, "
+         "trickrun.memory; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True).stdout.split()
+    assert "trickrun.train" in loaded and "trickrun.cli_runs" in loaded
+    heavy = ("trickrun.analysis", "trickrun.ensemble", "trickrun.housekeeping", "trickrun.sweep",
+             "trickrun.lesson", "trickrun.explain", "matplotlib")
+    assert [m for m in loaded if m.startswith(heavy)] == []

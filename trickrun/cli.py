@@ -9,18 +9,18 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from .analysis.compare import compare_report, load_compared
-from .analysis.render import OutputFormat, report_output
+from .choices import EnsembleFormat, OutputFormat
 from .cliapp import (ConfigArg, FormatOption, JsonOption, PlotOption, QuietOption, RunsDirOption, SetOption,
                      SweepOption, _note, _one_run, _stdout, _warn, _with_sweep, app, err_console, reports_errors)
 from .clihelp import Command
 from .config import dump_yaml, load_config
-from .ensemble import EnsembleFormat
 from .errors import ConfigError
 from .rundir.writer import runs_root, to_json
 
-# Heavy modules stay out of start-up: the training stack (.api) and matplotlib (.analysis.plots)
-# are imported inside the commands that need them.
+# Each command imports what does its work inside itself: `trickrun train` loads no analysis,
+# ensemble or export code before its first batch (start-up), and no command loads the
+# training stack (.api) or matplotlib (.analysis.plots) unless it needs them. The options'
+# choices come from .choices, which imports nothing.
 
 
 @app.command(cls=Command)
@@ -258,6 +258,9 @@ def compare(
 
     Example: trickrun compare 'runs/adam-*' sgd --baseline sgd --group --plot compare.png
     """
+    from .analysis.compare import compare_report, load_compared
+    from .analysis.render import report_output
+
     specs = _with_sweep(runs, sweep, runs_dir)
     loaded, base_index = load_compared(specs, baseline, runs_root(runs_dir), _note)
     if len(loaded) == 1 and len(specs) > 1:

@@ -1,6 +1,7 @@
 """The commands that look after the runs folder: `ls` and `show` (inspection), `rm` and
 `export` (housekeeping). They register on the shared app (cliapp.py); cli.py imports this
-module after its own commands, so that `--help` lists them last."""
+module after its own commands, so that `--help` lists them last. As in cli.py, each command
+imports the code that does its work inside itself."""
 
 from __future__ import annotations
 
@@ -11,15 +12,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from .analysis.listing import SortKey, ls_output, sort_entries
-from .analysis.render import OutputFormat
-from .analysis.show import show_output
+from .choices import ExportFormat, OutputFormat, SortKey
 from .cliapp import (FormatOption, PlotOption, RunsDirOption, SweepOption, _one_run, _stdout, _warn, _with_sweep, app,
                      err_console, reports_errors)
 from .clihelp import Command
 from .config import short
 from .errors import ConfigError
-from .housekeeping.export import ExportFormat
 from .rundir.reader import load_run, resolve_runs, scan_runs
 from .rundir.writer import runs_root
 
@@ -40,6 +38,8 @@ def list_runs(
 
     Example: trickrun ls --sort test_acc --format csv
     """
+    from .analysis.listing import ls_output, sort_entries
+
     key = _sort_key(sort)  # before reading any run
     root = runs_root(runs_dir)
     entries, skipped = scan_runs(root)
@@ -91,6 +91,8 @@ def show(
 
     Example: trickrun show adam --plot adam.png
     """
+    from .analysis.show import show_output
+
     loaded = load_run(_one_run(run, runs_dir, "show"))
     _warn(loaded.warnings)
     if plot is not None:

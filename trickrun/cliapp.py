@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .analysis.render import OutputFormat
+from .choices import OutputFormat
 from .errors import ConfigError, TrickrunError
 from .rundir.reader import Ambiguous, resolve_run
 from .rundir.writer import runs_root

@@ -27,7 +27,6 @@ import time
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -35,6 +34,7 @@ import numpy as np
 from rich.console import Console
 
 from .analysis.render import Cell, OutputFormat, Report, Section, fmt_delta, fmt_number, report_output
+from .choices import EnsembleFormat
 from .config import dump_yaml, load_config
 from .errors import ConfigError, RunDirError
 from .rundir.files import effective_status, read_config, read_summary
@@ -59,11 +59,6 @@ CONFIG_HEADER = (
     "# An ensemble of trained runs, written by `trickrun ensemble --save`.\n"
     "# Not a training config: `trickrun train` rejects its `kind` and `members` keys.\n"
 )
-
-
-# The output formats but CSV: an ensemble's result is one nested object, not rows of records.
-EnsembleFormat = Enum("EnsembleFormat", [(f.name, f.value) for f in OutputFormat if f is not OutputFormat.csv],
-                      type=str)
 
 
 @dataclass

@@ -3,11 +3,11 @@ or JSON."""
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Any, Sequence
 
 from rich.console import Console
 
+from ..choices import SortKey
 from ..rundir.reader import RunEntry
 from .render import EMPTY, Cell, OutputFormat, Report, Section, fmt_duration, fmt_number, report_output, status_cell
 
@@ -16,16 +16,6 @@ OPTIONAL = ["started", "duration", "epochs", "val acc @best"]  # left out first 
 SHORT = {"epochs": "ep"}
 AT_BEST_NOTE = ("val acc @best: at the run's best epoch, the one early stopping kept (by early_stopping.monitor); "
                 "it may have been higher at another")
-
-
-class SortKey(str, Enum):
-    name = "name"
-    status = "status"
-    epochs = "epochs"
-    val_acc = "val_acc"
-    test_acc = "test_acc"
-    started = "started"
-    duration = "duration"
 
 
 def _sort_value(entry: RunEntry, key: SortKey) -> Any:

@@ -8,7 +8,6 @@ import io
 import json
 import math
 from dataclasses import replace
-from enum import Enum
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from rich import box
@@ -17,6 +16,7 @@ from rich.segment import Segment, Segments
 from rich.table import Table
 from rich.text import Text
 
+from ..choices import OutputFormat
 from ..metrics import higher_is_better
 from ..rundir.format import Status
 from ..rundir.writer import to_json
@@ -45,13 +45,6 @@ STATUS_STYLE = {
     Status.STALE: "magenta",
     Status.INCOMPLETE: "dim",
 }
-
-
-class OutputFormat(str, Enum):
-    table = "table"
-    markdown = "markdown"
-    csv = "csv"
-    json = "json"
 
 
 # ---------------------------------------------------------------------------------------

@@ -26,12 +26,12 @@ import csv
 import io
 import json
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Mapping, Sequence
 
 from ..analysis.analyze import config_diff
 from ..atomic import replacing
+from ..choices import ExportFormat
 from ..errors import ConfigError, RunDirError
 from ..rundir.format import layer_order
 from ..rundir.reader import Run
@@ -42,12 +42,6 @@ from ..sweep.record import sweeps_by_run
 RUN_COLUMNS = ("run", "name", "sweep", "status", "seed")
 OWN_COLUMNS = ("name", "seed")  # config keys that have a column of their own
 LAYERS = "layers"
-
-
-class ExportFormat(str, Enum):
-    csv = "csv"
-    jsonl = "jsonl"
-    parquet = "parquet"
 
 
 # ---------------------------------------------------------------------------------------
