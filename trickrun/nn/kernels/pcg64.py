@@ -88,32 +88,14 @@ def _fill(state_hi, state_lo, inc_hi, inc_lo, out):
         out[full * LANES + j] = _output(hs[j], ls[j])
 
 
-@kernel
-def state_after(state_hi, state_lo, inc_hi, inc_lo, steps):
-    """The state `steps` (a uint64) steps after s, as (high, low): O(log steps) products, by
-    composing the jumps of 1, 2, 4, ... steps that make up `steps`."""
-    ah, al = np.uint64(0), np.uint64(1)  # the jump so far, s -> A s + C
-    ch, cl = np.uint64(0), np.uint64(0)
-    mh, ml, ih, il = _M_HI, _M_LO, inc_hi, inc_lo  # the jump of 2^i steps, s -> M s + I
-    while steps:
-        if steps & np.uint64(1):
-            ah, al = _mul(ah, al, mh, ml)
-            ch, cl = _step(ch, cl, mh, ml, ih, il)
-        m1h, m1l = _add(mh, ml, np.uint64(0), np.uint64(1))
-        ih, il = _mul(ih, il, m1h, m1l)  # twice the jump: M^2 s + I (M + 1)
-        mh, ml = _mul(mh, ml, mh, ml)
-        steps >>= np.uint64(1)
-    return _step(state_hi, state_lo, ah, al, ch, cl)
-
-
 def fill_raw(bit_generator: np.random.PCG64, out: np.ndarray) -> None:
     """Fill the uint64 array `out` with the next `out.size` raw words of `bit_generator`
     and advance it past them: the words, and the generator's state afterwards (its buffered
     32-bit half included), exactly as `bit_generator.random_raw(out.size)` leaves them."""
     state = bit_generator.state
     s, inc = state["state"]["state"], state["state"]["inc"]
-    words = (np.uint64(s >> 64), np.uint64(s & _MASK64), np.uint64(inc >> 64), np.uint64(inc & _MASK64))
-    _fill(*words, out)
-    h, l = state_after(*words, np.uint64(out.size))
-    state["state"]["state"] = (int(h) << 64) | int(l)
-    bit_generator.state = state
+    _fill(np.uint64(s >> 64), np.uint64(s & _MASK64), np.uint64(inc >> 64), np.uint64(inc & _MASK64), out)
+    bit_generator.advance(out.size)  # NumPy's own jump; it also drops a buffered 32-bit half,
+    if state["has_uint32"]:  # which random_raw keeps: put it back
+        state["state"] = bit_generator.state["state"]
+        bit_generator.state = state
