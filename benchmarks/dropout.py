@@ -20,14 +20,13 @@ random_raw, bit for bit, by jumping LANES states side by side. This script times
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 import time
 
 import numpy as np
 
-from epoch import CASES, HIDDEN, N_TRAIN, blas_threads, load_data  # beside this script
+from epoch import CASES, HIDDEN, N_TRAIN, blas_threads, load_data, paired_options  # beside this script
 from machine import cpu_model
 from trickrun.config import load_config
 from trickrun.nn.layers import Dropout
@@ -93,11 +92,7 @@ def loop_times(batch: int, data, epochs: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--batch", type=int, default=128, choices=[32, 128, 512])
-    ap.add_argument("--epochs", type=int, default=1, help="timed epochs, after 1 warm-up")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 10%% of an epoch")
-    args = ap.parse_args(argv)
+    args = paired_options(__doc__, argv)
     examples = N_TRAIN // 10 if args.quick else N_TRAIN
     print("# dropout's words: NumPy's random_raw, or kernels.pcg64.fill_raw (the same words)")
     print(f"- {cpu_model()}; BLAS threads {blas_threads()}; batch {args.batch}\n")

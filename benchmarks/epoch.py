@@ -294,6 +294,16 @@ def profile_epoch(case: Case, data: Dataset) -> dict[str, float]:
     return spent
 
 
+def paired_options(doc: str, argv: list[str] | None) -> argparse.Namespace:
+    """The options of the scripts that time two ways of one part of the training loop side
+    by side (norms.py, dropout.py): --batch, --epochs, --quick."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--batch", type=int, default=128, choices=[32, 128, 512])
+    ap.add_argument("--epochs", type=int, default=1, help="timed epochs, after 1 warm-up")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 10%% of an epoch")
+    return ap.parse_args(argv)
+
+
 def blas_threads() -> int:
     """The BLAS threads in effect (the most of any BLAS library loaded)."""
     counts = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]

@@ -25,13 +25,12 @@ checked, printed.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import numpy as np
 
-from epoch import CASES, N_TRAIN, blas_threads, load_data  # beside this script
+from epoch import CASES, N_TRAIN, blas_threads, load_data, paired_options  # beside this script
 from machine import cpu_model
 from trickrun.config import load_config
 from trickrun.nn.kernels.optim import CHUNK
@@ -76,11 +75,7 @@ def paired_steps(case, data, epochs: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--batch", type=int, default=128, choices=[32, 128, 512])
-    ap.add_argument("--epochs", type=int, default=1, help="timed epochs, after 1 warm-up")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 10%% of an epoch")
-    args = ap.parse_args(argv)
+    args = paired_options(__doc__, argv)
     examples = N_TRAIN // 10 if args.quick else N_TRAIN
     data = load_data(examples)
     cases = [c for c in CASES if c.batch_size == args.batch and c.norm == "none"]

@@ -33,6 +33,15 @@ def run_quick(*args: str, hide_torch: bool = False) -> subprocess.CompletedProce
     return proc
 
 
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
+    """Another script of benchmarks/ (a smoke run), on random pixels; it must exit 0."""
+    env = {k: v for k, v in os.environ.items() if k != "TRICKRUN_DATA_DIR"}  # random pixels: fast
+    proc = subprocess.run([sys.executable, str(SCRIPT.with_name(name)), *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 def table(stdout: str) -> list[dict[str, str]]:
     """The rows of the results table, as {column: cell}."""
     lines = [line for line in stdout.splitlines() if line.startswith("| ")]
@@ -103,37 +112,22 @@ def test_the_optimizer_step_split_in_two_halves_gives_the_same_bits_as_one_call(
 
 
 def test_quick_threads_benchmark_reports_both_environments():
-    env = {k: v for k, v in os.environ.items() if k != "TRICKRUN_DATA_DIR"}  # random pixels: fast
-    proc = subprocess.run([sys.executable, str(THREADS_SCRIPT), "--quick", "--batch", "512"],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_script("threads.py", "--quick", "--batch", "512")
     assert proc.stdout.count("weights after training are bit-identical") == 2
     assert "OPENBLAS_THREAD_TIMEOUT=4" in proc.stdout
     rows = [line for line in proc.stdout.splitlines() if line.startswith(("| 1 thread", "| 2 threads"))]
     assert len(rows) == 4
 
 
-NORMS_SCRIPT = SCRIPT.with_name("norms.py")
-
-
 def test_quick_norms_benchmark_times_the_three_ways_and_finds_the_same_weights():
-    env = {k: v for k, v in os.environ.items() if k != "TRICKRUN_DATA_DIR"}  # random pixels: fast
-    proc = subprocess.run([sys.executable, str(NORMS_SCRIPT), "--quick"], capture_output=True, text=True,
-                          env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_script("norms.py", "--quick")
     rows = [line for line in proc.stdout.splitlines() if line.startswith(("| adam", "| momentum"))]
     assert [row.split("|")[1].strip() for row in rows] == ["adam b128", "momentum b128"]
     assert all(row.rstrip(" |").endswith("bit-identical") for row in rows)
 
 
-DROPOUT_SCRIPT = SCRIPT.with_name("dropout.py")
-
-
 def test_quick_dropout_benchmark_times_both_ways_and_finds_the_same_weights():
-    env = {k: v for k, v in os.environ.items() if k != "TRICKRUN_DATA_DIR"}  # random pixels: fast
-    proc = subprocess.run([sys.executable, str(DROPOUT_SCRIPT), "--quick"], capture_output=True, text=True,
-                          env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_script("dropout.py", "--quick")
     layers = [line for line in proc.stdout.splitlines() if line.startswith("| 128 x ")]
     assert [row.split("|")[1].strip() for row in layers] == ["128 x 512", "128 x 256"]
     assert proc.stdout.rstrip().endswith("| bit-identical |")
