@@ -18,7 +18,7 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-# An ensemble's report has no table of rows to write as csv.
+# The output formats but CSV: an ensemble's result is one nested object, not rows of records.
 EnsembleFormat = Enum("EnsembleFormat", [(f.name, f.value) for f in OutputFormat if f is not OutputFormat.csv],
                       type=str)
 

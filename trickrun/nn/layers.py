@@ -445,8 +445,8 @@ class Dropout:
     def _words(self, shape: tuple[int, ...]) -> np.ndarray:
         """Uniform uint32 words from `rng`, one per unit. Raw 64-bit draws split in two take
         half the time of rng.random(dtype=float32), which spends a call per 32-bit word;
-        PCG64's (every run's: default_rng) are drawn by kernels.pcg64, twice as fast again,
-        into a buffer reused batch after batch: the same words as random_raw's."""
+        PCG64's (every run's: default_rng) are drawn by kernels.pcg64, twice as fast again at
+        128 x 512 units, into a buffer reused batch after batch: the same words as random_raw's."""
         n = math.prod(shape)
         bits = self.rng.bit_generator
         if type(bits) is np.random.PCG64:

@@ -1,7 +1,7 @@
 """PCG64's raw 64-bit words, the very words `PCG64.random_raw` gives, drawn faster: twice as
 fast for a layer of 128 x 512 units (32,768 words), about as fast for 4,096 units (timed on
-an AMD EPYC; benchmarks/dropout.py times a layer's forward both ways). Dropout's masks come from them (nn/layers.Dropout), and drawing them
-was most of a dropout layer's forward.
+an AMD EPYC; benchmarks/dropout.py times a layer's forward both ways). Dropout's masks come
+from them (nn/layers.Dropout), and drawing them was most of a dropout layer's forward.
 
 PCG64 (NumPy's default bit generator; O'Neill's PCG XSL-RR 128/64) is a 128-bit linear
 congruential generator, s <- M s + inc (mod 2^128), and each word is the XSL-RR output of
