@@ -50,3 +50,16 @@ def test_a_buffered_32_bit_half_is_kept_as_random_raw_keeps_it():
     assert ours.bit_generator.state == numpys.bit_generator.state
     np.testing.assert_array_equal(ours.integers(0, 2**32, size=5, dtype=np.uint32),
                                   numpys.integers(0, 2**32, size=5, dtype=np.uint32))
+
+
+def test_dropout_draws_its_words_through_the_kernel_into_one_reused_buffer():
+    from trickrun.nn.layers import Dropout
+
+    layer, reference = Dropout(0.5, np.random.default_rng(3)), np.random.default_rng(3).bit_generator
+    x = np.ones((4, 33), np.float32)  # 132 units: 66 raw words
+    buffers = []
+    for _ in range(2):
+        layer.forward(x, True)
+        buffers += [a for key, a in layer._scratch._arrays.items() if key[0] == "raw"]
+        np.testing.assert_array_equal(buffers[-1], reference.random_raw(66))
+    assert len(buffers) == 2 and buffers[0] is buffers[1]
