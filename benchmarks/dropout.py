@@ -5,8 +5,8 @@ PCG64's raw 64-bit draws split in two (nn/layers.Dropout). fill_raw draws the sa
 random_raw, bit for bit, by jumping LANES states side by side. This script times:
 
 - a dropout layer's forward (words, then mask and output) at the shapes of the benchmark
-  net's hidden layers, 512 and 256 units, for batches of 32, 128 and 512, both ways,
-  alternating call by call; medians, microseconds;
+  net's hidden layers, 512 and 256 units, at the batch size given (32, 128 or 512), both
+  ways, alternating call by call; medians, microseconds;
 - the training loop of the epoch benchmark's "adam bn+dropout0.2" net: two trainers, one
   drawing its words with random_raw as before, take turns 20 batches at a time over the
   same examples; each batch is timed whole (gather, forward, loss, backward, step), and the

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import trickrun
@@ -127,9 +129,6 @@ def test_the_command_line_and_the_training_stack_load_no_analysis_code() -> None
     # `trickrun train` reaches its first batch having imported the command line and the
     # training stack: the analysis, ensemble, export, sweep and lesson code stays unloaded
     # (start-up under 1 s; each command imports its own code inside itself).
-    import subprocess
-    import sys
-
     loaded = subprocess.run(
         [sys.executable, "-c", "import sys, trickrun.cli, trickrun.api, trickrun.train, trickrun.progress, "
          "trickrun.memory; print(' '.join(sorted(sys.modules)))"],
