@@ -26,13 +26,12 @@ import time
 
 import numpy as np
 
-from epoch import CASES, HIDDEN, N_TRAIN, blas_threads, load_data, paired_options  # beside this script
+from epoch import (CASES, HIDDEN, N_TRAIN, TURN, blas_threads, load_data, paired_batches,  # beside this script
+                   paired_options, paired_saving)
 from machine import cpu_model
 from trickrun.config import load_config
 from trickrun.nn.layers import Dropout
-from trickrun.train import Trainer, softmax_cross_entropy
-
-TURN = 20  # batches each trainer runs before the other takes over
+from trickrun.train import Trainer
 
 
 class RandomRawDropout(Dropout):
@@ -69,26 +68,9 @@ def loop_times(batch: int, data, epochs: int) -> dict:
     for block in trainers["random_raw"].model.blocks:
         if getattr(block, "dropout", None) is not None:
             block.dropout.__class__ = RandomRawDropout
-    lr = trainers["fill_raw"].schedule.lr(1)
-    order = np.random.default_rng(0).permutation(len(data.x_train))
-    n_batches = -(-len(order) // batch)
-    times: dict[str, list[float]] = {way: [] for way in trainers}
-    for epoch in range(1 + epochs):  # the first is a warm-up
-        for start in range(0, n_batches, TURN):
-            turn = (start // TURN) % 2
-            for way in list(trainers)[turn:] + list(trainers)[:turn]:  # each goes first in turn
-                t = trainers[way]
-                for index in range(start, min(start + TURN, n_batches)):
-                    t0 = time.perf_counter()
-                    xb, yb, dlogits = t._batch(order[index * batch : (index + 1) * batch])
-                    logits = t.model.forward(xb, train=True)
-                    _, _, dlogits = softmax_cross_entropy(logits, yb, grad_out=dlogits)
-                    t.model.backward(dlogits)
-                    t.optimizer.step(t.model.params, t.model.grads, lr)
-                    if epoch:
-                        times[way].append(time.perf_counter() - t0)
+    times = paired_batches(trainers, trainers["fill_raw"].schedule.lr(1), batch, len(data.x_train), epochs)
     same = np.array_equal(trainers["random_raw"].model.params, trainers["fill_raw"].model.params)
-    return {"times": times, "same_bits": same, "batches": n_batches, "label": case.label}
+    return {"times": times, "same_bits": same, "batches": -(-len(data.x_train) // batch), "label": case.label}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -104,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     data = load_data(examples)
     r = loop_times(args.batch, data, args.epochs)
     med = {way: statistics.median(ts) * 1e3 for way, ts in r["times"].items()}
-    saving = statistics.median(a - b for a, b in zip(r["times"]["random_raw"], r["times"]["fill_raw"])) * 1e3
+    saving = paired_saving(r["times"], "random_raw", "fill_raw") * 1e3
     print(f"\n{r['label']}, {examples} examples ({data.source}), {args.epochs} timed epoch(s) after a "
           f"warm-up, turns of {TURN} batches; median ms per batch, and the median of the paired "
           f"differences, batch by batch:\n")

@@ -51,7 +51,7 @@ from trickrun.config import DataConfig, load_config  # noqa: E402
 from trickrun.data.load import Dataset, load_dataset  # noqa: E402
 from trickrun.data.images import ScaledImages  # noqa: E402
 from trickrun.data.scaling import SCALES  # noqa: E402
-from trickrun.train import Divergence, Trainer  # noqa: E402
+from trickrun.train import Divergence, Trainer, softmax_cross_entropy  # noqa: E402
 
 N_TRAIN = 55_000  # examples per epoch
 HIDDEN = [512, 256]  # 784-512-256-10
@@ -302,6 +302,40 @@ def paired_options(doc: str, argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--epochs", type=int, default=1, help="timed epochs, after 1 warm-up")
     ap.add_argument("--quick", action="store_true", help="smoke run: 10%% of an epoch")
     return ap.parse_args(argv)
+
+
+TURN = 20  # batches each trainer of a paired loop runs before the other takes over
+
+
+def paired_batches(trainers: dict, lr: float, batch: int, n: int, epochs: int) -> dict[str, list[float]]:
+    """Seconds of every batch (gather, forward, loss, backward, step) of trainers that take
+    turns TURN batches at a time over the same shuffled examples, each going first in turn:
+    pairing a batch's times cancels the machine's drift, which swamps a small saving when
+    whole epochs are timed. The first of 1 + `epochs` epochs is a warm-up."""
+    order = np.random.default_rng(0).permutation(n)
+    n_batches = -(-n // batch)
+    ways = list(trainers)
+    times: dict[str, list[float]] = {way: [] for way in ways}
+    for epoch in range(1 + epochs):
+        for start in range(0, n_batches, TURN):
+            turn = (start // TURN) % len(ways)
+            for way in ways[turn:] + ways[:turn]:
+                t = trainers[way]
+                for index in range(start, min(start + TURN, n_batches)):
+                    t0 = time.perf_counter()
+                    xb, yb, dlogits = t._batch(order[index * batch : (index + 1) * batch])
+                    logits = t.model.forward(xb, train=True)
+                    _, _, dlogits = softmax_cross_entropy(logits, yb, grad_out=dlogits)
+                    t.model.backward(dlogits)
+                    t.optimizer.step(t.model.params, t.model.grads, lr)
+                    if epoch:
+                        times[way].append(time.perf_counter() - t0)
+    return times
+
+
+def paired_saving(times: dict[str, list[float]], before: str, after: str) -> float:
+    """The median of the batch-by-batch differences, before minus after, in seconds."""
+    return statistics.median(a - b for a, b in zip(times[before], times[after]))
 
 
 def blas_threads() -> int:
