@@ -131,3 +131,11 @@ def test_quick_dropout_benchmark_times_both_ways_and_finds_the_same_weights():
     layers = [line for line in proc.stdout.splitlines() if line.startswith("| 128 x ")]
     assert [row.split("|")[1].strip() for row in layers] == ["128 x 512", "128 x 256"]
     assert proc.stdout.rstrip().endswith("| bit-identical |")
+
+
+def test_quick_gather_benchmark_times_both_ways_and_finds_the_same_weights():
+    proc = run_script("gather.py", "--quick")
+    kernel_rows = [line.split("|")[1].strip() for line in proc.stdout.splitlines() if line.startswith("| ")
+                   and line.split("|")[1].strip().isdigit()]
+    assert kernel_rows == ["32", "128", "512"]
+    assert proc.stdout.rstrip().endswith("| bit-identical |")

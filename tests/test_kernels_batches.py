@@ -4,12 +4,14 @@ run's numbers), for every data.scale method, odd widths and batches of one."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
 from trickrun.config import CHOICES
 from trickrun.data.images import ScaledImages
 from trickrun.data.scaling import SCALES, scale
+from trickrun.nn.kernels import batches
 from trickrun.nn.kernels.batches import gather_scaled, gather_scaled_reference
 
 
@@ -38,3 +40,16 @@ def test_standard_scaling_of_a_constant_training_set_only_centres():
     out = np.empty((2, 3), np.float32)
     gather_scaled(pixels, np.array([3, 0]), images.scaling.shift, images.scaling.divisor, images.scaling.offset, out)
     assert (out == 0).all() and images.shape == (4, 3) and len(images) == 4
+
+
+def test_the_gather_starts_the_loads_of_rows_ahead():
+    """The kernel prefetches: the compiled code calls LLVM's prefetch (a hint that changes no
+    value, so only the code can show it). Compiled afresh: cached kernels show no IR."""
+    fresh = numba.njit(error_model="numpy")(batches.gather_scaled.py_func)
+    pixels = np.arange(40 * 9, dtype=np.uint8).reshape(40, 9)
+    idx = np.array([5, 39, 0, 17, 2, 33, 8])  # more rows than AHEAD, and fewer below
+    out = np.empty((len(idx), 9), np.float32)
+    fresh(pixels, idx, np.float32(1), np.float32(3), np.float32(0.5), out)
+    np.testing.assert_array_equal(out, (pixels[idx].astype(np.float32) - 1) / 3 - np.float32(0.5))
+    assert len(idx) > batches.AHEAD
+    assert "call void @llvm.prefetch" in next(iter(fresh.inspect_llvm().values()))
