@@ -139,3 +139,9 @@ def test_quick_gather_benchmark_times_both_ways_and_finds_the_same_weights():
                    and line.split("|")[1].strip().isdigit()]
     assert kernel_rows == ["32", "128", "512"]
     assert proc.stdout.rstrip().endswith("| bit-identical |")
+
+
+def test_quick_overhead_benchmark_times_both_lookups_for_each_config():
+    proc = run_script("overhead.py", "--quick")
+    rows = [line.split("|")[1].strip() for line in proc.stdout.splitlines() if line.startswith("| ")][2:]
+    assert rows == ["momentum", "adam", "adam, batch norm + dropout 0.2"]

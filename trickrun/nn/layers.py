@@ -41,7 +41,10 @@ class Scratch:
         self._arrays: dict[tuple, np.ndarray] = {}
 
     def get(self, key: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-        full = (key, shape, np.dtype(dtype).str)
+        # Keyed on the dtype as given: np.dtype(dtype) per call cost more than the dictionary
+        # lookup itself, and a layer asks some 30 times a batch. (np.float32 and
+        # np.dtype("float32") would key two arrays; each caller passes one form.)
+        full = (key, shape, dtype)
         arr = self._arrays.get(full)
         if arr is None:
             arr = self._arrays[full] = np.empty(shape, dtype)
