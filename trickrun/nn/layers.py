@@ -28,7 +28,7 @@ import numpy as np
 from ..registry import Registry
 from .kernels import layers as K
 from .kernels.optim import column_norms
-from .kernels.pcg64 import fill_raw
+from .kernels.pcg64 import RawWords
 
 ACTIVATIONS: Registry = Registry("activation")
 NORMS: Registry = Registry("norm")
@@ -426,6 +426,7 @@ class Dropout:
         self.rate, self.rng = rate, rng
         self._scratch = Scratch()
         self._mask: np.ndarray | None = None
+        self._raw_words: RawWords | None = None  # made at the first draw from rng's PCG64
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         if not train or self.rate == 0:
@@ -453,8 +454,10 @@ class Dropout:
         n = math.prod(shape)
         bits = self.rng.bit_generator
         if type(bits) is np.random.PCG64:
+            if self._raw_words is None or self._raw_words.bit_generator is not bits:  # rng replaced
+                self._raw_words = RawWords(bits)
             raw = self._scratch.get("raw", (-(-n // 2),), np.uint64)
-            fill_raw(bits, raw)
+            self._raw_words.fill(raw)
             words = raw.view(np.uint32)[:n]
         elif isinstance(bits, _RAW_64_BIT):
             words = bits.random_raw(-(-n // 2)).view(np.uint32)[:n]
