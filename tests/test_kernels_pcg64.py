@@ -100,6 +100,33 @@ def test_a_state_not_found_inside_the_generator_is_drawn_by_random_raw():
     assert ours.state == numpys.state
 
 
+class _Watching:
+    """A lock that notes the generator's state as it is taken and as it is let go."""
+
+    def __init__(self, lock, bits):
+        self.lock, self.bits, self.seen = lock, bits, []
+
+    def __enter__(self):
+        self.lock.__enter__()
+        self.seen.append(self.bits.state["state"]["state"])
+
+    def __exit__(self, *exc):
+        self.seen.append(self.bits.state["state"]["state"])
+        return self.lock.__exit__(*exc)
+
+
+def test_the_kernel_moves_the_state_only_while_holding_the_generators_lock():
+    ours, numpys = twins(6)
+    words = RawWords(ours)
+    assert words._lock is ours.lock  # the lock random_raw takes, as other threads do
+    before = ours.state["state"]["state"]
+    words._lock = watching = _Watching(ours.lock, ours)
+    out = np.empty(2 * LANES + 1, np.uint64)
+    words.fill(out)
+    np.testing.assert_array_equal(out, numpys.random_raw(out.size))
+    assert watching.seen == [before, numpys.state["state"]["state"]]
+
+
 def test_dropout_draws_its_words_through_the_kernel_into_one_reused_buffer():
     from trickrun.nn.layers import Dropout
 

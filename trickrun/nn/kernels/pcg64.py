@@ -143,6 +143,7 @@ class RawWords:
 
     def __init__(self, bit_generator: np.random.PCG64):
         self.bit_generator = bit_generator  # keeps the memory of the state alive
+        self._lock = bit_generator.lock  # random_raw's own: the kernel runs without the GIL
         self._state = _state_words(bit_generator)
 
     def __reduce__(self):
@@ -155,5 +156,6 @@ class RawWords:
         if self._state is None:
             out[:] = self.bit_generator.random_raw(out.size)
         else:
-            _fill(*self._state, out)
+            with self._lock:
+                _fill(*self._state, out)
 
