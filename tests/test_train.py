@@ -24,7 +24,7 @@ from helpers import InterruptAt
 from trickrun.nn.losses import evaluate, predict_proba, softmax
 from trickrun.rundir.format import Status
 from trickrun.ending import Divergence
-from trickrun.train import Trainer, flush_subnormals
+from trickrun.train import NullReporter, Trainer, flush_subnormals
 
 BASE = {"data": {"val_size": 100}, "model": {"hidden": [16]}, "train": {"epochs": 3}}
 
@@ -232,6 +232,34 @@ def test_ctrl_c_with_restore_best_false_still_evaluates_a_finished_epoch(fake_da
     assert trainer.stop_signal == signal.SIGINT and not trainer.out_of_memory
     np.testing.assert_array_equal(writer.models[0]["hidden1.W"],
                                   weights_of(writer.checkpoints[s["best_epoch"] - 1], "hidden1.W"))
+
+
+class EpochLines(NullReporter):
+    """The epochs whose progress line was shown."""
+
+    def __init__(self):
+        self.epochs = []
+
+    def epoch(self, record):
+        self.epochs.append(record["epoch"])
+
+
+def test_ctrl_c_while_an_epoch_is_saved_still_reports_it_and_says_after(fake_data):
+    class SignalOnSecondCheckpoint(RecordingWriter):
+        """Ctrl-C to this process while epoch 2's checkpoint is written: a stop held back."""
+
+        def save_checkpoint(self, arrays):
+            super().save_checkpoint(arrays)
+            if len(self.checkpoints) == 2:
+                signal.raise_signal(signal.SIGINT)
+
+    reporter = EpochLines()
+    trainer = make_trainer({**BASE, "train": {"epochs": 5}}, reporter=reporter)
+    s = trainer.run(SignalOnSecondCheckpoint())
+    assert s["status"] is Status.INTERRUPTED and trainer.stop_signal == signal.SIGINT
+    assert reporter.epochs == [1, 2]  # epoch 2's line came out before the stop
+    assert (s["epochs_run"], s["stopped_epoch"]) == (2, 2)
+    assert s["stop_reason"] == "interrupted (Ctrl-C) after epoch 2"
 
 
 # --- the trainer's interface ------------------------------------------------------------------

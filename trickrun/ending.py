@@ -56,11 +56,12 @@ class Ending:
         return cls(Status.DIVERGED, divergence.reason(), divergence)
 
 
-def run_until_ended(next_epoch: Callable[[], Ending | None], current_epoch: Callable[[], int],
+def run_until_ended(next_epoch: Callable[[], Ending | None], position: Callable[[], str],
                     signals: SignalStop) -> Ending:
     """Call `next_epoch` until it returns an Ending, with the stop signals turned into
     KeyboardInterrupt (signals.SignalStop). A stop signal or a MemoryError ends the run as
-    interrupted, and resumable: freeing memory or a smaller batch may be enough."""
+    interrupted, and resumable: freeing memory or a smaller batch may be enough. `position()`
+    says where in the run it stopped ("during epoch 3", "after epoch 2")."""
     try:
         # Divergence is caught by the finiteness checks and reported in trickrun's words;
         # numpy's overflow warnings on the way there would only leak source lines.
@@ -70,10 +71,10 @@ def run_until_ended(next_epoch: Callable[[], Ending | None], current_epoch: Call
             return ending
     except KeyboardInterrupt as stop:  # Ctrl-C, or a StopSignal
         signum = getattr(stop, "signum", signal.SIGINT)
-        return Ending(Status.INTERRUPTED, f"interrupted ({signal_label(signum)}) during epoch {current_epoch()}",
+        return Ending(Status.INTERRUPTED, f"interrupted ({signal_label(signum)}) {position()}",
                       stop_signal=signum)
     except MemoryError:
-        return Ending(Status.INTERRUPTED, f"ran out of memory during epoch {current_epoch()}", out_of_memory=True)
+        return Ending(Status.INTERRUPTED, f"ran out of memory {position()}", out_of_memory=True)
 
 
 def finish(state, ending: Ending, writer, *, restore_best: bool, test_set: tuple[np.ndarray, np.ndarray],

@@ -27,11 +27,12 @@ def signal_label(signum: int) -> str:
 class SignalStop:
     """While `installed()`, STOP_SIGNALS raise StopSignal, which the loop takes as Ctrl-C, instead
     of killing the process with the summary still "running". Inside `held()` a signal waits for
-    the end of the block, so that an epoch's record and its checkpoint are written together.
+    the end of the outermost such block, so that an epoch's record, its checkpoint and its
+    progress line come out together.
     Handlers can only be set in the main thread; elsewhere the signals keep theirs."""
 
     def __init__(self) -> None:
-        self._holding = False
+        self._holding = 0  # how many held() blocks are open: they nest
         self._pending: int | None = None
 
     def _handle(self, signum: int, frame) -> None:
@@ -56,11 +57,11 @@ class SignalStop:
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        self._holding = True
+        self._holding += 1
         try:
             yield
         finally:
-            self._holding = False
-        if self._pending is not None:
+            self._holding -= 1
+        if not self._holding and self._pending is not None:
             signum, self._pending = self._pending, None
             raise StopSignal(signum)

@@ -222,7 +222,7 @@ class Trainer:
         with compile_notice(self.reporter.note):
             ending = run_until_ended(
                 lambda: stop_condition(self.stopper, self.epoch, limits, min_delta) or self._run_epoch(saver),
-                lambda: self.epoch, self.signals)
+                self._position, self.signals)
         self.stop_signal, self.out_of_memory = ending.stop_signal, ending.out_of_memory
         return finish(self, ending, writer, restore_best=self.cfg.early_stopping.restore_best,
                       test_set=(self.data.x_test, self.data.y_test), train_s=self.clock() - started)
@@ -251,9 +251,17 @@ class Trainer:
                   "penalty": weight_penalty(m.params[: m.n_weights], reg.l2, reg.l1),
                   "grad_norm": stats["grad_norm"], "clip_fraction": stats["clip_fraction"],
                   "epoch_s": self.clock() - t0, "layers": layers}
-        saver.save(record, self)
-        self.reporter.epoch(record)
+        with self.signals.held():  # a stop arriving now waits for the epoch's line too
+            saver.save(record, self)
+            self.reporter.epoch(record)
         return None
+
+    def _position(self) -> str:
+        """Where in the run a stop came: "during epoch 3", or "after epoch 2" once its
+        record and checkpoint are written."""
+        if self.epochs_done < self.epoch:
+            return f"during epoch {self.epoch}"
+        return f"after epoch {self.epoch}" if self.epoch else "before epoch 1"
 
 
 def flush_subnormals(a: np.ndarray) -> None:
