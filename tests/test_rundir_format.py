@@ -100,6 +100,16 @@ def test_reopen_writes_the_same_running_summary_as_create_plus_the_resume_count(
     assert again["resumed"] == 1
 
 
+def test_a_resumed_run_times_its_training_from_where_it_left_off(tmp_path: Path) -> None:
+    writer = RunWriter.create(tmp_path, "r", "seed: 5\n", seed=5)
+    writer.save_checkpoint({"w": np.zeros(1)})
+    first = writer.finish({"status": Status.INTERRUPTED, "epochs_run": 1, "train_s": 3.25})
+    again = RunWriter.reopen(writer.path, 1)
+    summary = again.finish({"status": Status.COMPLETED, "epochs_run": 2, "train_s": 2.5})
+    assert summary["train_s"] == 5.75
+    assert summary["wall_s"] >= first["wall_s"]  # the wall clock went on too
+
+
 # --- statuses and resuming ---------------------------------------------------------------
 
 

@@ -226,6 +226,7 @@ class RunWriter:
         self.lock = lock
         self._metrics: MetricsLog | None = None
         self._summary: dict[str, Any] = {}
+        self._earlier_train_s = 0.0  # training time of the run's earlier parts (before a resume)
 
     @staticmethod
     def _running_summary(started: Any, seed: Any) -> dict[str, Any]:
@@ -289,6 +290,7 @@ class RunWriter:
         records, _ = read_metrics(path / METRICS_FILE)
         write_atomic(path / METRICS_FILE, "".join(to_json(r) + "\n" for r in records[:epochs_done]).encode())
         writer._started = time.time() - float(summary.get("wall_s") or 0.0)
+        writer._earlier_train_s = float(summary.get("train_s") or 0.0)
         writer._summary = cls._running_summary(summary.get("started"), summary.get("seed"))
         if resumed:
             writer._summary["resumed"] = int(summary.get("resumed", 0)) + 1
@@ -299,7 +301,8 @@ class RunWriter:
         return writer
 
     def finish(self, result: Mapping[str, Any]) -> dict[str, Any]:
-        """Write the final summary: the start fields, the result, and timing."""
+        """Write the final summary: the start fields, the result, and timing. A resumed run's
+        `wall_s` and `train_s` go on from where its summary left them."""
         finished = time.time()
         summary = {
             "status": Status(result["status"]),
@@ -312,6 +315,8 @@ class RunWriter:
             "host": self._summary["host"],
             "versions": self._summary["versions"],
         }
+        if "train_s" in summary:
+            summary["train_s"] += self._earlier_train_s
         if "resumed" in self._summary:
             summary["resumed"] = self._summary["resumed"]
         write_json(self.path / SUMMARY_FILE, summary)
