@@ -94,6 +94,16 @@ def test_a_single_group_is_labelled_by_the_name_its_runs_share(tmp_path: Path) -
     assert analyze.group_runs(runs[:1])[0].label == "base_s0"
 
 
+def test_a_run_its_name_no_longer_means_is_labelled_name_tilde_k(tmp_path: Path) -> None:
+    older, newer, other = (load_run(make_run(tmp_path, name, stamp=stamp)) for name, stamp in
+                           [("base", "20240501-120000"), ("base", "20240501-130000"), ("norm", "20240501-120000")])
+    assert analyze.run_labels([older, other]) == ["base~1", "norm"]  # "base" now means `newer`
+    assert analyze.run_labels([newer, other]) == ["base", "norm"]
+    assert analyze.run_labels([newer, older]) == ["base", "base~1"]  # same name and seed
+    seeds = [load_run(make_run(tmp_path / "s", "adam", seed=s, stamp=f"20240501-12000{s}")) for s in range(3)]
+    assert analyze.run_labels(seeds) == ["adam s0", "adam s1", "adam s2"]  # the seed says more
+
+
 def test_mean_curve_is_marked_at_the_best_of_the_mean(tmp_path: Path) -> None:
     one = curve_records(3)
     two = curve_records(4)

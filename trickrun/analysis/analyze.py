@@ -32,7 +32,7 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 from ..errors import ConfigError
 from ..metrics import METRIC_KEYS, best_index, higher_is_better
 from ..rundir.format import ENDED, layer_order
-from ..rundir.reader import Run
+from ..rundir.reader import Run, newer_namesakes, split_dir_name
 from .significance import Verdict, judge
 from .stats import mean_sd
 
@@ -171,13 +171,16 @@ def best_runs(results: Sequence[Mapping[str, Any]], key: str, higher: bool | Non
 
 
 def run_labels(runs: Sequence[Run]) -> list[str]:
-    """Short labels: the run name when unique, else name + seed, else the folder."""
+    """Short labels: the run name when unique, else name + seed, else the folder. A run that
+    a newer one of its name has since replaced is `NAME~K`, as `show` and `compare` take it,
+    since its bare name now means the newer run."""
     names = [r.name for r in runs]
-    if len(set(names)) == len(names):
-        return names
+    newer = newer_namesakes([r.path for r in runs])
+    aged = [name if k == 0 else f"{split_dir_name(r.dirname)[0]}~{k}" for name, r, k in zip(names, runs, newer)]
     seeded = [f"{r.name} s{r.seed}" for r in runs]
-    if len(set(seeded)) == len(seeded):
-        return seeded
+    for labels in (names, seeded, aged):
+        if len(set(labels)) == len(labels):
+            return aged if labels is names else labels
     return [r.dirname for r in runs]
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import ConfigError, RunDirError
 from ..metrics import MONITORS, best_index as best_of
@@ -352,6 +352,25 @@ def _older_run(spec: str, k: int, root: Path, note: Callable[[str], None] | None
     if note is not None:
         note(f"'{spec}~{k}' is {chosen.name}")
     return chosen
+
+
+def newer_namesakes(paths: Sequence[Path]) -> list[int]:
+    """For each run directory, how many runs of its name in its folder are newer: the K of
+    `NAME~K` that names it (0: NAME alone does). 0 where the folder cannot be listed."""
+    folders: dict[Path, dict[str, list[str]]] = {}  # folder -> run name -> directory names, oldest first
+    counts = []
+    for path in paths:
+        if path.parent not in folders:
+            try:
+                runs = sorted((p for p in _candidates(path.parent) if is_run_dir(p)), key=_age)
+            except (ConfigError, RunDirError, OSError):  # labels only: not worth an error
+                runs = []
+            folders[path.parent] = named = {}
+            for run in runs:
+                named.setdefault(split_dir_name(run.name)[0], []).append(run.name)
+        same = folders[path.parent].get(split_dir_name(path.name)[0], [])
+        counts.append(len(same) - 1 - same.index(path.name) if path.name in same else 0)
+    return counts
 
 
 def _resolve_glob(spec: str, root: Path) -> list[Path]:
