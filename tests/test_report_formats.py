@@ -45,3 +45,19 @@ def test_a_table_too_long_for_rich_is_plain_aligned_text_and_an_empty_one_says_s
     out = render(Report([Section("many", ["name", "status"], rows)]), OutputFormat.table)
     assert out.splitlines()[:2] == ["name    status", "run0    ok"]
     assert render(Report([Section("0 runs", ["name"], [], empty="no runs")]), OutputFormat.table) == "no runs\n"
+
+
+def test_best_values_are_marked_where_bold_cannot_show():
+    section = Section("Results", ["metric", "a", "b"], [[Cell("acc"), Cell("0.97", best=True), Cell("0.95")]],
+                      footer=["best of each row in bold"])
+    report = Report([section])
+
+    def table(**console) -> str:
+        buf = io.StringIO()
+        report_output(report, OutputFormat.table, Console(file=buf, width=80, highlight=False, **console))
+        return buf.getvalue()
+
+    piped = table()  # a file: no styles
+    assert "0.97*" in piped and "0.95*" not in piped and "best of each row marked *" in piped
+    styled = table(force_terminal=True, color_system="standard")
+    assert "\x1b[1" in styled and "*" not in styled and "best of each row in bold" in styled

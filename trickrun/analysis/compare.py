@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 from ..errors import ConfigError
 from ..rundir.reader import Ambiguous, Run, load_run, resolve_run, resolve_runs
 from .analyze import DEFAULT_METRIC, Comparison, best_runs, compare_groups, compare_runs, metric_field
+from .document import BEST_IN_BOLD
 from .grouped import group_report
 from .render import (EMPTY, RUN_COLUMNS_MAX, SPARK_MISSING, Cell, Report, Section, fmt_delta, fmt_number, orient,
                      status_cell)
@@ -113,7 +114,7 @@ def _results_section(analysis: Comparison, names: list[str], runs: Sequence[Run]
         return by_run
     labels = [(f"{EMPHASIS} " if key == emphasised else "") + result_label(key) for key in keys]
     if len(names) > 1:
-        footer = [f"best of each row in bold; (±) change against the baseline run "
+        footer = [f"best of each row {BEST_IN_BOLD}; (±) change against the baseline run "
                   f"{analysis.runs[analysis.baseline].label}"] + footer
     section = orient("Results", labels, names, _result_cells(analysis, emphasised), "", footer)
     section.narrow = by_run
@@ -133,7 +134,7 @@ def _results_by_run(analysis: Comparison, names: list[str], emphasised: str, not
             if key in keys and key in directed:
                 headers.append(f"Δ {short_label(key)}")
                 cells.append([Cell(c.note.strip("()") or EMPTY) for c in cells[keys.index(key)]])
-        footer.insert(0, f"best of each column in bold; Δ: change against the baseline run "
+        footer.insert(0, f"best of each column {BEST_IN_BOLD}; Δ: change against the baseline run "
                          f"{analysis.runs[analysis.baseline].label}")
     rows = [[Cell(name)] + [_without_note(row[c]) for row in cells] for c, name in enumerate(names)]
     by_key = dict(zip(keys, headers))

@@ -8,6 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+# How a footer says where the best values are; where styles cannot show (piped output),
+# render.py marks those cells with BEST_MARK and says so instead.
+BEST_IN_BOLD = "in bold"
+BEST_MARK = "*"
+
+
 @dataclass
 class Cell:
     text: str

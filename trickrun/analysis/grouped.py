@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from .analyze import GroupComparison, best_flags, metric_field
+from .document import BEST_IN_BOLD
 from .sections import (
     EMPHASIS,
     at_best_note,
@@ -113,7 +114,7 @@ def _results_section(analysis: GroupComparison, names: list[str]) -> Section:
     if len(groups) > 1:
         cells.append(_verdict_cells(analysis))
         labels.append(VERDICT_LABEL)
-        footer = ["best of each row in bold; (±) change of the mean against the baseline group"] + footer
+        footer = [f"best of each row {BEST_IN_BOLD}; (±) change of the mean against the baseline group"] + footer
     section = orient("Results by group", labels, names, cells, "", footer)
     section.narrow = by_group
     return section
@@ -132,7 +133,7 @@ def _results_by_group(analysis: GroupComparison, keys: list[str], emphasised: st
     by_key = dict(zip(keys, headers[3:]))
     optional = ["seeds", "status"] + [by_key[k] for k in field_order(keys, emphasised)]
     return Section("Results by group", ["group"] + headers, rows,
-                   ["best of each column in bold"] + footer, optional=optional)
+                   [f"best of each column {BEST_IN_BOLD}"] + footer, optional=optional)
 
 
 def _status_counts(results: Sequence[Mapping[str, Any]]) -> str:

@@ -20,7 +20,7 @@ from ..choices import OutputFormat
 from ..metrics import higher_is_better
 from ..rundir.format import Status
 from ..rundir.writer import to_json
-from .document import Cell, Report, Section
+from .document import BEST_IN_BOLD, BEST_MARK, Cell, Report, Section
 from .layout import Layout, cell_text, fit
 
 RICH_ROWS_MAX = 500  # tables longer than this are printed as plain aligned text
@@ -88,9 +88,21 @@ def _encodable_section(section: Section, console: Console) -> Section:
                    narrow=None if section.narrow is None else _encodable_section(section.narrow, console))
 
 
+def _best_marked(section: Section) -> Section:
+    """`section` for output without styles (a pipe, a file): its best cells end in BEST_MARK,
+    and the footers that say "in bold" say so instead."""
+    rows = [[replace(c, text=c.text + BEST_MARK) if c.best and c.text != EMPTY else c for c in map(_cell, row)]
+            for row in section.rows]
+    return replace(section, rows=rows, footer=[line.replace(BEST_IN_BOLD, f"marked {BEST_MARK}") for line in section.footer],
+                   narrow=None if section.narrow is None else _best_marked(section.narrow))
+
+
 def draw_tables(sections: Sequence[Section], console: Console) -> None:
-    """The sections as rich tables fitted to the console's width (layout.py), for a terminal."""
+    """The sections as rich tables fitted to the console's width (layout.py), for a terminal;
+    with no styles to show (console.color_system None: not a terminal), best values marked."""
     cut = "ellipsis" if encodable("…", console) == "…" else "crop"  # rich's … is not translated
+    if console.color_system is None:
+        sections = [_best_marked(s) for s in sections]
     for section in (_encodable_section(s, console) for s in sections):
         footer = section.footer
         if section.text is not None:
