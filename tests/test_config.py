@@ -121,6 +121,23 @@ def test_boundary_values_inside_the_range_are_accepted(data):
     load_config(data)
 
 
+def test_every_problem_is_named_at_once_and_a_wrong_key_misleads_no_other_check():
+    msg = config_error({"model": {"dropout": 1.5, "init": "hee", "foo": 1, "hidden": "wide", "residual": True},
+                       "train": {"epochs": 0, "batch_size": "abc"}, "data": 7})
+    lines = msg.splitlines()
+    assert lines[0] == "7 problems in the config:"
+    assert [line.strip().split(":")[0] for line in lines[1:]] == [
+        "unknown key 'model.foo' (valid keys", "model.hidden", "train.batch_size", "data",
+        "model.init", "model.dropout", "train.epochs"]
+    # model.hidden kept its default meanwhile: residual's check of the widths does not speak of it
+    assert "model.residual" not in msg
+
+
+def test_the_checks_that_join_keys_come_once_each_key_is_right():
+    msg = config_error({"model": {"hidden": [64, 32], "residual": True}})
+    assert msg.startswith("model.residual: needs equal hidden widths") and "\n" not in msg
+
+
 # --- choices ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", sorted(CHOICES))
 def test_unknown_choice_lists_the_choices(path):

@@ -14,9 +14,10 @@ import dataclasses
 import difflib
 import math
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence, get_args, get_origin, get_type_hints
+from typing import Any, Iterator, Mapping, Sequence, get_args, get_origin, get_type_hints
 
 from .data.catalog import DATASETS
 from .data.scaling import SCALES
@@ -200,24 +201,51 @@ def _check_value(path: str, value: Any, hint: Any) -> Any:
     raise TypeError(f"unsupported annotation {hint!r} at {path}")  # a bug in the schema
 
 
-def _build(cls: type, data: Any, path: str) -> Any:
+class Problems:
+    """The ConfigErrors of one config, collected so that one look shows every mistake: a key
+    that is wrong keeps its default meanwhile, and the checks go on."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    @contextmanager
+    def collect(self) -> Iterator[None]:
+        try:
+            yield
+        except ConfigError as err:
+            self.messages.append(str(err))
+
+    def raise_any(self) -> None:
+        if len(self.messages) == 1:
+            raise ConfigError(self.messages[0])
+        if self.messages:
+            raise ConfigError(f"{len(self.messages)} problems in the config:\n"
+                              + "\n".join(f"  {message}" for message in self.messages))
+
+
+def _build(cls: type, data: Any, path: str, problems: Problems) -> Any:
+    """An instance of the config dataclass `cls` from `data`; every key that is unknown or
+    of the wrong type is told to `problems` and left at its default."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         where = path or "config"
-        raise ConfigError(f"{where}: expected a mapping of keys to values, got {short(data)}")
+        problems.messages.append(f"{where}: expected a mapping of keys to values, got {short(data)}")
+        return cls()
     hints = get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in data.items():
         full = f"{path}.{key}" if path else str(key)
         if key not in hints:
-            raise ConfigError(f"unknown key {short(full)}{_closest(str(key)[:100], names)}")
+            problems.messages.append(f"unknown key {short(full)}{_closest(str(key)[:100], names)}")
+            continue
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
-            kwargs[key] = _build(hint, value, full)
+            kwargs[key] = _build(hint, value, full, problems)
         else:
-            kwargs[key] = _check_value(full, value, hint)
+            with problems.collect():
+                kwargs[key] = _check_value(full, value, hint)
     return cls(**kwargs)
 
 
@@ -234,7 +262,7 @@ def _check_range(path: str, value: float | int | None, bounds: Bounds) -> None:
         raise ConfigError(f"{path}: {short(value)} is out of range; allowed {bounds}")
 
 
-def _check_choices(cfg: Config) -> None:
+def _check_choices(cfg: Config, problems: Problems) -> None:
     for path, choices in CHOICES.items():
         value = get_key(cfg, path)
         if value not in choices:
@@ -242,8 +270,8 @@ def _check_choices(cfg: Config) -> None:
             close = difflib.get_close_matches(str(value)[:100], [*choices, *aliases], n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             known = "".join(f", {alias} (= {name})" for alias, name in aliases.items())
-            raise ConfigError(f"{path}: unknown choice {short(value)}{hint}; "
-                              f"choose one of: {', '.join(choices)}{known}")
+            problems.messages.append(f"{path}: unknown choice {short(value)}{hint}; "
+                                     f"choose one of: {', '.join(choices)}{known}")
 
 
 def canonical_choices(cfg: Config) -> Config:
@@ -256,21 +284,26 @@ def canonical_choices(cfg: Config) -> Config:
     return cfg
 
 
-def validate(cfg: Config) -> Config:
-    """Check choices and ranges; return `cfg` unchanged or raise ConfigError."""
-    _check_choices(cfg)
+def validate(cfg: Config, problems: Problems | None = None) -> Config:
+    """Check choices and ranges; return `cfg` unchanged or raise ConfigError naming every
+    problem (with those `problems` already found). The checks that join several keys run
+    once each key is right on its own, as a key left at its default would mislead them."""
+    problems = problems or Problems()
+    _check_choices(cfg, problems)
     if cfg.name is not None and not NAME_RULE.fullmatch(cfg.name):
-        raise ConfigError(
+        problems.messages.append(
             f"name: {short(cfg.name)} cannot name a run directory: a name "
             f"has 1 to {MAX_NAME} characters, a letter or digit first, then letters, digits, '.', '_', '+' or '-'"
         )
     m = cfg.model
     if not m.hidden:
-        raise ConfigError("model.hidden: the list of hidden widths is empty; give at least one, e.g. [256]")
+        problems.messages.append("model.hidden: the list of hidden widths is empty; give at least one, e.g. [256]")
     for path, bounds in RANGES.items():
         value = get_key(cfg, path)
         for i, item in enumerate(value) if isinstance(value, list) else [(None, value)]:
-            _check_range(path if i is None else f"{path}[{i}]", item, bounds)
+            with problems.collect():
+                _check_range(path if i is None else f"{path}[{i}]", item, bounds)
+    problems.raise_any()
     if m.residual and len(set(m.hidden)) > 1:
         raise ConfigError(f"model.residual: needs equal hidden widths, got {short(m.hidden)}; "
                           f"e.g. model.hidden: {short([m.hidden[0]] * len(m.hidden))}")
@@ -439,7 +472,8 @@ def load_config(
         data["name"] = name
     if seed is not None:
         data["seed"] = seed
-    cfg = _build(Config, data, "")
+    problems = Problems()
+    cfg = _build(Config, data, "", problems)
     if cfg.name is None:
         cfg.name = fallback
-    return resolve(validate(canonical_choices(cfg)))
+    return resolve(validate(canonical_choices(cfg), problems))
