@@ -58,6 +58,19 @@ def test_the_cli_reports_a_start_failure_and_leaves_nothing(fake_data, tmp_path,
     assert entries == [] and skipped == []  # `ls` has nothing to call "not a run"
 
 
+@pytest.mark.parametrize(("call", "said"), [
+    (dict(progress="silent"), "progress: unknown mode 'silent'; choose one of: auto, quiet, plain, rich"),
+    (dict(overrides="optimizer.lr=0.01"), "overrides: give a list of KEY=VALUE strings, such as ['optimizer.lr=0.01']"),
+])
+def test_a_mistaken_api_call_is_a_config_error_and_leaves_nothing(fake_data, tmp_path, call, said):
+    from trickrun.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        api.train(TINY, runs_dir=tmp_path / "runs", **call)
+    assert str(info.value).startswith(said)
+    assert everything_in(tmp_path / "runs") == []
+
+
 def test_a_run_that_fails_after_an_epoch_keeps_its_directory_to_resume(fake_data, tmp_path, monkeypatch):
     original = Trainer._run_epoch
     fail_in_epoch(monkeypatch, 2, RuntimeError("boom"))

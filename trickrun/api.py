@@ -103,8 +103,8 @@ def train(
     """Train one run exactly as `trickrun train` does and return its directory and summary.
 
     `config` is a YAML path, a mapping with the same keys, or a loaded Config; `overrides`
-    are `--set` strings such as "optimizer.lr=0.01"; `name` and `seed` win over both.
-    `progress` is "auto", "rich", "plain" or "quiet". Config and data problems raise
+    are `--set` strings such as "optimizer.lr=0.01" (a list, even of one); `name` and `seed`
+    win over both. `progress` is "auto", "rich", "plain" or "quiet". Config and data problems raise
     ConfigError or DataError before any run directory is made; an error before the first
     epoch is recorded removes the run directory again before it is raised. A Ctrl-C, SIGTERM or SIGHUP
     while training ends the run with status "interrupted" (the summary says so, and

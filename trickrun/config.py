@@ -463,6 +463,8 @@ def load_config(
     `source` is a YAML file path or an already-parsed mapping. `overrides` are `--set`
     strings; `name` and `seed` (the CLI's --name and --seed) win over everything.
     """
+    if isinstance(overrides, str):  # from the Python API: one string would be read letter by letter
+        raise ConfigError(f"overrides: give a list of KEY=VALUE strings, such as [{short(overrides)}], not one string")
     if isinstance(source, Mapping):
         data, fallback = _deep_copy(source), "run"
     else:

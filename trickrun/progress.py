@@ -11,7 +11,9 @@ from rich.console import Console
 from rich.progress import Progress
 
 from .display import bar_columns, fitted_line
+from .errors import ConfigError
 from .train import NullReporter
+from .userinput import short
 
 
 def epoch_line(record: dict, epochs: int, width: int | None = None) -> str:
@@ -91,6 +93,9 @@ class RichReporter(NullReporter):
 
 def make_reporter(mode: str):
     """`quiet` | `plain` | `rich` | `auto` (rich on a terminal, plain otherwise)."""
+    reporters = {"quiet": NullReporter, "plain": PlainReporter, "rich": RichReporter}
     if mode == "auto":
         mode = "rich" if sys.stderr.isatty() else "plain"
-    return {"quiet": NullReporter, "plain": PlainReporter, "rich": RichReporter}[mode]()
+    if mode not in reporters:  # from the Python API: the CLI's flags give only these
+        raise ConfigError(f"progress: unknown mode {short(mode)}; choose one of: auto, {', '.join(reporters)}")
+    return reporters[mode]()
