@@ -53,7 +53,7 @@ def list_runs(
 # What each `ls --sort` column holds, for the message that refuses another name.
 SORT_MEANINGS = {
     SortKey.name: "run name", SortKey.status: "status", SortKey.epochs: "epochs run",
-    SortKey.val_acc: "best validation accuracy", SortKey.test_acc: "test accuracy",
+    SortKey.val_acc: "validation accuracy at the best epoch", SortKey.test_acc: "test accuracy",
     SortKey.started: "start time", SortKey.duration: "duration",
 }
 
