@@ -31,7 +31,7 @@ _WORKER = _CATALOG + "from trickrun.sweep.worker import main\nsys.exit(main())\n
 _PRELUDE = _CATALOG + f"""\
 from trickrun.sweep import local
 local.WORKER_COMMAND = [sys.executable, "-c", {_WORKER!r}]
-from trickrun.cli import main
+from trickrun.entry import main
 main()
 """
 

@@ -135,3 +135,52 @@ def test_a_signal_inside_held_waits_for_the_end_of_the_block():
         for s, handler in previous.items():
             signal.signal(s, handler)
     assert done == ["record", "checkpoint", signal.SIGHUP]
+
+
+# --- the command's start ----------------------------------------------------------------------
+# A child that inherited SIGINT ignored, as a job a script starts in the background does, and
+# that says when it begins to load the command line, then loads it slowly.
+SLOW_START = """
+import builtins, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+real_import = builtins.__import__
+
+def slow_import(name, globals=None, locals=None, fromlist=(), level=0):
+    if name == "cli" and level == 1:
+        print("loading", flush=True)
+        time.sleep(60)
+    return real_import(name, globals, locals, fromlist, level)
+
+builtins.__import__ = slow_import
+sys.argv = ["trickrun", "ls"]
+from trickrun.entry import main
+main()
+"""
+
+
+def test_ctrl_c_while_the_command_loads_exits_130_even_from_the_background():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_START], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline() == "loading\n"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and err == "interrupted\n"
+
+
+def test_ctrl_c_inside_a_command_that_does_not_take_it_exits_130(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from trickrun.cli import app
+
+    def interrupted(root):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("trickrun.cli_runs.scan_runs", interrupted)
+    result = CliRunner().invoke(app, ["ls", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 130 and "interrupted" in result.stderr and "Aborted" not in result.output

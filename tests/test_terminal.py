@@ -47,7 +47,7 @@ CHILD = """
 import dataclasses, json, sys
 from trickrun.data import catalog
 catalog.DATASETS["mnist"] = dataclasses.replace(catalog.DATASETS["mnist"], sha256=json.loads(sys.argv[1]))
-from trickrun.cli import main
+from trickrun.entry import main
 sys.argv = ["trickrun", *sys.argv[2:]]
 main()
 """

@@ -38,7 +38,9 @@ err_console = Console(stderr=True, highlight=False, markup=False)
 
 
 def reports_errors(command: Callable) -> Callable:
-    """Turn TrickrunError into `error: ...` on stderr and its exit code."""
+    """Turn TrickrunError into `error: ...` on stderr and its exit code, and a Ctrl-C that
+    the command does not take itself into `interrupted` and 130 (click would say "Aborted!"
+    and exit 1)."""
 
     @functools.wraps(command)
     def run(*args, **kwargs):
@@ -49,6 +51,9 @@ def reports_errors(command: Callable) -> Callable:
         except TrickrunError as err:
             _error(str(err))
             raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(130) from None
         except OSError as err:
             if err.errno not in STDOUT_ERRNOS:
                 raise
