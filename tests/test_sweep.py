@@ -22,7 +22,7 @@ from trickrun.errors import ConfigError
 from trickrun.rundir.lock import is_locked
 from trickrun.sweep.local import cell_end, threads_per_job
 from trickrun.sweep.record import read_record
-from trickrun.sweep.spec import SweepSpec, cell_name, load_spec, parse_grid_option, parse_seed_list
+from trickrun.sweep.spec import SweepSpec, cell_name, load_spec, parse_grid_option, parse_seed_list, spec_from_file
 
 runner = CliRunner()
 
@@ -63,6 +63,30 @@ def test_grid_values_as_yaml_list_or_comma_separated_scalars():
 def test_bad_grid_options_are_config_errors(text):
     with pytest.raises(ConfigError):
         parse_grid_option(text)
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("model.init=glorot,xavier,he", "--grid model.init: the value xavier and glorot name the same choice"),
+    ("optimizer.name=sgd,adam,sgd", "--grid optimizer.name: the value sgd is listed twice"),
+    ("model.hidden=[[8],[16],[8]]", "--grid model.hidden: the value [8] is listed twice"),
+    ("optimizer.lr=0.1,,0.2", "--grid optimizer.lr: the values '0.1,,0.2' have an empty one between commas; "
+                              "write null for the key's default"),
+    ("=1,2", "--grid '': expected a dotted config key"),
+])
+def test_a_grid_value_that_would_train_one_configuration_twice_or_by_mistake_is_named(text, said):
+    with pytest.raises(ConfigError) as info:
+        parse_grid_option(text)
+    assert str(info.value).startswith(said)
+    assert parse_grid_option("optimizer.lr=null,0.1")[1] == [None, 0.1]  # the default, asked for by name
+
+
+def test_a_sweep_file_grid_with_two_names_of_one_choice_is_refused(tmp_path):
+    path = tmp_path / "s.yaml"
+    data = {"base": "c.yaml", "grid": {"model.init": ["he", "kaiming"]}}
+    with pytest.raises(ConfigError, match="the value kaiming and he name the same choice"):
+        spec_from_file(path, data)
+    with pytest.raises(ConfigError, match="grid: '': expected a dotted config key"):
+        spec_from_file(path, {"base": "c.yaml", "grid": {"": [1]}})
 
 
 def test_cells_are_seed_major_with_distinct_file_safe_names():

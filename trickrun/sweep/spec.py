@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import dump_yaml, parse_override, parse_yaml, read_config_file
+from ..config import ALIASES, dump_yaml, parse_override, parse_yaml, read_config_file, short
 from ..errors import ConfigError
 
 NAME_LIMIT = 100  # the run-name length limit of config.validate
@@ -146,8 +146,7 @@ def parse_grid_option(text: str) -> tuple[str, list[Any]]:
     key_text, sep, raw = text.partition("=")
     if not sep:
         raise ConfigError(f"--grid {text[:60]!r}: expected KEY=VALUES, e.g. --grid optimizer.lr=0.01,0.001")
-    keys, _ = parse_override(key_text + "=")  # checks the key's form
-    key = _sweepable(".".join(keys), "--grid")
+    key = _sweepable(_dotted_key(key_text, "--grid"), "--grid")
     raw = raw.strip()
     if not raw:
         raise ConfigError(f"--grid {key}: no values; e.g. --grid {key}=a,b or --grid '{key}=[a, b]'")
@@ -156,8 +155,22 @@ def parse_grid_option(text: str) -> tuple[str, list[Any]]:
         if not isinstance(values, list):
             raise ConfigError(f"--grid {key}: expected a list such as [0.1, 0.01]")
     else:
-        values = [parse_yaml(part, f"--grid {key}") if part.strip() else None for part in raw.split(",")]
+        parts = raw.split(",")
+        if not all(part.strip() for part in parts):
+            raise ConfigError(f"--grid {key}: the values {short(raw)} have an empty one between commas; "
+                              f"write null for the key's default")
+        values = [parse_yaml(part, f"--grid {key}") for part in parts]
     return key, _check_values(key, values, "--grid")
+
+
+def _dotted_key(key: Any, where: str) -> str:
+    """`key` if it has the form of a config key (optimizer.lr), else a ConfigError from `where`."""
+    try:
+        parse_override(f"{key}=")
+    except ConfigError:
+        raise ConfigError(f"{where} {short(str(key))}: expected a dotted config key, "
+                          f"such as optimizer.lr or model.hidden") from None
+    return str(key).strip()
 
 
 def _flow_list(key: str, raw: str) -> Any:
@@ -184,13 +197,19 @@ def _sweepable(key: str, where: str) -> str:
 
 
 def _check_values(key: str, values: list[Any], where: str) -> list[Any]:
+    """`values` of a grid axis, none listed twice, also under another name of a choice
+    (glorot and xavier): such cells would be one configuration trained twice, counted as two."""
     if not values:
         raise ConfigError(f"{where} {key}: the list of values is empty")
-    seen = []
+    aliases = ALIASES.get(key, {})
+    seen: list[tuple[Any, Any]] = []  # (the value as given, what it stands for); lists are values too
     for v in values:
-        if v in seen:
-            raise ConfigError(f"{where} {key}: the value {flow(v)[:40]} is listed twice")
-        seen.append(v)
+        meaning = aliases.get(v, v) if isinstance(v, str) else v
+        for given, meant in seen:
+            if meant == meaning:
+                same = "is listed twice" if given == v else f"and {flow(given)[:40]} name the same choice"
+                raise ConfigError(f"{where} {key}: the value {flow(v)[:40]} {same}")
+        seen.append((v, meaning))
     return values
 
 
@@ -250,8 +269,8 @@ def spec_from_file(path: Path, data: Mapping[str, Any]) -> SweepSpec:
     for key, values in grid.items():
         if not isinstance(values, list):
             raise ConfigError(f"{path}: grid.{str(key)[:60]}: expected a list of values")
-        parse_override(f"{key}=")  # checks the key's form
-        spec.grid[str(key)] = _check_values(_sweepable(str(key), f"{path}: grid"), values, f"{path}: grid")
+        key = _dotted_key(key, f"{path}: grid:")
+        spec.grid[key] = _check_values(_sweepable(key, f"{path}: grid"), values, f"{path}: grid")
     seeds = data.get("seeds")
     if isinstance(seeds, list):
         spec.seeds = _check_seeds(seeds, f"{path}: seeds")
@@ -284,8 +303,8 @@ def _fixed_values(path: Path, fixed: Any) -> list[tuple[str, Any]]:
         raise ConfigError(f"{path}: set: expected a mapping of dotted keys to values")
     out = []
     for key, value in fixed.items():
-        parse_override(f"{key}=")  # checks the key's form
-        out.append((_sweepable(str(key), f"{path}: set:"), value))
+        key = _dotted_key(key, f"{path}: set:")
+        out.append((_sweepable(key, f"{path}: set:"), value))
     return out
 
 
