@@ -175,7 +175,7 @@ def test_leave_one_out():
 def test_parse_claims():
     assert [c.number for c in parse_claims("9,1,9")] == [1, 9]
     assert len(parse_claims(None)) == len(CLAIMS) == 9
-    for bad in ("0", "10", "a", "1,,2"):
+    for bad in ("0", "10", "a", "1,,2", "", " "):  # empty: not all nine by a slip
         with pytest.raises(ConfigError, match="--claims"):
             parse_claims(bad)
 

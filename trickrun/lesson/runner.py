@@ -32,7 +32,7 @@ CONFIG_FOLDER = Path("configs") / "lesson"
 
 
 def parse_claims(text: str | None) -> list[Claim]:
-    if text is None or not text.strip():
+    if text is None:
         return list(CLAIMS)
     numbers = []
     for part in text.split(","):
