@@ -536,3 +536,19 @@ def test_ray_init_leaves_the_sweep_s_sigterm_handler_in_place():
         assert signals.getsignal(signals.SIGTERM) is ours
     finally:
         signals.signal(signals.SIGTERM, before)
+
+
+def test_a_sweep_that_would_drop_recorded_runs_from_its_record_is_refused(tmp_path):
+    run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01"), FakeBackend())
+    first = [c["run_dir"] for c in record(tmp_path)["cells"]]
+    with pytest.raises(ConfigError, match=r"sweep 'tiny' already has 2 runs of cells this command leaves out "
+                                          r"\(tiny_lr-0.1_s0-.*trickrun rm --sweep tiny"):
+        prepare(spec_of(tmp_path, "optimizer.lr=0.05"), tmp_path / "runs", False, "local", 1)
+    assert [c["run_dir"] for c in record(tmp_path)["cells"]] == first  # the record is as it was
+
+    run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01,0.05"), FakeBackend())  # extended: all listed
+    cells = record(tmp_path)["cells"]
+    assert [c["run_dir"] for c in cells[:2]] == first and cells[2]["status"] == "completed"
+    # the lesson's sweeps may replace their records (another seed range)
+    prepare(spec_of(tmp_path, "optimizer.lr=0.05"), tmp_path / "runs", False, "local", 1,
+            lock=False, replace_record=True)

@@ -112,7 +112,8 @@ def run_claims(claims: list[Claim], opts: LessonOptions, jobs: int, err: Console
     try:
         for claim in claims:
             for spec in claim_specs(claim, folder, opts.quick, opts.seeds, opts.seed_list, opts.first_seed):
-                prepared.append((claim, prepare(spec, opts.runs_dir, False, opts.backend, jobs)))
+                # Another seed range replaces a claim's record; its runs stay, reused when asked again.
+                prepared.append((claim, prepare(spec, opts.runs_dir, False, opts.backend, jobs, replace_record=True)))
         backend = LazyBackend(opts.backend, jobs, prepared[0][1].record.path.parent / BACKEND_LOG)
         try:
             if any(p.action.runs for _, sweep in prepared for p in sweep.plans):

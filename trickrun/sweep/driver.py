@@ -24,7 +24,7 @@ from ..rundir.writer import RunWriter, remove_if_never_trained, runs_root
 from ..signals import SignalStop
 from .backend import Backend, CellEnd, CellJob
 from .plan import Plan, plan_cells, resolve_cells
-from .record import SweepRecord, lock_sweep, record_path
+from .record import SweepRecord, cells_left_out, lock_sweep, record_path
 from .spec import SweepSpec
 from .states import Action, CellState, INTERRUPTED_EXIT_CODES
 
@@ -62,13 +62,17 @@ class NullProgress:
 
 
 def prepare(spec: SweepSpec, runs_dir: Path | None, rerun: bool, backend: str, jobs: int,
-            *, lock: bool = True) -> PreparedSweep:
+            *, lock: bool = True, replace_record: bool = False) -> PreparedSweep:
     """Validate every cell, take the sweep's lock (unless `lock` is False: a dry run), and
-    plan each cell from the runs already in the runs folder."""
+    plan each cell from the runs already in the runs folder. A sweep of the same name whose
+    record lists runs of cells this one leaves out is a ConfigError, unless `replace_record`."""
     root = runs_root(runs_dir)
     cells, configs, seeds = resolve_cells(spec)
     sweep_lock = lock_sweep(root, spec.name) if lock else None
     try:
+        left_out = [] if replace_record else cells_left_out(record_path(root, spec.name), cells, root)
+        if left_out:
+            raise _would_drop(spec.name, left_out)
         plans = plan_cells(cells, configs, root, rerun)
         record = SweepRecord(record_path(root, spec.name), spec, cells, seeds, backend, jobs)
         for plan in plans:
@@ -78,6 +82,15 @@ def prepare(spec: SweepSpec, runs_dir: Path | None, rerun: bool, backend: str, j
             sweep_lock.release()
         raise
     return PreparedSweep(spec, root, plans, record, sweep_lock)
+
+
+def _would_drop(name: str, runs: list[str]) -> ConfigError:
+    shown = ", ".join(runs[:3]) + (f", ... ({len(runs) - 3} more)" if len(runs) > 3 else "")
+    return ConfigError(
+        f"sweep {name!r} already has {len(runs)} run{'s' if len(runs) > 1 else ''} of cells this command leaves out "
+        f"({shown}); its record would no longer list them, and --sweep {name} would no longer take them. Keep "
+        f"their values and seeds in the grid (finished cells are skipped), give this sweep another --name, or "
+        f"remove the old one first: trickrun rm --sweep {name}")
 
 
 def _record_plan(record: SweepRecord, plan: Plan) -> None:
