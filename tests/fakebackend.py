@@ -5,7 +5,8 @@ it was given, after checking that the directory holds the cell's config.yaml and
 driver is not also its writer (the lock went with the job). `script` says how each cell
 ends, by cell index: "completed" (default), "fail", "hang" (ends only when stopped or
 killed), "hang-until-killed", "crash-on-stop" (runs until stopped or killed, then its
-process dies with a traceback).
+process dies with a traceback), "stopped-while-starting" (runs until stopped, then exits 130
+having written nothing, as a worker stopped before its training began does).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class FakeBackend:
         ends = []
         for index, job in list(self.live.items()):
             how = self.script.get(index, "completed")
-            if how in ("hang", "crash-on-stop") and not (self.killed or self.stopped):
+            if how in ("hang", "crash-on-stop", "stopped-while-starting") and not (self.killed or self.stopped):
                 continue
             if how == "hang-until-killed" and not self.killed:
                 continue
@@ -55,6 +56,8 @@ class FakeBackend:
     def _end(self, job: CellJob, how: str) -> CellEnd:
         if how == "fail":
             return CellEnd(job.index, None, "exit code 3: error: no data", 3)
+        if how == "stopped-while-starting":
+            return CellEnd(job.index, None, None, 130)
         if how == "crash-on-stop" or (self.killed and how.startswith("hang")):
             return CellEnd(job.index, None, "Traceback ...\nKeyboardInterrupt", 1)
         status = "interrupted" if self.stopped else "completed"

@@ -552,3 +552,15 @@ def test_a_sweep_that_would_drop_recorded_runs_from_its_record_is_refused(tmp_pa
     # the lesson's sweeps may replace their records (another seed range)
     prepare(spec_of(tmp_path, "optimizer.lr=0.05"), tmp_path / "runs", False, "local", 1,
             lock=False, replace_record=True)
+
+
+def test_a_cell_stopped_before_its_training_began_leaves_no_stale_run(tmp_path):
+    spec = spec_of(tmp_path, "optimizer.lr=0.1,0.01")
+    backend = FakeBackend(script={0: "stopped-while-starting", 1: "hang"}, on_poll=stop_with(signal.SIGINT))
+    run(tmp_path, spec, backend)
+    cells = record(tmp_path)["cells"]
+    assert [c["status"] for c in cells] == ["interrupted", "interrupted"]
+    assert cells[0]["run_dir"] is None and not backend.jobs[0].run_dir.exists()  # nothing to resume: gone
+    assert backend.jobs[1].run_dir.exists()  # its worker said it was interrupted: kept to resume
+    sweep = prepare(spec, tmp_path / "runs", False, "local", 1, lock=False)
+    assert [str(p.action) for p in sweep.plans] == ["train", "resume"]

@@ -208,15 +208,18 @@ def _end(sweep: PreparedSweep, plan: Plan, job: CellJob, end: CellEnd, result: S
     run_dir: Path | None = job.run_dir
     if state is CellState.FAILED:
         result.failed.append(plan.cell.index)
-        if job.fresh and _remove_if_never_trained(job.run_dir):
-            run_dir = None
+    # A new run directory its worker never began to train (it failed, or was stopped while it
+    # started: no summary) is no run; left, `ls` would list it as stale for good.
+    never_began = state is CellState.FAILED or (state is CellState.INTERRUPTED and end.summary is None)
+    if job.fresh and never_began and _remove_if_never_trained(job.run_dir):
+        run_dir = None
     sweep.record.set(plan.cell.index, state, run_dir=run_dir, error=error)
     progress.cell_ended(plan, end, state)
 
 
 def _remove_if_never_trained(run_dir: Path) -> bool:
-    """A fresh run directory whose worker failed before its first epoch is no run: remove it
-    (under its lock, so never while a process trains it)."""
+    """Remove a fresh run directory in which no epoch was recorded (under its lock, so never
+    while a process trains it)."""
     try:
         lock = RunLock.acquire(run_dir)
     except TrickrunError:
