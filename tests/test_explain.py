@@ -74,7 +74,7 @@ def test_optimizer_formulas_come_from_the_module_docstring_table():
     assert formulas["sgd"] == "w <- w - lr g"
     assert formulas["momentum"].startswith("v <- gamma v - lr g; w <- w + v")
     assert formulas["adam"].startswith("m <- b1 m + (1 - b1) g; v <- b2 v + (1 - b2) g^2; w <- w - lr (m / (1 - b1^t))")
-    assert notes == ["The formulas, in the conventions chosen (t counts steps from 1):"]
+    assert notes == ("The formulas, in the conventions chosen (t counts steps from 1):", "")
     for line in optim.__doc__.splitlines():  # every table row's first words are in its formula
         name, _, rest = line.strip().partition(" ")
         if line.startswith("  ") and name in formulas:
@@ -93,8 +93,8 @@ def test_formula_table_reads_continuation_lines_and_the_notes_around_it():
 
     Other text.
     """
-    assert formula_table(doc, ("a", "b")) == ({"a": "x + 1 continued", "b": "y"}, ["The rules:", "where x is one."])
-    assert formula_table("No table here.", ("a",)) == ({}, [])
+    assert formula_table(doc, ("a", "b")) == ({"a": "x + 1 continued", "b": "y"}, ("The rules:", "where x is one."))
+    assert formula_table("No table here.", ("a",)) == ({}, ("", ""))
 
 
 def test_a_line_of_prose_starting_with_a_choice_name_is_no_row():
@@ -103,7 +103,7 @@ def test_a_line_of_prose_starting_with_a_choice_name_is_no_row():
     - Weight norm trains v and g. v takes the
       weight slot, so decay acts on v only.
     """
-    assert formula_table(doc, ("weight",)) == ({}, [])
+    assert formula_table(doc, ("weight",)) == ({}, ("", ""))
 
 
 def test_weight_norm_is_explained_by_its_own_docstring_and_no_note_is_prose():
@@ -283,3 +283,11 @@ def test_every_claim_names_keys_its_sweeps_vary():
                    for cfg in resolve_cells(spec)[1]]
         varied = {key for key, _ in config_diff(configs, ignore=("seed", "name"))}
         assert claim.keys and set(claim.keys) <= varied, (claim.number, claim.keys, varied)
+
+
+def test_a_formula_table_s_preface_comes_before_it_and_choice_names_are_whole():
+    text = " ".join(text_of("schedule.name", 80).split())
+    assert text.index("on epoch W + 1:") < text.index("constant lr") < text.index("where k = e - W")
+    for width in (60, 80, 120):
+        assert "fashion-mnist" in text_of("data.dataset", width).split()
+        assert "val_loss" in text_of("early_stopping.monitor", width).split()

@@ -121,10 +121,10 @@ def filled_in(key: str) -> str | None:
 # Formulas of each choice, from the module that registers it.
 
 
-def formula_table(doc: str, names: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
+def formula_table(doc: str, names: tuple[str, ...]) -> tuple[dict[str, str], tuple[str, str]]:
     """The rows of a docstring's formula table (`  name   formula`, continued on deeper-indented
-    lines) for the registered `names`, and the notes around it: the paragraph that introduces
-    the table and the lines that follow it up to a blank line. A row sets its name two spaces
+    lines) for the registered `names`, and the notes around it (each "" if none): the paragraph
+    that introduces the table, and the lines that follow it up to a blank line. A row sets its name two spaces
     or more apart from its formula, so a line of prose that starts with a choice's name (a
     bullet's "  weight decay ...") is no row."""
     lines = inspect.cleandoc(doc or "").splitlines()
@@ -142,7 +142,7 @@ def formula_table(doc: str, names: tuple[str, ...]) -> tuple[dict[str, str], lis
         else:
             current = None
     if first is None:
-        return {}, []
+        return {}, ("", "")
     intro_end = first
     while intro_end > 0 and not lines[intro_end - 1].strip():
         intro_end -= 1
@@ -152,8 +152,8 @@ def formula_table(doc: str, names: tuple[str, ...]) -> tuple[dict[str, str], lis
         if not line.strip():
             break
         after.append(line.strip())
-    notes = [" ".join(" ".join(lines[intro_start:intro_end]).split())] + ([" ".join(after)] if after else [])
-    return {name: " ".join(text.split()) for name, text in rows.items()}, [n for n in notes if n]
+    intro = " ".join(" ".join(lines[intro_start:intro_end]).split())
+    return {name: " ".join(text.split()) for name, text in rows.items()}, (intro, " ".join(after))
 
 
 def first_paragraph(obj: Any) -> str:
@@ -162,12 +162,12 @@ def first_paragraph(obj: Any) -> str:
     return " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
 
 
-def choice_formulas(key: str) -> tuple[dict[str, str], list[str], str | None]:
-    """Per choice of `key`, the formula trickrun uses; the notes of the module's formula table;
-    and that module's file, relative to the checkout."""
+def choice_formulas(key: str) -> tuple[dict[str, str], tuple[str, str], str | None]:
+    """Per choice of `key`, the formula trickrun uses; the notes before and after the module's
+    formula table; and that module's file, relative to the checkout."""
     registry = REGISTRIES.get(key)
     if registry is None:
-        return {}, [], None
+        return {}, ("", ""), None
     module = inspect.getmodule(registry.get(registry.names()[0]))
     table, notes = formula_table(module.__doc__, registry.names())
     formulas = {name: table.get(name) or first_paragraph(registry.get(name)) for name in registry.names()}

@@ -42,10 +42,10 @@ INDENT = (0, 0, 0, 2)
 
 
 def _grid(columns: int) -> Table:
-    """Columns two spaces apart, the last one wrapped."""
+    """Columns two spaces apart, the last one wrapped; the others (names, keys) kept whole."""
     table = Table.grid(padding=(0, 2))
-    for _ in range(columns):
-        table.add_column()
+    for i in range(columns):
+        table.add_column(no_wrap=i < columns - 1)
     return table
 
 
@@ -113,7 +113,7 @@ def key_view(key: str, report: Path) -> list[RenderableType]:
 
 
 def _choices(key: str) -> RenderableType:
-    formulas, notes, source = choice_formulas(key)
+    formulas, (before, after), source = choice_formulas(key)
     aliases: dict[str, list[str]] = {}
     for alias, name in ALIASES.get(key, {}).items():
         aliases.setdefault(name, []).append(alias)
@@ -124,8 +124,10 @@ def _choices(key: str) -> RenderableType:
             text = (text + " " if text else "") + f"(also accepted: {', '.join(aliases[name])})"
         _add(rows, name, text)
     head = f"choices, with the formulas of {source}:" if source else "choices:"
-    parts: list[RenderableType] = [Text(head), Padding(rows, INDENT, expand=False)]
-    parts += [Padding(Text(note), INDENT, expand=False) for note in notes]
+    parts: list[RenderableType] = [Text(head)]
+    parts += [Padding(Text(before), INDENT, expand=False)] if before else []  # the table's preface
+    parts.append(Padding(rows, INDENT, expand=False))
+    parts += [Padding(Text(after), INDENT, expand=False)] if after else []
     return Group(*parts)
 
 
