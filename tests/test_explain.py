@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from trickrun.analysis.analyze import config_diff
 from trickrun.cli import app
-from trickrun.config import ALIASES, CHOICES, REGISTRIES
+from trickrun.config import ALIASES, CHOICES, REGISTRIES, load_config
 from trickrun.configdoc import CHECKOUT, all_keys, choice_formulas, filled_in, first_paragraph, formula_table
 from trickrun.explain import explain, rendered_lines
 from trickrun.lesson.claims import CLAIMS
@@ -180,6 +180,27 @@ def test_a_config_file_shows_its_comment_and_its_difference_from_the_baseline(wi
     rows = [line.split() for line in text.splitlines() if line.startswith("  model.")]
     assert [row[:3] for row in rows] == [["model.dropout", "0.2", "0.5"]]  # one key differs
     assert "Against configs/baseline.yaml" in text
+
+
+def test_a_key_the_chosen_schedule_or_optimizer_does_not_read_is_no_change(tmp_path, monkeypatch):
+    monkeypatch.chdir(CHECKOUT)
+    rows = [line.split() for line in text_of("configs/constant-lr.yaml", 120).splitlines() if line.startswith("  schedule.")]
+    assert [row[:3] for row in rows] == [["schedule.name", "exponential", "constant"],
+                                         ["schedule.gamma", "0.9", "unused"]]  # not 0.98: constant reads none
+    (tmp_path / "baseline.yaml").write_text("schedule: {name: constant, gamma: 0.5}\noptimizer: {name: sgd}\n")
+    (tmp_path / "same.yaml").write_text("schedule: {name: constant, gamma: 0.7, step_size: 3}\n"
+                                        "optimizer: {name: sgd, beta1: 0.5}\n")
+    assert "The same experiment as" in text_of(str(tmp_path / "same.yaml"), 120)
+
+
+def test_unused_keys_are_those_the_chosen_rule_and_schedule_never_read():
+    from trickrun.config import unused_keys
+
+    cfg = load_config({"optimizer": {"name": "adamw"}, "schedule": {"name": "step"}})
+    unused = unused_keys(cfg)
+    assert {"optimizer.beta1", "optimizer.beta2", "optimizer.eps", "optimizer.weight_decay"}.isdisjoint(unused)
+    assert {"optimizer.momentum", "optimizer.rho", "schedule.min_lr", "schedule.factor", "schedule.patience"} <= unused
+    assert {"schedule.gamma", "schedule.step_size"}.isdisjoint(unused)
 
 
 def test_a_config_of_the_checkout_is_found_from_another_folder(tmp_path, monkeypatch):

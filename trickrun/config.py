@@ -344,6 +344,16 @@ def resolve(cfg: Config) -> Config:
     return dataclasses.replace(cfg, optimizer=o, schedule=s)
 
 
+def unused_keys(cfg: Config) -> set[str]:
+    """The dotted keys that `cfg`'s optimizer and schedule do not read (another rule's
+    hyper-parameters, another schedule's settings): their values change nothing."""
+    takes = OPTIMIZERS.get(cfg.optimizer.name).defaults
+    unused = {f"optimizer.{k}" for k in (*HYPER_KEYS, "weight_decay") if k not in takes}
+    uses = SCHEDULES.get(cfg.schedule.name).uses
+    return unused | {f"schedule.{f.name}" for f in dataclasses.fields(ScheduleConfig)
+                     if f.name not in ("name", "warmup_epochs", *uses)}
+
+
 # ---------------------------------------------------------------------------------------
 # Overrides and the public entry point.
 

@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .analysis.analyze import config_diff
-from .config import ALIASES, CHOICES, load_config, read_config_file, short
+from .config import ALIASES, CHOICES, load_config, read_config_file, short, unused_keys
 from .configdoc import CHECKOUT, all_keys, choice_formulas, filled_in, kind_text, sections, show_value
 from .errors import ConfigError
 from .lesson.claims import CLAIMS, Claim
@@ -172,19 +172,30 @@ def file_view(path: Path, report: Path) -> list[RenderableType]:
         return parts + [Text(f"No {BASELINE} found beside it or in the checkout to compare it with.")]
     if baseline.resolve() == path.resolve():
         return parts + [Text("This is the baseline: each other config in its folder changes one thing of it.")]
-    mine, base = load_config(path).to_dict(), load_config(baseline).to_dict()
-    diff = config_diff([base, mine], ignore=("name",))
+    configs = [load_config(baseline), load_config(path)]
+    unused = [unused_keys(cfg) for cfg in configs]
+    # A key neither config's optimizer or schedule reads differs in value only (gamma under
+    # a constant schedule): no change. One that only one reads is shown as unused by the other.
+    diff = [(key, values) for key, values in config_diff([c.to_dict() for c in configs], ignore=("name",))
+            if not all(key in u for u in unused)]
     meanings = all_keys()
     rows = _grid(4)
     _add(rows, *(Text(h, style="bold") for h in ("key", _shown(baseline), "this file", "meaning")))
-    for key, (old, new) in diff:
-        _add(rows, key, show_value(old), show_value(new), meanings.get(key, (None, None, ""))[2])
+    for key, values in diff:
+        shown = [f"unused by {_reader(cfg, key)}" if key in u else show_value(v) for cfg, u, v in zip(configs, unused, values)]
+        _add(rows, key, *shown, meanings.get(key, (None, None, ""))[2])
     parts.append(Text(f"Against {_shown(baseline)}, both resolved (every default filled in):"
                       if diff else f"The same experiment as {_shown(baseline)}, once resolved."))
     if diff:
         parts.append(Padding(rows, INDENT, expand=False))
         parts.append(Text(f"trickrun explain {diff[0][0]}: the key in full, with what the lesson says about it."))
     return parts
+
+
+def _reader(cfg, key: str) -> str:
+    """The choice that would read `key` if it took it: the optimizer or the schedule."""
+    section = key.split(".")[0]
+    return getattr(cfg, section).name
 
 
 def _baseline_for(path: Path) -> Path | None:

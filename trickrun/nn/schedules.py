@@ -27,7 +27,10 @@ class Schedule:
     """lr at scheduled epoch k (1-based) of `total` scheduled epochs. A schedule may react to
     `observe(improved)` after each scheduled epoch; its `state_dict` is what a checkpoint
     keeps. Every schedule writes the plateau rule's fields (scale 1, no bad epochs for the
-    rest), so one checkpoint format holds them all."""
+    rest), so one checkpoint format holds them all. `uses`: the keys of the schedule section
+    it reads besides name and warmup_epochs."""
+
+    uses: tuple[str, ...] = ()
 
     def __init__(self, cfg, lr: float, total: int):
         self.cfg, self.base_lr, self.total = cfg, lr, total
@@ -53,18 +56,24 @@ class Constant(Schedule):
 
 @SCHEDULES.register("exponential")
 class Exponential(Schedule):
+    uses = ("gamma",)
+
     def lr(self, k: int) -> float:
         return self.base_lr * self.cfg.gamma ** (k - 1)
 
 
 @SCHEDULES.register("step")
 class Step(Schedule):
+    uses = ("gamma", "step_size")
+
     def lr(self, k: int) -> float:
         return self.base_lr * self.cfg.gamma ** ((k - 1) // self.cfg.step_size)
 
 
 @SCHEDULES.register("cosine")
 class Cosine(Schedule):
+    uses = ("min_lr",)
+
     def lr(self, k: int) -> float:
         lr, total, min_lr = self.base_lr, self.total, self.cfg.min_lr
         if total <= 1:
@@ -75,6 +84,8 @@ class Cosine(Schedule):
 
 @SCHEDULES.register("plateau")
 class Plateau(Schedule):
+    uses = ("factor", "patience", "min_lr")
+
     def __init__(self, cfg, lr: float, total: int):
         super().__init__(cfg, lr, total)
         self.scale = 1.0  # product of the cuts so far
