@@ -174,3 +174,20 @@ def test_resume_takes_the_lock_before_it_reads_the_status(fake_data, monkeypatch
 
     assert resume(cut.run_dir, progress="quiet").summary["status"] == "completed"
     assert locked_when_read and all(locked_when_read)  # no other process could act between check and training
+
+
+def test_a_lock_file_that_is_a_link_or_a_pipe_is_never_written_through_or_waited_on(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, "linked", status="interrupted")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (run_dir / LOCK_FILE).unlink(missing_ok=True)
+    (run_dir / LOCK_FILE).symlink_to(victim)
+    with pytest.raises(ConfigError, match="is a symbolic link, which trickrun does not write through"):
+        RunLock.acquire(run_dir)
+    assert victim.read_text() == "precious\n"
+    assert is_locked(run_dir) is None  # a reader does not follow it either
+
+    piped = make_run(tmp_path, "piped", status="interrupted")
+    (piped / LOCK_FILE).unlink(missing_ok=True)
+    os.mkfifo(piped / LOCK_FILE)
+    assert is_locked(piped) in (None, False)  # at once: opening a pipe to read would wait for a writer

@@ -24,6 +24,8 @@ from .format import LOCK_FILE
 _TRIES, _PAUSE_S = 10, 0.02
 # Filesystems that cannot lock (some network mounts) say so with one of these.
 _NO_LOCKING = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
+# Readers only ask: never through a link, and never waiting on a .lock that is a pipe.
+_READ_ONLY = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
 
 
 def _holder(fd: int) -> str:
@@ -57,8 +59,11 @@ class RunLock:
         path = run_dir / LOCK_FILE
         created = not path.exists()
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         except OSError as err:
+            if err.errno == errno.ELOOP:  # the holder is written into it: never through a link
+                raise ConfigError(f"{path} is a symbolic link, which trickrun does not write through; "
+                                  f"remove it (rm {path}) and run the command again") from None
             raise RunDirError(f"cannot open the lock file {path}: {err.strerror or err}") from None
         for attempt in range(_TRIES):
             try:
@@ -103,7 +108,7 @@ class RunLock:
 def holder(run_dir: Path) -> str:
     """Who the lock file of `run_dir` names (as a busy message gives it), read-only."""
     try:
-        fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY)
+        fd = os.open(run_dir / LOCK_FILE, _READ_ONLY)
     except OSError:
         return "another process"
     try:
@@ -116,7 +121,7 @@ def is_locked(run_dir: Path) -> bool | None:
     """Whether a process holds `run_dir`'s lock, i.e. trains it now. None when the run has no
     lock file (written by a trickrun from before the lock) or locks cannot be tried here."""
     try:
-        fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY)
+        fd = os.open(run_dir / LOCK_FILE, _READ_ONLY)
     except OSError:
         return None
     try:
