@@ -215,3 +215,21 @@ def test_a_stdout_that_is_full_is_exit_1_saying_so_without_a_traceback(tmp_path)
     said = " ".join(proc.stderr.split())
     assert said.startswith("error: cannot write the table to stdout: No space left on device"), said
     assert "-o FILE" in said and "Traceback" not in said and "Exception ignored" not in said
+
+
+def test_an_export_is_never_written_into_a_run_directory(root_with_runs):
+    (adam,) = root_with_runs.glob("adam-*")
+    before = (adam / "summary.json").read_bytes()
+    result = export("adam", "-o", str(adam / "summary.json"))
+    assert result.exit_code == 2 and "is a run directory; write the export outside it" in result.output
+    assert (adam / "summary.json").read_bytes() == before
+
+
+def test_a_run_that_is_a_link_is_exported_under_the_link_s_name(tmp_path):
+    root = tmp_path / "runs"
+    real = make_run(tmp_path / "elsewhere", "real")
+    (root).mkdir()
+    (root / "linked-20240501-120000").symlink_to(real)
+    result = export("linked")
+    assert result.exit_code == 0, result.output
+    assert {row["run"] for row in csv_rows(result.stdout)} == {"linked-20240501-120000"}  # what show takes

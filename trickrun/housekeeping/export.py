@@ -34,7 +34,7 @@ from ..atomic import replacing
 from ..choices import ExportFormat
 from ..errors import ConfigError, RunDirError
 from ..rundir.format import layer_order
-from ..rundir.reader import Run
+from ..rundir.reader import Run, is_run_dir
 from ..rundir.writer import to_json
 from ..stdout import stdout_to_devnull
 from ..sweep.record import sweeps_by_run
@@ -171,6 +171,8 @@ def write_output(path: Path, data: bytes) -> None:
         raise ConfigError(f"-o {path} is a folder; give a file name such as {path / 'runs.csv'}")
     if not path.parent.is_dir():
         raise ConfigError(f"-o {path}: the folder {path.parent} does not exist")
+    if is_run_dir(path.resolve().parent):  # its files are the run's record: never replaced by a table
+        raise ConfigError(f"-o {path}: {path.parent} is a run directory; write the export outside it")
     try:
         with replacing(path) as (f, _):
             f.write(data)

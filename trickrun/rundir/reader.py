@@ -387,12 +387,14 @@ def _resolve_glob(spec: str, root: Path) -> list[Path]:
 
 def resolve_runs(specs: Iterable[str], root: Path, *, ambiguous: Ambiguous | str = Ambiguous.REFUSE,
                  note: Callable[[str], None] | None = None) -> list[Path]:
-    """All runs the specs name (each as resolve_run reads it), in order, each once."""
-    seen: dict[Path, None] = {}
+    """All runs the specs name (each as resolve_run reads it), in order, each once: absolute,
+    under the name they were found by (a run that is a link keeps the link's name, which
+    `show` and `rm` take)."""
+    seen: dict[Path, Path] = {}
     for spec in specs:
         for path in resolve_run(spec, root, ambiguous=ambiguous, note=note):
-            seen.setdefault(path.resolve(), None)
-    return list(seen)
+            seen.setdefault(path.resolve(), Path(os.path.abspath(path)))
+    return list(seen.values())
 
 
 # ---------------------------------------------------------------------------------------
