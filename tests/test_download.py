@@ -22,7 +22,8 @@ class Mirror:
     """A local HTTP server: `files` maps a URL path to its bytes, `behaviour` to how to serve it.
 
     behaviours: "ok" (default), "drop" (send a full Content-Length, then half the body
-    and close), "404". `requests` records every path asked for.
+    and close), "404", "flood" (no Content-Length, then 5 MB of zeros, far more than any copy
+    of the file, or less if the client hangs up). `requests` records every path asked for.
     """
 
     def __init__(self, files: dict[str, bytes]):
@@ -41,6 +42,15 @@ class Mirror:
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/gzip")
+                if how == "flood":
+                    self.end_headers()
+                    try:
+                        for _ in range(80):
+                            self.wfile.write(bytes(65536))
+                    except OSError:  # the client hung up
+                        pass
+                    self.close_connection = True
+                    return
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if how == "drop":
@@ -134,6 +144,19 @@ def test_dropped_connection_is_an_error(served, start_mirror, cache, monkeypatch
         load.load_dataset(DataConfig(**SMALL))
     assert err.value.exit_code == 3
     assert sorted(p.name for p in cache.iterdir()) == ["train-images-idx3-ubyte.gz"]  # verified one stays
+
+
+def test_a_server_sending_more_than_any_genuine_copy_is_stopped(served, start_mirror, cache, monkeypatch):
+    from trickrun.data.catalog import SIZE
+
+    mirror = start_mirror(served)
+    mirror.behaviour["/mnist/train-labels-idx1-ubyte.gz"] = "flood"
+    use_mirrors(monkeypatch, mirror)
+    with pytest.raises(DataError, match="the server sends more than .* bytes, more than any genuine copy") as err:
+        load.load_dataset(DataConfig(**SMALL))
+    assert err.value.exit_code == 3
+    assert SIZE["train-labels-idx1-ubyte"] < 80 * 65536 // 10  # the flood is far past any genuine copy
+    assert sorted(p.name for p in cache.iterdir()) == ["train-images-idx3-ubyte.gz"]  # no part of it kept
 
 
 def test_dropped_connection_falls_through_to_the_next_mirror(served, start_mirror, cache, monkeypatch):

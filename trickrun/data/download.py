@@ -91,18 +91,26 @@ def _progress_bar(enabled: bool) -> Iterator:
 
 def _fetch(url: str, target: Path, sha256: str, size: int, bar) -> Path:
     """Download `url` into a temporary file beside `target`, verify it, rename it to `target`."""
+    # No genuine copy is larger (gzip adds a little to bytes it cannot compress, and a plain
+    # copy is `size`): a server sending more is stopped before it fills the disk.
+    limit = size + size // 100 + 4096
+    too_big = f"the server sends more than {limit:,} bytes, more than any genuine copy of {target.name}"
     with replacing(target) as (out, tmp):
         request = urllib.request.Request(url, headers={"User-Agent": "trickrun"})
         try:
             with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
+                if total is not None and total > limit:
+                    raise DataError(too_big)
                 task = bar.add_task(target.name, total=total)
                 received = 0
                 try:
                     while chunk := response.read(_CHUNK):
-                        out.write(chunk)
                         received += len(chunk)
+                        if received > limit:
+                            raise DataError(too_big)
+                        out.write(chunk)
                         bar.update(task, completed=received)
                     if total is not None and received != total:
                         raise DataError(f"connection closed after {received} of {total} bytes")
