@@ -63,6 +63,28 @@ def test_resume_drops_a_torn_last_line_and_records_past_the_checkpoint(fake_data
     assert metrics_without_times(resumed.run_dir) == metrics_without_times(whole.run_dir)
 
 
+@pytest.mark.parametrize(("edit", "said"), [
+    (("lr: 0.001", "lr: 0.5"), "optimizer.lr 0.001 -> 0.5"),
+    (("hidden: [16]", "hidden: [32]"), "model.hidden [16] -> [32]"),  # a shape: not blamed on the checkpoint
+])
+def test_resuming_a_run_whose_config_was_edited_is_refused_and_changes_nothing(fake_data, monkeypatch, edit, said):
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: InterruptAt(3, 2))
+    cut = train({**CFG, "optimizer": {"lr": 0.001}}, progress="quiet")
+    config = cut.run_dir / "config.yaml"
+    assert edit[0] in config.read_text()
+    config.write_text(config.read_text().replace(edit[0], edit[1]))
+    before = {p.name: p.read_bytes() for p in cut.run_dir.iterdir() if p.is_file() and p.name != ".lock"}
+    result = runner.invoke(app, ["resume", str(cut.run_dir)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    message = " ".join(result.stderr.split())
+    assert f"was edited since the run started ({said})" in message and "trickrun train" in message
+    assert {p.name: p.read_bytes() for p in cut.run_dir.iterdir() if p.is_file() and p.name != ".lock"} == before
+    name = config.read_text().replace("name: run", "name: renamed")  # the name trains nothing: allowed
+    config.write_text(name.replace(edit[1], edit[0]))
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: NullReporter())
+    assert resume(cut.run_dir, progress="quiet").summary["status"] != "interrupted"
+
+
 def test_resuming_a_finished_run_is_an_error(fake_data):
     done = train(CFG, progress="quiet")
     result = runner.invoke(app, ["resume", str(done.run_dir)])

@@ -6,9 +6,11 @@ checkpoint.npz holds, as arrays:
   best                the same for the best epoch so far by the monitor
   optimizer.<name>    each optimizer state array (adam: optimizer.m, optimizer.v, optimizer.t)
   meta                a JSON string: epochs_done, the early stopper's and the schedule's state,
-                      the best epoch's validation values, and the shuffle and dropout
-                      generators' states (the init stream is spent once the model exists)
-Loading it into a freshly built trainer of the same config continues the run bit for bit.
+                      the best epoch's validation values, the shuffle and dropout
+                      generators' states (the init stream is spent once the model exists),
+                      and the resolved config the run trains
+Loading it into a freshly built trainer of the same config continues the run bit for bit; a
+config.yaml edited since (any key but the name) is refused before anything is loaded.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, Mapping, Protocol
 
 import numpy as np
 
-from .errors import RunDirError
+from .errors import ConfigError, RunDirError
 from .rundir.format import CHECKPOINT_FILE, CONFIG_FILE
 from .signals import SignalStop
 
@@ -29,6 +31,7 @@ RESUMED_RNGS = ("shuffle", "dropout")  # the generators still drawn from after t
 class TrainingState(Protocol):
     """What a checkpoint saves and restores (train.Trainer has all of it)."""
 
+    cfg: Any  # config.Config
     model: Any  # nn.model.MLP
     optimizer: Any  # nn.optim.Optimizer
     stopper: Any  # early_stopping.EarlyStopping
@@ -48,6 +51,7 @@ def checkpoint_arrays(state: TrainingState, epochs_done: int) -> dict[str, np.nd
         "schedule": state.schedule.state_dict(),
         "best_values": state.best_values,
         "rngs": {name: getattr(state.rngs, name).bit_generator.state for name in RESUMED_RNGS},
+        "config": state.cfg.to_dict(),
     }
     arrays = {"model": state.model.flat_state(), "best": state.best_state,
               "meta": np.array(json.dumps(meta))}
@@ -76,10 +80,47 @@ def load_into(state: TrainingState, run_dir: Path) -> int:
     path = run_dir / CHECKPOINT_FILE
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return restore(state, {k: npz[k] for k in npz.files})
-    except Exception as err:  # any damage: zip, npy, a missing key, a wrong shape
-        raise RunDirError(f"{path} cannot be read ({type(err).__name__}: {err}); the run cannot be "
-                          f"resumed: train it again with trickrun train {run_dir / CONFIG_FILE}") from None
+            arrays = {k: npz[k] for k in npz.files}
+        started = json.loads(str(arrays["meta"])).get("config")
+    except Exception as err:  # any damage: zip, npy, a missing key
+        raise _unreadable(path, run_dir, err) from None
+    if started is not None:  # checkpoints from before trickrun kept the config have none
+        _check_unedited(run_dir, started, state.cfg.to_dict())
+    try:
+        return restore(state, arrays)
+    except Exception as err:  # a wrong shape, a damaged state
+        raise _unreadable(path, run_dir, err) from None
+
+
+def _unreadable(path: Path, run_dir: Path, err: Exception) -> RunDirError:
+    return RunDirError(f"{path} cannot be read ({type(err).__name__}: {err}); the run cannot be "
+                       f"resumed: train it again with trickrun train {run_dir / CONFIG_FILE}")
+
+
+def _check_unedited(run_dir: Path, started: Mapping[str, Any], now: Mapping[str, Any]) -> None:
+    """ConfigError if config.yaml was edited since the run started: the epochs before the edit
+    trained another experiment than the one the file would then claim for the whole run."""
+    before, after = _flat(started), _flat(json.loads(json.dumps(now)))  # both as JSON reads them
+    # Keys of both only: one a later trickrun added has its default, which is no edit.
+    changed = [(key, before[key], after[key]) for key in before
+               if key in after and key != "name" and before[key] != after[key]]
+    if changed:
+        shown = "; ".join(f"{key} {old!r} -> {new!r}" for key, old, new in changed[:5])
+        raise ConfigError(
+            f"{run_dir / CONFIG_FILE} was edited since the run started ({shown}); a resumed run goes on "
+            f"with the experiment it began. Put those values back to resume it, or train the edited "
+            f"config as a new run: trickrun train {run_dir / CONFIG_FILE}")
+
+
+def _flat(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"optimizer.lr": 0.001, ...}: a config's sections flattened to dotted keys."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 class EpochSaver:
