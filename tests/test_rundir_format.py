@@ -95,7 +95,7 @@ def test_reopen_writes_the_same_running_summary_as_create_plus_the_resume_count(
     assert (writer.path / CHECKPOINT_FILE).exists()  # interrupted: kept for resume
     RunWriter.reopen(writer.path, 0)
     again = json.loads((writer.path / SUMMARY_FILE).read_text())
-    assert list(again) == list(first) + ["resumed"]
+    assert list(again) == list(first) + ["earlier_wall_s", "earlier_train_s", "resumed"]
     assert {k: again[k] for k in first} == first
     assert again["resumed"] == 1
 
@@ -108,6 +108,20 @@ def test_a_resumed_run_times_its_training_from_where_it_left_off(tmp_path: Path)
     summary = again.finish({"status": Status.COMPLETED, "epochs_run": 2, "train_s": 2.5})
     assert summary["train_s"] == 5.75
     assert summary["wall_s"] >= first["wall_s"]  # the wall clock went on too
+
+
+def test_a_run_killed_outright_then_resumed_keeps_at_least_its_epochs_times(tmp_path: Path) -> None:
+    writer = RunWriter.create(tmp_path, "r", "seed: 5\n", seed=5)
+    writer.finish({"status": Status.INTERRUPTED, "epochs_run": 1, "train_s": 3.0})  # a Ctrl-C after epoch 1
+    again = RunWriter.reopen(writer.path, 0)
+    for epoch, seconds in [(1, 2.5), (2, 4.0), (3, 1.5)]:
+        again.append_metrics({"epoch": epoch, "epoch_s": seconds})
+    again.close()  # then kill -9 in epoch 4: the summary still says "running"
+    assert json.loads((writer.path / SUMMARY_FILE).read_text())["earlier_train_s"] == 3.0
+    last = RunWriter.reopen(writer.path, 3)  # the checkpoint covers epochs 1-3
+    summary = last.finish({"status": Status.COMPLETED, "epochs_run": 4, "train_s": 1.0})
+    assert summary["train_s"] == 2.5 + 4.0 + 1.5 + 1.0  # the epochs kept, not 3.0 + 1.0
+    assert summary["wall_s"] >= 8.0 and "earlier_train_s" not in summary
 
 
 # --- statuses and resuming ---------------------------------------------------------------

@@ -216,6 +216,20 @@ def environment() -> dict[str, str]:
     return {"trickrun": __version__, "python": platform.python_version(), "numpy": np.__version__, "blas": blas}
 
 
+def _earlier_times(summary: Mapping[str, Any], kept: list[Mapping[str, Any]]) -> tuple[float, float]:
+    """(wall_s, train_s) of a run's parts before a resume: as its summary has them; for a process
+    killed outright (its summary still "running"), what its predecessors had plus at least
+    the time of the epochs it kept (their epoch_s)."""
+    def seconds(value: Any) -> float:
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0 else 0.0
+
+    if summary.get("status") != Status.RUNNING:
+        return seconds(summary.get("wall_s")), seconds(summary.get("train_s"))
+    epochs = sum(seconds(record.get("epoch_s")) for record in kept)
+    return (max(seconds(summary.get("earlier_wall_s")), epochs),
+            max(seconds(summary.get("earlier_train_s")), epochs))
+
+
 class RunWriter:
     """Writes one run directory: config and a "running" summary at start, metrics as each
     epoch ends, the model and the final summary at the end. It holds the run's lock
@@ -289,9 +303,11 @@ class RunWriter:
         summary = read_summary(path / SUMMARY_FILE)[0] or {}
         records, _ = read_metrics(path / METRICS_FILE)
         write_atomic(path / METRICS_FILE, "".join(to_json(r) + "\n" for r in records[:epochs_done]).encode())
-        writer._started = time.time() - float(summary.get("wall_s") or 0.0)
-        writer._earlier_train_s = float(summary.get("train_s") or 0.0)
+        earlier_wall_s, writer._earlier_train_s = _earlier_times(summary, records[:epochs_done])
+        writer._started = time.time() - earlier_wall_s
         writer._summary = cls._running_summary(summary.get("started"), summary.get("seed"))
+        # kept while it trains, so that a process killed outright does not lose them
+        writer._summary.update(earlier_wall_s=earlier_wall_s, earlier_train_s=writer._earlier_train_s)
         if resumed:
             writer._summary["resumed"] = int(summary.get("resumed", 0)) + 1
         elif "resumed" in summary:
