@@ -237,6 +237,15 @@ def test_cli_explain_prints_and_an_unknown_thing_gets_the_nearest_names(monkeypa
     assert result.exit_code == 2 and "nearest: configs/dropout.yaml" in result.stderr
 
 
+@pytest.mark.parametrize("where", ["checkout", "elsewhere"])
+def test_a_folder_is_a_folder_with_or_without_its_slash(where, tmp_path, monkeypatch):
+    monkeypatch.chdir(CHECKOUT if where == "checkout" else tmp_path)  # elsewhere: the checkout's, as for files
+    for thing in ("configs", "configs/"):
+        result = runner.invoke(app, ["explain", thing])
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert result.stderr.startswith(f"error: {thing!r} is a folder; give a config file in it"), result.stderr
+
+
 def test_a_report_the_user_names_must_be_a_lesson_report(tmp_path):
     (tmp_path / "notes.md").write_text("# Notes\n\nNo verdicts here.\n")
     (tmp_path / "binary.md").write_bytes(b"\xff\xfe\x00")

@@ -150,3 +150,93 @@ def test_every_verdict_of_the_committed_report_follows_from_its_row_by_the_state
             assert verdict == "**no practical effect**", (predicted, verdict)
         else:
             assert verdict.startswith("*inconclusive*"), (predicted, verdict)
+
+
+def test_the_setup_sums_each_run_s_training_time_not_its_wall_time(tmp_path):
+    from dataclasses import replace
+
+    from trickrun.lesson.report import run_seconds, setup_lines
+
+    (result,) = claim_results(tmp_path)
+    # train_s (the training loop alone) well below wall_s (which adds loading and the test set);
+    # the last run's summary lacks train_s, as an older one may: its wall_s stands in.
+    runs = [replace(run, summary={**run.summary, "train_s": 1.25, "wall_s": 100.0}) for run in result.runs[:-1]]
+    older = {k: v for k, v in result.runs[-1].summary.items() if k != "train_s"}
+    runs.append(replace(result.runs[-1], summary={**older, "wall_s": 3.5}))
+    expected = 1.25 * (len(runs) - 1) + 3.5
+    assert expected < 60  # shown in seconds below
+    assert run_seconds(runs) == pytest.approx(expected)
+    result.runs = runs
+    (seeds,) = [line for line in setup_lines(result, quick=True) if line.startswith("- **seeds:**")]
+    assert f"({len(runs)} runs, {expected:.0f} s of training summed over them)" in seeds
+    broken = replace(runs[0], summary={"train_s": float("nan"), "wall_s": True})  # neither a time
+    assert run_seconds([broken, runs[-1]]) == 3.5
+
+
+# An inconclusive comparison (differences 0.010, -0.005, 0.002 over 3 pairs) and its MDE at 80%
+# power of a two-sided paired t at α 0.025, with the fewest seeds whose MDE reaches the SESOI
+# 0.002, by scipy (at α 0.05 they were 0.0232 and 113):
+#   d = np.subtract(a, b); sd = d.std(ddof=1)
+#   mde = lambda n: (stats.t.ppf(1 - 0.025 / 2, n - 1) + stats.t.ppf(0.8, n - 1)) * sd / np.sqrt(n)
+#   next(n for n in range(2, 10000) if mde(n) <= 0.002)
+MDE_AT_T_ALPHA, SEEDS_AT_T_ALPHA = 0.031486030282852316, 137
+
+
+def test_the_mde_is_quoted_at_the_level_the_doubled_p_needs_before_holm(tmp_path):
+    from trickrun.analysis.stats import either_test_p
+    from trickrun.lesson.report import _why, rule_lines
+    from trickrun.lesson.verdicts import ALPHA, INCONCLUSIVE, T_ALPHA, Comparison, SeedValues, judge, outcomes_for
+
+    assert T_ALPHA == 0.025
+    # The rule doubles the smaller p: the t-test alone must reach T_ALPHA for the comparison to reach ALPHA.
+    assert either_test_p(0.0249, 1.0) < ALPHA <= either_test_p(0.0251, 1.0)
+    comparison = Comparison("test_acc", "arm", "base", True, 0.002)
+    samples = {"arm": {"test_acc": SeedValues({0: 0.950, 1: 0.941, 2: 0.948})},
+               "base": {"test_acc": SeedValues({0: 0.940, 1: 0.946, 2: 0.946})}}
+    (outcome,) = judge(outcomes_for(1, [comparison], samples))
+    assert outcome.verdict == INCONCLUSIVE
+    assert outcome.mde == pytest.approx(MDE_AT_T_ALPHA, abs=1e-10)
+    assert outcome.seeds_for_sesoi == SEEDS_AT_T_ALPHA
+    why = _why(outcome)
+    assert f"3 pairs detect {MDE_AT_T_ALPHA:.4f} at 80% power, {SEEDS_AT_T_ALPHA} seeds would detect 0.0020" in why
+    assert "(both at α = 0.025 before Holm" in why and "α = 0.05 before Holm" not in why
+    rule = " ".join(rule_lines(claim_results(tmp_path)))
+    assert "at 80% power of a two-sided paired t-test at α = 0.025 without Holm" in rule
+
+
+def _head_as_stated(verdicts: list[str]) -> str:
+    """The claim's verdict by the sentence of the rule, written out apart from report.py."""
+    if all(v == "supported" for v in verdicts):
+        return "supported"
+    if "contradicted" in verdicts:
+        return "contradicted"
+    if "supported" in verdicts:
+        return "partly supported"
+    return "no practical effect" if all(v == "no practical effect" for v in verdicts) else "inconclusive"
+
+
+def test_the_rule_states_how_a_claim_s_verdict_follows_from_its_comparisons(tmp_path):
+    from itertools import product
+
+    from trickrun.lesson.report import CLAIM_HEAD_RULE, verdict_lines
+    from trickrun.lesson.verdicts import VERDICTS, Comparison, Outcome
+
+    def written_head(verdicts: list[str]) -> str:
+        """The claim's verdict as its section writes it, for comparisons judged `verdicts`."""
+        comparison = Comparison("test_acc", "arm", "base", True, 0.002)
+        outcomes = [Outcome(9, comparison, 8, 0.9, 0.9, 0.01, (0.005, 0.015), 1.0, 0.001, verdict=v)
+                    for v in verdicts]
+        (head,) = [line for line in verdict_lines(ClaimResult(CLAIMS[-1], [], {}, None, outcomes))
+                   if line.startswith("**Verdict: ")]
+        return re.match(r"\*\*Verdict: ([^*]+)\*\*", head)[1]
+
+    text = write_report(claim_results(tmp_path), LessonOptions(quick=True, out=tmp_path / "r"), 1, 1.0).read_text()
+    rule = text.split("## The rule")[1].split("### Verdicts")[0]
+    assert CLAIM_HEAD_RULE in rule
+    assert ("**supported** when every one is supported (below practical size or not), else **contradicted** when "
+            "any one is contradicted, else **partly supported** when any one is supported, else **no practical "
+            "effect** when every one is no practical effect, and *inconclusive* otherwise.") in CLAIM_HEAD_RULE
+    for n in (1, 2, 3):
+        for verdicts in map(list, product(VERDICTS, repeat=n)):
+            assert written_head(verdicts) == _head_as_stated(verdicts), verdicts
+    assert written_head(["supported", "supported", "supported", "contradicted"]) == "contradicted"  # one is enough

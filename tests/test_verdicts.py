@@ -13,7 +13,7 @@ from trickrun.analysis import stats
 from trickrun.analysis.stats import (either_test_p, holm, minimal_detectable_effect, paired_t_test, seeds_needed,
                                      sign_flip_p, t_quantile, tost_p)
 from trickrun.lesson.verdicts import (CONTRADICTED, INCONCLUSIVE, NO_PRACTICAL_EFFECT, SUPPORTED, Comparison,
-                                      SeedValues, judge, outcomes_for)
+                                      T_ALPHA, SeedValues, judge, outcomes_for)
 
 # Reference values from scipy 1.17 (the system Python outside the venv), produced by:
 #   from scipy import stats; import numpy as np
@@ -51,12 +51,14 @@ SIGN_FLIP = [
      0.014892578125),
 ]
 SKEWED_T_P = 0.1780536265926822  # stats.ttest_1samp(SIGN_FLIP[1][0], 0).pvalue
-# The inconclusive case below: sd of its differences, its MDE at 80% power (two-sided, α 0.05,
-# n = 3), and the fewest seeds whose MDE reaches the SESOI 0.002, by scipy:
+# The inconclusive case below: sd of its differences, its MDE at 80% power (two-sided, α 0.025:
+# the t-test's level for a doubled p below 0.05; n = 3), and the fewest seeds whose MDE reaches
+# the SESOI 0.002, by scipy:
 #   d = np.subtract(a, b); sd = d.std(ddof=1)
-#   mde = lambda n: (stats.t.ppf(0.975, n - 1) + stats.t.ppf(0.8, n - 1)) * sd / np.sqrt(n)
+#   mde = lambda n: (stats.t.ppf(1 - 0.025 / 2, n - 1) + stats.t.ppf(0.8, n - 1)) * sd / np.sqrt(n)
 #   next(n for n in range(2, 10000) if mde(n) <= 0.002)
-INCONCLUSIVE_SD, INCONCLUSIVE_MDE, INCONCLUSIVE_SEEDS = 0.007505553499465142, 0.023241022573293583, 113
+# (by hand for n = 3, two degrees of freedom: t.ppf(p) = x sqrt(2 / (1 - x^2)), x = 2p - 1.)
+INCONCLUSIVE_SD, INCONCLUSIVE_MDE, INCONCLUSIVE_SEEDS = 0.007505553499465142, 0.031486030282852316, 137
 
 
 @pytest.mark.parametrize(("a", "b", "t", "df", "p", "low", "high"), PAIRED)
@@ -186,8 +188,8 @@ def test_inconclusive_says_its_mde_and_the_seeds_the_sesoi_needs() -> None:
     assert outcome.verdict == INCONCLUSIVE
     assert outcome.mde == pytest.approx(INCONCLUSIVE_MDE, abs=1e-10)
     assert outcome.seeds_for_sesoi == INCONCLUSIVE_SEEDS
-    assert minimal_detectable_effect(INCONCLUSIVE_SD, INCONCLUSIVE_SEEDS) <= 0.002
-    assert minimal_detectable_effect(INCONCLUSIVE_SD, INCONCLUSIVE_SEEDS - 1) > 0.002
+    assert minimal_detectable_effect(INCONCLUSIVE_SD, INCONCLUSIVE_SEEDS, T_ALPHA) <= 0.002
+    assert minimal_detectable_effect(INCONCLUSIVE_SD, INCONCLUSIVE_SEEDS - 1, T_ALPHA) > 0.002
     assert seeds_needed(0.002, 0.0) == 2 and seeds_needed(1e-9, 1.0) is None  # no spread; too many
 
 

@@ -230,7 +230,16 @@ def _choice_owner(thing: str) -> str | None:
 
 
 def _looks_like_file(thing: str) -> bool:
-    return "/" in thing or thing.endswith((".yaml", ".yml", ".md", ".txt", ".json")) or Path(thing).is_file()
+    return ("/" in thing or thing.endswith((".yaml", ".yml", ".md", ".txt", ".json")) or Path(thing).is_file()
+            or _is_folder(thing))
+
+
+def _is_folder(thing: str) -> bool:
+    """A folder here or, like a config file, of the checkout (`configs` with or without its
+    slash); not the empty name, which Path reads as the current folder."""
+    if not thing:
+        return False
+    return Path(thing).is_dir() or (not Path(thing).is_absolute() and (CHECKOUT / thing).is_dir())
 
 
 def resolve_thing(thing: str) -> tuple[str, str]:
@@ -245,7 +254,7 @@ def resolve_thing(thing: str) -> tuple[str, str]:
             return "file", thing
         if not Path(thing).is_absolute() and (CHECKOUT / thing).is_file():  # run from another folder
             return "file", str(CHECKOUT / thing)
-        if Path(thing).is_dir():
+        if _is_folder(thing):
             raise ConfigError(f"{short(thing)} is a folder; give a config file in it, e.g. "
                               f"trickrun explain {CONFIGS / BASELINE}")
         near = difflib.get_close_matches(thing, _config_files(), n=3, cutoff=0.5)

@@ -25,7 +25,7 @@ from ..sweep.local import threads_per_job
 from .figures import draw, forest
 from .results import ClaimResult, LessonOptions
 from .measures import clip_interval
-from .verdicts import (ALPHA, CONFIDENCE, CONTRADICTED, INCONCLUSIVE, NO_PRACTICAL_EFFECT, SUPPORTED,
+from .verdicts import (ALPHA, CONFIDENCE, CONTRADICTED, INCONCLUSIVE, NO_PRACTICAL_EFFECT, SUPPORTED, T_ALPHA,
                        VERDICTS, Comparison, Outcome, seed_order)
 
 REPORT_FILE = "lesson.md"
@@ -137,10 +137,11 @@ def rule_lines(results: Sequence[ClaimResult]) -> list[str]:
         f"practical size* when the effect is smaller than the SESOI), **{CONTRADICTED}** when significant "
         f"against it, **{NO_PRACTICAL_EFFECT}** when otherwise the two one-sided tests against ±SESOI are "
         f"significant (the effect is shown to lie within ±SESOI), and *{INCONCLUSIVE}* otherwise, also when "
-        "fewer than two seeds pair (those take no part in the corrections). For an inconclusive comparison "
-        f"the report gives the minimal detectable effect (MDE) at {POWER:.0%} power of a two-sided paired "
-        f"t-test at α = {ALPHA:g} without Holm, for the seeds it had, and how many seeds would detect the "
-        f"SESOI (“> {MAX_SEEDS}” beyond that). An accuracy cannot leave [0, 1]: an interval of an accuracy "
+        f"fewer than two seeds pair (those take no part in the corrections). {CLAIM_HEAD_RULE} For an "
+        f"inconclusive comparison the report gives the minimal detectable effect (MDE) at {POWER:.0%} power of "
+        f"a two-sided paired t-test at α = {T_ALPHA:g} without Holm (the doubled p is below {ALPHA:g} only "
+        f"when the t-test's own p is below {T_ALPHA:g}), for the seeds it had, and how many seeds would detect "
+        f"the SESOI (“> {MAX_SEEDS}” beyond that). An accuracy cannot leave [0, 1]: an interval of an accuracy "
         "difference is cut where it would put the arm's mean outside that range given the baseline's mean "
         "over the same seeds, and marked ‡. A verdict whose smaller p is the sign-flip test's says *by the sign-flip "
         "test*: its t interval may then hold 0, and *won* shows the seeds the test counted. The verdicts are "
@@ -260,12 +261,18 @@ def setup_lines(result: ClaimResult, quick: bool) -> list[str]:
 
 
 def run_seconds(runs: Sequence[Any]) -> float:
-    """The runs' own wall time (summary.json), so a resumed report still counts every run."""
+    """The runs' own training time (summary.json), so a resumed report still counts every run:
+    `train_s`, the training loop alone; `wall_s` for a run whose summary lacks it."""
     total = 0.0
     for run in runs:
-        wall = (run.summary or {}).get("wall_s")
-        total += wall if isinstance(wall, (int, float)) and math.isfinite(wall) else 0.0
+        summary = run.summary or {}
+        seconds = _seconds(summary.get("train_s"))
+        total += seconds if seconds is not None else (_seconds(summary.get("wall_s")) or 0.0)
     return total
+
+
+def _seconds(value: Any) -> float | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
 
 
 def _duration(seconds: float) -> str:
@@ -341,6 +348,14 @@ def verdict_lines(result: ClaimResult) -> list[str]:
     return lines + [""]
 
 
+# How _claim_head (and verdict_lines, for all supported) derive a claim's verdict, as the rule states it.
+CLAIM_HEAD_RULE = (f"A claim's own verdict follows from its comparisons': **{SUPPORTED}** when every one is "
+                   f"{SUPPORTED} (below practical size or not), else **{CONTRADICTED}** when any one is "
+                   f"{CONTRADICTED}, else **partly {SUPPORTED}** when any one is {SUPPORTED}, else "
+                   f"**{NO_PRACTICAL_EFFECT}** when every one is {NO_PRACTICAL_EFFECT}, and *{INCONCLUSIVE}* "
+                   "otherwise.")
+
+
 def _claim_head(verdicts: list[str]) -> str:
     if CONTRADICTED in verdicts:
         return CONTRADICTED
@@ -364,7 +379,8 @@ def _why(o: Outcome) -> str:
     mde = fmt(o.mde, o.comparison.metric)
     return (f"the effect {_effect(o)} {direction}, within seed noise (Holm p {_p(o.p_holm)} ≥ "
             f"{ALPHA:g}) and not shown within ±{sesoi}; {o.n_pairs} pairs detect {mde} at {POWER:.0%} power, "
-            f"{_seeds(o.seeds_for_sesoi)} seeds would detect {sesoi} (both at α = {ALPHA:g} before Holm)")
+            f"{_seeds(o.seeds_for_sesoi)} seeds would detect {sesoi} (both at α = {T_ALPHA:g} before Holm, the "
+            f"t-test's level for a doubled p below {ALPHA:g})")
 
 
 def claim_lines(result: ClaimResult, quick: bool, figure: Path) -> list[str]:

@@ -21,8 +21,8 @@ report: that p, and the equivalence (TOST, paired t) p against ±SESOI. At ALPHA
   contradicted       Holm p < ALPHA and d̄ against the predicted direction
   no practical effect  otherwise, Holm TOST p < ALPHA: the effect lies within ±SESOI
   inconclusive       otherwise; the outcome then says the minimal detectable effect at 80%
-                     power (two-sided paired t at ALPHA, without Holm) for the pairs it had, and
-                     how many seeds would detect the SESOI
+                     power (two-sided paired t at T_ALPHA = ALPHA / 2, without Holm) for the pairs
+                     it had, and how many seeds would detect the SESOI
 
 A comparison with fewer than two paired seeds is inconclusive and takes no part in either
 correction. The statistics are in trickrun/analysis/stats.py.
@@ -39,11 +39,14 @@ from ..analysis.stats import (either_test_p, holm, minimal_detectable_effect, pa
                               sign_flip_p, t_quantile, tost_p)
 
 ALPHA = 0.05
+# The level the paired t-test's own p must reach before Holm: the rule doubles the smaller of
+# the two tests' p, so the MDE and the seeds the SESOI needs are quoted at it, not at ALPHA.
+T_ALPHA = ALPHA / 2
 CONFIDENCE = 0.95
 SUPPORTED, CONTRADICTED = "supported", "contradicted"
 NO_PRACTICAL_EFFECT, INCONCLUSIVE = "no practical effect", "inconclusive"
 VERDICTS = (SUPPORTED, CONTRADICTED, NO_PRACTICAL_EFFECT, INCONCLUSIVE)
-__all__ = ["ALPHA", "CONFIDENCE", "VERDICTS", "Comparison", "Outcome", "SeedValues", "holm", "judge",
+__all__ = ["ALPHA", "CONFIDENCE", "T_ALPHA", "VERDICTS", "Comparison", "Outcome", "SeedValues", "holm", "judge",
            "outcomes_for", "t_quantile", "test_comparison", "verdict"]
 
 
@@ -114,7 +117,7 @@ class Outcome:
     p_t: float | None = None  # the paired t-test's
     p_flip: float | None = None  # the sign-flip permutation test's
     p_tost: float | None = None  # equivalence within ±sesoi
-    mde: float | None = None  # minimal detectable effect at 80% power, two-sided ALPHA, no Holm
+    mde: float | None = None  # minimal detectable effect at 80% power, two-sided T_ALPHA, no Holm
     seeds_for_sesoi: int | None = None  # pairs needed for the sesoi to be the mde (None: > MAX_SEEDS)
     p_holm: float | None = None
     p_tost_holm: float | None = None
@@ -163,8 +166,8 @@ def test_comparison(claim: int, comparison: Comparison, arm: Sequence[float], ba
     outcome.ci, outcome.p_t, outcome.p_flip = paired.ci, paired.p, sign_flip_p(diffs)
     outcome.p = either_test_p(outcome.p_t, outcome.p_flip)
     outcome.p_tost = tost_p(paired, comparison.sesoi)
-    outcome.mde = minimal_detectable_effect(paired.sd_diff, n, ALPHA)
-    outcome.seeds_for_sesoi = seeds_needed(comparison.sesoi, paired.sd_diff, ALPHA)
+    outcome.mde = minimal_detectable_effect(paired.sd_diff, n, T_ALPHA)
+    outcome.seeds_for_sesoi = seeds_needed(comparison.sesoi, paired.sd_diff, T_ALPHA)
     return outcome
 
 
