@@ -435,3 +435,11 @@ def test_a_removal_that_fails_part_way_leaves_no_half_run_and_the_next_rm_finish
     monkeypatch.setattr(remove.shutil, "rmtree", real_rmtree)
     assert rm("sgd", "-y").exit_code == 0
     assert listing(root) == []
+
+
+def test_a_runs_folder_that_is_a_file_is_said_to_be_one(tmp_path):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("not runs\n")
+    result = rm("x", "--yes", "--runs-dir", str(afile))
+    assert result.exit_code == 2 and f"runs folder {str(afile)!r} is not a folder" in result.output
+    assert afile.read_text() == "not runs\n"

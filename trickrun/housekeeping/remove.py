@@ -70,6 +70,8 @@ class Outcome:
 
 
 def _real_root(root: Path) -> Path:
+    if root.exists() and not root.is_dir():  # as the readers say it (rundir.reader._scan_folder)
+        raise ConfigError(f"runs folder {str(root)!r} is not a folder")
     if not root.is_dir():
         raise ConfigError(f"runs folder {str(root)!r} does not exist; pass --runs-dir or set TRICKRUN_RUNS_DIR")
     return Path(os.path.realpath(root))
