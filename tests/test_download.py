@@ -248,3 +248,20 @@ def test_without_a_usable_home_nothing_is_downloaded(served, start_mirror, monke
     assert "not tried: there is no user cache folder to download into" in message
     assert "copy the four files into" not in message
     assert "/.cache" not in message
+
+
+def test_a_killed_download_s_old_temporary_file_is_removed_and_a_live_one_kept(served, start_mirror, cache, monkeypatch):
+    import os
+    import time
+
+    from trickrun.data.download import STALE_PART_S
+
+    cache.mkdir(parents=True)
+    dead, live = cache / ".train-labels-idx1-ubyte.gz.dead0000.tmp", cache / ".train-labels-idx1-ubyte.gz.live0000.tmp"
+    for part in (dead, live):
+        part.write_bytes(b"half a file")
+    long_ago = time.time() - STALE_PART_S - 60  # its process was killed an hour ago
+    os.utime(dead, (long_ago, long_ago))
+    use_mirrors(monkeypatch, start_mirror(served))
+    load.load_dataset(DataConfig(**SMALL))
+    assert not dead.exists() and live.exists()  # another process may still be writing that one
