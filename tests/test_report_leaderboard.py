@@ -53,3 +53,25 @@ def test_without_an_inversion_the_table_says_only_the_rule(tmp_path):
             for lr in (0.1, 0.2) for seed in (0, 1)]
     footer = " ".join(leaderboard_section(runs, "leaderboard").footer)
     assert RULE in footer and "ranks above" not in footer
+
+
+def test_a_run_that_has_not_finished_is_left_out_of_the_statistics_and_said(tmp_path):
+    from trickrun.analysis import analyze
+
+    def run(name, seed, acc, status="completed"):
+        return load_run(make_run(tmp_path, name, seed=seed, stamp=f"20240501-12000{seed}", final_acc=acc,
+                                 test_acc=acc, status=status, **{"optimizer.lr": 0.1 if name == "a" else 0.2}))
+
+    finished = [run("a", 0, 0.95), run("a", 1, 0.951), run("b", 0, 0.90), run("b", 1, 0.901)]
+    cut = run("b", 2, 0.30, status="interrupted")  # stopped after a few epochs: its best so far
+    _, alone = leaderboard(finished)
+    _, ranked = leaderboard(finished + [cut])
+    assert [(s.monitored, s.test_acc, s.verdict) for s in ranked] == [(s.monitored, s.test_acc, s.verdict) for s in alone]
+    assert ranked[1].monitored.n == 2 and ranked[1].failed == 1
+    assert "left out: 1 run without a result (interrupted" in " ".join(leaderboard_section(finished + [cut], "l").footer)
+
+    grouped = analyze.compare_groups(finished + [cut])
+    b = grouped.groups[1]
+    assert len(b.counted) == 2 and len(b.results) == 3  # its status row still shows the interrupted run
+    assert b.stats["test_acc"] == analyze.compare_groups(finished).groups[1].stats["test_acc"]
+    assert [str(v) for v in grouped.verdicts] == [str(v) for v in analyze.compare_groups(finished).verdicts]

@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from ..errors import ConfigError
 from ..metrics import METRIC_KEYS, best_index, higher_is_better
-from ..rundir.format import ENDED, layer_order
+from ..rundir.format import ENDED, FINAL, layer_order
 from ..rundir.reader import Run, newer_namesakes, split_dir_name
 from .significance import Verdict, judge
 from .stats import mean_sd
@@ -445,8 +445,9 @@ def common_name(runs: Sequence[Run]) -> str:
 class GroupAnalysis:
     group: Group
     results: list[dict[str, Any]]  # run_results() of each run
-    stats: dict[str, Stat]  # results key -> mean, sd, n over the runs
+    stats: dict[str, Stat]  # results key -> mean, sd, n over the finished runs (counted)
     curves: dict[str, Curve]  # by metric: mean over the runs, marked at its own best
+    counted: list[dict[str, Any]]  # the results of the runs that finished: the statistics' runs
 
 
 @dataclass
@@ -472,20 +473,28 @@ def compare_groups(runs: Sequence[Run], *, baseline: int = 0, metric: str = DEFA
     analyses = []
     for group in groups:
         rs = [results[id(r)] for r in group.runs]
-        stats = {key: Stat(*mean_sd([res.get(key) for res in rs])) for key, _ in fields}
+        counted = [res for run, res in zip(group.runs, rs) if finished_run(run)]
+        stats = {key: Stat(*mean_sd([res.get(key) for res in counted])) for key, _ in fields}
         curves = {m: mean_curve(group.runs, m) for m in curve_metrics(metric)}
-        analyses.append(GroupAnalysis(group, rs, stats, curves))
+        analyses.append(GroupAnalysis(group, rs, stats, curves, counted))
     return GroupComparison(
         metric=metric,
         baseline=base_g,
         diff=config_diff([g.config for g in groups], all_keys, ignore=GROUP_IGNORES),
         fields=fields,
         groups=analyses,
-        verdicts=[None if i == base_g else judge(_test_accs(g.results), _test_accs(analyses[base_g].results), True)
+        verdicts=[None if i == base_g else judge(_test_accs(g.counted), _test_accs(analyses[base_g].counted), True)
                   for i, g in enumerate(analyses)],
         layers=per_run.layers,
         runs=per_run.runs,
     )
+
+
+def finished_run(run: Run) -> bool:
+    """Whether `run` counts in a group's statistics: it finished (completed, early-stopped or
+    diverged). An interrupted, running or stale run's best so far is not its result, and
+    would pass for one more seed."""
+    return run.status in FINAL
 
 
 def _test_accs(results: Sequence[Mapping[str, Any]]) -> list[float]:

@@ -24,7 +24,8 @@ from .sections import (
 from .render import RUN_COLUMNS_MAX, Cell, Report, Section, fmt_delta, fmt_number, orient
 from .significance import Verdict, rule_line
 
-SPREAD_NOTE = "mean ± sample standard deviation over the seeds of each group"
+SPREAD_NOTE = ("mean ± sample standard deviation over the finished runs of each group (n; an interrupted, "
+               "running or stale run is in its status, not in its statistics)")
 VERDICT_LABEL = "test acc vs baseline"
 MEAN_CURVE_NOTE = "@best: the best value of the group's mean curve, at its epoch (highlighted in the terminal curve)"
 
@@ -43,7 +44,7 @@ def group_report(analysis: GroupComparison, all_keys: bool, width: int | None) -
     records = []
     for i, g in enumerate(groups):
         record: dict[str, Any] = {"group": g.group.label, "runs": [r.dirname for r in g.group.runs],
-                                  "n": len(g.group.runs), "seeds": [r.seed for r in g.group.runs],
+                                  "n": len(g.counted), "seeds": [r.seed for r in g.group.runs],
                                   "status": _status_counts(g.results)}
         record.update({key: values[i] for key, values in analysis.diff})
         for key, _ in analysis.fields:
@@ -107,7 +108,7 @@ def _results_section(analysis: GroupComparison, names: list[str]) -> Section:
     by_group = _results_by_group(analysis, keys, emphasised, footer)
     if len(groups) > RUN_COLUMNS_MAX:
         return by_group
-    cells = [[Cell(str(len(g.group.runs))) for g in groups],
+    cells = [[Cell(str(len(g.counted))) for g in groups],
              [Cell(", ".join(str(r.seed) for r in g.group.runs)) for g in groups],
              [Cell(_status_counts(g.results)) for g in groups]] + _field_cells(analysis, notes=True)
     labels = ["n", "seeds", "status"] + [f"{label} (mean ± sd)" for label in plain]
@@ -123,7 +124,7 @@ def _results_section(analysis: GroupComparison, names: list[str]) -> Section:
 def _results_by_group(analysis: GroupComparison, keys: list[str], emphasised: str, footer: list[str]) -> Section:
     groups = analysis.groups
     headers = ["n", "seeds", "status"] + [(f"{EMPHASIS} " if k == emphasised else "") + short_label(k) for k in keys]
-    columns = [[Cell(str(len(g.group.runs))) for g in groups],
+    columns = [[Cell(str(len(g.counted))) for g in groups],
                [Cell(", ".join(str(r.seed) for r in g.group.runs)) for g in groups],
                [Cell(_status_counts(g.results)) for g in groups]] + _field_cells(analysis, notes=False)
     if len(groups) > 1:

@@ -16,7 +16,7 @@ from typing import Sequence
 
 from ..metrics import higher_is_better
 from ..rundir.reader import Run
-from .analyze import Stat, group_runs, run_results
+from .analyze import Stat, finished_run, group_runs, run_results
 from .render import Cell, Section, fmt_number
 from .significance import Verdict, judge, rule_line
 from .stats import mean_sd
@@ -28,7 +28,7 @@ class Standing:
     runs: list[Run]
     monitored: Stat  # best validation value of the monitor, over seeds
     test_acc: Stat
-    failed: int  # runs without a result (interrupted, no finished epoch)
+    failed: int  # runs without a result (not finished, or no finished epoch): left out
     verdict: Verdict | None  # against the leader; None for the leader
 
 
@@ -43,10 +43,10 @@ def leaderboard(runs: Sequence[Run]) -> tuple[str, list[Standing]]:
     key = f"best_{monitor}"
     standings = []
     for group in group_runs(runs):
-        results = [run_results(r) for r in group.runs]
+        results = [run_results(r) for r in group.runs if finished_run(r)]
         standings.append(Standing(group.label, group.runs, Stat(*mean_sd([r.get(key) for r in results])),
                                   Stat(*mean_sd([r.get("test_acc") for r in results])),
-                                  sum(r.get(key) is None for r in results), None))
+                                  len(group.runs) - sum(r.get(key) is not None for r in results), None))
     higher = higher_is_better(monitor)
     ranked = sorted(standings, key=lambda s: (s.monitored.mean is None,
                                               -(s.monitored.mean or 0) if higher else (s.monitored.mean or 0)))
@@ -58,7 +58,8 @@ def leaderboard(runs: Sequence[Run]) -> tuple[str, list[Standing]]:
 
 
 def _values(runs: Sequence[Run], key: str) -> list[float]:
-    return [v for v in (run_results(r).get(key) for r in runs) if isinstance(v, float)]
+    """The runs' `key`, of those that finished (analyze.finished_run)."""
+    return [v for v in (run_results(r).get(key) for r in runs if finished_run(r)) if isinstance(v, float)]
 
 
 def verdict(s: Standing, rank: int) -> str:
@@ -88,6 +89,11 @@ def leaderboard_section(runs: Sequence[Run], title: str) -> Section:
     footer = [f"ranked by the mean best {monitor} over seeds alone (mean ± sample sd, n runs); test acc is "
               f"shown, never ranked on",
               rule_line(f"best {monitor}", "the leader (#1)")]
+    left_out = sum(s.failed for s in ranked)
+    if left_out:
+        footer.append(f"left out: {left_out} run{'s' if left_out > 1 else ''} without a result (interrupted, "
+                      f"running, stale or with no finished epoch); a run's best so far is not a result: run the "
+                      f"sweep again to finish them")
     for worse, tied in rank_inversions(ranked):
         footer.append(f"#{ranked.index(worse) + 1} ranks above #{ranked.index(tied) + 1} by its mean, yet is worse "
                       f"while #{ranked.index(tied) + 1} is tied: the verdict also weighs the seeds' spread, and "
