@@ -86,3 +86,12 @@ def test_welch_edge_cases() -> None:
     assert welch_t_test([1.0, 1.0], [2.0, 2.0]).p == 0.0
     with pytest.raises(ValueError):
         welch_t_test([1.0], [1.0, 2.0])
+
+
+def test_a_p_value_is_never_shown_on_the_other_side_of_the_level_nor_as_certainty():
+    from trickrun.analysis.significance import judge, p_text
+
+    assert [p_text(p) for p in (0.0004, 0.0037, 0.37, 0.0497, 0.0504, 0.996, 1.0)] == [
+        "<0.001", "=0.0037", "=0.37", "=0.0497", "=0.05", "=0.996", "=1"]
+    # Welch's p is 0.04970 here: "worse (p=0.05)" would contradict the rule "p < 0.05" it is judged by
+    assert str(judge([0.877282, 0.887282, 0.897282], [0.90, 0.91, 0.92], True)) == "worse (p=0.0497)"

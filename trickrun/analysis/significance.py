@@ -25,8 +25,19 @@ class Verdict:
     def __str__(self) -> str:
         if self.welch is None:
             return self.word
-        p = self.welch.p
-        return f"{self.word} (p<0.001)" if p < 0.001 else f"{self.word} (p={p:.2g})"
+        return f"{self.word} (p{p_text(self.welch.p)})"
+
+
+def p_text(p: float) -> str:
+    """"<0.001", or "=" and p to two significant digits, more where two would put it on the
+    other side of SIGNIFICANCE_LEVEL (0.0497 is not "0.05") or read as certainty (0.996, not 1)."""
+    if p < 0.001:
+        return "<0.001"
+    for digits in (2, 3, 4):
+        shown = f"{p:.{digits}g}"
+        if (float(shown) < SIGNIFICANCE_LEVEL) == (p < SIGNIFICANCE_LEVEL) and float(shown) < 1:
+            return f"={shown}"
+    return f"={p:g}"
 
 
 def judge(values: Sequence[float], reference: Sequence[float], higher_is_better: bool) -> Verdict:
