@@ -8,6 +8,7 @@ import io
 import json
 import math
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -424,6 +425,25 @@ def test_ls_json_and_csv(root: Path, two) -> None:
 def test_ls_sort_and_reverse(root: Path, two) -> None:
     names = [r["name"][:3] for r in json.loads(invoke("ls", "-f", "json", "--sort", "name", "-r").stdout)]
     assert names == ["sgd", "ada"]
+
+
+def test_ls_sorts_runs_started_under_other_time_zones_in_the_order_they_began(root: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        summaries = {"east": "2026-12-07T14:30:00+02:00",  # 12:30 UTC: first
+                     "west": "2026-12-07T09:59:00-05:00",  # 14:59 UTC: last, though "09:59" reads earliest
+                     "here": "2026-12-07T13:00:00+00:00"}
+        for name, started in summaries.items():
+            run = make_run(root, name)
+            summary = json.loads((run / "summary.json").read_text())
+            (run / "summary.json").write_text(json.dumps({**summary, "started": started}))
+        listed = json.loads(invoke("ls", "-f", "json", "--sort", "started").stdout)
+        assert [r["name"].split("-")[0] for r in listed] == ["east", "here", "west"]
+        assert "2026-12-07 14:59:00" in invoke("ls").stdout  # shown on this machine's clock
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
 
 
 def test_ls_table_and_markdown(root: Path, two) -> None:

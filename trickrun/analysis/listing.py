@@ -3,6 +3,7 @@ or JSON."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Sequence
 
 from rich.console import Console
@@ -18,6 +19,15 @@ AT_BEST_NOTE = ("val acc @best: at the run's best epoch, the one early stopping 
                 "it may have been higher at another")
 
 
+def local_time(started: datetime | None) -> datetime | None:
+    """A start time on this machine's clock, without an offset: one with an offset (summary.json
+    records it) converted, one without (a directory name's stamp) taken as local already, so
+    runs started under different time zones sort and read in the order they began."""
+    if started is None or started.tzinfo is None:
+        return started
+    return started.astimezone().replace(tzinfo=None)
+
+
 def _sort_value(entry: RunEntry, key: SortKey) -> Any:
     return {
         SortKey.name: entry.name,
@@ -25,7 +35,7 @@ def _sort_value(entry: RunEntry, key: SortKey) -> Any:
         SortKey.epochs: entry.epochs,
         SortKey.val_acc: entry.best_val_acc,
         SortKey.test_acc: entry.test_acc,
-        SortKey.started: entry.started.replace(tzinfo=None) if entry.started else None,
+        SortKey.started: local_time(entry.started),
         SortKey.duration: entry.duration_s,
     }[key]
 
@@ -48,7 +58,7 @@ def _row(e: RunEntry) -> list[Cell]:
         Cell(fmt_number(e.epochs)),
         Cell(fmt_number(e.best_val_acc, "acc")),
         Cell(fmt_number(e.test_acc, "acc")),
-        Cell(e.started.strftime("%Y-%m-%d %H:%M:%S") if e.started else EMPTY),
+        Cell(local_time(e.started).strftime("%Y-%m-%d %H:%M:%S") if e.started else EMPTY),
         Cell(fmt_duration(e.duration_s)),
     ]
 
