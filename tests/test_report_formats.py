@@ -61,3 +61,11 @@ def test_best_values_are_marked_where_bold_cannot_show():
     assert "0.97*" in piped and "0.95*" not in piped and "best of each row marked *" in piped
     styled = table(force_terminal=True, color_system="standard")
     assert "\x1b[1" in styled and "*" not in styled and "best of each row in bold" in styled
+
+
+def test_a_star_in_a_cell_or_a_note_is_text_in_markdown_and_never_doubled_when_piped():
+    section = Section("Epochs", ["epoch", "val acc"], [[Cell("3 *", best=True), Cell("0.97")]], footer=["* best epoch"])
+    md = render(Report([section]), OutputFormat.markdown)
+    assert "| **3 \\*** | 0.97 |" in md and "\\* best epoch" in md  # not "**3 ***", not a list item
+    piped = render(Report([section]), OutputFormat.table)
+    assert "3 *" in piped and "3 **" not in piped

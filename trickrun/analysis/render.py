@@ -91,8 +91,10 @@ def _encodable_section(section: Section, console: Console) -> Section:
 def _best_marked(section: Section) -> Section:
     """`section` for output without styles (a pipe, a file): its best cells end in BEST_MARK,
     and the footers that say "in bold" say so instead."""
-    rows = [[replace(c, text=c.text + BEST_MARK) if c.best and c.text != EMPTY else c for c in map(_cell, row)]
-            for row in section.rows]
+    def marked(c: Cell) -> bool:  # a cell may carry the mark in its text already (show's best epoch)
+        return c.best and c.text != EMPTY and not c.text.endswith(BEST_MARK)
+
+    rows = [[replace(c, text=c.text + BEST_MARK) if marked(c) else c for c in map(_cell, row)] for row in section.rows]
     return replace(section, rows=rows, footer=[line.replace(BEST_IN_BOLD, f"marked {BEST_MARK}") for line in section.footer],
                    narrow=None if section.narrow is None else _best_marked(section.narrow))
 
@@ -189,14 +191,16 @@ def markdown_sections(sections: Sequence[Section]) -> str:
             for row in section.rows:
                 cells = []
                 for c in map(_cell, row):
-                    text = f"**{c.text}**" if c.best and c.text != EMPTY else c.text
                     if c.text.strip() and c.text[0] in SPARK_CHARS + SPARK_MISSING:
-                        text = f"`{text}`"
+                        text = f"`{c.text}`"  # a code span: its characters stand as they are
+                    else:  # a * of the text (show's best-epoch mark) is no emphasis
+                        text = c.text.replace("*", "\\*")
+                        text = f"**{text}**" if c.best and c.text != EMPTY else text
                     cells.append(_md_escape(text + (f" {c.note}" if c.note else "")))
                 out.append("| " + " | ".join(cells) + " |")
             out.append("")
         for line in section.footer:
-            out.append(f"{line}  ")
+            out.append(line.replace("*", "\\*") + "  ")  # "* best epoch" is a note, not a list item
         if section.footer:
             out.append("")
     return "\n".join(out) + "\n"
