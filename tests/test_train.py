@@ -425,3 +425,38 @@ def test_predict_proba_agrees_with_evaluate_across_chunks(fake_data, monkeypatch
     loss, acc = evaluate(model, data.x_test, data.y_test)
     assert acc == np.mean(p.argmax(axis=1) == data.y_test)
     assert loss == pytest.approx(-np.log(p[np.arange(len(p)), data.y_test]).mean(), rel=1e-4)
+
+
+@pytest.mark.parametrize("where", ["layer_stats", "stopper"])
+def test_a_stop_between_the_verdict_and_the_save_never_names_an_unsaved_best_epoch(fake_data, monkeypatch, where):
+    """Ctrl-C in epoch 3 just before (layer_stats) or just after (the stopper's update) the early
+    stopper judges it: the best epoch is always one whose record and checkpoint were written."""
+    import trickrun.train as train_module
+    from trickrun.early_stopping import EarlyStopping
+
+    calls = []
+    if where == "layer_stats":
+        real = train_module.layer_stats
+
+        def layer_stats(*args):
+            calls.append(1)
+            if len(calls) == 3:
+                signal.raise_signal(signal.SIGINT)
+            return real(*args)
+
+        monkeypatch.setattr(train_module, "layer_stats", layer_stats)
+    else:
+        real_update = EarlyStopping.update
+
+        def update(self, epoch, value):
+            improved = real_update(self, epoch, value)
+            if epoch == 3:
+                signal.raise_signal(signal.SIGINT)
+            return improved
+
+        monkeypatch.setattr(EarlyStopping, "update", update)
+    writer = RecordingWriter()
+    s = make_trainer({**BASE, "train": {"epochs": 6}}, validate=scripted_validation([0.5, 0.4, 0.3, 0.2, 0.1, 0.05])).run(writer)
+    assert s["status"] is Status.INTERRUPTED
+    saved = 2 if where == "layer_stats" else 3  # the verdict held the stop until epoch 3 was written
+    assert s["epochs_run"] == saved == s["best_epoch"] == len(writer.records)

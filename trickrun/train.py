@@ -239,19 +239,21 @@ class Trainer:
         val_loss, val_acc = self.validate(m)
         if not math.isfinite(val_loss):
             return Ending.diverged(Divergence(self.epoch, None, None, "validation loss", lr))
-        values = {"val_loss": val_loss, "val_acc": val_acc}
-        improved = self.stopper.update(self.epoch, values[self.stopper.monitor])
-        if improved:
-            np.copyto(self.best_state, m.flat_state())
-            self.best_values = values
-        self.schedule.observe(self.epoch, improved)
         layers = layer_stats(m, self._probe, stats.pop("block_grad_norms"), self._last_weights)
         record = {"epoch": self.epoch, "lr": lr, "train_loss": stats["train_loss"],
                   "train_acc": stats["train_acc"], "val_loss": val_loss, "val_acc": val_acc,
                   "penalty": weight_penalty(m.params[: m.n_weights], reg.l2, reg.l1),
                   "grad_norm": stats["grad_norm"], "clip_fraction": stats["clip_fraction"],
                   "epoch_s": self.clock() - t0, "layers": layers}
-        with self.signals.held():  # a stop arriving now waits for the epoch's line too
+        # From the early stopper's verdict to the epoch's line, a stop waits: an epoch named
+        # best is always one whose record and checkpoint were written.
+        with self.signals.held():
+            values = {"val_loss": val_loss, "val_acc": val_acc}
+            improved = self.stopper.update(self.epoch, values[self.stopper.monitor])
+            if improved:
+                np.copyto(self.best_state, m.flat_state())
+                self.best_values = values
+            self.schedule.observe(self.epoch, improved)
             saver.save(record, self)
             self.reporter.epoch(record)
         return None
