@@ -103,3 +103,33 @@ def test_encodable_substitutes_only_what_the_console_cannot_encode():
     assert encodable(line, ascii_console) == "_.:-=+*#x"  # one for one: the best-epoch mark stays put
     assert encodable("▶ val acc ± sd … é", ascii_console) == "> val acc +/- sd ... ?"
     assert encodable("plain", ascii_console) == "plain"
+
+
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_command_with_stdout_or_stderr_closed_still_trains_without_a_traceback(tmp_path, closed):
+    sums = write_fake_dataset(tmp_path / "data" / "mnist")
+    other = 2 if closed == 1 else 1
+    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(sums), "train", str(write_config(tmp_path)),
+                           "--runs-dir", str(tmp_path / "runs")], preexec_fn=lambda: os.close(closed),
+                          stdout=subprocess.PIPE if other == 1 else None, stderr=subprocess.PIPE if other == 2 else None,
+                          text=True, env={**os.environ, "TRICKRUN_DATA_DIR": str(tmp_path / "data")}, timeout=120)
+    said = proc.stdout if other == 1 else proc.stderr
+    assert proc.returncode == 0, said
+    assert "Traceback" not in said
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] in ("completed", "early_stopped")
+    if closed == 1:
+        assert "note: stdout is closed: what this command prints there is lost" in said
+    else:
+        assert said.strip() == str(run_dir)  # the run directory, on the stdout that is open
+
+
+def test_with_no_color_the_best_values_are_marked_as_in_a_pipe():
+    from trickrun.analysis.document import Cell, Report, Section
+    from trickrun.analysis.render import report_output
+
+    section = Section("Results", ["metric", "a", "b"], [[Cell("acc", style="bold"), Cell("0.97", best=True), Cell("0.95")]],
+                      footer=["best of each row in bold"])
+    buf = __import__("io").StringIO()
+    report_output(Report([section]), "table", Console(file=buf, width=80, force_terminal=True, no_color=True))
+    assert "0.97*" in buf.getvalue() and "best of each row marked *" in buf.getvalue()

@@ -1,9 +1,10 @@
 """The `trickrun` command's entry point, kept free of heavy imports: from its first instant a
 stop signal ends the command as Ctrl-C does (exit 130, no traceback), even while the
-command line's modules are still loading."""
+command line's modules are still loading, and a closed stdout or stderr is a sink, not a crash."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -16,8 +17,20 @@ def take_ctrl_c() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def give_closed_streams_a_sink() -> None:
+    """A command started with stdout or stderr closed (`>&-`) gets os.devnull there, so that
+    it still does its work (a training, a sweep) instead of failing on its first print; what
+    it would have printed on a closed stdout is said to be lost, on stderr if it is open."""
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")
+        print("note: stdout is closed: what this command prints there is lost", file=sys.stderr)
+
+
 def main() -> None:
     take_ctrl_c()
+    give_closed_streams_a_sink()
     try:
         from .cli import main as run_command
 

@@ -101,9 +101,9 @@ def _best_marked(section: Section) -> Section:
 
 def draw_tables(sections: Sequence[Section], console: Console) -> None:
     """The sections as rich tables fitted to the console's width (layout.py), for a terminal;
-    with no styles to show (console.color_system None: not a terminal), best values marked."""
+    where green cannot show (not a terminal, or NO_COLOR), best values marked."""
     cut = "ellipsis" if encodable("…", console) == "…" else "crop"  # rich's … is not translated
-    if console.color_system is None:
+    if console.color_system is None or console.no_color:  # NO_COLOR: bold alone, and the emphasised row is bold too
         sections = [_best_marked(s) for s in sections]
     for section in (_encodable_section(s, console) for s in sections):
         footer = section.footer
