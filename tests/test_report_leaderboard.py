@@ -75,3 +75,20 @@ def test_a_run_that_has_not_finished_is_left_out_of_the_statistics_and_said(tmp_
     assert len(b.counted) == 2 and len(b.results) == 3  # its status row still shows the interrupted run
     assert b.stats["test_acc"] == analyze.compare_groups(finished).groups[1].stats["test_acc"]
     assert [str(v) for v in grouped.verdicts] == [str(v) for v in analyze.compare_groups(finished).verdicts]
+
+
+def test_at_60_columns_the_leaderboard_leaves_out_test_acc_before_it_folds_a_label(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from trickrun.analysis.render import draw_tables
+
+    runs = [load_run(make_run(tmp_path, f"s_lr-{lr}", seed=seed, stamp=f"20240501-12000{seed}",
+                              final_acc=0.9 + 0.01 * seed + lr, **{"optimizer.lr": lr}))
+            for lr in (0.01, 0.001) for seed in (0, 1, 2)]
+    buf = io.StringIO()
+    draw_tables([leaderboard_section(runs, "leaderboard")], Console(file=buf, width=60, color_system=None))
+    text = buf.getvalue()
+    assert "optimizer.lr=0.001" in text and "left out to fit 60 columns: test acc" in text
+    assert max(len(line) for line in text.splitlines()) <= 60

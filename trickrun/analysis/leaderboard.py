@@ -98,4 +98,6 @@ def leaderboard_section(runs: Sequence[Run], title: str) -> Section:
         footer.append(f"#{ranked.index(worse) + 1} ranks above #{ranked.index(tied) + 1} by its mean, yet is worse "
                       f"while #{ranked.index(tied) + 1} is tied: the verdict also weighs the seeds' spread, and "
                       f"#{ranked.index(tied) + 1}'s runs vary too much to tell it from the leader")
-    return Section(title, ["#", "group", f"best {monitor}", "test acc", "n", "verdict"], rows, footer, label=1)
+    # On a narrow terminal test acc and n go first: the label, the ranked value and the verdict are the answer.
+    return Section(title, ["#", "group", f"best {monitor}", "test acc", "n", "verdict"], rows, footer, label=1,
+                   optional=["test acc", "n"])
