@@ -6,8 +6,10 @@ cells use once, on its own machine, and puts the arrays in Ray's object store. I
 lock of every run directory it handed to Ray until the task ends, then writes the returned
 files into that directory, summary.json last, so a reader never sees a finished summary
 beside missing files. A task whose worker dies is retried once by Ray, then recorded as
-failed. A cell stopped by Ctrl-C loses its scratch copy; its run directory still says
-"running" with no process holding it (stale), and the next run of the sweep resumes it.
+failed. A cell stopped by Ctrl-C (ray.cancel raises KeyboardInterrupt in its worker) ends
+interrupted there and its files come back; one whose task is ended at once, or whose worker
+dies, loses its scratch copy: its run directory keeps what it held when the cell started,
+says "running" with no process holding it (stale), and the next run of the sweep resumes it.
 """
 
 from __future__ import annotations
