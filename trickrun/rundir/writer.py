@@ -218,8 +218,8 @@ def environment() -> dict[str, str]:
 
 def _earlier_times(summary: Mapping[str, Any], kept: list[Mapping[str, Any]]) -> tuple[float, float]:
     """(wall_s, train_s) of a run's parts before a resume: as its summary has them; for a process
-    killed outright (its summary still "running"), what its predecessors had plus at least
-    the time of the epochs it kept (their epoch_s)."""
+    killed outright (its summary still "running"), the larger of what the parts before it had
+    and the time of the epochs it kept (their epoch_s), which counts theirs too."""
     def seconds(value: Any) -> float:
         return float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0 else 0.0
 
