@@ -254,13 +254,13 @@ def test_a_killed_download_s_old_temporary_file_is_removed_and_a_live_one_kept(s
     import os
     import time
 
-    from trickrun.data.download import STALE_PART_S
+    from trickrun.atomic import ABANDONED_AFTER_S
 
     cache.mkdir(parents=True)
     dead, live = cache / ".train-labels-idx1-ubyte.gz.dead0000.tmp", cache / ".train-labels-idx1-ubyte.gz.live0000.tmp"
     for part in (dead, live):
         part.write_bytes(b"half a file")
-    long_ago = time.time() - STALE_PART_S - 60  # its process was killed an hour ago
+    long_ago = time.time() - ABANDONED_AFTER_S - 60  # its process was killed an hour ago
     os.utime(dead, (long_ago, long_ago))
     use_mirrors(monkeypatch, start_mirror(served))
     load.load_dataset(DataConfig(**SMALL))

@@ -1,9 +1,12 @@
-"""Replacing a file all at once: readers see the old file or the new one, never a part."""
+"""Replacing a file all at once: readers see the old file or the new one, never a part; and
+tidying the temporary files a writer killed outright left beside it."""
 
 from __future__ import annotations
 
+import glob as globlib
 import os
 import secrets
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -14,12 +17,27 @@ _CREATE_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW"
 # Like open(path, "w"): the kernel takes the umask off, so the file ends up 0666 & ~umask.
 # (tempfile.mkstemp would make it 0600, and the rename would keep that.)
 _MODE = 0o666
+# A temporary file or folder untouched this long was left by a process killed outright: a
+# live writer touches its own far more often (a download at least every read timeout).
+ABANDONED_AFTER_S = 3600.0
+_TEMPORARY = ".{name}.{tag}.tmp"  # beside the file it will replace; hidden, and a name no one else uses
+
+
+def remove_abandoned(path: Path) -> None:
+    """Delete the temporary files of `path` that writers killed outright (kill -9) left beside
+    it, once untouched for ABANDONED_AFTER_S: a younger one may be another process's."""
+    for tmp in path.parent.glob(_TEMPORARY.format(name=globlib.escape(path.name), tag="*")):
+        try:
+            if time.time() - tmp.stat().st_mtime > ABANDONED_AFTER_S:
+                tmp.unlink()
+        except OSError:  # gone meanwhile, or not ours to delete: tidying is a courtesy
+            pass
 
 
 def _create_temporary(path: Path) -> tuple[int, Path]:
     """A new, empty file beside `path` with a name no other writer uses."""
     while True:
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        tmp = path.parent / _TEMPORARY.format(name=path.name, tag=secrets.token_hex(4))
         try:
             return os.open(tmp, _CREATE_FLAGS, _MODE), tmp
         except FileExistsError:

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Protocol
 
 import numpy as np
 
+from .config import flatten
 from .errors import ConfigError, RunDirError
 from .rundir.format import CHECKPOINT_FILE, CONFIG_FILE
 from .signals import SignalStop
@@ -100,7 +101,7 @@ def _unreadable(path: Path, run_dir: Path, err: Exception) -> RunDirError:
 def _check_unedited(run_dir: Path, started: Mapping[str, Any], now: Mapping[str, Any]) -> None:
     """ConfigError if config.yaml was edited since the run started: the epochs before the edit
     trained another experiment than the one the file would then claim for the whole run."""
-    before, after = _flat(started), _flat(json.loads(json.dumps(now)))  # both as JSON reads them
+    before, after = flatten(started), flatten(json.loads(json.dumps(now)))  # both as JSON reads them
     # Keys of both only: one a later trickrun added has its default, which is no edit.
     changed = [(key, before[key], after[key]) for key in before
                if key in after and key != "name" and before[key] != after[key]]
@@ -110,17 +111,6 @@ def _check_unedited(run_dir: Path, started: Mapping[str, Any], now: Mapping[str,
             f"{run_dir / CONFIG_FILE} was edited since the run started ({shown}); a resumed run goes on "
             f"with the experiment it began. Put those values back to resume it, or train the edited "
             f"config as a new run: trickrun train {run_dir / CONFIG_FILE}")
-
-
-def _flat(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"optimizer.lr": 0.001, ...}: a config's sections flattened to dotted keys."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 class EpochSaver:

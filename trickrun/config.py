@@ -249,6 +249,18 @@ def _build(cls: type, data: Any, path: str, problems: Problems) -> Any:
     return cls(**kwargs)
 
 
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"optimizer": {"lr": 0.1}} -> {"optimizer.lr": 0.1}; lists stay values."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, full + "."))
+        else:
+            out[full] = value
+    return out
+
+
 def get_key(cfg: Config, dotted: str) -> Any:
     """The value of a dotted key such as "model.init"."""
     node: Any = cfg

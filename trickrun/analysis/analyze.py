@@ -29,6 +29,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
+from ..config import flatten
 from ..errors import ConfigError
 from ..metrics import METRIC_KEYS, best_index, higher_is_better
 from ..rundir.format import ENDED, FINAL, layer_order
@@ -48,18 +49,6 @@ GROUP_IGNORES = ("seed", "name")  # config keys that may differ within a seed gr
 # Config diff.
 
 _ABSENT = object()
-
-
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"optimizer": {"lr": 0.1}} -> {"optimizer.lr": 0.1}; lists stay values."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        full = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(flatten(value, full + "."))
-        else:
-            out[full] = value
-    return out
 
 
 def config_diff(configs: Sequence[Mapping[str, Any]], all_keys: bool = False,
@@ -447,7 +436,9 @@ class GroupAnalysis:
     results: list[dict[str, Any]]  # run_results() of each run
     stats: dict[str, Stat]  # results key -> mean, sd, n over the finished runs (counted)
     curves: dict[str, Curve]  # by metric: mean over the runs, marked at its own best
-    counted: list[dict[str, Any]]  # the results of the runs that finished: the statistics' runs
+    # The results of the runs that finished, those the statistics are over: found once, as a
+    # run's status may ask its lock.
+    counted: list[dict[str, Any]]
 
 
 @dataclass

@@ -26,7 +26,8 @@ from .stats import mean_sd
 class Standing:
     label: str  # the differing config values, e.g. "optimizer.lr=0.1 model.hidden=[256]"
     runs: list[Run]
-    monitored: Stat  # best validation value of the monitor, over seeds
+    values: list[float]  # best validation value of the monitor of each finished run: the verdict's sample
+    monitored: Stat  # those values' mean, sd and n
     test_acc: Stat
     failed: int  # runs without a result (not finished, or no finished epoch): left out
     verdict: Verdict | None  # against the leader; None for the leader
@@ -44,22 +45,16 @@ def leaderboard(runs: Sequence[Run]) -> tuple[str, list[Standing]]:
     standings = []
     for group in group_runs(runs):
         results = [run_results(r) for r in group.runs if finished_run(r)]
-        standings.append(Standing(group.label, group.runs, Stat(*mean_sd([r.get(key) for r in results])),
+        values = [v for v in (r.get(key) for r in results) if isinstance(v, float)]
+        standings.append(Standing(group.label, group.runs, values, Stat(*mean_sd(values)),
                                   Stat(*mean_sd([r.get("test_acc") for r in results])),
-                                  len(group.runs) - sum(r.get(key) is not None for r in results), None))
+                                  len(group.runs) - len(values), None))
     higher = higher_is_better(monitor)
     ranked = sorted(standings, key=lambda s: (s.monitored.mean is None,
                                               -(s.monitored.mean or 0) if higher else (s.monitored.mean or 0)))
-    if ranked:
-        leader = _values(ranked[0].runs, key)
-        for s in ranked[1:]:
-            s.verdict = judge(_values(s.runs, key), leader, bool(higher))
+    for s in ranked[1:]:
+        s.verdict = judge(s.values, ranked[0].values, bool(higher))
     return monitor, ranked
-
-
-def _values(runs: Sequence[Run], key: str) -> list[float]:
-    """The runs' `key`, of those that finished (analyze.finished_run)."""
-    return [v for v in (run_results(r).get(key) for r in runs if finished_run(r)) if isinstance(v, float)]
 
 
 def verdict(s: Standing, rank: int) -> str:

@@ -16,7 +16,6 @@ local server.
 from __future__ import annotations
 
 import os
-import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ..atomic import replacing
+from ..atomic import remove_abandoned, replacing
 from ..errors import DataError
 from .catalog import DATASETS, FILES, SIZE
 from .idx import verify
@@ -180,24 +179,9 @@ def download(
         raise
 
 
-# A download that has written nothing for this long is dead: its process was killed (kill -9)
-# before it could remove its temporary file. A live one writes at least every DOWNLOAD_TIMEOUT.
-STALE_PART_S = 3600
-
-
-def _remove_dead_parts(dest: Path, target: str) -> None:
-    """Delete the temporary files of `target` that killed downloads left in `dest`."""
-    for part in dest.glob(f".{target}.*.tmp"):
-        try:
-            if time.time() - part.stat().st_mtime > STALE_PART_S:
-                part.unlink()
-        except OSError:
-            pass
-
-
 def _download_one(dataset: str, name: str, dest: Path, order: list[str], attempts: list[str], bar) -> Path:
     """Fetch `name` from the first of `order` that serves it, and move that mirror to the front."""
-    _remove_dead_parts(dest, f"{name}.gz")
+    remove_abandoned(dest / f"{name}.gz")  # what downloads killed outright left
     for base in list(order):
         url = f"{base.rstrip('/')}/{name}.gz"
         try:

@@ -15,18 +15,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from ..rundir.format import Status
+from ..rundir.files import finite_number
 from ..rundir.reader import Run
 
 CHANCE = 0.1  # accuracy of guessing among MNIST's ten classes
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
 
 
 def diverged(run: Run) -> bool:
@@ -35,7 +30,7 @@ def diverged(run: Run) -> bool:
 
 def test_acc(run: Run) -> float:
     test = (run.summary or {}).get("test")
-    acc = _finite(test.get("acc")) if isinstance(test, dict) else None
+    acc = finite_number(test.get("acc")) if isinstance(test, dict) else None
     return CHANCE if diverged(run) or acc is None else acc
 
 
@@ -83,7 +78,7 @@ def scored_record(run: Run) -> dict | None:
 
 def _value(run: Run, key: str) -> float | None:
     record = scored_record(run)
-    return _finite(record.get(key)) if record else None
+    return finite_number(record.get(key)) if record else None
 
 
 def gap(run: Run) -> float | None:
@@ -104,7 +99,7 @@ def grad_spread(run: Run) -> float | None:
     layers = record.get("layers") if isinstance(record, dict) else None
     if not isinstance(layers, list):
         return None
-    norms = [_finite(layer.get("grad_norm")) for layer in layers
+    norms = [finite_number(layer.get("grad_norm")) for layer in layers
              if isinstance(layer, dict) and str(layer.get("name", "")).startswith("hidden")]
     if len(norms) < 2 or any(n is None or n <= 0 for n in norms):
         return None

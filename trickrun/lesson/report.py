@@ -18,6 +18,7 @@ from ..analysis.analyze import config_diff, flatten
 from ..analysis.stats import MAX_SEEDS, POWER
 from ..atomic import replacing
 from ..errors import ConfigError, RunDirError, TrickrunError
+from ..rundir.files import finite_number
 from ..rundir.reader import name_refused
 from ..userinput import PATH_CHARS, short
 from .claims import CLAIMS, Claim
@@ -266,13 +267,9 @@ def run_seconds(runs: Sequence[Any]) -> float:
     total = 0.0
     for run in runs:
         summary = run.summary or {}
-        seconds = _seconds(summary.get("train_s"))
-        total += seconds if seconds is not None else (_seconds(summary.get("wall_s")) or 0.0)
+        seconds = finite_number(summary.get("train_s"))
+        total += seconds if seconds is not None else (finite_number(summary.get("wall_s")) or 0.0)
     return total
-
-
-def _seconds(value: Any) -> float | None:
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
 
 
 def _duration(seconds: float) -> str:

@@ -13,6 +13,7 @@ warnings naming what they skipped:
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 from pathlib import Path
@@ -22,6 +23,14 @@ from ..config import parse_yaml
 from ..errors import ConfigError, RunDirError
 from .format import CONFIG_FILE, FINAL, SUMMARY_FILE, Status
 from .lock import RunLock, is_locked
+
+
+def finite_number(value: Any) -> float | None:
+    """A value read from a run's JSON as a finite float; None for anything else (null, NaN,
+    a string, true)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _is_number(value: Any) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import glob as globlib
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 from ..errors import ConfigError, RunDirError
 from ..metrics import MONITORS, best_index as best_of
 from ..userinput import short
-from .files import effective_status, read_config, read_metrics, read_summary
+from .files import effective_status, finite_number, read_config, read_metrics, read_summary
 from .format import CONFIG_FILE, ENDED, METRICS_FILE, SUMMARY_FILE, SWEEPS_FOLDER, Status, layer_order
 
 RUN_FILES = (CONFIG_FILE, SUMMARY_FILE, METRICS_FILE)
@@ -58,13 +57,6 @@ def parse_time(value: Any) -> datetime | None:
         return datetime.fromisoformat(value)
     except ValueError:
         return None
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 # ---------------------------------------------------------------------------------------
@@ -109,7 +101,7 @@ class Run:
 
     def series(self, key: str) -> list[float | None]:
         """One value per epoch record; None where missing or non-finite."""
-        return [_finite(r.get(key)) for r in self.records]
+        return [finite_number(r.get(key)) for r in self.records]
 
     def layer_names(self) -> list[str]:
         """The layers any record names, in network order."""
@@ -123,7 +115,7 @@ class Run:
             found = None
             for entry in record.get("layers") or ():
                 if isinstance(entry, dict) and entry.get("name") == layer:
-                    found = _finite(entry.get(key))
+                    found = finite_number(entry.get(key))
                     break
             out.append(found)
         return out
@@ -172,13 +164,13 @@ class Run:
         best_epoch = summary.get("best_epoch") if finished else None
         if not isinstance(best_epoch, int):
             best_epoch = self.epochs[best_i] if best_i is not None else None
-        val_acc = _finite(best.get("val_acc")) if finished else None
-        val_loss = _finite(best.get("val_loss")) if finished else None
+        val_acc = finite_number(best.get("val_acc")) if finished else None
+        val_loss = finite_number(best.get("val_loss")) if finished else None
         if best_i is not None and (val_acc is None and val_loss is None):
-            val_acc = _finite(self.records[best_i].get("val_acc"))
-            val_loss = _finite(self.records[best_i].get("val_loss"))
+            val_acc = finite_number(self.records[best_i].get("val_acc"))
+            val_loss = finite_number(self.records[best_i].get("val_loss"))
         epoch_times = [t for t in self.series("epoch_s") if t is not None]
-        wall_s = _finite(summary.get("wall_s")) if finished else None
+        wall_s = finite_number(summary.get("wall_s")) if finished else None
         if wall_s is None and epoch_times:
             wall_s = sum(epoch_times)
         if epoch_times:
@@ -193,8 +185,8 @@ class Run:
             "best_epoch": best_epoch,
             "best_val_acc": val_acc,
             "best_val_loss": val_loss,
-            "test_acc": _finite(test.get("acc")),
-            "test_loss": _finite(test.get("loss")),
+            "test_acc": finite_number(test.get("acc")),
+            "test_loss": finite_number(test.get("loss")),
             "wall_s": wall_s,
             "s_per_epoch": s_per_epoch,
         }
@@ -451,10 +443,10 @@ def scan_entry(path: Path, now: datetime | None = None) -> RunEntry | None:
             name=path.name,
             status=status,
             epochs=epochs,
-            best_val_acc=_finite(best.get("val_acc")),
-            test_acc=_finite(test.get("acc")),
+            best_val_acc=finite_number(best.get("val_acc")),
+            test_acc=finite_number(test.get("acc")),
             started=started,
-            duration_s=_finite(summary.get("wall_s")),
+            duration_s=finite_number(summary.get("wall_s")),
         )
     duration = None
     if status is Status.RUNNING and started is not None:

@@ -17,9 +17,9 @@ from typing import Any, Callable, Mapping, TypeVar
 
 import numpy as np
 
-from ..atomic import replacing
+from ..atomic import ABANDONED_AFTER_S, replacing
 from ..errors import RunDirError
-from .files import read_metrics, read_summary
+from .files import finite_number, read_metrics, read_summary
 from .format import CHECKPOINT_FILE, CONFIG_FILE, FINAL, LOCK_FILE, METRICS_FILE, MODEL_FILE, SUMMARY_FILE, Status
 from .lock import RunLock, is_locked
 
@@ -47,7 +47,6 @@ def _disk_error(action: str, path: Path, err: OSError) -> RunDirError:
 # process killed while making it leaves no half-made run behind (only a hidden folder,
 # swept away by a later creation once it is clearly abandoned).
 STAGING_PREFIX = ".creating-"
-ABANDONED_AFTER_S = 3600.0
 T = TypeVar("T")
 
 
@@ -221,7 +220,7 @@ def _earlier_times(summary: Mapping[str, Any], kept: list[Mapping[str, Any]]) ->
     killed outright (its summary still "running"), the larger of what the parts before it had
     and the time of the epochs it kept (their epoch_s), which counts theirs too."""
     def seconds(value: Any) -> float:
-        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0 else 0.0
+        return max(finite_number(value) or 0.0, 0.0)
 
     if summary.get("status") != Status.RUNNING:
         return seconds(summary.get("wall_s")), seconds(summary.get("train_s"))
