@@ -5,7 +5,9 @@ the sparklines."""
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import os
 import subprocess
 import sys
@@ -133,3 +135,20 @@ def test_with_no_color_the_best_values_are_marked_as_in_a_pipe():
     buf = __import__("io").StringIO()
     report_output(Report([section]), "table", Console(file=buf, width=80, force_terminal=True, no_color=True))
     assert "0.97*" in buf.getvalue() and "best of each row marked *" in buf.getvalue()
+
+
+def test_messages_wrap_between_words_on_a_terminal_and_stay_one_line_in_a_pipe():
+    from trickrun.display import say
+
+    path = "/home/someone/" + "x" * 50 + "/runs"
+    message = f"3 problems in the config:\n  - model.hidden: expected a list of widths, got 7 {path}"
+    tty = Console(file=io.StringIO(), width=40, force_terminal=True, color_system="standard")
+    say(tty, message, "error:", "bold red")
+    shown = tty.file.getvalue()
+    assert shown.startswith("\x1b[1;31merror:\x1b[0m 3 problems")  # the prefix styled, not the text
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", shown).splitlines()
+    assert lines == ["error: 3 problems in the config:", "  - model.hidden: expected a list of",
+                     "    widths, got 7", "    " + path]  # between words; the item's continuation under it; the path whole
+    piped = Console(file=io.StringIO(), width=40)
+    say(piped, message, "error:", "bold red")
+    assert piped.file.getvalue() == f"error: {message}\n"

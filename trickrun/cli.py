@@ -14,6 +14,7 @@ from .cliapp import (ConfigArg, FormatOption, JsonOption, PlotOption, QuietOptio
                      SweepOption, _note, _one_run, _stdout, _warn, _with_sweep, app, err_console, reports_errors)
 from .clihelp import Command
 from .config import dump_yaml, load_config
+from .display import say
 from .errors import ConfigError
 from .rundir.writer import runs_root, to_json
 
@@ -57,11 +58,11 @@ def _print_result(result, quiet: bool, json_: bool) -> None:
         typer.echo(to_json({**summary, "run_dir": str(result.run_dir)}, indent=2))
     else:
         if not quiet:
-            err_console.print(_result_line(summary), soft_wrap=True)
+            say(err_console, _result_line(summary))
         typer.echo(str(result.run_dir))
     if result.exit_code:
         if not json_:  # --json is for scripts, which read the status
-            err_console.print(f"to continue: trickrun resume {result.run_dir}", soft_wrap=True)
+            say(err_console, f"to continue: trickrun resume {result.run_dir}")
         raise typer.Exit(result.exit_code)
 
 

@@ -17,6 +17,7 @@ from .cliapp import (FormatOption, PlotOption, RunsDirOption, SweepOption, _one_
                      err_console, reports_errors)
 from .clihelp import Command
 from .config import short
+from .display import say
 from .errors import ConfigError
 from .rundir.reader import load_run, resolve_runs, scan_runs
 from .rundir.writer import runs_root
@@ -45,8 +46,7 @@ def list_runs(
     entries, skipped = scan_runs(root)
     if skipped:
         shown = ", ".join(skipped[:10]) + (f", ... ({len(skipped) - 10} more)" if len(skipped) > 10 else "")
-        err_console.print(f"note: skipped {len(skipped)} folder(s) in {root} that are not runs: {shown}",
-                          highlight=False, soft_wrap=True)
+        say(err_console, f"skipped {len(skipped)} folder(s) in {root} that are not runs: {shown}", "note:")
     ls_output(sort_entries(entries, key, reverse), fmt, _stdout())
 
 
@@ -199,5 +199,4 @@ def export(
         write_stdout(data)
     else:
         write_output(output, data)
-        err_console.print(f"wrote {n_rows} rows ({len(loaded)} runs) to {output}", highlight=False,
-                          markup=False, soft_wrap=True)
+        say(err_console, f"wrote {n_rows} rows ({len(loaded)} runs) to {output}")

@@ -12,9 +12,9 @@ from typing import Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from .choices import OutputFormat
+from .display import say
 from .errors import ConfigError, TrickrunError
 from .rundir.reader import Ambiguous, resolve_run
 from .rundir.writer import runs_root
@@ -33,7 +33,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 # Markup off: what is printed holds paths and names the user chose ("runs[old]", "p[/x].png");
-# the two styled prefixes (error:, warning:) turn it on and escape the message.
+# messages go through display.say, which styles their prefix (error:, warning:) without markup.
 err_console = Console(stderr=True, highlight=False, markup=False)
 
 
@@ -66,7 +66,7 @@ def reports_errors(command: Callable) -> Callable:
 
 
 def _error(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
+    say(err_console, message, "error:", "bold red")
 
 
 def _version(value: bool) -> None:
@@ -154,11 +154,11 @@ def _stdout() -> Console:
 
 def _warn(messages) -> None:
     for message in messages:
-        err_console.print(f"[yellow]warning:[/] {escape(str(message))}", markup=True, soft_wrap=True, highlight=False)
+        say(err_console, str(message), "warning:", "yellow")
 
 
 def _note(message: str) -> None:
-    err_console.print(f"note: {message}", soft_wrap=True, highlight=False)
+    say(err_console, message, "note:")
 
 
 def _one_run(spec: str, runs_dir: Path | None, command: str) -> Path:

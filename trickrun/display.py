@@ -1,8 +1,12 @@
-"""What the live displays of `train` and `sweep` share: a progress bar that takes the room the
-terminal has, and lines that leave out their least important parts to fit its width."""
+"""What the terminal output of every command shares: a progress bar that takes the room the
+terminal has, lines that leave out their least important parts to fit its width, and messages
+wrapped between words."""
 
 from __future__ import annotations
 
+import textwrap
+
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Column
 
@@ -17,8 +21,44 @@ def fitted_line(parts: list[tuple[int, str]], width: int | None, sep: str = "  "
     return sep.join(t for _, t in kept)
 
 
+BAR_MIN = 10  # columns the bar keeps however narrow the terminal
+
+
+def info_room(width: int, description: str, total: int) -> int:
+    """The columns a bar line leaves for its live numbers at `width`: after the description,
+    a bar of BAR_MIN, done/total, the time left (0:00:00) and the gaps between the five."""
+    return width - len(description) - BAR_MIN - (2 * len(str(total)) + 1) - len("0:00:00") - 4
+
+
 def bar_columns() -> tuple:
     """A description, a bar that takes the room the other columns leave, done/total, the live
-    numbers and the time left: one line at any terminal width (with Progress(expand=True))."""
+    numbers and the time left: one line at any terminal width (with Progress(expand=True)) when
+    the live numbers are fitted to `info_room` (rich would otherwise cut every column evenly,
+    the count too)."""
     return (TextColumn("[bold]{task.description}"), BarColumn(bar_width=None, table_column=Column(ratio=1)),
             MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn())
+
+
+def say(console: Console, text: str, prefix: str = "", style: str = "") -> None:
+    """`prefix text` on `console`, `prefix` in `style`. On a terminal each line is wrapped
+    between words (a continuation of a `- ` item indented under it); a word longer than the
+    line, such as a path, is left whole for the terminal to fold, so that copying it gives one
+    path. Not on a terminal, every line stays whole, for grep."""
+    from rich.text import Text
+
+    whole = f"{prefix} {text}" if prefix else text
+    if console.is_terminal:
+        whole = "\n".join(wrap_words(line, console.width) for line in whole.split("\n"))
+    shown = Text(whole)
+    if prefix and style:
+        shown.stylize(style, 0, len(prefix))
+    console.print(shown, soft_wrap=True, highlight=False)
+
+
+def wrap_words(line: str, width: int) -> str:
+    """`line` broken between words into lines of at most `width` columns where its words allow;
+    continuation lines keep the line's indent (two more under a `- ` item)."""
+    indent = line[:len(line) - len(line.lstrip(" "))]
+    more = indent + ("  " if line.lstrip(" ").startswith("- ") else "")
+    return textwrap.fill(line, width, initial_indent="", subsequent_indent=more, break_long_words=False,
+                         break_on_hyphens=False, drop_whitespace=True, replace_whitespace=False) or line

@@ -10,7 +10,7 @@ import time
 from rich.console import Console
 from rich.progress import Progress
 
-from .display import bar_columns, fitted_line
+from .display import bar_columns, fitted_line, info_room
 from .errors import ConfigError
 from .train import NullReporter
 from .userinput import short
@@ -61,6 +61,7 @@ class RichReporter(NullReporter):
 
     def start(self, *, epochs: int, batches: int, run_dir) -> None:
         self.epochs = epochs
+        self._widest = (f"epoch {epochs}", max(epochs, batches))  # the info column's both rows share
         self.console.print(f"run directory: {run_dir}", markup=False, highlight=False)
         self.epoch_task = self.progress.add_task("epochs", total=epochs, info="")
         self.batch_task = self.progress.add_task("batches", total=batches, info="")
@@ -73,7 +74,8 @@ class RichReporter(NullReporter):
         now = time.monotonic()
         if now - self._last_draw >= self.REDRAW_S:
             self._last_draw = now
-            info = f"loss {self._loss / self._seen:.4f}  acc {self._correct / self._seen:.4f}"
+            info = self._fit([(1, f"loss {self._loss / self._seen:.4f}"),
+                              (2, f"acc {self._correct / self._seen:.4f}")])
             self.progress.update(self.batch_task, completed=index, info=info,
                                  description=f"epoch {epoch}")
 
@@ -84,8 +86,12 @@ class RichReporter(NullReporter):
         self._loss = self._correct = self._seen = 0
         self.progress.console.print(epoch_line(record, self.epochs, self.console.width))
         self.progress.update(self.epoch_task, completed=record["epoch"],
-                             info=f"val acc {record['val_acc']:.4f}")
+                             info=self._fit([(1, f"val acc {record['val_acc']:.4f}")]))
         self.progress.reset(self.batch_task, info="")
+
+    def _fit(self, parts: list[tuple[int, str]]) -> str:
+        """The live numbers that fit beside the bar (none below about 45 columns)."""
+        return fitted_line(parts, info_room(self.console.width, *self._widest))
 
     def close(self) -> None:
         self.progress.stop()

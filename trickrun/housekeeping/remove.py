@@ -30,6 +30,7 @@ from typing import Callable, Iterable
 
 from rich.console import Console
 
+from ..display import say
 from ..errors import ConfigError, TrickrunError
 from ..rundir.files import pid_alive, read_summary
 from ..rundir.format import LOCK_FILE, SUMMARY_FILE, SWEEPS_FOLDER, Status
@@ -319,16 +320,14 @@ def run_rm(specs: list[str], root: Path, sweep: str | None, *, dry_run: bool,
     finally:
         removal.release()
     for line in outcome.left:
-        err.print(f"left: {line}", markup=False, highlight=False, soft_wrap=True)
+        say(err, f"left: {line}")
     if kept := sweep_runs_left(removal, outcome):
-        err.print(f"the record of sweep {sweep} is kept, since {len(kept)} of its {len(removal.sweep_runs)} runs "
-                  f"stayed; run rm --sweep {sweep} again once they can go", markup=False, highlight=False,
-                  soft_wrap=True)
+        say(err, f"the record of sweep {sweep} is kept, since {len(kept)} of its {len(removal.sweep_runs)} runs "
+                 f"stayed; run rm --sweep {sweep} again once they can go")
     for name, gone in _sweeps_missing_runs(removal, outcome).items():
-        err.print(f"note: the record of sweep {name} still lists {gone} run(s) removed here; compare --sweep "
-                  f"{name} and export --sweep {name} take the runs still there, with a warning; trickrun rm "
-                  f"--sweep {name} removes its other runs and the record",
-                  markup=False, highlight=False, soft_wrap=True)
+        say(err, f"the record of sweep {name} still lists {gone} run(s) removed here; compare --sweep "
+                 f"{name} and export --sweep {name} take the runs still there, with a warning; trickrun rm "
+                 f"--sweep {name} removes its other runs and the record", "note:")
     done = f"removed {len(outcome.removed)} run{'s' if len(outcome.removed) != 1 else ''}"
     out.out(done + (f" and the record of sweep {sweep}" if outcome.sweep_removed else ""), highlight=False)
     return 1 if outcome.left else 0  # as a sweep that left a cell busy

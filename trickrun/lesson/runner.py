@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ..display import say
 from ..errors import ConfigError
 from ..rundir.format import FINAL
 from ..rundir.reader import load_run
@@ -171,7 +172,7 @@ def run_lesson(opts: LessonOptions, err: Console) -> int:
     started = time.monotonic()
     results, stop_signal = run_claims(claims, opts, jobs, err)
     if stop_signal is not None:
-        err.print("interrupted; run the same command again to go on (finished runs are skipped)", highlight=False)
+        say(err, "interrupted; run the same command again to go on (finished runs are skipped)")
         return 128 + stop_signal
     outcomes = []
     for result in results:

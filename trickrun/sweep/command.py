@@ -11,6 +11,7 @@ from rich.console import Console
 
 from ..analysis.leaderboard import leaderboard_section
 from ..analysis.render import Cell, OutputFormat, Section, render_sections
+from ..display import say
 from ..errors import ConfigError
 from ..rundir.reader import load_run
 from ..rundir.writer import runs_root, to_json
@@ -108,14 +109,14 @@ def finish(result: SweepResult, opts: SweepOptions, out: Console, err: Console) 
         out.out(f"record: {record.path}", highlight=False)
     for index in result.failed:
         cell = record.cell(index)
-        err.print(f"cell {index + 1} {cell['name']} failed: {cell['error']}", markup=False, highlight=False)
+        say(err, f"cell {index + 1} {cell['name']} failed: {cell['error']}")
     for index in result.busy:
         cell = record.cell(index)
-        err.print(f"cell {index + 1} {cell['name']} was left alone: {cell['error']}; run the same command "
-                  f"again once that process has ended", markup=False, highlight=False)
+        say(err, f"cell {index + 1} {cell['name']} was left alone: {cell['error']}; run the same command "
+                 f"again once that process has ended")
     if result.stop_signal is not None:
-        err.print("sweep interrupted; run the same command again to finish it (finished cells are skipped, "
-                  "interrupted ones resumed)", markup=False, highlight=False)
+        say(err, "sweep interrupted; run the same command again to finish it (finished cells are skipped, "
+                 "interrupted ones resumed)")
         return 128 + result.stop_signal
     return 1 if result.failed or result.busy else 0
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 
-from ..display import bar_columns, fitted_line
+from ..display import bar_columns, fitted_line, info_room
 from .driver import NullProgress
 from .states import CellState
 
@@ -63,17 +63,19 @@ class RichSweepProgress(NullProgress):
     def __init__(self, console: Console | None = None):
         self.console = console or Console(stderr=True, highlight=False)
         self.progress = Progress(*bar_columns(), console=self.console, transient=True, expand=True)
-        self.done = self.failed = self.running = 0
+        self.total = self.done = self.failed = self.running = 0
 
     def start(self, total: int, done: int) -> None:
-        self.done = done
+        self.done, self.total = done, total
         if done:
             self.console.print(f"{done} of {total} cells already finished: skipped")
         self.task = self.progress.add_task("cells", total=total, completed=done, info=self._info())
         self.progress.start()
 
     def _info(self) -> str:
-        return f"failed {self.failed}  running {self.running}"
+        """The counts that fit beside the bar; failed goes last, since the cell lines say it too."""
+        room = info_room(self.console.width, "cells", self.total)
+        return fitted_line([(2, f"failed {self.failed}"), (1, f"running {self.running}")], room)
 
     def cell_started(self, plan) -> None:
         self.running += 1
