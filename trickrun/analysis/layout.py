@@ -10,9 +10,10 @@ each first for the section itself and then for its narrow form (`Section.narrow`
 per run instead of one column per run). Then the optional columns (`Section.optional`) are left
 out, least important first, with a line under the table naming them; if even that does not fit,
 row labels (`Section.label`, the first column by default) wrap at their spaces and the columns
-come back as far as they fit. Row labels are never left out; a label folds only when a single
-word of it is wider than the whole width. The room a fitted table leaves goes to fewer header
-lines; free text (flags, a summary's values) wraps at its spaces in what is left.
+come back as far as they fit. Row labels are never left out. Narrower than any table of the
+section, `fit` says so (`Layout.fits` False) and render.draw_records draws a block per row,
+every column in it. The room a fitted table leaves goes to fewer header lines; free text
+(flags, a summary's values) wraps at its spaces in what is left.
 
 Widths are terminal cells (rich's cell_len); columns are GAP cells apart, with no edge and no
 padding after the last column (draw_tables trims every line).
@@ -144,8 +145,7 @@ def _unstack(layout: Layout, original: Sequence[str], width: int) -> Layout:
 
 def fit(section: Section, width: int) -> Layout:
     """The first layout of `section` (see the module docstring) whose table fits `width` cells,
-    each column's width set; the last resort, with every optional column left out, has `fits`
-    False and lets its row labels fold."""
+    each column's width set; when none does, the last one tried, with `fits` False."""
     layout = _fit(section, width)
     original = [section_header(layout, i) for i in range(len(layout.columns))]
     layout = _unstack(layout, original, width) if layout.fits else layout
@@ -177,9 +177,7 @@ def _fit(section: Section, width: int) -> Layout:
                 layout = _attempt(last, abbreviate, True, wrap_labels, optional[:n], width)
                 if layout.least_width <= width:
                     return layout
-    layout.fits = False
-    label = layout.columns[layout.section.label]
-    layout.columns[layout.section.label] = Column(label.header, True, label.width, 1)
+    layout.fits = False  # no table: render.draw_records
     return layout
 
 

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, RenderableType
 from rich.segment import Segment, Segments
 from rich.table import Table
@@ -115,16 +116,55 @@ def draw_tables(sections: Sequence[Section], console: Console) -> None:
             continue
         elif section.rows:
             layout = fit(section, console.width)
-            if len(section.rows) > RICH_ROWS_MAX:  # rich takes about a second for thousands of rows
-                write_text(console, plain_table(layout.section, layout))
+            if not layout.fits:  # every column, nothing abbreviated: the section's own footer
+                shown = section.narrow or section
+                draw_records(shown, console)
+                footer = shown.footer
             else:
-                print_trimmed(console, _rich_table(layout, cut))
-            footer = layout.notes + layout.section.footer
+                if len(section.rows) > RICH_ROWS_MAX:  # rich takes about a second for thousands of rows
+                    write_text(console, plain_table(layout.section, layout))
+                else:
+                    print_trimmed(console, _rich_table(layout, cut))
+                footer = layout.notes + layout.section.footer
         else:
             console.print(Text(section.title, style="bold"))
         for line in footer:
             print_trimmed(console, Text(line, style="dim"))
         console.print()
+
+
+RECORD_INDENT = 3  # a record's fields, under its label
+VALUE_BESIDE_MIN = 16  # narrower than this beside the field names, values go on lines of their own
+
+
+def draw_records(section: Section, console: Console) -> None:
+    """`section` for a terminal too narrow for any table of it: a block per row, its label (and
+    the cells before it, such as a rank) on one line, then each other column as `header  value`
+    lines, values wrapping at their spaces; every column is shown and no word is cut unless it
+    is wider than the terminal."""
+    width = console.width
+    console.print(Text(section.title, style="bold"))
+    fields = range(section.label + 1, len(section.columns))
+    key_width = max((cell_len(section.columns[i]) for i in fields), default=0)
+    beside = width - RECORD_INDENT - key_width - 2 >= VALUE_BESIDE_MIN
+    for row in section.rows:
+        cells = [_rich_text(_cell(c)) for c in row]
+        head = Text("  ").join(cells[:section.label + 1])
+        for line in head.wrap(console, width):
+            print_trimmed(console, line)
+        for i in fields:
+            if i >= len(cells):
+                continue
+            key = Text(" " * RECORD_INDENT + section.columns[i].ljust(key_width if beside else 0), style="dim")
+            if beside:
+                value_at = RECORD_INDENT + key_width + 2
+                lines = cells[i].wrap(console, width - value_at)
+                lines = [key + "  " + lines[0]] + [Text(" " * value_at) + line for line in lines[1:]]
+            else:
+                value_at = RECORD_INDENT + 2
+                lines = [key] + [Text(" " * value_at) + line for line in cells[i].wrap(console, width - value_at)]
+            for line in lines:
+                print_trimmed(console, line)
 
 
 def print_trimmed(console: Console, renderable: RenderableType) -> None:
