@@ -340,3 +340,20 @@ def test_round_trip_keeps_strings_that_look_like_exponent_floats(tmp_path, data)
     cfg = load_config(data)
     again = load_config(write(tmp_path, dump_yaml(cfg.to_dict())))
     assert again == cfg
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "plateau"])
+def test_a_schedule_floor_above_the_learning_rate_is_refused(schedule):
+    with pytest.raises(ConfigError, match=r"schedule.min_lr: 0.01 is above optimizer.lr 0.001"):
+        load_config({"schedule": {"name": schedule, "min_lr": 0.01}})
+    assert load_config({"schedule": {"name": schedule, "min_lr": 0.001}}).schedule.min_lr == 0.001
+    # a schedule that does not read min_lr ignores it, as everywhere else
+    assert load_config({"schedule": {"name": "step", "min_lr": 0.01}}).schedule.name == "step"
+
+
+@pytest.mark.parametrize("key", ["train.batch_size", "data.train_limit"])
+def test_batch_norm_on_batches_of_one_example_is_refused(key):
+    section, name = key.split(".")
+    with pytest.raises(ConfigError, match=rf"batch normalization needs batches of at least 2 .* {key} is 1"):
+        load_config({"model": {"norm": "batch"}, section: {name: 1}})
+    assert load_config({"model": {"norm": "layer"}, section: {name: 1}}).model.norm == "layer"

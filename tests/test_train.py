@@ -460,3 +460,36 @@ def test_a_stop_between_the_verdict_and_the_save_never_names_an_unsaved_best_epo
     assert s["status"] is Status.INTERRUPTED
     saved = 2 if where == "layer_stats" else 3  # the verdict held the stop until epoch 3 was written
     assert s["epochs_run"] == saved == s["best_epoch"] == len(writer.records)
+
+
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_under_batch_norm_a_last_batch_of_one_example_sits_out(fake_data, norm):
+    # 257 = 2 x 128 + 1: the last batch would hold one example, whose batch variance is 0
+    cfg = {**BASE, "data": {"val_size": 100, "train_limit": 257}, "model": {"hidden": [16], "norm": norm},
+           "train": {"epochs": 1}}
+    trainer = make_trainer(cfg)
+    sizes, forward = [], trainer.model.forward
+    trainer.model.forward = lambda x, train=False: (sizes.append(len(x)) if train else None, forward(x, train))[1]
+    trainer.run(RecordingWriter())
+    assert sizes == ([128, 128] if norm == "batch" else [128, 128, 1])
+
+
+def test_a_plateau_schedule_cuts_the_rate_after_patience_epochs_without_improvement(fake_data):
+    cfg = {**BASE, "optimizer": {"name": "sgd", "lr": 0.1}, "train": {"epochs": 5},
+           "schedule": {"name": "plateau", "patience": 1, "factor": 0.5},
+           "early_stopping": {"enabled": False}}
+    flat = RecordingWriter()
+    make_trainer(cfg, validate=scripted_validation([1.0] * 5)).run(flat)
+    assert [r["lr"] for r in flat.records] == pytest.approx([0.1, 0.1, 0.05, 0.025, 0.0125])
+    better = RecordingWriter()
+    make_trainer(cfg, validate=scripted_validation([5.0, 4.0, 3.0, 2.0, 1.0])).run(better)
+    assert [r["lr"] for r in better.records] == pytest.approx([0.1] * 5)
+
+
+def test_the_penalty_gradient_is_added_before_clipping(fake_data):
+    # A penalty added after clipping would push the stepped gradient past the clip norm.
+    trainer = make_trainer({**BASE, "regularization": {"l2": 1.0}, "clip": {"norm": 1e-3}})
+    seen = norms_before_each_step(trainer)
+    trainer.epoch = 1
+    trainer._train_epoch(0.01)
+    assert len(seen) > 3 and max(seen) <= 1e-3 * (1 + 1e-5)

@@ -319,12 +319,20 @@ def validate(cfg: Config, problems: Problems | None = None) -> Config:
     if m.residual and len(set(m.hidden)) > 1:
         raise ConfigError(f"model.residual: needs equal hidden widths, got {short(m.hidden)}; "
                           f"e.g. model.hidden: {short([m.hidden[0]] * len(m.hidden))}")
+    if m.norm == "batch" and (cfg.train.batch_size < 2 or cfg.data.train_limit == 1):
+        key = "train.batch_size" if cfg.train.batch_size < 2 else "data.train_limit"
+        raise ConfigError(f"model.norm: batch normalization needs batches of at least 2 examples (one example's "
+                          f"variance is 0), and {key} is 1; raise it, or use model.norm=layer")
     o = cfg.optimizer
     if o.weight_decay and o.name != "adamw":
         raise ConfigError(
             f"optimizer.weight_decay: decoupled weight decay belongs to adamw, not {o.name}; "
             "use regularization.l2 for a penalty in the loss"
         )
+    s, lr = cfg.schedule, o.lr if o.lr is not None else OPTIMIZERS.get(o.name).default_lr
+    if "min_lr" in SCHEDULES.get(s.name).uses and s.min_lr > lr:
+        raise ConfigError(f"schedule.min_lr: {s.min_lr:g} is above optimizer.lr {lr:g}, so the {s.name} schedule "
+                          f"would raise the learning rate; give a floor below it, e.g. schedule.min_lr={lr / 100:g}")
     return cfg
 
 

@@ -109,14 +109,13 @@ class Trainer:
         gradient norm and returns where it happened."""
         m, reg, clip = self.model, self.cfg.regularization, self.cfg.clip
         clipping = self._clipping
-        n, bs = len(self.data.x_train), self.cfg.train.batch_size
+        bs, n_batches, n = self.cfg.train.batch_size, *self._batches_and_examples()
         params, grads, nw = m.params, m.grads, m.n_weights
         weights, weight_grads = params[:nw], grads[:nw]
-        order = self.rngs.shuffle.permutation(n)
+        order = self.rngs.shuffle.permutation(len(self.data.x_train))
         block_norm_sums = np.zeros(len(m.blocks))
         loss_sum = norm_sum = 0.0
         correct_sum = clipped = 0
-        n_batches = -(-n // bs)
         for index in range(n_batches):
             xb, yb, dlogits = self._batch(order[index * bs : (index + 1) * bs])
             with np.errstate(over="ignore", invalid="ignore"):
@@ -158,6 +157,16 @@ class Trainer:
             "clip_fraction": clipped / n_batches,
             "block_grad_norms": (block_norm_sums / n_batches).tolist(),
         }
+
+    def _batches_and_examples(self) -> tuple[int, int]:
+        """An epoch's batches and the examples they hold: all of them, except that under batch
+        norm a last batch of one example sits out (its variance is 0: it would normalize to
+        beta and pull the running variance toward 0 just before evaluation; PyTorch refuses
+        such a batch). The reshuffle gives that example its turn in another epoch."""
+        n, bs = len(self.data.x_train), self.cfg.train.batch_size
+        if self.cfg.model.norm == "batch" and n % bs == 1 and n > 1:
+            return n // bs, n - 1
+        return -(-n // bs), n
 
     def _batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Inputs, labels and a logits-gradient buffer for the examples `idx`, in arrays
@@ -214,7 +223,7 @@ class Trainer:
         handing each epoch's record, checkpoint and the final model to `writer` (a
         rundir.writer.RunWriter, or anything with its append_metrics, save_checkpoint,
         save_model and path). Returns the results for the summary (ending.finish)."""
-        n_batches = -(-len(self.data.x_train) // self.cfg.train.batch_size)
+        n_batches, _ = self._batches_and_examples()
         self.reporter.start(epochs=self.cfg.train.epochs, batches=n_batches, run_dir=writer.path)
         saver, limits = EpochSaver(writer, self.signals), self.cfg.train.epochs
         min_delta = self.cfg.early_stopping.min_delta
