@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from runfactory import make_run
 from trickrun import __version__
 from trickrun.cli import app
-from trickrun.config import CHOICES
+from trickrun.config import CHOICES, get_key
 from trickrun.data.load import load_dataset
 from trickrun.config import load_config
 from trickrun.nn.model import load_model
@@ -224,16 +224,30 @@ OPTION_VALUES += [
 ]
 
 
+# In a one-epoch run these cannot change the result: the schedules start at lr, and early
+# stopping's settings matter from a second epoch on (their own tests show what they do).
+NO_EFFECT_IN_ONE_EPOCH = ("schedule.name=", "early_stopping.")
+
+
 @pytest.mark.parametrize("override", OPTION_VALUES)
-def test_every_option_value_trains_an_epoch(fake_data, tmp_path, override):
+def test_every_option_value_trains_an_epoch_and_changes_what_it_should(fake_data, tmp_path, override):
     extra = ["--set", "model.norm=batch"] if override.startswith("model.bn_momentum") else []
-    result = runner.invoke(app, ["train", str(write_config(tmp_path)), "--quiet", "--json",
-                                 "--set", "data.val_size=100", "--set", "train.epochs=1",
-                                 "--set", "model.hidden=[16]", "--set", override, *extra])
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
+
+    def one_epoch(*sets: str) -> dict:
+        result = runner.invoke(app, ["train", str(write_config(tmp_path)), "--quiet", "--json",
+                                     "--set", "data.val_size=100", "--set", "train.epochs=1",
+                                     "--set", "model.hidden=[16]", *extra, *sets])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    summary, default = one_epoch("--set", override), one_epoch()
     assert summary["status"] in ("completed", "early_stopped") and summary["epochs_run"] == 1
     assert 0.0 <= summary["test"]["acc"] <= 1.0
+    key, value = override.split("=")
+    if str(get_key(load_config({}), key)) == value or override.startswith(NO_EFFECT_IN_ONE_EPOCH):
+        assert summary["test"]["loss"] == default["test"]["loss"]
+    else:  # the option reached the training: an ignored one would leave the run as the default's
+        assert summary["test"]["loss"] != default["test"]["loss"]
 
 
 def test_training_learns_the_fake_data(fake_data, tmp_path):
