@@ -321,3 +321,26 @@ def test_a_formula_table_s_preface_comes_before_it_and_choice_names_are_whole():
     for width in (60, 80, 120):
         assert "fashion-mnist" in text_of("data.dataset", width).split()
         assert "val_loss" in text_of("early_stopping.monitor", width).split()
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (CHECKOUT / "configs").glob("*.yaml")))
+def test_every_config_of_the_checkout_is_explained_without_a_cut_word(config, monkeypatch):
+    # A table squeezed its meaning column to a few letters a line ("mean…", "hidd…") where a
+    # config changes long values; then each key gets a block of its own instead.
+    monkeypatch.chdir(CHECKOUT)
+    meanings, keys = all_keys(), config_diff_keys(f"configs/{config}")
+    for width in (60, 80):
+        text = text_of(f"configs/{config}", width)
+        assert "…" not in text
+        for key in keys:
+            assert flat(meanings[key][2]) in flat(text), (key, width)  # every word of each meaning, whole
+
+
+def config_diff_keys(path: str) -> list[str]:
+    from trickrun.analysis.analyze import config_diff
+    from trickrun.config import load_config, unused_keys
+
+    configs = [load_config("configs/baseline.yaml"), load_config(path)]
+    unused = [unused_keys(c) for c in configs]
+    return [key for key, _ in config_diff([c.to_dict() for c in configs], ignore=("name",))
+            if not all(key in u for u in unused)]

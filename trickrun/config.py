@@ -5,7 +5,8 @@ Every default lives in this file, with its meaning and units, except those of th
 optimizers (the learning rate and hyper-parameters of each rule), which nn/optim.py declares
 and this file reads. The choices of each "name" key are read from that family's registry. A
 value left at `None` where the comment says "per-..." is filled in by `resolve()`, so the
-saved config.yaml is complete and re-runs the same experiment.
+saved config.yaml is complete and re-runs the same experiment. The comment on a field's line
+is its meaning as `trickrun explain` shows it, so it speaks YAML (null, false), not Python.
 """
 
 from __future__ import annotations
@@ -64,10 +65,10 @@ DEFAULT_GAMMA = {"exponential": 0.98, "step": 0.1}
 @dataclass
 class DataConfig:
     dataset: str = "mnist"  # the images and labels trained on: mnist | fashion-mnist
-    dir: str | None = None  # folder with the four IDX files; None: search (see README)
+    dir: str | None = None  # folder with the four IDX files; null: search (see README)
     val_size: int = 5000  # training examples held out for validation
     split_seed: int = 0  # seed of the train/validation split, independent of `seed`
-    train_limit: int | None = None  # train on only this many examples (None: all)
+    train_limit: int | None = None  # train on only this many examples (null: all)
     scale: str = "unit"  # how pixels are scaled, see data/scaling.py for each formula
 
 
@@ -86,7 +87,7 @@ class ModelConfig:
 @dataclass
 class OptimizerConfig:
     name: str = "adam"  # the update rule, see nn/optim.py for each formula
-    lr: float | None = None  # learning rate; None: the optimizer's `default_lr`
+    lr: float | None = None  # learning rate; null: the optimizer's own default
     # The rule's hyper-parameters; None: the named optimizer's own default (nn/optim.py's
     # `defaults`, 0.9 / 0.9 / 0.999 / 1e-8 / 0.9 for every rule today).
     momentum: float | None = None  # gamma of momentum and nesterov
@@ -94,14 +95,14 @@ class OptimizerConfig:
     beta2: float | None = None  # adam/adamw second-moment decay
     eps: float | None = None  # added to the denominator of adagrad, rmsprop, adam, adamw
     rho: float | None = None  # rmsprop's decay of the squared-gradient average
-    weight_decay: float | None = None  # adamw's decoupled decay; None: adamw's default, else 0
+    weight_decay: float | None = None  # adamw's decoupled decay; null: adamw's default, else 0
 
 
 @dataclass
 class RegularizationConfig:
     l2: float = 0.0  # adds l2/2 * sum(w^2) over weight matrices to the loss
     l1: float = 0.0  # adds l1 * sum(|w|) over weight matrices to the loss
-    max_norm: float | None = None  # cap on each unit's incoming-weight L2 norm after every step; None: off
+    max_norm: float | None = None  # cap on each unit's incoming-weight L2 norm after every step; null: off
 
 
 @dataclass
@@ -113,7 +114,7 @@ class ClipConfig:
 @dataclass
 class ScheduleConfig:
     name: str = "constant"  # how the learning rate changes from epoch to epoch, see nn/schedules.py
-    gamma: float | None = None  # exponential/step factor; None: 0.98 (exponential), 0.1 (step)
+    gamma: float | None = None  # exponential/step factor; null: 0.98 (exponential), 0.1 (step)
     step_size: int = 10  # step: epochs between cuts
     min_lr: float = 0.0  # cosine: final lr; plateau: lr never goes below it
     factor: float = 0.5  # plateau: lr multiplier after `patience` epochs without improvement
@@ -133,12 +134,12 @@ class EarlyStoppingConfig:
     monitor: str = "val_loss"  # what decides the best epoch: val_loss (lower is better) | val_acc (higher)
     patience: int = 5  # epochs without an improvement larger than min_delta before stopping
     min_delta: float = 0.0  # smallest change that counts as an improvement
-    restore_best: bool = True  # evaluate and save the best weights (False: the last ones)
+    restore_best: bool = True  # evaluate and save the best weights (false: the last ones)
 
 
 @dataclass
 class Config:
-    name: str | None = None  # run name; None: the config file's name without extension
+    name: str | None = None  # run name; null: the config file's name without extension
     seed: int = 0  # seeds initialization, shuffling and dropout (separate streams)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

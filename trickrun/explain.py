@@ -16,6 +16,7 @@ import io
 import re
 from pathlib import Path
 
+from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
 from rich.padding import Padding
 from rich.table import Table
@@ -47,6 +48,33 @@ def _grid(columns: int) -> Table:
     for i in range(columns):
         table.add_column(no_wrap=i < columns - 1)
     return table
+
+
+class KeyChanges:
+    """A config's changes, a row per key (key, old value, new value, meaning): a table where
+    the meaning gets MEANING_MIN columns or more, else a block per key, its values and meaning
+    under it, so that no word is cut at any width."""
+
+    MEANING_MIN = 24  # as layout.WRAP_MIN_WIDTH: below it, prose reads a word or two a line
+
+    def __init__(self, headers: list[str], rows: list[list[str]]):
+        self.headers, self.rows = headers, rows
+
+    def __rich_console__(self, console: Console, options):
+        widths = [max(cell_len(row[i]) for row in [self.headers, *self.rows]) for i in range(3)]
+        if sum(widths) + 3 * 2 + self.MEANING_MIN <= options.max_width:
+            table = _grid(4)
+            _add(table, *(Text(h, style="bold") for h in self.headers))
+            for row in self.rows:
+                _add(table, *row)
+            yield table
+            return
+        for row in self.rows:
+            yield Text(row[0], style="bold")
+            fields = _grid(2)
+            for header, value in zip(self.headers[1:], row[1:]):
+                _add(fields, header, value)
+            yield Padding(fields, INDENT, expand=False)
 
 
 def _add(table: Table, *cells: str | Text) -> None:
@@ -179,15 +207,15 @@ def file_view(path: Path, report: Path) -> list[RenderableType]:
     diff = [(key, values) for key, values in config_diff([c.to_dict() for c in configs], ignore=("name",))
             if not all(key in u for u in unused)]
     meanings = all_keys()
-    rows = _grid(4)
-    _add(rows, *(Text(h, style="bold") for h in ("key", _shown(baseline), "this file", "meaning")))
+    rows = []
     for key, values in diff:
         shown = [f"unused by {_reader(cfg, key)}" if key in u else show_value(v) for cfg, u, v in zip(configs, unused, values)]
-        _add(rows, key, *shown, meanings.get(key, (None, None, ""))[2])
+        rows.append([key, *shown, meanings.get(key, (None, None, ""))[2]])
     parts.append(Text(f"Against {_shown(baseline)}, both resolved (every default filled in):"
                       if diff else f"The same experiment as {_shown(baseline)}, once resolved."))
     if diff:
-        parts.append(Padding(rows, INDENT, expand=False))
+        parts.append(Padding(KeyChanges(["key", _shown(baseline), "this file", "meaning"], rows), INDENT,
+                             expand=False))
         parts.append(Text(f"trickrun explain {diff[0][0]}: the key in full, with what the lesson says about it."))
     return parts
 
