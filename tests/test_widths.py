@@ -232,3 +232,15 @@ def test_below_80_columns_a_view_too_wide_for_any_table_is_drawn_as_records(root
     result = runner.invoke(app, VIEWS[view], env={"COLUMNS": str(width)})
     assert result.exit_code == 0, result.output
     assert_readable(result.stdout, seen, width, records=True)
+
+
+def test_a_left_out_line_names_only_what_the_command_takes(tmp_path):
+    # sweep has no --format: its hint must not send a user to an option it refuses
+    config = tmp_path / "baseline-with-a-long-name.yaml"
+    config.write_text("model:\n  hidden: [16]\n")
+    result = runner.invoke(app, ["sweep", str(config), "--grid", "optimizer.lr=0.01,0.001", "--dry-run",
+                                 "--runs-dir", str(tmp_path / "runs")], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "left out to fit 80 columns" in text and "(a wider terminal, or the output piped" in text
+    assert "--format" not in text

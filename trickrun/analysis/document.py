@@ -39,6 +39,8 @@ class Section:
     optional: list[str] = field(default_factory=list)
     narrow: "Section | None" = None
     label: int = 0  # the column of row labels: never left out; wraps at its spaces when it must
+    # What shows the columns a narrow terminal left out, for a command that has no --format.
+    left_out_hint: str = "a wider terminal, or --format markdown, shows them"
 
 
 @dataclass

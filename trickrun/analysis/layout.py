@@ -33,7 +33,6 @@ GAP = 2  # cells between two columns
 WRAPPING_COLUMNS = ("flags", "flag", "value", "config", "runs", "cell")  # free text: wraps at spaces
 WRAP_MIN_WIDTH = 24  # free text is never squeezed narrower than this (or its longest word)
 WORD_MAX = 48  # a longer word of free text (a path) may fold; shorter ones (run names) stay whole
-LEFT_OUT_HINT = "a wider terminal, or --format markdown, shows them"
 
 
 @dataclass
@@ -114,7 +113,7 @@ def _attempt(section: Section, abbreviate: bool, stacked: bool, wrap_labels: boo
         if used:
             notes.append("short headers: " + "; ".join(f"{short} = {name}" for name, short in used.items()))
     if left_out:
-        notes.append(f"left out to fit {width} columns: {', '.join(left_out)} ({LEFT_OUT_HINT})")
+        notes.append(f"left out to fit {width} columns: {', '.join(left_out)} ({section.left_out_hint})")
     return Layout(kept, _columns(kept, headers, stacked, wrap_labels), notes)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -87,6 +87,9 @@ def commands(sweep: PreparedSweep) -> list[str]:
     return lines
 
 
+PIPED_HINT = "a wider terminal, or the output piped (| less -S), shows them"  # sweep has no --format
+
+
 def dry_run_section(sweep: PreparedSweep) -> Section:
     plans = sweep.plans
     rows = [[Cell(str(p.cell.index + 1)), Cell(p.cell.name), Cell(p.cell.label()), Cell(str(p.action)),
@@ -94,7 +97,8 @@ def dry_run_section(sweep: PreparedSweep) -> Section:
     counts = {a: sum(p.action is a for p in plans) for a in dict.fromkeys(p.action for p in plans)}
     summary = ", ".join(f"{n} to {a}" for a, n in counts.items())
     return Section(f"{len(plans)} cells ({summary}); nothing was run", ["#", "run name", "cell", "action", "existing run"],
-                   rows, [f"record: {sweep.record.path}"], label=1, optional=["existing run", "#"])
+                   rows, [f"record: {sweep.record.path}"], label=1, optional=["existing run", "#"],
+                   left_out_hint=PIPED_HINT)
 
 
 def finish(result: SweepResult, opts: SweepOptions, out: Console, err: Console) -> int:
@@ -105,7 +109,8 @@ def finish(result: SweepResult, opts: SweepOptions, out: Console, err: Console) 
         runs = [load_run(path) for path in result.run_dirs if path.is_dir()]
         if runs:
             section = leaderboard_section(runs, f"sweep {record.data['name']}: {len(runs)} runs")
-            render_sections([section], OutputFormat.table, out)
+            render_sections([replace(section, left_out_hint=f"a wider terminal, or trickrun compare --sweep "
+                                     f"{record.data['name']} --group, shows them")], OutputFormat.table, out)
         out.out(f"record: {record.path}", highlight=False)
     for index in result.failed:
         cell = record.cell(index)
