@@ -17,6 +17,7 @@ from trickrun.analysis.analyze import config_diff
 from trickrun.cli import app
 from trickrun.config import ALIASES, CHOICES, REGISTRIES, load_config
 from trickrun.configdoc import CHECKOUT, all_keys, choice_formulas, filled_in, first_paragraph, formula_table
+from trickrun.errors import ConfigError
 from trickrun.explain import explain, rendered_lines
 from trickrun.lesson.claims import CLAIMS
 from trickrun.lesson.published import COMMITTED_REPORT, load_verdicts, read_verdicts
@@ -168,6 +169,21 @@ def test_a_key_the_lesson_does_not_test_says_so():
 
 def test_a_unique_last_part_names_its_key():
     assert text_of("init").startswith("model.init")
+    assert "init is also" not in text_of("init")
+
+
+def test_a_last_part_that_is_also_a_choice_and_a_config_says_so(monkeypatch):
+    monkeypatch.chdir(CHECKOUT)
+    text = flat(text_of("momentum"))
+    assert text.startswith("optimizer.momentum")
+    assert ("momentum is also a value of optimizer.name (trickrun explain optimizer.name) and a config "
+            "(trickrun explain configs/momentum.yaml).") in text
+
+
+def test_a_last_part_several_keys_share_is_said_to_be_ambiguous():
+    with pytest.raises(ConfigError, match=r"'patience' is the last part of 2 keys: schedule.patience, "
+                                          r"early_stopping.patience; give one in full"):
+        explain("patience")
 
 
 @pytest.mark.parametrize("width", WIDTHS)

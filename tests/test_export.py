@@ -233,3 +233,14 @@ def test_a_run_that_is_a_link_is_exported_under_the_link_s_name(tmp_path):
     result = export("linked")
     assert result.exit_code == 0, result.output
     assert {row["run"] for row in csv_rows(result.stdout)} == {"linked-20240501-120000"}  # what show takes
+
+
+def test_a_shared_name_exports_its_newest_run_with_a_note_as_compare_takes_it(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "baseline", stamp="20240501-120000", epochs=2)
+    newer = make_run(root, "baseline", stamp="20240502-120000", epochs=3)
+    result = export("baseline")
+    assert result.exit_code == 0, result.output
+    assert {row["run"] for row in csv_rows(result.stdout)} == {newer.name}
+    assert "matches 2 runs" in result.stderr and newer.name in result.stderr
+    assert len({row["run"] for row in csv_rows(export("baseline-*").stdout)}) == 2  # a pattern takes all

@@ -66,7 +66,7 @@ def test_bad_grid_options_are_config_errors(text):
 
 
 @pytest.mark.parametrize(("text", "said"), [
-    ("model.init=glorot,xavier,he", "--grid model.init: the value xavier and glorot name the same choice"),
+    ("model.init=glorot,xavier,he", "--grid model.init: the values glorot and xavier name the same choice"),
     ("optimizer.name=sgd,adam,sgd", "--grid optimizer.name: the value sgd is listed twice"),
     ("model.hidden=[[8],[16],[8]]", "--grid model.hidden: the value [8] is listed twice"),
     ("optimizer.lr=0.1,,0.2", "--grid optimizer.lr: the values '0.1,,0.2' have an empty one between commas; "
@@ -83,7 +83,7 @@ def test_a_grid_value_that_would_train_one_configuration_twice_or_by_mistake_is_
 def test_a_sweep_file_grid_with_two_names_of_one_choice_is_refused(tmp_path):
     path = tmp_path / "s.yaml"
     data = {"base": "c.yaml", "grid": {"model.init": ["he", "kaiming"]}}
-    with pytest.raises(ConfigError, match="the value kaiming and he name the same choice"):
+    with pytest.raises(ConfigError, match="the values he and kaiming name the same choice"):
         spec_from_file(path, data)
     with pytest.raises(ConfigError, match="grid: '': expected a dotted config key"):
         spec_from_file(path, {"base": "c.yaml", "grid": {"": [1]}})

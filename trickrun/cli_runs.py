@@ -13,13 +13,13 @@ from typing import Annotated, Optional
 import typer
 
 from .choices import ExportFormat, OutputFormat, SortKey
-from .cliapp import (FormatOption, PlotOption, RunsDirOption, SweepOption, _one_run, _stdout, _warn, _with_sweep, app,
+from .cliapp import (FormatOption, PlotOption, RunsDirOption, SweepOption, _note, _one_run, _stdout, _warn, _with_sweep, app,
                      err_console, reports_errors)
 from .clihelp import Command
 from .config import short
 from .display import say
 from .errors import ConfigError
-from .rundir.reader import load_run, resolve_runs, scan_runs
+from .rundir.reader import Ambiguous, load_run, resolve_runs, scan_runs
 from .rundir.writer import runs_root
 
 
@@ -191,7 +191,9 @@ def export(
 
     chosen = choose_format(fmt, output)
     specs = _with_sweep(runs, sweep, runs_dir)
-    loaded = [load_run(path) for path in resolve_runs(specs, runs_root(runs_dir))]
+    # as compare: a shared name is its newest run, said in a note (export deletes nothing)
+    paths = resolve_runs(specs, runs_root(runs_dir), ambiguous=Ambiguous.NEWEST, note=_note)
+    loaded = [load_run(path) for path in paths]
     _warn(w for run in loaded for w in run.warnings)
     data, n_rows, warnings = export_bytes(loaded, chosen)
     _warn(warnings)

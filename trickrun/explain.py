@@ -199,7 +199,7 @@ def file_view(path: Path, report: Path) -> list[RenderableType]:
     if baseline is None:
         return parts + [Text(f"No {BASELINE} found beside it or in the checkout to compare it with.")]
     if baseline.resolve() == path.resolve():
-        return parts + [Text("This is the baseline: each other config in its folder changes one thing of it.")]
+        return parts + [Text("This is the baseline: each other config in its folder makes the change its comment names.")]
     configs = [load_config(baseline), load_config(path)]
     unused = [unused_keys(cfg) for cfg in configs]
     # A key neither config's optimizer or schedule reads differs in value only (gamma under
@@ -257,6 +257,16 @@ def _choice_owner(thing: str) -> str | None:
     return None
 
 
+def _also_named(thing: str, key: str) -> list[RenderableType]:
+    """For a key found by its last part (`momentum`), a line naming what else THING is: a
+    choice of another key, a config of the checkout."""
+    if thing == key:
+        return []
+    also = [f"a value of {k} (trickrun explain {k})" for k, choices in CHOICES.items() if thing in choices]
+    also += [f"a config (trickrun explain {f})" for f in _config_files() if Path(f).stem == thing]
+    return [Text(f"{thing} is also {' and '.join(also)}.")] if also else []
+
+
 def _looks_like_file(thing: str) -> bool:
     return ("/" in thing or thing.endswith((".yaml", ".yml", ".md", ".txt", ".json")) or Path(thing).is_file()
             or _is_folder(thing))
@@ -291,10 +301,13 @@ def resolve_thing(thing: str) -> tuple[str, str]:
     leaves = [k for k in keys if k.rsplit(".", 1)[-1] == thing]
     if len(leaves) == 1:
         return "key", leaves[0]
+    if leaves:  # several keys end in it
+        raise ConfigError(f"{short(thing)} is the last part of {len(leaves)} keys: {', '.join(leaves)}; "
+                          f"give one in full, e.g. trickrun explain {leaves[0]}")
     owner = _choice_owner(thing)
     if owner is not None:
         raise ConfigError(owner)
-    near = leaves or nearest_names(thing, keys)
+    near = nearest_names(thing, keys)
     hint = (f"nearest: {', '.join(near)}" if near else
             "give a config key such as model.init, a section such as model, or a config file such as "
             "configs/dropout.yaml")
@@ -320,7 +333,7 @@ def explain(thing: str, report: Path = COMMITTED_REPORT) -> list[RenderableType]
                           f"{name_refused(err)}; give a config key such as model.init, a section such as "
                           f"model, or a config file such as configs/dropout.yaml") from None
     if kind == "key":
-        return key_view(name, report)
+        return key_view(name, report) + _also_named(thing.strip(), name)
     if kind == "section":
         return section_view(name)
     return file_view(Path(name), report)

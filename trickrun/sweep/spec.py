@@ -207,8 +207,10 @@ def _check_values(key: str, values: list[Any], where: str) -> list[Any]:
         meaning = aliases.get(v, v) if isinstance(v, str) else v
         for given, meant in seen:
             if meant == meaning:
-                same = "is listed twice" if given == v else f"and {flow(given)[:40]} name the same choice"
-                raise ConfigError(f"{where} {key}: the value {flow(v)[:40]} {same}")
+                if given == v:
+                    raise ConfigError(f"{where} {key}: the value {flow(v)[:40]} is listed twice")
+                raise ConfigError(f"{where} {key}: the values {flow(given)[:40]} and {flow(v)[:40]} name the same "
+                                  f"choice")
         seen.append((v, meaning))
     return values
 
