@@ -542,7 +542,7 @@ def test_a_sweep_that_would_drop_recorded_runs_from_its_record_is_refused(tmp_pa
     run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01"), FakeBackend())
     first = [c["run_dir"] for c in record(tmp_path)["cells"]]
     with pytest.raises(ConfigError, match=r"sweep 'tiny' already has 2 runs of cells this command leaves out "
-                                          r"\(tiny_lr-0.1_s0-.*trickrun rm --sweep tiny"):
+                                          r"or configures otherwise \(tiny_lr-0.1_s0-.*trickrun rm --sweep tiny"):
         prepare(spec_of(tmp_path, "optimizer.lr=0.05"), tmp_path / "runs", False, "local", 1)
     assert [c["run_dir"] for c in record(tmp_path)["cells"]] == first  # the record is as it was
 
@@ -564,3 +564,40 @@ def test_a_cell_stopped_before_its_training_began_leaves_no_stale_run(tmp_path):
     assert backend.jobs[1].run_dir.exists()  # its worker said it was interrupted: kept to resume
     sweep = prepare(spec, tmp_path / "runs", False, "local", 1, lock=False)
     assert [str(p.action) for p in sweep.plans] == ["train", "resume"]
+
+
+def test_a_sweep_whose_settings_changed_under_the_same_grid_is_refused(tmp_path):
+    # The same cell names with another config: the new record would list new runs only.
+    run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01"), FakeBackend())
+    first = [c["run_dir"] for c in record(tmp_path)["cells"]]
+    changed = load_spec(tmp_path / "tiny.yaml", grid=["optimizer.lr=0.1,0.01"], fixed=["train.epochs=1"],
+                        seeds=None, seed_list=None, name=None)
+    with pytest.raises(ConfigError, match=r"already has 2 runs of cells this command leaves out or configures "
+                                          r"otherwise"):
+        prepare(changed, tmp_path / "runs", False, "local", 1)
+    assert [c["run_dir"] for c in record(tmp_path)["cells"]] == first
+    sweep = prepare(changed, tmp_path / "runs", True, "local", 1)  # --rerun trains every cell afresh
+    sweep.release()
+
+
+def test_a_re_run_keeps_the_run_its_record_lists_over_a_newer_one_of_the_same_name(tmp_path):
+    spec = spec_of(tmp_path, "optimizer.lr=0.1")
+    run(tmp_path, spec, FakeBackend())
+    (own,) = [c["run_dir"] for c in record(tmp_path)["cells"]]
+    # a user trains the same cell again by hand (a --print-commands line): same name and config
+    users = RunWriter.create(tmp_path / "runs", spec.cells(0)[0].name, config_of(Path(own)), 0)
+    users.finish({"status": "completed", "stop_reason": "done"})
+    again = FakeBackend()
+    result = run(tmp_path, spec, again)
+    assert not again.jobs and [c["run_dir"] for c in record(tmp_path)["cells"]] == [own]
+    assert result.run_dirs == [Path(own)]
+
+
+def test_a_cell_without_a_recorded_run_takes_a_finished_run_a_shell_loop_trained(tmp_path):
+    spec = spec_of(tmp_path, "optimizer.lr=0.1")
+    dry = prepare(spec, tmp_path / "runs", False, "local", 1, lock=False)
+    users = RunWriter.create(tmp_path / "runs", spec.cells(0)[0].name, dry.plans[0].config_yaml, 0)
+    users.finish({"status": "completed", "stop_reason": "done"})
+    again = FakeBackend()
+    run(tmp_path, spec, again)
+    assert not again.jobs and [c["run_dir"] for c in record(tmp_path)["cells"]] == [str(users.path)]

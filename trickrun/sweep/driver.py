@@ -23,8 +23,8 @@ from ..rundir.lock import RunLock
 from ..rundir.writer import RunWriter, remove_if_never_trained, runs_root
 from ..signals import SignalStop
 from .backend import Backend, CellEnd, CellJob
-from .plan import Plan, plan_cells, resolve_cells
-from .record import SweepRecord, cells_left_out, lock_sweep, record_path
+from .plan import Plan, holds_config, plan_cells, resolve_cells
+from .record import SweepRecord, lock_sweep, record_path, recorded_runs
 from .spec import SweepSpec
 from .states import Action, CellState, INTERRUPTED_EXIT_CODES
 
@@ -70,10 +70,11 @@ def prepare(spec: SweepSpec, runs_dir: Path | None, rerun: bool, backend: str, j
     cells, configs, seeds = resolve_cells(spec)
     sweep_lock = lock_sweep(root, spec.name) if lock else None
     try:
-        left_out = [] if replace_record else cells_left_out(record_path(root, spec.name), cells, root)
+        recorded = recorded_runs(record_path(root, spec.name), root)
+        left_out = [] if replace_record else _left_out(recorded, cells, configs, root, rerun)
         if left_out:
             raise _would_drop(spec.name, left_out)
-        plans = plan_cells(cells, configs, root, rerun)
+        plans = plan_cells(cells, configs, root, rerun, recorded)
         record = SweepRecord(record_path(root, spec.name), spec, cells, seeds, backend, jobs)
         for plan in plans:
             _record_plan(record, plan)
@@ -84,13 +85,22 @@ def prepare(spec: SweepSpec, runs_dir: Path | None, rerun: bool, backend: str, j
     return PreparedSweep(spec, root, plans, record, sweep_lock)
 
 
+def _left_out(recorded: dict[str, str], cells, configs, root: Path, rerun: bool) -> list[str]:
+    """The runs the record lists that a new record would not: of cells no longer in the sweep,
+    or (unless --rerun, which trains every cell afresh) whose config the cell no longer has,
+    as when --set or the base file changed under the same grid."""
+    wanted = {cell.name: cfg for cell, cfg in zip(cells, configs)}
+    return [run for name, run in recorded.items()
+            if name not in wanted or not (rerun or holds_config(root / run, wanted[name]))]
+
+
 def _would_drop(name: str, runs: list[str]) -> ConfigError:
     shown = ", ".join(runs[:3]) + (f", ... ({len(runs) - 3} more)" if len(runs) > 3 else "")
     return ConfigError(
         f"sweep {name!r} already has {len(runs)} run{'s' if len(runs) > 1 else ''} of cells this command leaves out "
-        f"({shown}); its record would no longer list them, and --sweep {name} would no longer take them. Keep "
-        f"their values and seeds in the grid (finished cells are skipped), give this sweep another --name, or "
-        f"remove the old one first: trickrun rm --sweep {name}")
+        f"or configures otherwise ({shown}); its record would no longer list them, and --sweep {name} would no "
+        f"longer take them. Keep their values, seeds and settings (finished cells are skipped), give this sweep "
+        f"another --name, or remove the old one first: trickrun rm --sweep {name}")
 
 
 def _record_plan(record: SweepRecord, plan: Plan) -> None:

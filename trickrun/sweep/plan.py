@@ -92,32 +92,53 @@ def _runs_by_name(root: Path) -> dict[str, list[Path]]:
     return found
 
 
-def plan_cells(cells: list[Cell], configs: list[Config], root: Path, rerun: bool) -> list[Plan]:
+def holds_config(path: Path, cfg: Config) -> bool:
+    """Whether the run directory `path` holds `cfg` as its config.yaml."""
+    config, _ = read_config(path / "config.yaml")
+    return bool(config) and _comparable(config) == _comparable(cfg.to_dict())
+
+
+def _plan_for(cell: Cell, cfg: Config, config_yaml: str, path: Path) -> Plan | None:
+    """What the existing run `path` of the cell means for it, or None if it is none of its."""
+    if not holds_config(path, cfg):
+        return None
+    summary, _ = read_summary(path / "summary.json")
+    status = effective_status(summary, path)
+    if status in FINAL:
+        return Plan(cell, cfg, config_yaml, Action.SKIP, path, status)
+    if status in RESUMABLE:
+        return Plan(cell, cfg, config_yaml, Action.RESUME, path, status)
+    if status == Status.RUNNING:
+        return Plan(cell, cfg, config_yaml, Action.BUSY, path, status)
+    return None
+
+
+def plan_cells(cells: list[Cell], configs: list[Config], root: Path, rerun: bool,
+               recorded: Mapping[str, str] | None = None) -> list[Plan]:
     """Each cell's action, from the runs already in the runs folder: a run counts for a cell
     only if its config.yaml is the cell's resolved config, and its status is read with its
-    lock asked (a run whose process is alive is busy, never finished)."""
+    lock asked (a run whose process is alive is busy, never finished). The run the sweep's
+    record lists for a cell (`recorded`: cell name -> run directory name) is its run while it
+    holds the cell's config, whatever another run of the same name did since; a cell the
+    record has no run for takes the newest finished run of its name and config (one a shell
+    loop or --print-commands trained), else the newest unfinished one."""
     existing = {} if rerun else _runs_by_name(root)
+    recorded = {} if rerun else dict(recorded or {})
     plans = []
     for cell, cfg in zip(cells, configs):
         config_yaml = dump_yaml(cfg.to_dict())
         plan = Plan(cell, cfg, config_yaml, Action.TRAIN)
-        wanted = _comparable(cfg.to_dict())
+        own = root / recorded[cell.name] if cell.name in recorded else None
+        found = _plan_for(cell, cfg, config_yaml, own) if own is not None and own.is_dir() else None
         # Newest first: a finished run wins over an older one of the same cell, and the
         # newest unfinished one is the one to resume.
-        for path in sorted(existing.get(cell.name, []), key=lambda p: p.name, reverse=True):
-            config, _ = read_config(path / "config.yaml")
-            if not config or _comparable(config) != wanted:
+        for path in [] if found else sorted(existing.get(cell.name, []), key=lambda p: p.name, reverse=True):
+            candidate = _plan_for(cell, cfg, config_yaml, path)
+            if candidate is None:
                 continue
-            summary, _ = read_summary(path / "summary.json")
-            status = effective_status(summary, path)
-            if status in FINAL:
-                plan = Plan(cell, cfg, config_yaml, Action.SKIP, path, status)
+            if candidate.action is Action.SKIP:
+                found = candidate
                 break
-            if plan.action is not Action.TRAIN:
-                continue
-            if status in RESUMABLE:
-                plan = Plan(cell, cfg, config_yaml, Action.RESUME, path, status)
-            elif status == Status.RUNNING:
-                plan = Plan(cell, cfg, config_yaml, Action.BUSY, path, status)
-        plans.append(plan)
+            found = found or candidate
+        plans.append(found or plan)
     return plans

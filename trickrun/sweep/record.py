@@ -78,17 +78,16 @@ def cell_run_dirs(runs_root: Path, record: Mapping[str, Any]) -> list[Path]:
             if isinstance(c, dict) and isinstance(c.get("run_dir"), str)]
 
 
-def cells_left_out(path: Path, cells: list[Cell], runs_root: Path) -> list[str]:
-    """The run directories the record at `path` lists, still in `runs_root`, of cells that
-    `cells` (a new plan of the sweep) leave out: a new record would no longer list them."""
+def recorded_runs(path: Path, runs_root: Path) -> dict[str, str]:
+    """Cell name -> the name of the run directory the record at `path` lists for it, for the
+    runs still in `runs_root`."""
     old = read_record(path)
-    names = {c.name for c in cells}
-    left = []
+    found = {}
     for cell in old["cells"] if old else ():
         run_dir = cell.get("run_dir") if isinstance(cell, dict) else None
-        if isinstance(run_dir, str) and cell.get("name") not in names and (runs_root / Path(run_dir).name).is_dir():
-            left.append(Path(run_dir).name)
-    return left
+        if isinstance(run_dir, str) and isinstance(cell.get("name"), str) and (runs_root / Path(run_dir).name).is_dir():
+            found[cell["name"]] = Path(run_dir).name
+    return found
 
 
 def sweeps_by_run(runs_root: Path) -> dict[str, list[str]]:
