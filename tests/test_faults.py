@@ -501,3 +501,24 @@ def test_an_error_set_off_by_a_memory_error_in_savez_is_a_memory_error(tmp_path,
     monkeypatch.setattr(np, "savez", lambda file, **arrays: (_ for _ in ()).throw(ValueError("bad")))
     with pytest.raises(ValueError, match="bad"):  # other errors pass through unchanged
         trickrun.rundir.writer.write_npz(target, {"a": np.arange(4)})
+
+
+def test_a_full_disk_at_the_first_checkpoint_leaves_no_run(fake_data, tmp_path, monkeypatch):
+    # epoch 1's metrics line was written, its checkpoint not: no epoch was saved, and a resume
+    # would start from scratch, so the directory is no run (ls would list it stale for good)
+    calls = fill_disk_at(monkeypatch, "checkpoint.npz", 1)
+    result = runner.invoke(app, ["train", str(write_config(tmp_path, QUICK)), "--quiet"])
+    assert calls["checkpoint.npz"] == 1 and calls["metrics.jsonl"] == 1
+    assert result.exit_code == 1 and "disk is full" in result.stderr
+    assert run_dirs(tmp_path / "runs") == []
+
+
+def test_a_resume_deletes_the_half_written_checkpoint_a_killed_writer_left(tmp_path):
+    from trickrun.rundir.writer import RunWriter
+
+    writer = RunWriter.create(tmp_path / "runs", "cut", "name: cut\n", 0)
+    writer.close()
+    left = writer.path / ".checkpoint.npz.0a1b2c3d.tmp"  # as atomic.replacing names it
+    left.write_bytes(b"\0" * 1000)
+    RunWriter.reopen(writer.path, 0).close()
+    assert not left.exists() and (writer.path / "config.yaml").exists()

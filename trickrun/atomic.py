@@ -34,6 +34,17 @@ def remove_abandoned(path: Path) -> None:
             pass
 
 
+def remove_temporaries(folder: Path) -> None:
+    """Delete every temporary file in `folder`, whatever its age: for a caller holding the
+    folder's lock, so that no live writer can own one (a run whose writer was killed while it
+    saved a checkpoint)."""
+    for tmp in folder.glob(_TEMPORARY.format(name="*", tag="*")):
+        try:
+            tmp.unlink()
+        except OSError:  # tidying is a courtesy
+            pass
+
+
 def _create_temporary(path: Path) -> tuple[int, Path]:
     """A new, empty file beside `path` with a name no other writer uses."""
     while True:

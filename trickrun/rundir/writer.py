@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, TypeVar
 
 import numpy as np
 
-from ..atomic import ABANDONED_AFTER_S, replacing
+from ..atomic import ABANDONED_AFTER_S, remove_temporaries, replacing
 from ..errors import RunDirError
 from .files import finite_number, read_metrics, read_summary
 from .format import CHECKPOINT_FILE, CONFIG_FILE, FINAL, LOCK_FILE, METRICS_FILE, MODEL_FILE, SUMMARY_FILE, Status
@@ -93,12 +93,12 @@ def _sweep_abandoned(root: Path) -> None:
 
 
 def remove_if_never_trained(run_dir: Path) -> bool:
-    """Remove a run directory in which no epoch was recorded (config.yaml, a "running" summary,
-    an empty metrics.jsonl and the lock): a run that failed before its first epoch is no run,
-    and `ls` would list it as stale forever. The caller holds the run's lock."""
-    metrics = run_dir / METRICS_FILE
-    if (metrics.is_file() and metrics.stat().st_size) or (run_dir / CHECKPOINT_FILE).exists() \
-            or (run_dir / MODEL_FILE).exists():
+    """Remove a run directory in which no epoch was saved (config.yaml, a "running" summary,
+    the lock, and at most the first epoch's metrics line, written just before its checkpoint
+    that a full disk or a kill stopped): a run that failed before its first checkpoint is no
+    run (resume would start it from scratch), and `ls` would list it as stale forever. The
+    caller holds the run's lock."""
+    if (run_dir / CHECKPOINT_FILE).exists() or (run_dir / MODEL_FILE).exists():
         return False
     shutil.rmtree(run_dir, ignore_errors=True)
     return True
@@ -299,6 +299,7 @@ class RunWriter:
         taken here). `resumed` False: a run directory made for this process to start (a
         sweep's cell), which does not count as a resumption."""
         writer = cls(path, lock or RunLock.acquire(path))
+        remove_temporaries(path)  # a killed writer's half-written checkpoint: none is live under our lock
         summary = read_summary(path / SUMMARY_FILE)[0] or {}
         records, _ = read_metrics(path / METRICS_FILE)
         write_atomic(path / METRICS_FILE, "".join(to_json(r) + "\n" for r in records[:epochs_done]).encode())
