@@ -601,3 +601,44 @@ def test_a_cell_without_a_recorded_run_takes_a_finished_run_a_shell_loop_trained
     again = FakeBackend()
     run(tmp_path, spec, again)
     assert not again.jobs and [c["run_dir"] for c in record(tmp_path)["cells"]] == [str(users.path)]
+
+
+class GoneStream:
+    """A stderr whose reader went away after `good` writes (a closed terminal, a dead pipe)."""
+
+    def __init__(self, good: int):
+        self.good, self.lines = good, []
+
+    def write(self, text: str) -> int:
+        if len(self.lines) >= self.good:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.lines.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_sweep_whose_stderr_goes_away_finishes_every_cell(tmp_path, monkeypatch):
+    from trickrun.display import QuietOnFailure
+    from trickrun.sweep.progress import PlainSweepProgress
+
+    silenced = []
+    monkeypatch.setattr("trickrun.display.stream_to_devnull", silenced.append)
+    spec = spec_of(tmp_path, "optimizer.lr=0.1,0.01,0.001")
+    backend = FakeBackend(slots=1)
+    result = run(tmp_path, spec, backend, progress=QuietOnFailure(PlainSweepProgress(GoneStream(good=1))))
+    assert len(backend.jobs) == 3 and not result.failed and result.stop_signal is None
+    assert [c["status"] for c in record(tmp_path)["cells"]] == ["completed"] * 3
+    assert len(silenced) == 1  # stderr pointed at os.devnull once, the display quiet from then on
+
+
+def test_a_display_error_that_is_not_a_gone_stream_still_raises():
+    from trickrun.display import QuietOnFailure
+
+    class Broken:
+        def note(self, text):
+            raise OSError(13, "Permission denied")
+
+    with pytest.raises(OSError):
+        QuietOnFailure(Broken()).note("x")

@@ -96,3 +96,21 @@ def test_a_stopped_sweep_records_its_cells_interrupted_and_a_second_driver_is_re
     assert [c["status"] for c in record(runs, "endless")["cells"]] == ["interrupted", "interrupted", "pending"]
     for d in run_dirs(runs):
         assert json.loads((d / "summary.json").read_text())["status"] == "interrupted" and not is_locked(d)
+
+
+def test_a_sweep_whose_stderr_reader_goes_away_finishes_its_cells(fake_data, tmp_path, children):
+    # The review's case: a terminal closed, or `trickrun sweep ... 2>&1 | head -1`. The driver's
+    # next progress line fails with EPIPE; the sweep goes on, quiet, and ends as it would have.
+    config = tmp_path / "quick.yaml"
+    config.write_text(QUICK)
+    runs = tmp_path / "runs"
+    proc = start("sweep", str(config), "--grid", "optimizer.lr=0.01,0.001,0.0001", "--jobs", "1",
+                 "--runs-dir", str(runs))
+    children.append(proc)
+    first = proc.stderr.readline()  # the first cell's line: cells 2 and 3 are still to come
+    assert first.startswith("[1/3] cell 1 "), first
+    proc.stderr.close()  # the reader goes away
+    out = proc.stdout.read()
+    assert proc.wait(timeout=300) == 0
+    assert [c["status"] for c in record(runs, "quick")["cells"]] == ["completed"] * 3
+    assert "record:" in out  # stdout, still open, got the leaderboard as usual

@@ -59,7 +59,7 @@ def _prepare(cfg: Config, progress: str):
 
     check_fits(cfg)  # arithmetic only: refuses a model that cannot fit before loading data
     reporter = make_reporter(progress)
-    data = load_dataset(cfg.data, progress=isinstance(reporter, RichReporter))
+    data = load_dataset(cfg.data, progress=isinstance(getattr(reporter, "display", reporter), RichReporter))
     try:
         trainer = Trainer(cfg, data, reporter)
     except MemoryError:

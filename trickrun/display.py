@@ -4,11 +4,14 @@ wrapped between words."""
 
 from __future__ import annotations
 
+import sys
 import textwrap
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Column
+
+from .stdout import STDERR_ERRNOS, stream_to_devnull
 
 
 def fitted_line(parts: list[tuple[int, str]], width: int | None, sep: str = "  ") -> str:
@@ -37,6 +40,35 @@ def bar_columns() -> tuple:
     the count too)."""
     return (TextColumn("[bold]{task.description}"), BarColumn(bar_width=None, table_column=Column(ratio=1)),
             MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn())
+
+
+class QuietOnFailure:
+    """A live display (train's reporter, the sweep's progress) whose writes may fail once
+    stderr is gone (the terminal closed, the reader of a pipe ended): the first such failure
+    points stderr at os.devnull and silences the display, so that the training or the sweep
+    goes on rather than ending on a display error."""
+
+    def __init__(self, display):
+        self.display, self._quiet = display, False
+
+    def __getattr__(self, name: str):
+        attr = getattr(self.display, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            if self._quiet:
+                return None
+            try:
+                return attr(*args, **kwargs)
+            except OSError as err:
+                if err.errno not in STDERR_ERRNOS:
+                    raise
+                self._quiet = True
+                stream_to_devnull(sys.stderr)
+                return None
+
+        return call
 
 
 def say(console: Console, text: str, prefix: str = "", style: str = "") -> None:

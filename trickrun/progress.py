@@ -10,7 +10,7 @@ import time
 from rich.console import Console
 from rich.progress import Progress
 
-from .display import bar_columns, fitted_line, info_room
+from .display import QuietOnFailure, bar_columns, fitted_line, info_room
 from .errors import ConfigError
 from .train import NullReporter
 from .userinput import short
@@ -104,4 +104,4 @@ def make_reporter(mode: str):
         mode = "rich" if sys.stderr.isatty() else "plain"
     if mode not in reporters:  # from the Python API: the CLI's flags give only these
         raise ConfigError(f"progress: unknown mode {short(mode)}; choose one of: auto, {', '.join(reporters)}")
-    return reporters[mode]()
+    return QuietOnFailure(reporters[mode]())

@@ -12,9 +12,20 @@ import sys
 STDOUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})
 
 
+# An OSError with one of these, raised while a live display writes to stderr, is stderr gone:
+# the terminal closed, or the reader of its pipe ended.
+STDERR_ERRNOS = STDOUT_ERRNOS | {errno.EPIPE}
+
+
 def stdout_to_devnull() -> None:
+    stream_to_devnull(sys.stdout)
+
+
+def stream_to_devnull(stream) -> None:
+    """Point `stream`'s file descriptor at os.devnull, so that what it still holds, and all
+    that is written to it later, goes nowhere instead of failing again."""
     try:
-        target = sys.stdout.fileno()
+        target = stream.fileno()
     except (OSError, ValueError):  # no file descriptor (a test's captured stdout): nothing buffered to fail
         return
     try:

@@ -146,9 +146,11 @@ def execute(sweep: PreparedSweep, backend: Backend, fail_fast: bool = False, pro
                 result.stop_signal = getattr(stop, "signum", 2)
                 _stop(sweep, backend, stops, jobs, by_index, result, progress)
     finally:
-        progress.close()
-        _interrupt_running(record)
-        record.save()
+        try:
+            _interrupt_running(record)  # the record first: a display that fails to close must not leave it "running"
+            record.save()
+        finally:
+            progress.close()
     result.run_dirs = [Path(c["run_dir"]) for c in record.data["cells"] if c.get("run_dir")]
     return result
 

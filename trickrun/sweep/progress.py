@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 
-from ..display import bar_columns, fitted_line, info_room
+from ..display import QuietOnFailure, bar_columns, fitted_line, info_room
 from .driver import NullProgress
 from .states import CellState
 
@@ -101,4 +101,4 @@ def make_sweep_progress(mode: str):
     """`quiet` | `plain` | `rich` | `auto` (rich on a terminal, plain otherwise)."""
     if mode == "auto":
         mode = "rich" if sys.stderr.isatty() else "plain"
-    return {"quiet": NullProgress, "plain": PlainSweepProgress, "rich": RichSweepProgress}[mode]()
+    return QuietOnFailure({"quiet": NullProgress, "plain": PlainSweepProgress, "rich": RichSweepProgress}[mode]())
