@@ -92,3 +92,15 @@ def test_at_60_columns_the_leaderboard_leaves_out_test_acc_before_it_folds_a_lab
     text = buf.getvalue()
     assert "optimizer.lr=0.001" in text and "left out to fit 60 columns: test acc" in text
     assert max(len(line) for line in text.splitlines()) <= 60
+
+
+def test_a_group_without_a_finished_run_is_no_result_never_best(tmp_path):
+    def run(lr, seed, status):
+        return load_run(make_run(tmp_path, f"s_lr-{lr}", seed=seed, stamp=f"20240501-12000{seed}", status=status,
+                                 **{"optimizer.lr": lr}))
+
+    all_cut = [run(0.1, 0, "interrupted"), run(0.2, 1, "interrupted")]
+    section = leaderboard_section(all_cut, "l")
+    assert [row[-1].text for row in section.rows] == ["no result", "no result"]
+    some = [run(0.1, 2, "completed"), run(0.1, 3, "completed"), run(0.2, 4, "interrupted")]
+    assert [row[-1].text for row in leaderboard_section(some, "l").rows] == ["best", "no result"]

@@ -26,6 +26,7 @@ from trickrun.signals import StopSignal
 from trickrun.sweep.command import SweepOptions, finish
 from trickrun.sweep.driver import NullProgress, execute, prepare
 from trickrun.sweep.record import lock_sweep, read_record
+from trickrun.sweep.plan import resolve_cells
 from trickrun.sweep.spec import SweepSpec, load_spec, safe_name
 
 runner = CliRunner()
@@ -64,6 +65,12 @@ def test_seeds_given_twice_and_a_grid_over_name_are_refused(tmp_path):
         spec_of(tmp_path, "seed=1,2", seeds=2)
     with pytest.raises(ConfigError, match="names each cell"):
         spec_of(tmp_path, "name=a,b")
+    config = tmp_path / "tiny.yaml"
+    for grid, seeds in (([], 2), (["seed=1,2"], None)):  # --set seed=4 would be silently ignored
+        with pytest.raises(ConfigError, match=r"seed=4 is set in every cell, .* e.g. --seed-list 4"):
+            load_spec(config, grid=grid, fixed=["seed=4"], seeds=seeds, seed_list=None, name=None)
+    alone = load_spec(config, grid=[], fixed=["seed=4"], seeds=None, seed_list=None, name=None)
+    assert [c.seed for c in resolve_cells(alone)[0]] == [4]  # alone, it is the sweep's seed
 
 
 def test_each_cell_gets_the_config_resolved_when_the_sweep_was_planned(tmp_path):

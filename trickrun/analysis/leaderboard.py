@@ -58,6 +58,8 @@ def leaderboard(runs: Sequence[Run]) -> tuple[str, list[Standing]]:
 
 
 def verdict(s: Standing, rank: int) -> str:
+    if not s.values:  # ranked last, with nothing to rank it by
+        return "no result"
     return "best" if rank == 0 or s.verdict is None else str(s.verdict)
 
 

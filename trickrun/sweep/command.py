@@ -96,7 +96,7 @@ def dry_run_section(sweep: PreparedSweep) -> Section:
              Cell(p.run_dir.name if p.run_dir else "")] for p in plans]
     counts = {a: sum(p.action is a for p in plans) for a in dict.fromkeys(p.action for p in plans)}
     summary = ", ".join(f"{n} to {a}" for a, n in counts.items())
-    return Section(f"{len(plans)} cells ({summary}); nothing was run", ["#", "run name", "cell", "action", "existing run"],
+    return Section(f"{len(plans)} cell{'s' if len(plans) != 1 else ''} ({summary}); nothing was run", ["#", "run name", "cell", "action", "existing run"],
                    rows, [f"record: {sweep.record.path}"], label=1, optional=["existing run", "#"],
                    left_out_hint=PIPED_HINT)
 

@@ -339,6 +339,11 @@ def load_spec(source: Path, *, grid: list[str], fixed: list[str], seeds: int | N
     if spec.seeds is not None and "seed" in spec.grid:
         raise ConfigError("the grid has a seed axis and the sweep has seeds too (--seeds, --seed-list or seeds:); "
                           "give the seeds one way")
+    fixed_seed = [value for key, value in spec.fixed if key == "seed"]
+    if fixed_seed and (spec.seeds is not None or "seed" in spec.grid):
+        raise ConfigError(f"seed={flow(fixed_seed[-1])} is set in every cell, but the sweep's seeds (--seeds, "
+                          f"--seed-list, seeds: or a seed axis of the grid) give each cell its own, so it would be "
+                          f"ignored; name the seeds one way, e.g. --seed-list {flow(fixed_seed[-1])}")
     if name is not None:
         if safe_name(name) != name:
             raise ConfigError(f"--name {name[:40]!r} cannot name a sweep; use letters, digits, '.', '+' or '-' (40 at most)")
