@@ -105,9 +105,8 @@ VIEWS = {
 }
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-@pytest.mark.parametrize("view", list(VIEWS))
-def test_every_view_reads_at_80_and_120_columns(root, monkeypatch, view, width):
+def view_at(monkeypatch, view: str, width: int) -> tuple[str, list[Section]]:
+    """The view's stdout at `width` columns, and the sections it drew."""
     seen: list[Section] = []
     original = render.draw_tables
     monkeypatch.setattr(render, "draw_tables", lambda sections, console: (seen.extend(sections),
@@ -115,7 +114,13 @@ def test_every_view_reads_at_80_and_120_columns(root, monkeypatch, view, width):
     result = runner.invoke(app, VIEWS[view], env={"COLUMNS": str(width)})
     assert result.exit_code == 0, result.output
     assert seen
-    assert_readable(result.stdout, seen, width)
+    return result.stdout, seen
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("view", list(VIEWS))
+def test_every_view_reads_at_80_and_120_columns(root, monkeypatch, view, width):
+    assert_readable(*view_at(monkeypatch, view, width), width)
 
 
 def test_the_room_is_used_when_there_is_more(root):
@@ -225,13 +230,7 @@ def test_a_table_too_long_for_rich_is_plain_text_fitted_too():
 def test_below_80_columns_a_view_too_wide_for_any_table_is_drawn_as_records(root, monkeypatch, view, width):
     """Every header and label whole, no line wider than the terminal, nothing cut with …, and
     every column shown: a table that cannot fit becomes a block per row."""
-    seen: list[Section] = []
-    original = render.draw_tables
-    monkeypatch.setattr(render, "draw_tables", lambda sections, console: (seen.extend(sections),
-                                                                          original(sections, console)))
-    result = runner.invoke(app, VIEWS[view], env={"COLUMNS": str(width)})
-    assert result.exit_code == 0, result.output
-    assert_readable(result.stdout, seen, width, records=True)
+    assert_readable(*view_at(monkeypatch, view, width), width, records=True)
 
 
 def test_a_left_out_line_names_only_what_the_command_takes(tmp_path):
