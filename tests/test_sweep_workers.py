@@ -5,6 +5,7 @@ Every wait is on a state (epochs recorded, locks held), never on a duration."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -114,3 +115,29 @@ def test_a_sweep_whose_stderr_reader_goes_away_finishes_its_cells(fake_data, tmp
     assert proc.wait(timeout=300) == 0
     assert [c["status"] for c in record(runs, "quick")["cells"]] == ["completed"] * 3
     assert "record:" in out  # stdout, still open, got the leaderboard as usual
+
+
+def test_a_killed_ray_workers_scratch_copy_is_deleted_once_old_and_unlocked(tmp_path):
+    from trickrun.atomic import ABANDONED_AFTER_S
+    from trickrun.rundir.lock import RunLock
+    from trickrun.sweep.worker import remove_abandoned_scratch
+
+    def scratch(name: str, age_s: float) -> Path:
+        run = tmp_path / f"trickrun-cell-{name}" / "cell_s0-20261207-120000"
+        run.mkdir(parents=True)
+        (run / "checkpoint.npz").write_bytes(b"x")
+        old = time.time() - age_s
+        os.utime(run.parent, (old, old))
+        return run
+
+    killed = scratch("killed", ABANDONED_AFTER_S + 60)
+    live = scratch("live", ABANDONED_AFTER_S + 60)  # a cell training for more than an hour
+    young = scratch("young", 5)  # may not have taken its lock yet
+    other = tmp_path / "someone-elses"
+    other.mkdir()
+    lock = RunLock.acquire(live)
+    try:
+        remove_abandoned_scratch(tmp_path)
+    finally:
+        lock.release()
+    assert not killed.parent.exists() and live.exists() and young.exists() and other.exists()

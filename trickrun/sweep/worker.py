@@ -12,14 +12,19 @@ machine and returns its files, which the driver writes into the real one.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+from ..atomic import ABANDONED_AFTER_S
 from ..errors import TrickrunError
 from ..rundir.writer import to_json
+
+SCRATCH_PREFIX = "trickrun-cell-"
 
 INTERRUPTED_BEFORE_TRAINING = 128 + signal.SIGINT
 
@@ -75,7 +80,8 @@ def train_copy(dir_name: str, files: dict[str, bytes], fresh: bool, arrays: dict
     from ..rundir.lock import RunLock
 
     supply_verified(dataset, arrays, source)
-    with threadpool_limits(threads), tempfile.TemporaryDirectory(prefix="trickrun-cell-") as scratch:
+    remove_abandoned_scratch(Path(tempfile.gettempdir()))
+    with threadpool_limits(threads), tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX) as scratch:
         path = Path(scratch) / dir_name
         path.mkdir()
         for name, data in files.items():
@@ -86,6 +92,23 @@ def train_copy(dir_name: str, files: dict[str, bytes], fresh: bool, arrays: dict
         finally:
             lock.release()
         return {"files": run_files(path), "summary": result.summary, "error": None if error is None else str(error)}
+
+
+def remove_abandoned_scratch(folder: Path) -> None:
+    """Delete the scratch copies that workers killed outright left in `folder` (kill -9 skips
+    TemporaryDirectory's clean-up): those untouched for ABANDONED_AFTER_S whose run no live
+    process holds. A younger one may be a cell that has not yet taken its lock."""
+    from ..rundir.lock import is_locked
+
+    for scratch in folder.glob(f"{SCRATCH_PREFIX}*"):
+        try:
+            if time.time() - scratch.stat().st_mtime < ABANDONED_AFTER_S:
+                continue
+            if any(is_locked(run) for run in scratch.iterdir() if run.is_dir()):
+                continue
+        except OSError:  # gone meanwhile, or not ours to look into: tidying is a courtesy
+            continue
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
