@@ -4,9 +4,10 @@ wrapped between words."""
 
 from __future__ import annotations
 
+import re
 import sys
-import textwrap
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Column
@@ -88,9 +89,46 @@ def say(console: Console, text: str, prefix: str = "", style: str = "") -> None:
 
 
 def wrap_words(line: str, width: int) -> str:
-    """`line` broken between words into lines of at most `width` columns where its words allow;
-    continuation lines keep the line's indent (two more under a `- ` item)."""
+    """`line` broken between words into lines of at most `width` terminal cells where its words
+    allow; continuation lines keep the line's indent (two more under a `- ` item)."""
+    line = line.expandtabs()
     indent = line[:len(line) - len(line.lstrip(" "))]
     more = indent + ("  " if line.lstrip(" ").startswith("- ") else "")
-    return textwrap.fill(line, width, initial_indent="", subsequent_indent=more, break_long_words=False,
-                         break_on_hyphens=False, drop_whitespace=True, replace_whitespace=False) or line
+    return "\n".join(wrap_cells(line, width, more))
+
+
+def wrap_cells(text: str, width: int, more: str = "", fold: bool = False) -> list[str]:
+    """`text` in lines of at most `width` terminal cells (wide characters count two), broken at
+    its runs of spaces, which are kept inside a line and dropped at a break; the first line
+    keeps `text`'s own leading spaces, the others start with `more`. A word wider than a line
+    stays whole, or with `fold` is cut into pieces that fit."""
+    words = re.findall(r"(\s*)(\S+)", text)
+    if not words:
+        return [text]
+    lines, line = [], ""
+    for space, word in words:
+        if line.strip() and cell_len(line + space + word) > width:
+            lines.append(line)
+            line, space = more, ""
+        if fold and cell_len(line + space + word) > width:
+            for piece in _pieces(word, max(1, width - cell_len(line + space)), max(1, width - cell_len(more))):
+                if line.strip() and cell_len(line + space + piece) > width:
+                    lines.append(line)
+                    line, space = more, ""
+                line += space + piece
+                space = ""
+        else:
+            line += space + word
+    return lines + [line]
+
+
+def _pieces(word: str, first: int, rest: int) -> list[str]:
+    """`word` cut into pieces of at most `first` cells, then `rest` cells each."""
+    pieces, piece, used, room = [], "", 0, first
+    for char in word:
+        size = cell_len(char)
+        if piece and used + size > room:
+            pieces.append(piece)
+            piece, used, room = "", 0, rest
+        piece, used = piece + char, used + size
+    return pieces + [piece]

@@ -23,6 +23,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .analysis.analyze import config_diff
+from .analysis.document import Cell, Section
+from .analysis.render import record_lines
 from .config import ALIASES, CHOICES, load_config, read_config_file, short, unused_keys
 from .configdoc import CHECKOUT, all_keys, choice_formulas, filled_in, kind_text, sections, show_value
 from .errors import ConfigError
@@ -53,7 +55,7 @@ def _grid(columns: int) -> Table:
 class KeyChanges:
     """A config's changes, a row per key (key, old value, new value, meaning): a table where
     the meaning gets MEANING_MIN columns or more, else a block per key, its values and meaning
-    under it, so that no word is cut at any width."""
+    under it (render.record_lines), so that only a word wider than its room is folded."""
 
     MEANING_MIN = 24  # as layout.WRAP_MIN_WIDTH: below it, prose reads a word or two a line
 
@@ -69,12 +71,9 @@ class KeyChanges:
                 _add(table, *row)
             yield table
             return
-        for row in self.rows:
-            yield Text(row[0], style="bold")
-            fields = _grid(2)
-            for header, value in zip(self.headers[1:], row[1:]):
-                _add(fields, header, value)
-            yield Padding(fields, INDENT, expand=False)
+        records = Section("", self.headers, [[Cell(text) for text in row] for row in self.rows])
+        yield from record_lines(records, options.max_width, lambda cell, room: Text(cell.text).wrap(console, room),
+                                lambda text, style="": Text(text, style=style))
 
 
 def _add(table: Table, *cells: str | Text) -> None:

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..choices import OutputFormat
+from ..display import wrap_cells
 from ..metrics import higher_is_better
 from ..rundir.format import Status
 from ..rundir.writer import to_json
@@ -68,8 +69,10 @@ def encodable(text: str, console: Console) -> str:
 
 
 def write_text(console: Console, text: str, end: str = "\n") -> None:
-    """Plain text (no markup, no highlighting) on `console`, in characters it can encode."""
-    console.out(encodable(text, console), highlight=False, end=end)
+    """Plain text (no markup, no highlighting) on `console`'s file, in characters it can
+    encode: written as is, since rich would make an object of every line (seconds for a
+    thousand-run table)."""
+    console.file.write(encodable(text, console) + end)
 
 
 def _cell(value: Any) -> Cell:
@@ -140,31 +143,43 @@ VALUE_BESIDE_MIN = 16  # narrower than this beside the field names, values go on
 def draw_records(section: Section, console: Console) -> None:
     """`section` for a terminal too narrow for any table of it: a block per row, its label (and
     the cells before it, such as a rank) on one line, then each other column as `header  value`
-    lines, values wrapping at their spaces; every column is shown and no word is cut unless it
-    is wider than the terminal."""
-    width = console.width
+    lines, values wrapping at their spaces (under the header when too narrow beside it); every
+    column is shown, and only a word wider than the room for it is folded."""
     console.print(Text(section.title, style="bold"))
+    if len(section.rows) > RICH_ROWS_MAX:  # as tables: plain text, instant for any number of rows
+        plain = record_lines(section, console.width, lambda cell, room: wrap_cells(cell_text(cell), room, fold=True))
+        write_text(console, "\n".join(plain))
+        return
+    for line in record_lines(section, console.width, lambda cell, room: _rich_text(cell).wrap(console, room),
+                             lambda text, style="": Text(text, style=style)):
+        print_trimmed(console, line)
+
+
+def record_lines(section: Section, width: int, wrap: Callable,
+                 text: Callable = lambda text, style="": text) -> list:
+    """The lines of `section` drawn as records at `width` (see draw_records): strings, or rich
+    Texts when `wrap` (a cell and a width -> its lines) and `text` (a string and a style) make
+    them."""
     fields = range(section.label + 1, len(section.columns))
     key_width = max((cell_len(section.columns[i]) for i in fields), default=0)
     beside = width - RECORD_INDENT - key_width - 2 >= VALUE_BESIDE_MIN
+    value_at = RECORD_INDENT + (key_width + 2 if beside else 2)
+    lines = []
     for row in section.rows:
-        cells = [_rich_text(_cell(c)) for c in row]
-        head = Text("  ").join(cells[:section.label + 1])
-        for line in head.wrap(console, width):
-            print_trimmed(console, line)
+        cells = [_cell(c) for c in row]
+        lines += wrap(Cell("  ".join(cell_text(c) for c in cells[:section.label + 1])), max(1, width))
         for i in fields:
             if i >= len(cells):
                 continue
-            key = Text(" " * RECORD_INDENT + section.columns[i].ljust(key_width if beside else 0), style="dim")
+            values = wrap(cells[i], max(1, width - value_at))
+            name = text(" " * RECORD_INDENT + section.columns[i].ljust(key_width + 2 if beside else 0), "dim")
             if beside:
-                value_at = RECORD_INDENT + key_width + 2
-                lines = cells[i].wrap(console, width - value_at)
-                lines = [key + "  " + lines[0]] + [Text(" " * value_at) + line for line in lines[1:]]
+                lines.append(name + values[0])
+                values = values[1:]
             else:
-                value_at = RECORD_INDENT + 2
-                lines = [key] + [Text(" " * value_at) + line for line in cells[i].wrap(console, width - value_at)]
-            for line in lines:
-                print_trimmed(console, line)
+                lines.append(name)
+            lines += [text(" " * value_at) + line for line in values]
+    return lines
 
 
 def print_trimmed(console: Console, renderable: RenderableType) -> None:
