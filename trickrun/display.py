@@ -90,10 +90,10 @@ def say(console: Console, text: str, prefix: str = "", style: str = "") -> None:
 
 def wrap_words(line: str, width: int) -> str:
     """`line` broken between words into lines of at most `width` terminal cells where its words
-    allow; continuation lines keep the line's indent (two more under a `- ` item)."""
+    allow; continuation lines of an indented line or a `- ` item hang two columns under it."""
     line = line.expandtabs()
     indent = line[:len(line) - len(line.lstrip(" "))]
-    more = indent + ("  " if line.lstrip(" ").startswith("- ") else "")
+    more = indent + ("  " if indent or line.startswith("- ") else "")
     return "\n".join(wrap_cells(line, width, more))
 
 

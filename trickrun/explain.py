@@ -47,8 +47,8 @@ INDENT = (0, 0, 0, 2)
 def _grid(columns: int) -> Table:
     """Columns two spaces apart, the last one wrapped; the others (names, keys) kept whole."""
     table = Table.grid(padding=(0, 2))
-    for i in range(columns):
-        table.add_column(no_wrap=i < columns - 1)
+    for i in range(columns):  # a word of the last one wider than its room folds rather than ending in …
+        table.add_column(no_wrap=i < columns - 1, overflow="fold")
     return table
 
 

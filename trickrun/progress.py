@@ -18,13 +18,13 @@ from .userinput import short
 
 def epoch_line(record: dict, epochs: int, width: int | None = None) -> str:
     """One line per finished epoch; with a `width`, the parts that matter least (the gradient
-    norm, then the learning rate, the time, the training loss and accuracy) are left out until
-    the line fits it."""
+    norm, then the learning rate, the training loss and accuracy, the time) are left out until
+    the line fits it; the epoch and the validation numbers always stay (wrapping if they must)."""
     parts = [  # (kept while it fits: lower first, text)
         (0, f"epoch {record['epoch']:>3}/{epochs}"),
         (4, f"lr {record['lr']:.3g}"),
         (3, f"train loss {record['train_loss']:.4f} acc {record['train_acc']:.4f}"),
-        (1, f"val loss {record['val_loss']:.4f} acc {record['val_acc']:.4f}"),
+        (0, f"val loss {record['val_loss']:.4f} acc {record['val_acc']:.4f}"),
         (5, f"grad {record['grad_norm']:.3g}"),
         (2, f"{record['epoch_s']:.1f}s"),
     ]

@@ -162,24 +162,32 @@ def record_lines(section: Section, width: int, wrap: Callable,
     them."""
     fields = range(section.label + 1, len(section.columns))
     key_width = max((cell_len(section.columns[i]) for i in fields), default=0)
-    beside = width - RECORD_INDENT - key_width - 2 >= VALUE_BESIDE_MIN
-    value_at = RECORD_INDENT + (key_width + 2 if beside else 2)
+    # a label with one field named only "value" (show's summary: field, value) needs no name for it
+    named = not (len(fields) == 1 and section.columns[-1] == "value")
+    beside_at = RECORD_INDENT + key_width + 2 if named else RECORD_INDENT
+    under_at = RECORD_INDENT + 2 if named else RECORD_INDENT
     lines = []
     for row in section.rows:
         cells = [_cell(c) for c in row]
         lines += wrap(Cell("  ".join(cell_text(c) for c in cells[:section.label + 1])), max(1, width))
         for i in fields:
-            if i >= len(cells):
+            if i >= len(cells) or not cell_text(cells[i]).strip():  # nothing to show
                 continue
+            # beside its name when every word of it fits there, else under it at full width
+            beside = width - beside_at >= VALUE_BESIDE_MIN and _longest_word(cells[i]) <= width - beside_at
+            value_at = beside_at if beside else under_at
             values = wrap(cells[i], max(1, width - value_at))
-            name = text(" " * RECORD_INDENT + section.columns[i].ljust(key_width + 2 if beside else 0), "dim")
-            if beside:
-                lines.append(name + values[0])
-                values = values[1:]
+            if named:
+                name = text(" " * RECORD_INDENT + section.columns[i].ljust(key_width + 2 if beside else 0), "dim")
+                lines += [name + values[0]] if beside else [name, text(" " * value_at) + values[0]]
             else:
-                lines.append(name)
-            lines += [text(" " * value_at) + line for line in values]
+                lines.append(text(" " * value_at) + values[0])
+            lines += [text(" " * value_at) + line for line in values[1:]]
     return lines
+
+
+def _longest_word(cell: Cell) -> int:
+    return max((cell_len(word) for word in cell_text(cell).split()), default=0)
 
 
 def print_trimmed(console: Console, renderable: RenderableType) -> None:

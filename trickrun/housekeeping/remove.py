@@ -306,15 +306,14 @@ def run_rm(specs: list[str], root: Path, sweep: str | None, *, dry_run: bool,
     (or a dry run), 1 declined or some run left (busy, or a disk error)."""
     removal = plan_removal(specs, root, sweep, dry_run=dry_run)
     try:
-        out.out(f"{'would remove' if dry_run else 'to remove'} from {removal.root}: {_what(removal)}",
-                highlight=False)
+        say(out, f"{'would remove' if dry_run else 'to remove'} from {removal.root}: {_what(removal)}")
         for line in _listing(removal):
-            out.out(line, highlight=False)
+            say(out, line)
         if dry_run:
-            out.out("nothing was removed (--dry-run)", highlight=False)
+            say(out, "nothing was removed (--dry-run)")
             return 0
         if ask is not None and not ask(f"Remove {_what(removal)}?"):
-            out.out("nothing was removed", highlight=False)
+            say(out, "nothing was removed")
             return 1
         outcome = remove(removal)
     finally:
@@ -329,5 +328,5 @@ def run_rm(specs: list[str], root: Path, sweep: str | None, *, dry_run: bool,
                  f"{name} and export --sweep {name} take the runs still there, with a warning; trickrun rm "
                  f"--sweep {name} removes its other runs and the record", "note:")
     done = f"removed {len(outcome.removed)} run{'s' if len(outcome.removed) != 1 else ''}"
-    out.out(done + (f" and the record of sweep {sweep}" if outcome.sweep_removed else ""), highlight=False)
+    say(out, done + (f" and the record of sweep {sweep}" if outcome.sweep_removed else ""))
     return 1 if outcome.left else 0  # as a sweep that left a cell busy
