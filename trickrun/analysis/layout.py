@@ -8,7 +8,8 @@ a number, and using the room when there is more.
 3. the section's abbreviations (`Section.short`), spelled out in a legend line under the table;
 each first for the section itself and then for its narrow form (`Section.narrow`, e.g. one row
 per run instead of one column per run). Then the optional columns (`Section.optional`) are left
-out, least important first, with a line under the table naming them; if even that does not fit,
+out, least important first (never more than it keeps), with a line under the table naming them;
+if even that does not fit,
 row labels (`Section.label`, the first column by default) wrap at their spaces and the columns
 come back as far as they fit. Row labels are never left out. Narrower than any table of the
 section, `fit` says so (`Layout.fits` False) and render.draw_records draws a block per row,
@@ -169,9 +170,11 @@ def _fit(section: Section, width: int) -> Layout:
     last = forms[-1]
     optional = [name for i, name in enumerate(last.columns) if name in last.optional and i != last.label]
     optional.sort(key=last.optional.index)
-    # columns are left out before labels wrap: a label on one line reads best
+    # columns are left out before labels wrap: a label on one line reads best; a table that
+    # would show fewer columns than it leaves out reads worse than records, which show all
+    shown = len(last.columns) - 1  # besides the label
     for wrap_labels in (False, True):
-        for n in range(len(optional) + 1):
+        for n in range(min(len(optional), shown // 2) + 1):
             for abbreviate in (False, True):
                 layout = _attempt(last, abbreviate, True, wrap_labels, optional[:n], width)
                 if layout.least_width <= width:
