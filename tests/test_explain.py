@@ -360,3 +360,14 @@ def config_diff_keys(path: str) -> list[str]:
     unused = [unused_keys(c) for c in configs]
     return [key for key, _ in config_diff([c.to_dict() for c in configs], ignore=("name",))
             if not all(key in u for u in unused)]
+
+
+@pytest.mark.parametrize("section", ["model", "optimizer", "schedule", "early_stopping"])
+def test_a_section_is_explained_without_a_cut_word_on_a_narrow_terminal(section):
+    # At 40 columns the section's table left its meaning column a few letters ("mea…", "lea…").
+    meanings = {k: m for k, (_, _, m) in all_keys().items() if k.startswith(section + ".")}
+    for width in (30, 40, 80):
+        text = text_of(section, width)
+        assert "…" not in text
+        for key, meaning in meanings.items():
+            assert key in text.split() and flat(meaning) in flat(text), (key, width)

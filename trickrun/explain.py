@@ -52,10 +52,11 @@ def _grid(columns: int) -> Table:
     return table
 
 
-class KeyChanges:
-    """A config's changes, a row per key (key, old value, new value, meaning): a table where
-    the meaning gets MEANING_MIN columns or more, else a block per key, its values and meaning
-    under it (render.record_lines), so that only a word wider than its room is folded."""
+class KeyTable:
+    """Rows of keys (a config's changes: key, old value, new value, meaning; a section's keys:
+    key, default, meaning): a table where its last column, the meaning, gets MEANING_MIN
+    columns or more, else a block per key, its values and meaning under it
+    (render.record_lines), so that only a word wider than its room is folded."""
 
     MEANING_MIN = 24  # as layout.WRAP_MIN_WIDTH: below it, prose reads a word or two a line
 
@@ -63,9 +64,10 @@ class KeyChanges:
         self.headers, self.rows = headers, rows
 
     def __rich_console__(self, console: Console, options):
-        widths = [max(cell_len(row[i]) for row in [self.headers, *self.rows]) for i in range(3)]
-        if sum(widths) + 3 * 2 + self.MEANING_MIN <= options.max_width:
-            table = _grid(4)
+        n = len(self.headers)
+        widths = [max(cell_len(row[i]) for row in [self.headers, *self.rows]) for i in range(n - 1)]
+        if sum(widths) + (n - 1) * 2 + self.MEANING_MIN <= options.max_width:
+            table = _grid(n)
             _add(table, *(Text(h, style="bold") for h in self.headers))
             for row in self.rows:
                 _add(table, *row)
@@ -159,12 +161,9 @@ def _choices(key: str) -> RenderableType:
 
 
 def section_view(section: str) -> list[RenderableType]:
-    rows = _grid(3)
-    _add(rows, Text("key", style="bold"), Text("default", style="bold"), Text("meaning", style="bold"))
-    for key, (_, default, meaning) in all_keys().items():
-        if key.startswith(section + "."):
-            _add(rows, key, show_value(default), meaning)
-    return [_heading(f"section {section}"), Padding(rows, INDENT, expand=False),
+    rows = [[key, show_value(default), meaning] for key, (_, default, meaning) in all_keys().items()
+            if key.startswith(section + ".")]
+    return [_heading(f"section {section}"), Padding(KeyTable(["key", "default", "meaning"], rows), INDENT, expand=False),
             Text(f"trickrun explain {section}.KEY: one key in full, with what the lesson says about it.")]
 
 
@@ -213,7 +212,7 @@ def file_view(path: Path, report: Path) -> list[RenderableType]:
     parts.append(Text(f"Against {_shown(baseline)}, both resolved (every default filled in):"
                       if diff else f"The same experiment as {_shown(baseline)}, once resolved."))
     if diff:
-        parts.append(Padding(KeyChanges(["key", _shown(baseline), "this file", "meaning"], rows), INDENT,
+        parts.append(Padding(KeyTable(["key", _shown(baseline), "this file", "meaning"], rows), INDENT,
                              expand=False))
         parts.append(Text(f"trickrun explain {diff[0][0]}: the key in full, with what the lesson says about it."))
     return parts
