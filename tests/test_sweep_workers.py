@@ -141,3 +141,18 @@ def test_a_killed_ray_workers_scratch_copy_is_deleted_once_old_and_unlocked(tmp_
     finally:
         lock.release()
     assert not killed.parent.exists() and live.exists() and young.exists() and other.exists()
+
+
+def test_a_run_whose_stderr_reader_goes_away_finishes_and_prints_its_run_directory(fake_data, tmp_path, children):
+    config = tmp_path / "quick.yaml"
+    config.write_text(QUICK.replace("epochs: 2", "epochs: 4"))
+    proc = start("train", str(config), "--runs-dir", str(tmp_path / "runs"))
+    children.append(proc)
+    first = proc.stderr.readline()  # "run directory: ..." is said before the first epoch
+    assert first.startswith("run directory: "), first
+    proc.stderr.close()  # the reader goes away: each epoch line after this fails with EPIPE
+    out = proc.stdout.read()
+    assert proc.wait(timeout=300) == 0
+    (run_dir,) = run_dirs(tmp_path / "runs")
+    assert out.strip() == str(run_dir)
+    assert json.loads((run_dir / "summary.json").read_text())["epochs_run"] == 4

@@ -276,7 +276,7 @@ def compare(
         plot_comparison(loaded, plot, group)
     report_output(report, fmt, console)
     if plot is not None:
-        err_console.print(f"wrote {plot}", highlight=False)
+        say(err_console, f"wrote {plot}")
 
 
 def _one_run_named(specs: list[str], dirname: str) -> str:
@@ -338,7 +338,7 @@ def ensemble(
     saved = save_ensemble(root, save, result) if save is not None else None
     ensemble_output(result, fmt, _stdout(), saved)
     if saved is not None:
-        err_console.print(f"wrote {saved}", highlight=False)
+        say(err_console, f"wrote {saved}")
 
 
 from . import cli_runs  # noqa: E402,F401  ls, show, rm, export: registered after the commands above

@@ -101,7 +101,7 @@ def show(
         plot_runs([loaded], plot, title=loaded.dirname)
     show_output(loaded, fmt, _stdout())
     if plot is not None:
-        err_console.print(f"wrote {plot}", highlight=False)
+        say(err_console, f"wrote {plot}")
 
 
 # --- rm, export (housekeeping) -----------------------------------------------------------

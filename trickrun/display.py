@@ -47,7 +47,9 @@ class QuietOnFailure:
     """A live display (train's reporter, the sweep's progress) whose writes may fail once
     stderr is gone (the terminal closed, the reader of a pipe ended): the first such failure
     points stderr at os.devnull and silences the display, so that the training or the sweep
-    goes on rather than ending on a display error."""
+    goes on rather than ending on a display error. `close` still runs once quiet (now writing
+    to os.devnull), so that a rich display stops its refresh thread and gives back the
+    streams it redirected."""
 
     def __init__(self, display):
         self.display, self._quiet = display, False
@@ -58,7 +60,7 @@ class QuietOnFailure:
             return attr
 
         def call(*args, **kwargs):
-            if self._quiet:
+            if self._quiet and name != "close":
                 return None
             try:
                 return attr(*args, **kwargs)

@@ -130,8 +130,7 @@ def run_claims(claims: list[Claim], opts: LessonOptions, jobs: int, err: Console
 def _run_prepared(prepared, backend, err: Console) -> tuple[list[ClaimResult], int | None]:
     results: dict[int, ClaimResult] = {}
     for claim, sweep in prepared:
-        err.print(f"claim {claim.number} ({claim.title}): sweep {sweep.spec.name}, {len(sweep.plans)} cells",
-                  highlight=False)
+        say(err, f"claim {claim.number} ({claim.title}): sweep {sweep.spec.name}, {len(sweep.plans)} cells")
         outcome = execute(sweep, backend, False, make_sweep_progress("auto"))
         result = results.setdefault(claim.number, ClaimResult(claim, [], {}, None))
         _gather(result, outcome)
@@ -183,5 +182,5 @@ def run_lesson(opts: LessonOptions, err: Console) -> int:
     from .report import write_report  # matplotlib, only once there is something to draw
 
     path = write_report(results, opts, jobs, time.monotonic() - started)
-    err.print(f"wrote {path}", highlight=False)
+    say(err, f"wrote {path}")
     return 1 if any(r.failed for r in results) else 0
