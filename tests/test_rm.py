@@ -443,3 +443,16 @@ def test_a_runs_folder_that_is_a_file_is_said_to_be_one(tmp_path):
     result = rm("x", "--yes", "--runs-dir", str(afile))
     assert result.exit_code == 2 and f"runs folder {str(afile)!r} is not a folder" in result.output
     assert afile.read_text() == "not runs\n"
+
+
+@pytest.mark.parametrize("spec", [".", "./", ""])
+def test_the_runs_folder_itself_is_never_removed_even_when_it_looks_like_a_run(root, monkeypatch, spec):
+    # A flat runs folder holding a config.yaml passed every check a run passes, and `rm .`
+    # renamed it out of itself and deleted it, with whatever else it held.
+    root.mkdir(parents=True)
+    (root / "config.yaml").write_text("name: mine\n")
+    (root / "notes.txt").write_text("keep")
+    monkeypatch.chdir(root)
+    result = rm(spec, "--runs-dir", str(root), "-y")
+    assert result.exit_code == 2 and "is the runs folder" in result.stderr, result.output
+    assert (root / "notes.txt").read_text() == "keep" and (root / "config.yaml").is_file()

@@ -85,6 +85,9 @@ def checked_run(path: Path, root: Path) -> Path:
         raise ConfigError(f"{path} is a symbolic link (to {os.readlink(path)}); rm never deletes through a "
                           f"link: to drop the link alone, delete it with your shell's rm, which leaves what "
                           f"it points to")
+    if not path.name or Path(os.path.realpath(path)) == root:  # `.`, `./`, '' from the runs folder
+        raise ConfigError(f"{str(path) or repr('')} is the runs folder {root} itself; rm deletes runs in it, "
+                          f"never the folder: name the runs, e.g. trickrun rm 'baseline-*'")
     parent = Path(os.path.realpath(path.parent))
     if parent != root:
         hint = f" (give --runs-dir {parent} to remove it from its own)" if _not_a_run(path) is None else ""
