@@ -123,9 +123,13 @@ def test_missing_and_non_finite_values_are_empty_cells_in_csv_and_null_in_jsonl(
     records = curve_records(2)
     records[1]["val_loss"] = None  # how metrics.jsonl stores a NaN
     del records[1]["layers"][0]["grad_norm"]
-    make_run(root, "adam", records=records)
+    run = make_run(root, "adam", records=records)
+    records[0]["train_loss"] = float("nan")  # as a hand-edited file may hold them (Python's JSON takes them)
+    records[0]["layers"][1]["grad_norm"] = float("inf")
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     rows = csv_rows(export("adam").stdout)
     assert rows[1]["val_loss"] == "" and rows[1]["layers.hidden1.grad_norm"] == ""
+    assert rows[0]["train_loss"] == "" and rows[0]["layers.hidden2.grad_norm"] == ""
     assert rows[1]["layers.hidden1.dead_frac"] == "0.05"
     lines = export("adam", "--format", "jsonl").stdout.splitlines()
     objects = [json.loads(line) for line in lines]
@@ -244,3 +248,43 @@ def test_a_shared_name_exports_its_newest_run_with_a_note_as_compare_takes_it(tm
     assert {row["run"] for row in csv_rows(result.stdout)} == {newer.name}
     assert "matches 2 runs" in result.stderr and newer.name in result.stderr
     assert len({row["run"] for row in csv_rows(export("baseline-*").stdout)}) == 2  # a pattern takes all
+
+
+def test_an_export_never_replaces_a_sweep_record(tmp_path):
+    root = tmp_path / "runs"
+    run = make_run(root, "adam")
+    folder = write_sweep_record(root, "sq", [run])
+    before = (folder / "sweep.json").read_bytes()
+    result = export("adam", "-o", str(folder / "sweep.json"))
+    assert result.exit_code == 2 and "among the sweeps' records" in result.stderr
+    assert (folder / "sweep.json").read_bytes() == before
+
+
+def write_sweep_record(root: Path, name: str, runs: list[Path]) -> Path:
+    folder = root / "sweeps" / name
+    folder.mkdir(parents=True)
+    cells = [{"index": i, "name": p.name, "run_dir": str(p), "status": "completed"} for i, p in enumerate(runs)]
+    (folder / "sweep.json").write_text(json.dumps({"name": name, "cells": cells}))
+    return folder
+
+
+def test_an_export_into_a_pipe_or_through_a_link_writes_into_it_and_never_replaces_it(tmp_path):
+    import os
+    import threading
+
+    root = tmp_path / "runs"
+    make_run(root, "adam")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = export("adam", "-o", str(fifo))
+    reader.join(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert got and got[0].startswith(b"run,") and fifo.is_fifo()  # the reader got the table; the pipe stays
+    target, link = tmp_path / "real.csv", tmp_path / "link.csv"
+    target.write_text("old")
+    link.symlink_to(target)
+    assert export("adam", "-o", str(link)).exit_code == 0
+    assert link.is_symlink() and target.read_text().startswith("run,")

@@ -200,5 +200,5 @@ def export(
     if output is None:
         write_stdout(data)
     else:
-        write_output(output, data)
+        write_output(output, data, runs_root(runs_dir))
         say(err_console, f"wrote {n_rows} rows ({len(loaded)} runs) to {output}")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Mapping, Sequence
@@ -33,7 +34,7 @@ from ..analysis.analyze import config_diff
 from ..atomic import replacing
 from ..choices import ExportFormat
 from ..errors import ConfigError, RunDirError
-from ..rundir.format import layer_order
+from ..rundir.format import SWEEPS_FOLDER, layer_order
 from ..rundir.reader import Run, is_run_dir
 from ..rundir.writer import to_json
 from ..stdout import stdout_to_devnull
@@ -63,6 +64,12 @@ def _sweep_names(runs: Sequence[Run]) -> dict[Path, str | None]:
     return out
 
 
+def _value(value: Any) -> Any:
+    """A metric as exported: a non-finite number (NaN or inf written into metrics.jsonl by
+    hand, which Python's JSON reader takes) is a missing value, as trickrun writes it."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def _layer_columns(record: Mapping[str, Any]) -> dict[str, Any]:
     return {f"{LAYERS}.{entry['name']}.{key}": value
             for entry in record.get(LAYERS) or () for key, value in entry.items() if key != "name"}
@@ -87,8 +94,8 @@ def table(runs: Sequence[Run]) -> tuple[list[str], list[dict[str, Any]], list[st
         fixed = {"run": run.dirname, "name": run.name, "sweep": sweeps[run.path], "status": str(run.status),
                  "seed": run.seed, **{key: _cell(values[i]) for key, values in varied}}
         for epoch, record in zip(run.epochs, run.records):
-            values = {key: value for key, value in record.items() if key not in ("epoch", LAYERS)}
-            per_layer = _layer_columns(record)
+            values = {key: _value(value) for key, value in record.items() if key not in ("epoch", LAYERS)}
+            per_layer = {key: _value(value) for key, value in _layer_columns(record).items()}
             metrics.update(dict.fromkeys(values))
             layers += per_layer
             rows.append({**fixed, "epoch": epoch, **values, **per_layer})
@@ -165,17 +172,27 @@ def export_bytes(runs: Sequence[Run], fmt: ExportFormat) -> tuple[bytes, int, li
     return WRITERS[fmt](columns, rows), len(rows), warnings
 
 
-def write_output(path: Path, data: bytes) -> None:
-    """Write the export to `path` at once: readers see the old file or the new one."""
+def write_output(path: Path, data: bytes, runs_root: Path) -> None:
+    """Write the export to `path`: a new or regular file at once (readers see the old file or
+    the new one); a link, a pipe or a device written into as the shell's `>` would, never
+    replaced. Never a file of a run directory or of the sweeps' records."""
     if path.is_dir():
         raise ConfigError(f"-o {path} is a folder; give a file name such as {path / 'runs.csv'}")
     if not path.parent.is_dir():
         raise ConfigError(f"-o {path}: the folder {path.parent} does not exist")
-    if is_run_dir(path.resolve().parent):  # its files are the run's record: never replaced by a table
+    target = path.resolve()
+    if is_run_dir(target.parent):  # its files are the run's record: never replaced by a table
         raise ConfigError(f"-o {path}: {path.parent} is a run directory; write the export outside it")
+    if (runs_root.resolve() / SWEEPS_FOLDER) in target.parents:
+        raise ConfigError(f"-o {path} is among the sweeps' records in {runs_root / SWEEPS_FOLDER}; write the "
+                          f"export outside that folder")
     try:
-        with replacing(path) as (f, _):
-            f.write(data)
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            with open(path, "wb") as f:
+                f.write(data)
+        else:
+            with replacing(path) as (f, _):
+                f.write(data)
     except OSError as err:
         raise RunDirError(f"cannot write {path}: {err.strerror or err}") from None
 
