@@ -85,6 +85,29 @@ def test_resuming_a_run_whose_config_was_edited_is_refused_and_changes_nothing(f
     assert resume(cut.run_dir, progress="quiet").summary["status"] != "interrupted"
 
 
+@pytest.mark.parametrize("damage", ["a checkpoint from further on", "a damaged middle line"])
+def test_a_checkpoint_that_metrics_jsonl_does_not_lead_up_to_is_refused_and_changes_nothing(fake_data, monkeypatch,
+                                                                                          damage):
+    # Resume kept metrics.jsonl's first records by position: a checkpoint copied from a run of
+    # the same config cut later (or a line lost in the middle) left a run with epochs 1, 2, 4...
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: InterruptAt(2, 2))
+    early = train(CFG, progress="quiet")  # one epoch done
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: InterruptAt(4, 2))
+    later = train(CFG, progress="quiet")  # three epochs done
+    if damage == "a checkpoint from further on":
+        target = early.run_dir
+        (target / CHECKPOINT_FILE).write_bytes((later.run_dir / CHECKPOINT_FILE).read_bytes())
+    else:
+        target = later.run_dir
+        lines = (target / "metrics.jsonl").read_text().splitlines(keepends=True)
+        (target / "metrics.jsonl").write_text(lines[0] + lines[1][:20] + "\n" + lines[2])
+    before = {p.name: p.read_bytes() for p in target.iterdir() if p.is_file() and p.name != ".lock"}
+    result = runner.invoke(app, ["resume", str(target)])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "are not the record of one run" in " ".join(result.stderr.split())
+    assert {p.name: p.read_bytes() for p in target.iterdir() if p.is_file() and p.name != ".lock"} == before
+
+
 def test_resuming_a_finished_run_is_an_error(fake_data):
     done = train(CFG, progress="quiet")
     result = runner.invoke(app, ["resume", str(done.run_dir)])

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, TypeVar
 import numpy as np
 
 from ..atomic import ABANDONED_AFTER_S, remove_temporaries, replacing
-from ..errors import RunDirError
+from ..errors import ConfigError, RunDirError
 from .files import finite_number, read_metrics, read_summary
 from .format import CHECKPOINT_FILE, CONFIG_FILE, FINAL, LOCK_FILE, METRICS_FILE, MODEL_FILE, SUMMARY_FILE, Status
 from .lock import RunLock, is_locked
@@ -90,6 +90,13 @@ def _sweep_abandoned(root: Path) -> None:
                 shutil.rmtree(entry.path, ignore_errors=True)
     except OSError:  # tidying is a courtesy: the new run is made
         pass
+
+
+def _epochs_text(epochs: list) -> str:
+    if not epochs:
+        return "no epoch"
+    shown = ", ".join(str(e) for e in epochs[:8]) + (", ..." if len(epochs) > 8 else "")
+    return f"the epochs {shown}"
 
 
 def remove_if_never_trained(run_dir: Path) -> bool:
@@ -299,9 +306,18 @@ class RunWriter:
         taken here). `resumed` False: a run directory made for this process to start (a
         sweep's cell), which does not count as a resumption."""
         writer = cls(path, lock or RunLock.acquire(path))
+        records, _ = read_metrics(path / METRICS_FILE)
+        kept = [r.get("epoch") for r in records[:epochs_done]]
+        if kept != list(range(1, epochs_done + 1)):  # checked before anything is written
+            if lock is None:
+                writer.lock.release()
+            raise ConfigError(
+                f"{path}: its checkpoint is from after epoch {epochs_done}, but metrics.jsonl holds "
+                f"{_epochs_text(kept)} before it: the two are not the record of one run (a checkpoint "
+                f"copied from another run, or a damaged line), and resuming would leave gaps. Nothing was "
+                f"changed; train the config as a new run")
         remove_temporaries(path)  # a killed writer's half-written checkpoint: none is live under our lock
         summary = read_summary(path / SUMMARY_FILE)[0] or {}
-        records, _ = read_metrics(path / METRICS_FILE)
         write_atomic(path / METRICS_FILE, "".join(to_json(r) + "\n" for r in records[:epochs_done]).encode())
         earlier_wall_s, writer._earlier_train_s = _earlier_times(summary, records[:epochs_done])
         writer._started = time.time() - earlier_wall_s
