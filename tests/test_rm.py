@@ -456,3 +456,14 @@ def test_the_runs_folder_itself_is_never_removed_even_when_it_looks_like_a_run(r
     result = rm(spec, "--runs-dir", str(root), "-y")
     assert result.exit_code == 2 and "is the runs folder" in result.stderr, result.output
     assert (root / "notes.txt").read_text() == "keep" and (root / "config.yaml").is_file()
+
+
+def test_a_lock_file_that_is_a_pipe_is_refused_without_a_traceback(root):
+    run = make_run(root, "adam")
+    (run / LOCK_FILE).unlink(missing_ok=True)
+    os.mkfifo(run / LOCK_FILE)
+    for command, code in ((["rm", "adam", "-y"], 1), (["resume", "adam"], 2)):  # rm: the run is left
+        result = runner.invoke(app, command)
+        assert result.exit_code == code and "is not a regular file" in " ".join(result.stderr.split()), result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert run.is_dir() and (run / "config.yaml").is_file()

@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import time
 from pathlib import Path
 from typing import Callable
@@ -65,6 +66,10 @@ class RunLock:
                 raise ConfigError(f"{path} is a symbolic link, which trickrun does not write through; "
                                   f"remove it (rm {path}) and run the command again") from None
             raise RunDirError(f"cannot open the lock file {path}: {err.strerror or err}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a pipe or a device: no holder can be written into it
+            os.close(fd)
+            raise ConfigError(f"{path} is not a regular file (a pipe or a device), which trickrun does not use as "
+                              f"a lock; remove it (rm {path}) and run the command again")
         for attempt in range(_TRIES):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
