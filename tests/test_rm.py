@@ -467,3 +467,12 @@ def test_a_lock_file_that_is_a_pipe_is_refused_without_a_traceback(root):
         assert result.exit_code == code and "is not a regular file" in " ".join(result.stderr.split()), result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
     assert run.is_dir() and (run / "config.yaml").is_file()
+
+
+def test_a_half_deleted_run_left_by_a_killed_rm_is_never_found_by_a_name(root):
+    run = make_run(root, "adam")
+    hidden = root / ".removing-adam-20240501-120000-abcd"
+    run.rename(hidden)  # as rm renames a run before deleting it
+    for spec in (".rem", ".removing-adam", "adam"):
+        result = runner.invoke(app, ["show", spec])
+        assert result.exit_code == 2 and "matches no run" in result.stderr, (spec, result.output)

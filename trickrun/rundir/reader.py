@@ -223,7 +223,9 @@ def _scan_folder(root: Path) -> list[os.DirEntry]:
 
 
 def _candidates(root: Path) -> list[Path]:
-    return sorted(Path(e.path) for e in _scan_folder(root) if e.is_dir())
+    """The folders a name or a prefix may mean: never a hidden one (a run being made, or one
+    a killed rm was deleting), which only its path reaches."""
+    return sorted(Path(e.path) for e in _scan_folder(root) if e.is_dir() and not e.name.startswith("."))
 
 
 def _listing(paths: Iterable[Path], limit: int = 8) -> str:
