@@ -331,3 +331,13 @@ def test_ensemble_of_a_sweep_with_fewer_than_two_usable_runs_exits_2(runs, tmp_p
     line = result.stderr.strip()
     assert line.startswith("error: sweep 'grid' has 1 finished run(s)") and "\n" not in line
     assert f"{crashed.name}: it has status interrupted" in line
+
+
+def test_a_member_whose_model_does_not_take_the_data_exits_2_naming_it(runs):
+    # a model.npz that loads (copied from a run of other inputs) failed deep in a matmul
+    rng = np.random.default_rng(0)
+    write_npz(runs[1] / "model.npz", model_arrays(MLP(100, 10, ModelConfig(hidden=[16]), init_rng=rng,
+                                                      dropout_rng=rng)))
+    result = invoke("ensemble", "m0", "m1", "m2")
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert f"{runs[1].name}: its model takes 100 inputs" in result.stderr

@@ -252,6 +252,12 @@ def evaluate_runs(specs: Sequence[str], root: Path, note: Callable[[str], None] 
     data = shared_data(members)
     data_cfg = load_config({"data": data}).data  # validated, as training would see it
     dataset = load_dataset(data_cfg)
+    inputs, classes = dataset.x_test.shape[1], int(dataset.y_test.max()) + 1
+    for m in members:  # a model.npz that loads may still not take this data (copied from elsewhere)
+        if m.model.n_in != inputs or m.model.n_out < classes:
+            raise ConfigError(f"{m.path.name}: its model takes {m.model.n_in} inputs and gives {m.model.n_out} "
+                              f"classes, but its dataset has {inputs} and {classes}: its model.npz is not that "
+                              f"of its config; leave it out")
     scores, ens = ensemble_scores([m.model for m in members], dataset.x_test, dataset.y_test)
     return EnsembleResult(members, scores, ens, data, len(dataset.y_test), time.perf_counter() - started,
                           _status_warnings(members))
