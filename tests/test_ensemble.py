@@ -341,3 +341,11 @@ def test_a_member_whose_model_does_not_take_the_data_exits_2_naming_it(runs):
     result = invoke("ensemble", "m0", "m1", "m2")
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert f"{runs[1].name}: its model takes 100 inputs" in result.stderr
+
+
+def test_a_member_with_weights_that_are_not_finite_exits_2_naming_it(runs):
+    model = random_mlp(1)
+    model.params[:5] = np.nan
+    write_npz(runs[1] / "model.npz", model_arrays(model))
+    result = invoke("ensemble", "m0", "m1", "m2")
+    assert result.exit_code == 2 and f"{runs[1].name}: its model.npz holds weights that are not finite" in result.stderr

@@ -258,6 +258,9 @@ def evaluate_runs(specs: Sequence[str], root: Path, note: Callable[[str], None] 
             raise ConfigError(f"{m.path.name}: its model takes {m.model.n_in} inputs and gives {m.model.n_out} "
                               f"classes, but its dataset has {inputs} and {classes}: its model.npz is not that "
                               f"of its config; leave it out")
+        if not np.isfinite(m.model.params).all():  # one NaN member makes every averaged probability NaN
+            raise ConfigError(f"{m.path.name}: its model.npz holds weights that are not finite (NaN or inf); "
+                              f"averaging it would make the ensemble's every probability NaN: leave it out")
     scores, ens = ensemble_scores([m.model for m in members], dataset.x_test, dataset.y_test)
     return EnsembleResult(members, scores, ens, data, len(dataset.y_test), time.perf_counter() - started,
                           _status_warnings(members))
@@ -295,7 +298,8 @@ def ensemble_section(result: EnsembleResult) -> Section:
     rows.append(row("ensemble", None, ens, change))
     rows[-1][0].style = "bold"
     footer = [f"soft voting over {len(result.members)} runs on {result.n_test} test examples; the ensemble's "
-              f"loss is the cross-entropy of the averaged probabilities (clipped at {PROB_FLOOR:g})"]
+              f"loss is the cross-entropy of the averaged probabilities (clipped at {PROB_FLOOR:g}); the signed "
+              f"numbers beside it are its change against the mean of the members"]
     return Section("Ensemble (test set)", ["run", "seed", "test acc", "test loss"], rows, footer, optional=["seed"])
 
 
