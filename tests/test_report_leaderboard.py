@@ -104,3 +104,19 @@ def test_a_group_without_a_finished_run_is_no_result_never_best(tmp_path):
     assert [row[-1].text for row in section.rows] == ["no result", "no result"]
     some = [run(0.1, 2, "completed"), run(0.1, 3, "completed"), run(0.2, 4, "interrupted")]
     assert [row[-1].text for row in leaderboard_section(some, "l").rows] == ["best", "no result"]
+
+
+def test_the_leaders_mark_is_explained_where_it_shows(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from trickrun.analysis.render import draw_tables
+
+    runs = [load_run(make_run(tmp_path, f"s_lr-{lr}", seed=seed, stamp=f"20240501-12000{seed}",
+                              final_acc=0.9 + 0.01 * seed + lr, **{"optimizer.lr": lr}))
+            for lr in (0.01, 0.001) for seed in (0, 1)]
+    buf = io.StringIO()
+    draw_tables([leaderboard_section(runs, "leaderboard")], Console(file=buf, width=120, color_system=None))
+    text = " ".join(buf.getvalue().split())
+    assert "*" in text and "the leader marked *" in text  # piped: a star, and what it means

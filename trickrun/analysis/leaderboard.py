@@ -17,6 +17,7 @@ from typing import Sequence
 from ..metrics import higher_is_better
 from ..rundir.reader import Run
 from .analyze import Stat, finished_run, group_runs, run_results
+from .document import BEST_IN_BOLD
 from .render import Cell, Section, fmt_number
 from .significance import Verdict, judge, rule_line
 from .stats import mean_sd
@@ -83,8 +84,8 @@ def leaderboard_section(runs: Sequence[Run], title: str) -> Section:
     for rank, s in enumerate(ranked):
         rows.append([Cell(str(rank + 1)), Cell(s.label), Cell(_mean_sd(s.monitored, monitor), best=rank == 0),
                      Cell(_mean_sd(s.test_acc, "test_acc")), Cell(str(s.monitored.n)), Cell(verdict(s, rank))])
-    footer = [f"ranked by the mean best {monitor} over seeds alone (mean ± sample sd, n runs); test acc is "
-              f"shown, never ranked on",
+    footer = [f"ranked by the mean best {monitor} over seeds alone (mean ± sample sd, n runs; the leader "
+              f"{BEST_IN_BOLD}); test acc is shown, never ranked on",
               rule_line(f"best {monitor}", "the leader (#1)")]
     left_out = sum(s.failed for s in ranked)
     if left_out:
