@@ -76,9 +76,9 @@ class QuietOnFailure:
 
 def say(console: Console, text: str, prefix: str = "", style: str = "") -> None:
     """`prefix text` on `console`, `prefix` in `style`. On a terminal each line is wrapped
-    between words (a continuation of a `- ` item indented under it); a word longer than the
-    line, such as a path, is left whole for the terminal to fold, so that copying it gives one
-    path. Not on a terminal, every line stays whole, for grep."""
+    between words (wrap_words: an indented line or a `- ` item continues two columns further
+    in); a word longer than the line, such as a path, is left whole for the terminal to fold,
+    so that copying it gives one path. Not on a terminal, every line stays whole, for grep."""
     from rich.text import Text
 
     whole = f"{prefix} {text}" if prefix else text

@@ -9,11 +9,10 @@ a number, and using the room when there is more.
 each first for the section itself and then for its narrow form (`Section.narrow`, e.g. one row
 per run instead of one column per run). Then the optional columns (`Section.optional`) are left
 out, least important first (never more than it keeps), with a line under the table naming them;
-if even that does not fit,
-row labels (`Section.label`, the first column by default) wrap at their spaces and the columns
-come back as far as they fit. Row labels are never left out. Narrower than any table of the
-section, `fit` says so (`Layout.fits` False) and render.draw_records draws a block per row,
-every column in it. The room a fitted table leaves goes to fewer header lines; free text
+if even that does not fit, row labels (`Section.label`, the first column by default) wrap at
+their spaces and the columns come back as far as they fit. Row labels are never left out.
+Narrower than any such table, `fit` says so (`Layout.fits` False) and render.draw_records
+draws a block per row, every column in it. The room a fitted table leaves goes to fewer header lines; free text
 (flags, a summary's values) wraps at its spaces in what is left.
 
 Widths are terminal cells (rich's cell_len); columns are GAP cells apart, with no edge and no
