@@ -101,3 +101,12 @@ def test_ls_sorts_with_the_long_option(tmp_path):
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["ls", "-s", "test_acc", "--runs-dir", str(tmp_path)])
     assert result.exit_code == 2 and "-s" in result.output
+
+
+@pytest.mark.parametrize("args", [[], ["train"], ["sweep"]], ids=["app", "train", "sweep"])
+def test_on_a_terminal_narrower_than_clicks_least_width_help_fits_it(args):
+    # click lays help out at 50 columns at least: at 36 every line was folded mid-word
+    result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": "36"})
+    assert result.exit_code == 0, result.output
+    too_wide = [line for line in result.stdout.splitlines() if len(line) > 36 and " " in line.strip()]
+    assert not too_wide, too_wide  # a single word longer than the line may still stand alone

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from .choices import OutputFormat
+from .clihelp import Group
 from .display import say
 from .errors import ConfigError, TrickrunError
 from .rundir.reader import Ambiguous, resolve_run
@@ -26,6 +27,7 @@ from .version import __version__
 
 app = typer.Typer(
     name="trickrun",
+    cls=Group,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import inspect
 import re
+import shutil
 
 import typer
-from typer.core import TyperArgument, TyperCommand
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from .shellargs import split_value_message
 
@@ -37,8 +38,31 @@ def argument_label(param: TyperArgument) -> str:
     return label
 
 
+NARROW_HELP = 52  # click lays help out at 50 columns at least: narrower terminals fold it mid-word
+
+
+def fit_help_width(ctx) -> None:
+    """On a terminal narrower than click's least help width, lay the help out at its width."""
+    if ctx.terminal_width is None:
+        columns = shutil.get_terminal_size().columns
+        if columns < NARROW_HELP:
+            ctx.terminal_width = max(columns - 2, 20)
+
+
+class Group(TyperGroup):
+    """The app's group: its help, like every command's, fits a narrow terminal."""
+
+    def get_help(self, ctx) -> str:
+        fit_help_width(ctx)
+        return super().get_help(ctx)
+
+
 class Command(TyperCommand):
     """A Typer command whose help looks the same whichever Typer renders it."""
+
+    def get_help(self, ctx) -> str:
+        fit_help_width(ctx)
+        return super().get_help(ctx)
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         """Refuse a --set or --grid value the shell split, saying how to quote it, as every
