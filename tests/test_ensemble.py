@@ -343,9 +343,15 @@ def test_a_member_whose_model_does_not_take_the_data_exits_2_naming_it(runs):
     assert f"{runs[1].name}: its model takes 100 inputs" in result.stderr
 
 
-def test_a_member_with_weights_that_are_not_finite_exits_2_naming_it(runs):
-    model = random_mlp(1)
-    model.params[:5] = np.nan
+@pytest.mark.parametrize("where", ["weights", "batch-norm statistics"])
+def test_a_member_with_values_that_are_not_finite_exits_2_naming_it(runs, where):
+    rng = np.random.default_rng(1)
+    model = MLP(784, 10, ModelConfig(hidden=[16], norm="batch"), init_rng=rng, dropout_rng=rng)
+    if where == "weights":
+        model.params[:5] = np.nan
+    else:
+        next(iter(model.buffers.values()))[:] = np.nan  # a running statistic, not a parameter
     write_npz(runs[1] / "model.npz", model_arrays(model))
     result = invoke("ensemble", "m0", "m1", "m2")
-    assert result.exit_code == 2 and f"{runs[1].name}: its model.npz holds weights that are not finite" in result.stderr
+    assert result.exit_code == 2, result.output
+    assert f"{runs[1].name}: its model.npz holds weights or batch-norm statistics that are not finite" in result.stderr

@@ -99,3 +99,25 @@ def test_the_sweep_bar_and_cell_lines_fit_the_terminal(width):
     assert out[1].startswith("cell 7 ") and "test acc 0.9735" in " ".join(out)
     bar = next(line for line in out if line.startswith("cells"))
     assert " 8/12 " in bar and "running 0" in bar and ("failed 0" in bar) == (width >= 80)
+
+
+def test_a_display_quiet_after_a_gone_stderr_still_closes(monkeypatch):
+    # close stops rich's live display (its refresh thread, the streams it redirected)
+    from trickrun.display import QuietOnFailure
+
+    monkeypatch.setattr("trickrun.display.stream_to_devnull", lambda stream: None)
+    calls = []
+
+    class Display:
+        def note(self, text):
+            calls.append("note")
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def close(self):
+            calls.append("close")
+
+    display = QuietOnFailure(Display())
+    display.note("a")
+    display.note("b")  # quiet now: not tried again
+    display.close()
+    assert calls == ["note", "close"]

@@ -476,3 +476,11 @@ def test_a_half_deleted_run_left_by_a_killed_rm_is_never_found_by_a_name(root):
     for spec in (".rem", ".removing-adam", "adam"):
         result = runner.invoke(app, ["show", spec])
         assert result.exit_code == 2 and "matches no run" in result.stderr, (spec, result.output)
+
+
+def test_an_exact_hidden_folder_name_is_said_to_be_hidden(root):
+    run = make_run(root, "adam")
+    hidden = root / ".removing-adam-x"
+    run.rename(hidden)
+    result = runner.invoke(app, ["show", ".removing-adam-x"])
+    assert result.exit_code == 2 and "is a hidden folder" in result.stderr

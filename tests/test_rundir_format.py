@@ -102,6 +102,7 @@ def test_reopen_writes_the_same_running_summary_as_create_plus_the_resume_count(
 
 def test_a_resumed_run_times_its_training_from_where_it_left_off(tmp_path: Path) -> None:
     writer = RunWriter.create(tmp_path, "r", "seed: 5\n", seed=5)
+    writer.append_metrics({"epoch": 1, "epoch_s": 3.25})  # epoch 1's record, then its checkpoint
     writer.save_checkpoint({"w": np.zeros(1)})
     first = writer.finish({"status": Status.INTERRUPTED, "epochs_run": 1, "train_s": 3.25})
     again = RunWriter.reopen(writer.path, 1)

@@ -243,3 +243,51 @@ def test_a_left_out_line_names_only_what_the_command_takes(tmp_path):
     text = " ".join(result.stdout.split())
     assert "left out to fit 80 columns" in text and "(a wider terminal, or the output piped" in text
     assert "--format" not in text
+
+
+# --- records -------------------------------------------------------------------------------
+
+
+def test_records_put_a_value_beside_its_name_or_under_it_and_skip_empty_fields():
+    from trickrun.analysis.render import record_lines
+
+    section = Section("T", ["run", "status", "path", "flags", "note"],
+                      [[Cell("baseline"), Cell("completed"), Cell("runs/baseline-20261127-162050"), Cell(""),
+                        Cell("a note of several words")]])
+    plain = lambda cell, room: render.wrap_cells(render.cell_text(cell), room, fold=True)  # noqa: E731
+    assert record_lines(section, 36, plain) == [
+        "baseline",
+        "   status  completed",
+        "   path",  # its one word does not fit beside its name: under it, whole
+        "     runs/baseline-20261127-162050",
+        "   note    a note of several words",  # the empty flags: no line
+    ]
+    value_only = Section("Summary", ["field", "value"], [[Cell("status"), Cell("completed")]])
+    assert record_lines(value_only, 40, plain) == ["status", "   completed"]  # no "value" name to repeat
+
+
+def test_records_of_many_rows_are_plain_lines_reading_as_the_rich_ones():
+    rows = [[Cell(f"run-{i}"), Cell("completed"), Cell(f"{0.9 + i / 10000:.4f}"), Cell("2026-11-27 16:20:50")]
+            for i in range(render.RICH_ROWS_MAX + 1)]
+    section = Section("many", ["run", "status", "test acc", "started"], rows)
+    many = drawn([section], 30)
+    few = drawn([Section("many", section.columns, rows[:3])], 30)
+    assert many.splitlines()[:13] == few.splitlines()[:13]
+
+
+def test_record_values_are_not_drawn_in_their_names_dim_style():
+    buf = io.StringIO()
+    section = Section("T", ["run", "status", "epochs", "path"],
+                      [[Cell("baseline"), Cell("completed"), Cell("30"), Cell("runs/baseline-20261127-162050")]])
+    draw_tables([section], Console(file=buf, width=30, force_terminal=True, color_system="standard"))
+    assert "\x1b[2m   epochs  \x1b[0m30" in buf.getvalue()  # the name dim, the value not
+
+
+def test_a_table_that_would_leave_out_more_columns_than_it_keeps_is_drawn_as_records():
+    columns = ["name", *(f"column {i}" for i in range(1, 7))]
+    section = Section("T", columns, [[Cell("x" * 30), *(Cell("12345678") for _ in range(6))]],
+                      optional=columns[1:])
+    assert fit(section, 55).fits is False  # a table of the name and two columns would fit: records instead
+    wider = fit(section, 70)
+    kept = len(wider.section.columns) - 1
+    assert wider.fits and 0 < 6 - kept <= kept  # a table again once it keeps at least what it leaves out

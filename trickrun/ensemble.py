@@ -258,8 +258,9 @@ def evaluate_runs(specs: Sequence[str], root: Path, note: Callable[[str], None] 
             raise ConfigError(f"{m.path.name}: its model takes {m.model.n_in} inputs and gives {m.model.n_out} "
                               f"classes, but its dataset has {inputs} and {classes}: its model.npz is not that "
                               f"of its config; leave it out")
-        if not np.isfinite(m.model.params).all():  # one NaN member makes every averaged probability NaN
-            raise ConfigError(f"{m.path.name}: its model.npz holds weights that are not finite (NaN or inf); "
+        if not np.isfinite(m.model.flat_state()).all():  # one NaN member makes every averaged probability NaN
+            raise ConfigError(f"{m.path.name}: its model.npz holds weights or batch-norm statistics that are not "
+                              f"finite (NaN or inf); "
                               f"averaging it would make the ensemble's every probability NaN: leave it out")
     scores, ens = ensemble_scores([m.model for m in members], dataset.x_test, dataset.y_test)
     return EnsembleResult(members, scores, ens, data, len(dataset.y_test), time.perf_counter() - started,

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from .analysis.analyze import config_diff
 from .analysis.document import Cell, Section
-from .analysis.render import record_lines
+from .analysis.render import record_lines, styled_text
 from .config import ALIASES, CHOICES, load_config, read_config_file, short, unused_keys
 from .configdoc import CHECKOUT, all_keys, choice_formulas, filled_in, kind_text, sections, show_value
 from .errors import ConfigError
@@ -73,9 +73,9 @@ class KeyTable:
                 _add(table, *row)
             yield table
             return
-        records = Section("", self.headers, [[Cell(text) for text in row] for row in self.rows])
-        yield from record_lines(records, options.max_width, lambda cell, room: Text(cell.text).wrap(console, room),
-                                lambda text, style="": Text(text, style=style))
+        records = Section("", self.headers, [[Cell(row[0], style="bold"), *map(Cell, row[1:])] for row in self.rows])
+        yield from record_lines(records, options.max_width,
+                                lambda cell, room: Text(cell.text, style=cell.style).wrap(console, room), styled_text)
 
 
 def _add(table: Table, *cells: str | Text) -> None:

@@ -151,8 +151,13 @@ def draw_records(section: Section, console: Console) -> None:
         write_text(console, "\n".join(plain))
         return
     for line in record_lines(section, console.width, lambda cell, room: _rich_text(cell).wrap(console, room),
-                             lambda text, style="": Text(text, style=style)):
+                             styled_text):
         print_trimmed(console, line)
+
+
+def styled_text(text: str, style: str = "") -> Text:
+    """`text` in `style` as a span, not the Text's base style, which would style what is added to it."""
+    return Text.assemble((text, style))
 
 
 def record_lines(section: Section, width: int, wrap: Callable,
@@ -169,14 +174,15 @@ def record_lines(section: Section, width: int, wrap: Callable,
     lines = []
     for row in section.rows:
         cells = [_cell(c) for c in row]
-        lines += wrap(Cell("  ".join(cell_text(c) for c in cells[:section.label + 1])), max(1, width))
+        label = Cell("  ".join(cell_text(c) for c in cells[:section.label + 1]), style=cells[section.label].style)
+        lines += [_trimmed(line) for line in wrap(label, max(1, width))]
         for i in fields:
             if i >= len(cells) or not cell_text(cells[i]).strip():  # nothing to show
                 continue
             # beside its name when every word of it fits there, else under it at full width
             beside = width - beside_at >= VALUE_BESIDE_MIN and _longest_word(cells[i]) <= width - beside_at
             value_at = beside_at if beside else under_at
-            values = wrap(cells[i], max(1, width - value_at))
+            values = [_trimmed(line) for line in wrap(cells[i], max(1, width - value_at))]
             if named:
                 name = text(" " * RECORD_INDENT + section.columns[i].ljust(key_width + 2 if beside else 0), "dim")
                 lines += [name + values[0]] if beside else [name, text(" " * value_at) + values[0]]
@@ -184,6 +190,14 @@ def record_lines(section: Section, width: int, wrap: Callable,
                 lines.append(text(" " * value_at) + values[0])
             lines += [text(" " * value_at) + line for line in values[1:]]
     return lines
+
+
+def _trimmed(line):
+    """A wrapped line without the space a break left at its end (str or rich Text)."""
+    if isinstance(line, Text):
+        line.rstrip()
+        return line
+    return line.rstrip()
 
 
 def _longest_word(cell: Cell) -> int:

@@ -182,7 +182,7 @@ def write_output(path: Path, data: bytes, runs_root: Path) -> None:
         raise ConfigError(f"-o {path}: the folder {path.parent} does not exist")
     target = path.resolve()
     if is_run_dir(target.parent):  # its files are the run's record: never replaced by a table
-        raise ConfigError(f"-o {path}: {path.parent} is a run directory; write the export outside it")
+        raise ConfigError(f"-o {path}: {target.parent} is a run directory; write the export outside it")
     if (runs_root.resolve() / SWEEPS_FOLDER) in target.parents:
         raise ConfigError(f"-o {path} is among the sweeps' records in {runs_root / SWEEPS_FOLDER}; write the "
                           f"export outside that folder")

@@ -85,7 +85,7 @@ def checked_run(path: Path, root: Path) -> Path:
         raise ConfigError(f"{path} is a symbolic link (to {os.readlink(path)}); rm never deletes through a "
                           f"link: to drop the link alone, delete it with your shell's rm, which leaves what "
                           f"it points to")
-    if not path.name or Path(os.path.realpath(path)) == root:  # `.`, `./`, '' from the runs folder
+    if Path(os.path.realpath(path)) == root:  # `.`, `./` or '' from the runs folder, or its own path
         raise ConfigError(f"{str(path) or repr('')} is the runs folder {root} itself; rm deletes runs in it, "
                           f"never the folder: name the runs, e.g. trickrun rm 'baseline-*'")
     parent = Path(os.path.realpath(path.parent))

@@ -328,6 +328,9 @@ def _named(spec: str, root: Path) -> tuple[str, list[Path]]:
         found = sorted((p for p in candidates if matches(p)), key=_age)
         if found:
             return kind, found
+    if spec.startswith(".") and (root / spec).is_dir():
+        raise ConfigError(f"{str(root / spec)!r} is a hidden folder (a run being made, or one rm was deleting): no "
+                          f"name reaches it; give its path if you mean it")
     if (root / spec).is_dir():
         raise ConfigError(
             f"{str(root / spec)!r} is not a run directory (it has none of {', '.join(RUN_FILES)})"
