@@ -168,3 +168,12 @@ def make_run(
         }
     (path / "summary.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def write_record(root: Path, name: str, run_dirs: Sequence[Path]) -> Path:
+    """A sweep's record listing `run_dirs` (as sweep/record.py writes it, cells trimmed)."""
+    folder = root / "sweeps" / name
+    folder.mkdir(parents=True)
+    cells = [{"index": i, "name": p.name, "run_dir": str(p), "status": "completed"} for i, p in enumerate(run_dirs)]
+    (folder / "sweep.json").write_text(json.dumps({"name": name, "cells": cells}))
+    return folder

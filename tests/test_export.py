@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers import closed_port_url, write_fake_dataset
-from runfactory import curve_records, make_run
+from runfactory import curve_records, make_run, write_record
 from subproc import start
 from trickrun.cli import app
 from trickrun.data import catalog
@@ -253,19 +253,11 @@ def test_a_shared_name_exports_its_newest_run_with_a_note_as_compare_takes_it(tm
 def test_an_export_never_replaces_a_sweep_record(tmp_path):
     root = tmp_path / "runs"
     run = make_run(root, "adam")
-    folder = write_sweep_record(root, "sq", [run])
+    folder = write_record(root, "sq", [run])
     before = (folder / "sweep.json").read_bytes()
     result = export("adam", "-o", str(folder / "sweep.json"))
     assert result.exit_code == 2 and "among the sweeps' records" in result.stderr
     assert (folder / "sweep.json").read_bytes() == before
-
-
-def write_sweep_record(root: Path, name: str, runs: list[Path]) -> Path:
-    folder = root / "sweeps" / name
-    folder.mkdir(parents=True)
-    cells = [{"index": i, "name": p.name, "run_dir": str(p), "status": "completed"} for i, p in enumerate(runs)]
-    (folder / "sweep.json").write_text(json.dumps({"name": name, "cells": cells}))
-    return folder
 
 
 def test_an_export_into_a_pipe_or_through_a_link_writes_into_it_and_never_replaces_it(tmp_path):

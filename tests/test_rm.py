@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 import trickrun.cli_runs
-from runfactory import make_run
+from runfactory import make_run, write_record
 from subproc import LONG_RUN, children, start, wait_for_epochs, wait_for_run_dir  # noqa: F401 (children: a fixture)
 from trickrun.cli import app
 from trickrun.housekeeping import remove
@@ -45,15 +45,6 @@ def ls_is_clean(root: Path) -> list[str]:
 
 def files_of(path: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()}
-
-
-def write_record(root: Path, name: str, run_dirs: list[Path]) -> Path:
-    """A sweep's record listing `run_dirs` (as sweep/record.py writes it, cells trimmed)."""
-    folder = root / "sweeps" / name
-    folder.mkdir(parents=True)
-    cells = [{"index": i, "name": p.name, "run_dir": str(p), "status": "completed"} for i, p in enumerate(run_dirs)]
-    (folder / "sweep.json").write_text(json.dumps({"name": name, "cells": cells}))
-    return folder
 
 
 @pytest.fixture
