@@ -291,3 +291,12 @@ def test_a_table_that_would_leave_out_more_columns_than_it_keeps_is_drawn_as_rec
     wider = fit(section, 70)
     kept = len(wider.section.columns) - 1
     assert wider.fits and 0 < 6 - kept <= kept  # a table again once it keeps at least what it leaves out
+
+
+def test_on_a_very_narrow_terminal_a_short_value_stays_beside_its_name():
+    from trickrun.analysis.render import record_lines
+
+    section = Section("T", ["run", "val acc @best", "status"], [[Cell("b"), Cell("0.9820"), Cell("early_stopped")]])
+    plain = lambda cell, room: render.wrap_cells(render.cell_text(cell), room, fold=True)  # noqa: E731
+    # 8 columns beside the names: too few to wrap prose in, enough for a number
+    assert record_lines(section, 26, plain) == ["b", "   val acc @best  0.9820", "   status", "     early_stopped"]

@@ -137,7 +137,7 @@ def draw_tables(sections: Sequence[Section], console: Console) -> None:
 
 
 RECORD_INDENT = 3  # a record's fields, under its label
-VALUE_BESIDE_MIN = 16  # narrower than this beside the field names, values go on lines of their own
+VALUE_BESIDE_MIN = 16  # narrower than this beside the field names, only a value that fits whole stays there
 
 
 def draw_records(section: Section, console: Console) -> None:
@@ -179,8 +179,11 @@ def record_lines(section: Section, width: int, wrap: Callable,
         for i in fields:
             if i >= len(cells) or not cell_text(cells[i]).strip():  # nothing to show
                 continue
-            # beside its name when every word of it fits there, else under it at full width
-            beside = width - beside_at >= VALUE_BESIDE_MIN and _longest_word(cells[i]) <= width - beside_at
+            # beside its name when it fits there whole, or wraps there with room to read; else under
+            # it at full width
+            room = width - beside_at
+            beside = cell_len(cell_text(cells[i])) <= room or (room >= VALUE_BESIDE_MIN
+                                                                and _longest_word(cells[i]) <= room)
             value_at = beside_at if beside else under_at
             values = [_trimmed(line) for line in wrap(cells[i], max(1, width - value_at))]
             if named:
