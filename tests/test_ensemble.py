@@ -355,3 +355,11 @@ def test_a_member_with_values_that_are_not_finite_exits_2_naming_it(runs, where)
     result = invoke("ensemble", "m0", "m1", "m2")
     assert result.exit_code == 2, result.output
     assert f"{runs[1].name}: its model.npz holds weights or batch-norm statistics that are not finite" in result.stderr
+
+
+def test_saving_under_a_name_runs_already_have_warns_that_the_name_now_means_the_ensemble(runs):
+    quiet = invoke("ensemble", "m0", "m1", "--save", "ens")
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr
+    result = invoke("ensemble", "m0", "m1", "--save", "m2")
+    assert result.exit_code == 0, result.output
+    assert "warning: 1 other run(s) are named m2: the name m2 now means this ensemble" in " ".join(result.stderr.split())
