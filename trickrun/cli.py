@@ -324,6 +324,7 @@ def ensemble(
     Example: trickrun ensemble 'runs/baseline-*' --save baseline-ensemble
     """
     from .ensemble import check_save_name, ensemble_output, evaluate_runs, save_ensemble, sweep_members
+    from .rundir.reader import runs_named
 
     root = runs_root(runs_dir)
     if save is not None:
@@ -339,18 +340,9 @@ def ensemble(
     ensemble_output(result, fmt, _stdout(), saved)
     if saved is not None:
         say(err_console, f"wrote {saved}")
-        if others := _namesakes(saved):  # a name means its newest run: this one, from now on
+        if others := len(runs_named(save, saved.parent)) - 1:  # a name means its newest run: this one now
             _warn([f"{others} other run(s) are named {save}: the name {save} now means this ensemble (the newest); "
                    f"{save}~1 names the run before it"])
-
-
-def _namesakes(saved: Path) -> int:
-    """How many other runs in its folder share the saved ensemble's run name."""
-    from .rundir.reader import is_run_dir, split_dir_name
-
-    name = split_dir_name(saved.name)[0]
-    return sum(split_dir_name(p.name)[0] == name and is_run_dir(p) for p in saved.parent.iterdir()
-               if p != saved and not p.name.startswith("."))
 
 
 from . import cli_runs  # noqa: E402,F401  ls, show, rm, export: registered after the commands above

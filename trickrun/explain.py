@@ -24,7 +24,7 @@ from rich.text import Text
 
 from .analysis.analyze import config_diff
 from .analysis.document import Cell, Section
-from .analysis.render import record_lines, styled_text
+from .analysis.render import rich_record_lines
 from .config import ALIASES, CHOICES, load_config, read_config_file, short, unused_keys
 from .configdoc import CHECKOUT, all_keys, choice_formulas, filled_in, kind_text, sections, show_value
 from .errors import ConfigError
@@ -74,8 +74,7 @@ class KeyTable:
             yield table
             return
         records = Section("", self.headers, [[Cell(row[0], style="bold"), *map(Cell, row[1:])] for row in self.rows])
-        yield from record_lines(records, options.max_width,
-                                lambda cell, room: Text(cell.text, style=cell.style).wrap(console, room), styled_text)
+        yield from rich_record_lines(records, console, options.max_width)
 
 
 def _add(table: Table, *cells: str | Text) -> None:

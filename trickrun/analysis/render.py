@@ -150,12 +150,16 @@ def draw_records(section: Section, console: Console) -> None:
         plain = record_lines(section, console.width, lambda cell, room: wrap_cells(cell_text(cell), room, fold=True))
         write_text(console, "\n".join(plain))
         return
-    for line in record_lines(section, console.width, lambda cell, room: _rich_text(cell).wrap(console, room),
-                             styled_text):
+    for line in rich_record_lines(section, console, console.width):
         print_trimmed(console, line)
 
 
-def styled_text(text: str, style: str = "") -> Text:
+def rich_record_lines(section: Section, console: Console, width: int) -> list[Text]:
+    """record_lines as rich Texts, each cell in its style, the field names dim."""
+    return record_lines(section, width, lambda cell, room: _rich_text(cell).wrap(console, room), _styled_text)
+
+
+def _styled_text(text: str, style: str = "") -> Text:
     """`text` in `style` as a span, not the Text's base style, which would style what is added to it."""
     return Text.assemble((text, style))
 

@@ -321,7 +321,7 @@ def _named(spec: str, root: Path) -> tuple[str, list[Path]]:
     if exact:
         return "name", exact
     ways = (
-        ("name", lambda p: split_dir_name(p.name)[0] == spec),
+        ("name", lambda p: _is_named(p, spec)),
         ("prefix", lambda p: p.name.startswith(spec)),
     )
     for kind, matches in ways:  # a run name first, then a prefix of a directory name
@@ -336,6 +336,16 @@ def _named(spec: str, root: Path) -> tuple[str, list[Path]]:
             f"{str(root / spec)!r} is not a run directory (it has none of {', '.join(RUN_FILES)})"
         )
     raise ConfigError(f"run {spec!r} matches no run in {root}")
+
+
+def _is_named(path: Path, name: str) -> bool:
+    return split_dir_name(path.name)[0] == name
+
+
+def runs_named(name: str, root: Path) -> list[Path]:
+    """The runs whose run name is `name` in the runs folder `root`, oldest first: those the
+    name means (its newest; `NAME~K` the others), as a lookup finds them."""
+    return sorted((p for p in _candidates(root) if is_run_dir(p) and _is_named(p, name)), key=_age)
 
 
 def _older_run(spec: str, k: int, root: Path, note: Callable[[str], None] | None) -> Path:
