@@ -548,8 +548,9 @@ def test_ray_init_leaves_the_sweep_s_sigterm_handler_in_place():
 def test_a_sweep_that_would_drop_recorded_runs_from_its_record_is_refused(tmp_path):
     run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01"), FakeBackend())
     first = [c["run_dir"] for c in record(tmp_path)["cells"]]
-    with pytest.raises(ConfigError, match=r"sweep 'tiny' already has 2 runs of cells this command leaves out "
-                                          r"or configures otherwise \(tiny_lr-0.1_s0-.*trickrun rm --sweep tiny"):
+    with pytest.raises(ConfigError, match=r"sweep 'tiny' already has 2 runs this command would drop from its "
+                                          r"record \(tiny_lr-0.1_s0-\S+: a cell this command leaves out; "
+                                          r"tiny_lr-0.01_s0-\S+: a cell .*trickrun rm --sweep tiny"):
         prepare(spec_of(tmp_path, "optimizer.lr=0.05"), tmp_path / "runs", False, "local", 1)
     assert [c["run_dir"] for c in record(tmp_path)["cells"]] == first  # the record is as it was
 
@@ -579,12 +580,23 @@ def test_a_sweep_whose_settings_changed_under_the_same_grid_is_refused(tmp_path)
     first = [c["run_dir"] for c in record(tmp_path)["cells"]]
     changed = load_spec(tmp_path / "tiny.yaml", grid=["optimizer.lr=0.1,0.01"], fixed=["train.epochs=1"],
                         seeds=None, seed_list=None, name=None)
-    with pytest.raises(ConfigError, match=r"already has 2 runs of cells this command leaves out or configures "
-                                          r"otherwise"):
+    with pytest.raises(ConfigError, match=r"already has 2 runs this command would drop from its record "
+                                          r"\(tiny_lr-0.1_s0-\S+: its cell is now configured otherwise;"):
         prepare(changed, tmp_path / "runs", False, "local", 1)
     assert [c["run_dir"] for c in record(tmp_path)["cells"]] == first
     sweep = prepare(changed, tmp_path / "runs", True, "local", 1)  # --rerun trains every cell afresh
     sweep.release()
+
+
+def test_a_recorded_run_whose_config_cannot_be_read_is_named_as_such(tmp_path):
+    spec = spec_of(tmp_path, "optimizer.lr=0.1")
+    run(tmp_path, spec, FakeBackend())
+    (own,) = [c["run_dir"] for c in record(tmp_path)["cells"]]
+    (Path(own) / "config.yaml").write_bytes(b"\xff\xfe not yaml")
+    with pytest.raises(ConfigError, match=r"1 run this command would drop from its record \(tiny_lr-0.1_s0-\S+: "
+                                          r".*config.yaml: cannot be read .*restore the run's config.yaml"):
+        prepare(spec, tmp_path / "runs", False, "local", 1)
+    assert [c["run_dir"] for c in record(tmp_path)["cells"]] == [own]
 
 
 def test_a_re_run_keeps_the_run_its_record_lists_over_a_newer_one_of_the_same_name(tmp_path):

@@ -23,7 +23,7 @@ from ..rundir.lock import RunLock
 from ..rundir.writer import RunWriter, remove_if_never_trained, runs_root
 from ..signals import SignalStop
 from .backend import Backend, CellEnd, CellJob
-from .plan import Plan, holds_config, plan_cells, resolve_cells
+from .plan import Plan, config_mismatch, plan_cells, resolve_cells
 from .record import SweepRecord, lock_sweep, record_path, recorded_runs
 from .spec import SweepSpec
 from .states import Action, CellState, INTERRUPTED_EXIT_CODES
@@ -85,21 +85,30 @@ def prepare(spec: SweepSpec, runs_dir: Path | None, rerun: bool, backend: str, j
     return PreparedSweep(spec, root, plans, record, sweep_lock)
 
 
-def _left_out(recorded: dict[str, str], cells, configs, root: Path, rerun: bool) -> list[str]:
-    """The runs the record lists that a new record would not: of cells no longer in the sweep,
-    or (unless --rerun, which trains every cell afresh) whose config the cell no longer has,
-    as when --set or the base file changed under the same grid."""
+def _left_out(recorded: dict[str, str], cells, configs, root: Path, rerun: bool) -> list[tuple[str, str]]:
+    """The runs the record lists that a new record would not, each with why: of cells no
+    longer in the sweep, or (unless --rerun, which trains every cell afresh) whose config the
+    cell no longer has, as when --set or the base file changed under the same grid, or whose
+    config.yaml cannot be read, so that nothing tells it is the cell's."""
     wanted = {cell.name: cfg for cell, cfg in zip(cells, configs)}
-    return [run for name, run in recorded.items()
-            if name not in wanted or not (rerun or holds_config(root / run, wanted[name]))]
+    left = []
+    for name, run in recorded.items():
+        why = "a cell this command leaves out" if name not in wanted else \
+            None if rerun else config_mismatch(root / run, wanted[name])
+        if why is not None:
+            left.append((run, why))
+    return left
 
 
-def _would_drop(name: str, runs: list[str]) -> ConfigError:
-    shown = ", ".join(runs[:3]) + (f", ... ({len(runs) - 3} more)" if len(runs) > 3 else "")
+def _would_drop(name: str, runs: list[tuple[str, str]]) -> ConfigError:
+    shown = "; ".join(f"{run}: {why}" for run, why in runs[:3]) + \
+        (f"; ... ({len(runs) - 3} more)" if len(runs) > 3 else "")
+    unreadable = any(why.endswith("the run's config is unknown") for _, why in runs)
+    repair = "restore the run's config.yaml, " if unreadable else ""
     return ConfigError(
-        f"sweep {name!r} already has {len(runs)} run{'s' if len(runs) > 1 else ''} of cells this command leaves out "
-        f"or configures otherwise ({shown}); its record would no longer list them, and --sweep {name} would no "
-        f"longer take them. Keep their values, seeds and settings (finished cells are skipped), give this sweep "
+        f"sweep {name!r} already has {len(runs)} run{'s' if len(runs) > 1 else ''} this command would drop from "
+        f"its record ({shown}); the record would no longer list them, and --sweep {name} would no longer take "
+        f"them. Keep their values, seeds and settings (finished cells are skipped), {repair}give this sweep "
         f"another --name, or remove the old one first: trickrun rm --sweep {name}")
 
 

@@ -94,8 +94,15 @@ def _runs_by_name(root: Path) -> dict[str, list[Path]]:
 
 def holds_config(path: Path, cfg: Config) -> bool:
     """Whether the run directory `path` holds `cfg` as its config.yaml."""
-    config, _ = read_config(path / "config.yaml")
-    return bool(config) and _comparable(config) == _comparable(cfg.to_dict())
+    return config_mismatch(path, cfg) is None
+
+
+def config_mismatch(path: Path, cfg: Config) -> str | None:
+    """Why the run directory `path` does not hold `cfg` as its config.yaml, or None if it does."""
+    config, warnings = read_config(path / "config.yaml")
+    if not config:
+        return warnings[0] if warnings else f"{path / 'config.yaml'}: empty; the run's config is unknown"
+    return None if _comparable(config) == _comparable(cfg.to_dict()) else "its cell is now configured otherwise"
 
 
 def _plan_for(cell: Cell, cfg: Config, config_yaml: str, path: Path) -> Plan | None:
