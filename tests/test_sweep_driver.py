@@ -588,6 +588,17 @@ def test_a_sweep_whose_settings_changed_under_the_same_grid_is_refused(tmp_path)
     sweep.release()
 
 
+def test_a_re_run_with_its_grid_axes_in_another_order_skips_the_same_cells(tmp_path):
+    run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01", "train.batch_size=8"), FakeBackend())
+    first = [(c["name"], c["run_dir"]) for c in record(tmp_path)["cells"]]
+    swapped = FakeBackend()
+    run(tmp_path, spec_of(tmp_path, "train.batch_size=8,4", "optimizer.lr=0.1,0.01"), swapped)
+    cells = {c["name"]: c["run_dir"] for c in record(tmp_path)["cells"]}
+    assert set(first) <= set(cells.items())  # the axes keep the record's order, so the names
+    assert set(cells) - {name for name, _ in first} == {"tiny_lr-0.1_batch-size-4_s0", "tiny_lr-0.01_batch-size-4_s0"}
+    assert len(swapped.jobs) == 2  # only the new values train
+
+
 def test_a_recorded_run_whose_config_cannot_be_read_is_named_as_such(tmp_path):
     spec = spec_of(tmp_path, "optimizer.lr=0.1")
     run(tmp_path, spec, FakeBackend())

@@ -13,6 +13,7 @@ ends them at once (they resume from their last finished epoch).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from ..rundir.writer import RunWriter, remove_if_never_trained, runs_root
 from ..signals import SignalStop
 from .backend import Backend, CellEnd, CellJob
 from .plan import Plan, config_mismatch, plan_cells, resolve_cells
-from .record import SweepRecord, lock_sweep, record_path, recorded_runs
+from .record import SweepRecord, lock_sweep, read_record, record_path, recorded_runs
 from .spec import SweepSpec
 from .states import Action, CellState, INTERRUPTED_EXIT_CODES
 
@@ -67,6 +68,7 @@ def prepare(spec: SweepSpec, runs_dir: Path | None, rerun: bool, backend: str, j
     plan each cell from the runs already in the runs folder. A sweep of the same name whose
     record lists runs of cells this one leaves out is a ConfigError, unless `replace_record`."""
     root = runs_root(runs_dir)
+    spec = _in_recorded_order(spec, read_record(record_path(root, spec.name)))
     cells, configs, seeds = resolve_cells(spec)
     sweep_lock = lock_sweep(root, spec.name) if lock else None
     try:
@@ -83,6 +85,16 @@ def prepare(spec: SweepSpec, runs_dir: Path | None, rerun: bool, backend: str, j
             sweep_lock.release()
         raise
     return PreparedSweep(spec, root, plans, record, sweep_lock)
+
+
+def _in_recorded_order(spec: SweepSpec, record: dict | None) -> SweepSpec:
+    """The spec with its grid's axes in the order its sweep's record has them: that order names
+    the cells, and the same axes given in another order (`--grid` options swapped) are the
+    same cells."""
+    old = record.get("grid") if record else None
+    if isinstance(old, dict) and list(old) != list(spec.grid) and set(old) == set(spec.grid):
+        return dataclasses.replace(spec, grid={key: spec.grid[key] for key in old})
+    return spec
 
 
 def _left_out(recorded: dict[str, str], cells, configs, root: Path, rerun: bool) -> list[tuple[str, str]]:
