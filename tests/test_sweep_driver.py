@@ -599,6 +599,22 @@ def test_a_re_run_with_its_grid_axes_in_another_order_skips_the_same_cells(tmp_p
     assert len(swapped.jobs) == 2  # only the new values train
 
 
+def test_two_files_whose_names_clean_to_one_sweep_name_are_told_apart_in_the_refusal(tmp_path):
+    from trickrun.sweep.spec import load_spec
+
+    spec_of(tmp_path, "optimizer.lr=0.1")  # writes tiny.yaml
+    specs = []
+    for name in ("lr sweep.yaml", "lr-sweep.yaml"):
+        (tmp_path / name).write_text((tmp_path / "tiny.yaml").read_text())
+        specs.append(load_spec(tmp_path / name, grid=[f"optimizer.lr={0.1 if not specs else 0.2}"], fixed=[],
+                               seeds=None, seed_list=None, name=None))
+    assert specs[0].name == specs[1].name == "lr-sweep"
+    run(tmp_path, specs[0], FakeBackend())
+    with pytest.raises(ConfigError, match=r"Its record was written from the base config .*lr sweep.yaml, not "
+                                          r".*lr-sweep.yaml\. Keep"):
+        prepare(specs[1], tmp_path / "runs", False, "local", 1)
+
+
 def test_a_recorded_run_whose_config_cannot_be_read_is_named_as_such(tmp_path):
     spec = spec_of(tmp_path, "optimizer.lr=0.1")
     run(tmp_path, spec, FakeBackend())

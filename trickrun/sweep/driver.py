@@ -68,14 +68,15 @@ def prepare(spec: SweepSpec, runs_dir: Path | None, rerun: bool, backend: str, j
     plan each cell from the runs already in the runs folder. A sweep of the same name whose
     record lists runs of cells this one leaves out is a ConfigError, unless `replace_record`."""
     root = runs_root(runs_dir)
-    spec = _in_recorded_order(spec, read_record(record_path(root, spec.name)))
+    old_record = read_record(record_path(root, spec.name))
+    spec = _in_recorded_order(spec, old_record)
     cells, configs, seeds = resolve_cells(spec)
     sweep_lock = lock_sweep(root, spec.name) if lock else None
     try:
         recorded = recorded_runs(record_path(root, spec.name), root)
         left_out = [] if replace_record else _left_out(recorded, cells, configs, root, rerun)
         if left_out:
-            raise _would_drop(spec.name, left_out)
+            raise _would_drop(spec.name, left_out, _other_base(spec, old_record))
         plans = plan_cells(cells, configs, root, rerun, recorded)
         record = SweepRecord(record_path(root, spec.name), spec, cells, seeds, backend, jobs)
         for plan in plans:
@@ -112,7 +113,17 @@ def _left_out(recorded: dict[str, str], cells, configs, root: Path, rerun: bool)
     return left
 
 
-def _would_drop(name: str, runs: list[tuple[str, str]]) -> ConfigError:
+def _other_base(spec: SweepSpec, record: dict | None) -> str:
+    """A sentence naming the base config the sweep's record was written from, when it is not this
+    command's: two files whose names clean to one sweep name (`lr sweep.yaml`, `lr-sweep.yaml`)
+    meet so."""
+    old = record.get("base") if record else None
+    if not isinstance(old, str) or Path(old).resolve() == spec.base.resolve():
+        return ""
+    return f" Its record was written from the base config {old}, not {spec.base}."
+
+
+def _would_drop(name: str, runs: list[tuple[str, str]], other_base: str = "") -> ConfigError:
     shown = "; ".join(f"{run}: {why}" for run, why in runs[:3]) + \
         (f"; ... ({len(runs) - 3} more)" if len(runs) > 3 else "")
     unreadable = any(why.endswith("the run's config is unknown") for _, why in runs)
@@ -120,7 +131,7 @@ def _would_drop(name: str, runs: list[tuple[str, str]]) -> ConfigError:
     return ConfigError(
         f"sweep {name!r} already has {len(runs)} run{'s' if len(runs) > 1 else ''} this command would drop from "
         f"its record ({shown}); the record would no longer list them, and --sweep {name} would no longer take "
-        f"them. Keep their values, seeds and settings (finished cells are skipped), {repair}give this sweep "
+        f"them.{other_base} Keep their values, seeds and settings (finished cells are skipped), {repair}give this sweep "
         f"another --name, or remove the old one first: trickrun rm --sweep {name}")
 
 
