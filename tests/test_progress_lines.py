@@ -5,6 +5,7 @@ drop their live numbers before their counts."""
 from __future__ import annotations
 
 import io
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -58,6 +59,30 @@ def test_train_bars_and_epoch_lines_fit_the_terminal(width):
     assert " 20/430 " in bar and " 12/30 " in epochs  # the counts stay whole at any width
     assert ("loss 0.0612" in bar) == ("val acc 0.9729" in epochs) == (width >= 50)  # as the room allows
     assert ("acc 0.9453" in bar) == (width >= 80)
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 120])
+def test_train_bars_keep_their_length_from_frame_to_frame(width):
+    con = console(width)
+    reporter = RichReporter(con)
+    reporter.REDRAW_S = 0
+    reporter.start(epochs=30, batches=430, run_dir="runs/r")
+    frames = []
+
+    def frame():
+        con.print(reporter.progress.get_renderable())
+        frames.append([line for line in lines_of(con)[-2:]])
+
+    frame()  # nothing measured yet
+    reporter.batch(1, 200, 0.0593, 120, 128)
+    frame()
+    reporter.epoch(dict(RECORD, epoch=1))
+    frame()  # the batch row starts over, the epoch row has its validation accuracy
+    reporter.batch(2, 10, 0.0612, 121, 128)
+    frame()
+    reporter.close()
+    counts = {tuple(re.search(r"\d+/\d+ ", line).end() for line in f) for f in frames}
+    assert len(counts) == 1, frames  # the bars end, and the counts sit, in the same columns in every frame
 
 
 def plan(name: str = LONG_CELL, index: int = 6):

@@ -52,6 +52,9 @@ class RichReporter(NullReporter):
     ten times a second so that drawing never slows training."""
 
     REDRAW_S = 0.1
+    # The batch row's numbers at their usual width: the live numbers are padded to it (as the
+    # room allows), so that the bars keep their length from frame to frame and epoch to epoch.
+    INFO_WIDTH = len("loss 0.0000  acc 0.0000")
 
     def __init__(self, console: Console | None = None):
         self.console = console or Console(stderr=True)
@@ -63,8 +66,8 @@ class RichReporter(NullReporter):
         self.epochs = epochs
         self._widest = (f"epoch {epochs}", max(epochs, batches))  # the info column's both rows share
         self.console.print(f"run directory: {run_dir}", markup=False, highlight=False)
-        self.epoch_task = self.progress.add_task("epochs", total=epochs, info="")
-        self.batch_task = self.progress.add_task("batches", total=batches, info="")
+        self.epoch_task = self.progress.add_task("epochs", total=epochs, info=self._fit([]))
+        self.batch_task = self.progress.add_task("batches", total=batches, info=self._fit([]))
         self.progress.start()
 
     def batch(self, epoch: int, index: int, loss: float, correct: int, size: int) -> None:
@@ -87,11 +90,13 @@ class RichReporter(NullReporter):
         self.progress.console.print(epoch_line(record, self.epochs, self.console.width))
         self.progress.update(self.epoch_task, completed=record["epoch"],
                              info=self._fit([(1, f"val acc {record['val_acc']:.4f}")]))
-        self.progress.reset(self.batch_task, info="")
+        self.progress.reset(self.batch_task, info=self._fit([]))
 
     def _fit(self, parts: list[tuple[int, str]]) -> str:
-        """The live numbers that fit beside the bar (none below about 45 columns)."""
-        return fitted_line(parts, info_room(self.console.width, *self._widest))
+        """The live numbers that fit beside the bar (none below about 45 columns), padded to
+        the width the bars keep."""
+        room = info_room(self.console.width, *self._widest)
+        return fitted_line(parts, room).ljust(min(room, self.INFO_WIDTH))
 
     def close(self) -> None:
         self.progress.stop()
