@@ -289,6 +289,24 @@ def test_compare_warns_about_a_garbage_line_and_goes_on(root: Path, two) -> None
     assert "line 3" in result.stderr and json.loads(result.stdout)[0]["epochs_run"] == 6
 
 
+def test_compare_and_show_mark_no_other_epoch_when_the_best_epochs_line_is_lost(root: Path) -> None:
+    records = curve_records(4)
+    for record, loss in zip(records, (0.5, 0.2, 0.3, 0.4)):
+        record["val_loss"] = loss
+    path = make_run(root, "edited", records=records)
+    assert json.loads((path / "summary.json").read_text())["best_epoch"] == 2
+    lines = (path / "metrics.jsonl").read_text().splitlines()
+    lines[1] = '{"epoch": 2, "val_acc": "edited by hand"}'
+    (path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    compared = invoke("compare", "edited")
+    assert compared.exit_code == 0 and "line 2" in compared.stderr
+    assert "best epoch       2" in compared.stdout  # the results: the summary's best epoch
+    assert "@ep" not in compared.stdout  # the curves mark no other epoch as that one
+    shown = invoke("show", "edited")
+    assert " *" not in shown.stdout.split("Epochs", 1)[1].split("Layers", 1)[0]
+    assert "no epoch marked: the best epoch has no valid record here" in shown.stdout
+
+
 def test_compare_diagnostics_flag_in_output(root: Path) -> None:
     def fn(epoch: int, layer: dict) -> None:
         if layer["name"] == "hidden2":

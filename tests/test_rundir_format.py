@@ -197,3 +197,11 @@ def test_best_index_takes_the_first_of_equal_values_and_the_summary_epoch_by_def
     assert run.best_index() == 3  # the summary's best epoch wins when no metric is asked for
     assert run.best_index("val_loss") == 1 and run.best_index("val_acc") == 1
     assert run.best_index("lr") == 4  # no better direction: the last finite value
+
+
+def test_best_index_marks_no_epoch_when_the_summarys_best_epoch_has_no_record(tmp_path: Path) -> None:
+    records = curve_records(4)
+    lost = make_run(tmp_path, records=[r for r in records if r["epoch"] != 2],
+                    summary={"status": "early_stopped", "best_epoch": 2})
+    assert load_run(lost).best_index() is None  # not the best of the epochs left, which the results are not of
+    assert load_run(lost).best_index("val_loss") is not None

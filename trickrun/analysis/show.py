@@ -127,8 +127,10 @@ def _epochs_section(run: Run) -> Section:
     for i in range(len(run.records)):
         row = [Cell(str(run.epochs[i]) + (" *" if i == best_i else ""), best=i == best_i)]
         rows.append(row + [Cell(column[i]) for column in columns])
-    return Section("Epochs", ["epoch"] + [EPOCH_HEADERS.get(k, k) for k in keys], rows,
-                   ["* best epoch"] if best_i is not None else ["no epochs recorded"], optional=EPOCH_OPTIONAL)
+    note = ("* best epoch" if best_i is not None else "no epochs recorded" if not rows
+            else "no epoch marked: the best epoch has no valid record here")
+    return Section("Epochs", ["epoch"] + [EPOCH_HEADERS.get(k, k) for k in keys], rows, [note],
+                   optional=EPOCH_OPTIONAL)
 
 
 def _layers_section(run: Run) -> Section | None:

@@ -140,13 +140,13 @@ class Run:
 
     def best_index(self, metric: str | None = None) -> int | None:
         """Index into `records` of the best epoch: the summary's when it has one and `metric`
-        is not given, else the best finite value of `metric` (the monitor by default)."""
+        is not given (None when no record is of that epoch: a line of metrics.jsonl lost or
+        edited away, whose neighbour is not the epoch the results are of), else the best
+        finite value of `metric` (the monitor by default)."""
         if metric is None:
             best_epoch = (self.summary or {}).get("best_epoch")
             if isinstance(best_epoch, int):
-                for i, epoch in enumerate(self.epochs):
-                    if epoch == best_epoch:
-                        return i
+                return next((i for i, epoch in enumerate(self.epochs) if epoch == best_epoch), None)
             metric = self.monitor()
         return best_of(self.series(metric), metric)
 
