@@ -137,8 +137,10 @@ def test_best_flags_mark_every_tie_and_need_two_numbers() -> None:
 
 def test_a_run_cut_short_is_never_the_fastest() -> None:
     results = [{"status": "completed", "wall_s": 10.0}, {"status": "running", "wall_s": 2.0},
-               {"status": "early_stopped", "wall_s": 8.0}]
-    assert analyze.best_runs(results, "wall_s", False) == [False, False, True]
+               {"status": "early_stopped", "wall_s": 8.0}, {"status": "diverged", "wall_s": 0.6},
+               {"status": "interrupted", "wall_s": 6.2}]
+    assert analyze.best_runs(results, "wall_s", False) == [False, False, True, False, False]
+    assert analyze.best_runs(results, "s_per_epoch", False) == [False] * 5  # no values: nothing marked
 
 
 def test_layers_are_in_network_order_across_depths(tmp_path: Path) -> None:

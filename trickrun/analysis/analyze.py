@@ -32,7 +32,7 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 from ..config import flatten
 from ..errors import ConfigError
 from ..metrics import METRIC_KEYS, best_index, higher_is_better
-from ..rundir.format import ENDED, FINAL, layer_order
+from ..rundir.format import FINAL, Status, layer_order
 from ..rundir.reader import Run, newer_namesakes, split_dir_name
 from .significance import Verdict, judge
 from .stats import mean_sd
@@ -43,6 +43,7 @@ DEAD_FRACTION = 0.5  # fraction of never-active ReLU units that flags a layer
 SATURATED_FRACTION = 0.5  # fraction of saturated tanh/sigmoid units that flags a layer
 DEFAULT_METRIC = "val_acc"
 GROUP_IGNORES = ("seed", "name")  # config keys that may differ within a seed group
+RAN_TO_END = frozenset({Status.COMPLETED, Status.EARLY_STOPPED})  # a wall time that compares
 
 
 # ---------------------------------------------------------------------------------------
@@ -151,11 +152,12 @@ def best_flags(values: Sequence[Any], higher: bool | None) -> list[bool]:
 
 
 def best_runs(results: Sequence[Mapping[str, Any]], key: str, higher: bool | None) -> list[bool]:
-    """Which runs hold the best value of results `key` (best_flags); a run that has not ended
-    is never the fastest, as it was cut short."""
+    """Which runs hold the best value of results `key` (best_flags); only a run that ran to
+    its end (completed or early-stopped) may be the fastest: one still running, interrupted
+    or diverged was cut short."""
     values = [r.get(key) for r in results]
     if key == "wall_s":
-        values = [v if r["status"] in ENDED else None for v, r in zip(values, results)]
+        values = [v if r["status"] in RAN_TO_END else None for v, r in zip(values, results)]
     return best_flags(values, higher)
 
 
