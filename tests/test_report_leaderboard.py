@@ -69,6 +69,13 @@ def test_a_run_that_has_not_finished_is_left_out_of_the_statistics_and_said(tmp_
     assert [(s.monitored, s.test_acc, s.verdict) for s in ranked] == [(s.monitored, s.test_acc, s.verdict) for s in alone]
     assert ranked[1].monitored.n == 2 and ranked[1].failed == 1
     assert "left out: 1 run without a result (interrupted" in " ".join(leaderboard_section(finished + [cut], "l").footer)
+    # diverged in its first epoch: finished for good, with nothing to rank; a re-run skips it
+    boom = load_run(make_run(tmp_path, "b", seed=3, stamp="20240501-120003", records=[], status="diverged",
+                             **{"optimizer.lr": 0.2}))
+    footer = " ".join(leaderboard_section(finished + [cut, boom], "l").footer)
+    assert "left out: 1 run without a result (interrupted, running or stale)" in footer
+    assert "run the sweep again to finish it" in footer
+    assert "left out: 1 finished run with no val_loss to rank (diverged before an epoch ended)" in footer
 
     grouped = analyze.compare_groups(finished + [cut])
     b = grouped.groups[1]

@@ -32,6 +32,7 @@ class Standing:
     test_acc: Stat
     failed: int  # runs without a result (not finished, or no finished epoch): left out
     verdict: Verdict | None  # against the leader; None for the leader
+    unfinished: int = 0  # of `failed`, those not finished (interrupted, running, stale): a re-run finishes them
 
 
 def _monitor(runs: Sequence[Run]) -> str:
@@ -49,7 +50,7 @@ def leaderboard(runs: Sequence[Run]) -> tuple[str, list[Standing]]:
         values = [v for v in (r.get(key) for r in results) if isinstance(v, float)]
         standings.append(Standing(group.label, group.runs, values, Stat(*mean_sd(values)),
                                   Stat(*mean_sd([r.get("test_acc") for r in results])),
-                                  len(group.runs) - len(values), None))
+                                  len(group.runs) - len(values), None, len(group.runs) - len(results)))
     higher = higher_is_better(monitor)
     ranked = sorted(standings, key=lambda s: (s.monitored.mean is None,
                                               -(s.monitored.mean or 0) if higher else (s.monitored.mean or 0)))
@@ -87,11 +88,15 @@ def leaderboard_section(runs: Sequence[Run], title: str) -> Section:
     footer = [f"ranked by the mean best {monitor} over seeds alone (mean ± sample sd, n runs; the leader "
               f"{BEST_IN_BOLD}); test acc is shown, never ranked on",
               rule_line(f"best {monitor}", "the leader (#1)")]
-    left_out = sum(s.failed for s in ranked)
-    if left_out:
-        footer.append(f"left out: {left_out} run{'s' if left_out > 1 else ''} without a result (interrupted, "
-                      f"running, stale or with no finished epoch); a run's best so far is not a result: run the "
-                      f"sweep again to finish them")
+    unfinished = sum(s.unfinished for s in ranked)
+    if unfinished:
+        footer.append(f"left out: {unfinished} run{'s' if unfinished > 1 else ''} without a result (interrupted, "
+                      f"running or stale); a run's best so far is not a result: run the sweep again to finish "
+                      f"{'them' if unfinished > 1 else 'it'}")
+    empty = sum(s.failed - s.unfinished for s in ranked)
+    if empty:  # finished for good: a re-run skips them
+        footer.append(f"left out: {empty} finished run{'s' if empty > 1 else ''} with no {monitor} to rank "
+                      f"(diverged before an epoch ended); running the sweep again does not change that")
     for worse, tied in rank_inversions(ranked):
         footer.append(f"#{ranked.index(worse) + 1} ranks above #{ranked.index(tied) + 1} by its mean, yet is worse "
                       f"while #{ranked.index(tied) + 1} is tied: the verdict also weighs the seeds' spread, and "
