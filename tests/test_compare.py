@@ -368,6 +368,15 @@ def test_group_json_has_mean_sd_n_and_welch(root: Path, seeds) -> None:
     assert sgd["verdict"] == "worse"
 
 
+def test_a_group_statistic_over_fewer_runs_than_its_n_says_its_own_n(root: Path, seeds) -> None:
+    make_run(root, "adam", seed=3, stamp="20240501-120003", status="diverged", records=[])  # no epoch: no value
+    out = invoke("compare", "adam-*", "--group", "-f", "markdown").stdout
+    assert "| n | 4 |" in out
+    assert "| test acc (mean ± sd) | 0.9743 ± 0.0015 (n=3) |" in out
+    (adam,) = json.loads(invoke("compare", "adam-*", "--group", "-f", "json").stdout)
+    assert (adam["n"], adam["test_acc_n"]) == (4, 3)
+
+
 def test_group_markdown_says_whether_the_difference_beats_seed_noise(root: Path, seeds) -> None:
     out = invoke("compare", "adam-*", "sgd-*", "--group", "-f", "markdown").stdout
     assert "| n | 3 | 3 |" in out

@@ -25,7 +25,8 @@ from .render import RUN_COLUMNS_MAX, Cell, Report, Section, fmt_delta, fmt_numbe
 from .significance import Verdict, rule_line
 
 SPREAD_NOTE = ("mean ± sample standard deviation over the finished runs of each group (n; an interrupted, "
-               "running or stale run is in its status, not in its statistics)")
+               "running or stale run is in its status, not in its statistics; (n=k): only k of them have "
+               "the value, as a run that diverged in its first epoch has none)")
 VERDICT_LABEL = "test acc vs baseline"
 MEAN_CURVE_NOTE = "@best: the best value of the group's mean curve, at its epoch (highlighted in the terminal curve)"
 
@@ -48,7 +49,7 @@ def group_report(analysis: GroupComparison, all_keys: bool, width: int | None) -
                                   "status": _status_counts(g.results)}
         record.update({key: values[i] for key, values in analysis.diff})
         for key, _ in analysis.fields:
-            record[f"{key}_mean"], record[f"{key}_sd"] = g.stats[key].mean, g.stats[key].sd
+            record[f"{key}_mean"], record[f"{key}_sd"], record[f"{key}_n"] = g.stats[key]
         if len(groups) > 1:  # on each other group: its test acc against the baseline group's
             record.update(_verdict_fields(analysis.verdicts[i]))
         records.append(record)
@@ -82,11 +83,13 @@ def _field_cells(analysis: GroupComparison, notes: bool) -> list[list[Cell]]:
         best = best_flags([s.mean for s in stats], direction)
         base = stats[base_g].mean
         row = []
-        for i, (mean, sd, _) in enumerate(stats):
+        for i, (mean, sd, n) in enumerate(stats):
             note = ""
             if notes and direction is not None and i != base_g and mean is not None and base is not None:
                 note = f"({fmt_delta(mean - base, key)})"
             text = fmt_number(mean, key) + (f" ± {fmt_number(sd, key)}" if sd is not None else "")
+            if mean is not None and n != len(groups[i].counted):  # a finished run without this value
+                text += f" (n={n})"
             row.append(Cell(text, best=best[i], note=note))
         cells.append(row)
     return cells
