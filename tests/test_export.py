@@ -155,6 +155,8 @@ def test_runs_without_epochs_are_named_and_none_at_all_is_exit_2(tmp_path):
     result = export("adam", "empty")
     assert result.exit_code == 0 and "has no epoch records" in result.stderr
     assert {row["run"] for row in csv_rows(result.stdout)} == {"adam-20240501-120000"}
+    result = export("adam", "empty", "-o", str(tmp_path / "t.csv"))
+    assert "wrote 2 rows (1 run) to" in result.stderr  # the run that adds no rows is not counted
     result = export("empty")
     assert result.exit_code == 2 and "nothing to export" in result.stderr
 
@@ -165,7 +167,7 @@ def test_output_file_is_replaced_whole_and_its_suffix_chooses_the_format(tmp_pat
     out.write_text("old\n")
     result = export("adam", "-o", str(out))
     assert result.exit_code == 0, result.output
-    assert result.stdout == "" and "wrote 3 rows (1 runs)" in result.stderr
+    assert result.stdout == "" and "wrote 3 rows (1 run)" in result.stderr
     assert [json.loads(line)["epoch"] for line in out.read_text().splitlines()] == [1, 2, 3]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
     result = export("nosuchrun", "-o", str(out))

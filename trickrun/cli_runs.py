@@ -201,4 +201,5 @@ def export(
         write_stdout(data)
     else:
         write_output(output, data, runs_root(runs_dir))
-        say(err_console, f"wrote {n_rows} rows ({len(loaded)} runs) to {output}")
+        with_rows = sum(bool(run.records) for run in loaded)  # a run without epochs adds none (warned)
+        say(err_console, f"wrote {n_rows} rows ({with_rows} run{'s' if with_rows != 1 else ''}) to {output}")
