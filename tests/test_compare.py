@@ -557,3 +557,22 @@ def test_diagnostics_columns_follow_the_layers_of_the_deepest_run(tmp_path):
     assert result.exit_code == 0, result.output
     header = next(line for line in result.stdout.splitlines() if line.startswith("| run | hidden1 grad"))
     assert [c.split()[0] for c in header.strip("|").split("|")[1:-1]] == ["hidden1", "hidden2", "hidden3", "output"]
+
+
+def test_an_ensemble_beside_a_trained_run_shows_what_differs_not_its_members_training_keys(root: Path) -> None:
+    member = make_run(root, "adam", epochs=3)
+    other = make_run(root, "sgd", stamp="20240501-130000", epochs=2, **{"optimizer.name": "sgd"})
+    config = {"kind": "ensemble", "name": "avg", "members": {member.name: str(member), other.name: str(other)},
+              "seeds": [0, 0], "data": {"dataset": "mnist", "train_limit": None}}
+    summary = {"status": "completed", "kind": "ensemble", "test": {"acc": 0.98, "loss": 0.05}, "wall_s": 1.0}
+    make_run(root, "avg", stamp="20240501-140000", config=config, records=[], summary=summary)
+    out = invoke("compare", "avg", "adam", "-f", "markdown").stdout
+    rows = [line.split(" | ")[0].strip("| ") for line in out.splitlines() if line.startswith("| ")]
+    assert "kind" in rows and "seeds" in rows
+    assert "optimizer.name" not in rows and "model.hidden" not in rows  # only the members have them
+    assert "an ensemble trained nothing" in out
+    (avg, adam) = json.loads(invoke("compare", "avg", "adam", "-f", "json").stdout)
+    assert (avg["epochs_run"], avg["wall_s"], avg["s_per_epoch"]) == (None, None, None)
+    assert adam["epochs_run"] == 3 and avg["test_acc"] == 0.98
+    out = invoke("compare", "avg", "adam", "sgd", "-f", "markdown").stdout  # the runs' own difference stays
+    assert "| optimizer.name | null | adam | sgd |" in out

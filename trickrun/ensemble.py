@@ -38,11 +38,11 @@ from .choices import EnsembleFormat
 from .config import dump_yaml, load_config
 from .errors import ConfigError, RunDirError
 from .rundir.files import effective_status, read_config, read_summary
-from .rundir.format import CONFIG_FILE, FINAL, MODEL_FILE, RESUMABLE, SUMMARY_FILE, Status
+from .rundir.format import CONFIG_FILE, ENSEMBLE_KIND, FINAL, MODEL_FILE, RESUMABLE, SUMMARY_FILE, Status
 from .rundir.reader import Ambiguous, resolve_runs
 from .rundir.writer import create_run_dir, environment, write_atomic, write_json
 
-KIND = "ensemble"  # config.yaml's `kind` of a saved ensemble
+KIND = ENSEMBLE_KIND  # config.yaml's `kind` of a saved ensemble
 MIN_MEMBERS = 2
 PROB_FLOOR = 1e-12  # probabilities are clipped to this before the log of the ensemble loss
 # The data keys that decide the test inputs and the train/validation split.

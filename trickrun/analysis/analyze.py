@@ -354,6 +354,22 @@ class Comparison:
     runs: list[RunAnalysis]
 
 
+def _beside_ensembles(diff: list[tuple[str, list[Any]]], runs: Sequence[Run],
+                      all_keys: bool) -> list[tuple[str, list[Any]]]:
+    """The diff without the training keys that differ only because an ensemble has none (its
+    members' configs hold them): an ensemble beside a trained run is not 40 lines of null."""
+    if all_keys or not any(r.is_ensemble for r in runs):
+        return diff
+    lacks = [set(flatten(r.config)) if r.is_ensemble else None for r in runs]
+    kept = []
+    for key, values in diff:
+        trained = {json.dumps(v, sort_keys=True, default=str)
+                   for v, keys in zip(values, lacks) if keys is None or key in keys}
+        if len(trained) > 1:
+            kept.append((key, values))
+    return kept
+
+
 def compare_runs(runs: Sequence[Run], *, baseline: int = 0, metric: str = DEFAULT_METRIC,
                  all_keys: bool = False) -> Comparison:
     """The analysis of several runs against `runs[baseline]`; ConfigError for an unknown metric."""
@@ -362,7 +378,8 @@ def compare_runs(runs: Sequence[Run], *, baseline: int = 0, metric: str = DEFAUL
     return Comparison(
         metric=metric,
         baseline=baseline,
-        diff=config_diff([r.config for r in runs], all_keys, ignore=() if all_keys else ("name",)),
+        diff=_beside_ensembles(config_diff([r.config for r in runs], all_keys, ignore=() if all_keys else ("name",)),
+                               runs, all_keys),
         fields=result_fields(metric),
         layers=layers,
         runs=[analyze_run(r, metric, label, layers) for r, label in zip(runs, run_labels(runs))],

@@ -33,6 +33,9 @@ from .sections import (
 
 __all__ = ["compare_report", "flags_summary", "load_compared"]
 
+ENSEMBLE_NOTE = ("an ensemble trained nothing: the training keys its members have are left out of the diff "
+                 "(compare its members for theirs), and it has no epochs or training time")
+
 
 def load_compared(specs: Sequence[str], baseline: str | None, root: Path,
                   note: Callable[[str], None] | None = None) -> tuple[list[Run], int]:
@@ -61,8 +64,11 @@ def compare_report(runs: Sequence[Run], *, baseline: int = 0, metric: str = DEFA
     analysis = compare_runs(runs, baseline=baseline, metric=metric, all_keys=all_keys)
     labels = [a.label for a in analysis.runs]
     shown = [baseline_header(label) if i == baseline and len(runs) > 1 else label for i, label in enumerate(labels)]
+    diff = diff_section(analysis.diff, shown, all_keys, "run")
+    if not all_keys and any(r.is_ensemble for r in runs):
+        diff.footer.append(ENSEMBLE_NOTE)
     sections = [
-        diff_section(analysis.diff, shown, all_keys, "run"),
+        diff,
         _results_section(analysis, shown, runs),
         curves_section("Curves", "run", labels, [a.curves for a in analysis.runs], width,
                        [f"@best: as in Results, the value at the run's best epoch (highlighted in the terminal "

@@ -23,6 +23,7 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 MODEL_FILE = "model.npz"
+ENSEMBLE_KIND = "ensemble"  # config.yaml's and summary.json's `kind` of a saved ensemble: no training
 CHECKPOINT_FILE = "checkpoint.npz"
 # Beside the run directories in a runs folder: `sweeps/<NAME>/sweep.json`, one per sweep.
 SWEEPS_FOLDER = "sweeps"

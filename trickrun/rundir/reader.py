@@ -23,7 +23,7 @@ from ..errors import ConfigError, RunDirError
 from ..metrics import MONITORS, best_index as best_of
 from ..userinput import short
 from .files import effective_status, finite_number, read_config, read_metrics, read_summary
-from .format import CONFIG_FILE, ENDED, METRICS_FILE, SUMMARY_FILE, SWEEPS_FOLDER, Status, layer_order
+from .format import CONFIG_FILE, ENDED, ENSEMBLE_KIND, METRICS_FILE, SUMMARY_FILE, SWEEPS_FOLDER, Status, layer_order
 
 RUN_FILES = (CONFIG_FILE, SUMMARY_FILE, METRICS_FILE)
 
@@ -91,6 +91,11 @@ class Run:
         return effective_status(self.summary, self.path)
 
     @property
+    def is_ensemble(self) -> bool:
+        """A saved ensemble (`trickrun ensemble --save`): test results, no training."""
+        return ENSEMBLE_KIND in (self.config.get("kind"), (self.summary or {}).get("kind"))
+
+    @property
     def finished(self) -> bool:
         """Written to the end (or interrupted): the summary holds the results."""
         return self.status in ENDED
@@ -152,7 +157,8 @@ class Run:
 
     def results(self) -> dict[str, Any]:
         """The result fields shown by `compare`, from summary.json where it has them and from
-        metrics.jsonl otherwise (unfinished runs)."""
+        metrics.jsonl otherwise (unfinished runs). An ensemble trained nothing: no epochs, no
+        training time."""
         summary = self.summary or {}
         finished = self.finished
         best = summary.get("best") if isinstance(summary.get("best"), dict) else {}
@@ -179,6 +185,8 @@ class Run:
             s_per_epoch = wall_s / epochs_run
         else:
             s_per_epoch = None
+        if self.is_ensemble:
+            epochs_run = wall_s = s_per_epoch = None
         return {
             "status": self.status,
             "epochs_run": epochs_run,
