@@ -265,3 +265,14 @@ def test_a_killed_download_s_old_temporary_file_is_removed_and_a_live_one_kept(s
     use_mirrors(monkeypatch, start_mirror(served))
     load.load_dataset(DataConfig(**SMALL))
     assert not dead.exists() and live.exists()  # another process may still be writing that one
+
+
+def test_a_mirror_that_is_no_url_is_a_failed_attempt_not_a_traceback(served, start_mirror, cache, monkeypatch):
+    monkeypatch.setenv("TRICKRUN_MIRRORS", "127.0.0.1/mnist/")  # the scheme forgotten
+    with pytest.raises(DataError) as err:
+        load.load_dataset(DataConfig(**SMALL))
+    assert err.value.exit_code == 3
+    assert "127.0.0.1/mnist/train-images-idx3-ubyte.gz: ValueError: unknown url type" in str(err.value)
+    mirror = start_mirror(served)
+    monkeypatch.setenv("TRICKRUN_MIRRORS", f"127.0.0.1/mnist/,{mirror.url}")  # the next mirror is tried
+    assert load.load_dataset(DataConfig(**SMALL)).source == str(cache)

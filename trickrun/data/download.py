@@ -96,8 +96,10 @@ def _fetch(url: str, target: Path, sha256: str, size: int, bar) -> Path:
     limit = size + size // 100 + 4096
     too_big = f"the server sends more than {limit:,} bytes, more than any genuine copy of {target.name}"
     with replacing(target) as (out, tmp):
-        request = urllib.request.Request(url, headers={"User-Agent": "trickrun"})
         try:
+            # Inside the try: a mirror that is no URL ("example.com/mnist", a typo in
+            # TRICKRUN_MIRRORS) is an attempt that failed, not a traceback.
+            request = urllib.request.Request(url, headers={"User-Agent": "trickrun"})
             with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response:
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
