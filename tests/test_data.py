@@ -123,6 +123,15 @@ def test_verify_rejects_checksum_mismatch(tmp_path, labels_raw):
 
 
 @pytest.mark.parametrize("gz", [True, False])
+def test_checksum_mismatch_says_not_gzip_compressed_only_when_it_is_not(tmp_path, labels_raw, gz):
+    path = tmp_path / "train-labels-idx1-ubyte.gz"  # another file's bytes, gzipped or not, under a .gz name
+    path.write_bytes(gzip.compress(labels_raw) if gz else labels_raw)
+    with pytest.raises(DataError, match=f"^{path}: checksum mismatch: ") as err:
+        idx.verify(path, "0" * 64, LABELS_SIZE)
+    assert ("not gzip-compressed although its name ends in .gz" in str(err.value)) == (not gz)
+
+
+@pytest.mark.parametrize("gz", [True, False])
 def test_verify_stops_at_the_genuine_size(tmp_path, labels_raw, gz):
     raw = bytes(LABELS_SIZE + 1)  # one byte more than any genuine train-labels file
     path = write_idx(tmp_path, "train-labels-idx1-ubyte", raw, gz=gz)

@@ -108,6 +108,14 @@ def read_decompressed(path: Path, size: int) -> bytes:
     return data
 
 
+def _starts_gzipped(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(2) == _GZIP_MAGIC
+    except OSError:
+        return False
+
+
 def verify(path: Path, sha256: str, size: int) -> bytes:
     """Return the decompressed bytes of `path` if their SHA-256 is `sha256`, else DataError.
 
@@ -117,7 +125,7 @@ def verify(path: Path, sha256: str, size: int) -> bytes:
     got = hashlib.sha256(data).hexdigest()
     if got != sha256.lower():
         note = ""
-        if path.name.endswith(".gz") and not data[:2] == _GZIP_MAGIC and len(data) >= 2:
+        if path.name.endswith(".gz") and not _starts_gzipped(path):  # the file, not `data`, gunzipped
             note = " (the file is not gzip-compressed although its name ends in .gz)"
         raise DataError(
             f"{path}: checksum mismatch: expected sha256 {sha256}, got {got} "
