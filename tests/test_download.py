@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import signal
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 
 from trickrun.data import download, load
 from helpers import FILES, fake_arrays, idx_bytes, write_fake_dataset
+from subproc import children, start  # noqa: F401 (children: a fixture)
 from trickrun.config import DataConfig
 from trickrun.errors import DataError
 
@@ -22,14 +25,16 @@ class Mirror:
     """A local HTTP server: `files` maps a URL path to its bytes, `behaviour` to how to serve it.
 
     behaviours: "ok" (default), "drop" (send a full Content-Length, then half the body
-    and close), "404", "flood" (no Content-Length, then 5 MB of zeros, far more than any copy
-    of the file, or less if the client hangs up). `requests` records every path asked for.
+    and close), "hang" (the same, then send nothing more until the mirror closes), "404",
+    "flood" (no Content-Length, then 5 MB of zeros, far more than any copy of the file, or
+    less if the client hangs up). `requests` records every path asked for.
     """
 
     def __init__(self, files: dict[str, bytes]):
         self.files = dict(files)
         self.behaviour: dict[str, str] = {}
         self.requests: list[str] = []
+        self.closing = threading.Event()
         mirror = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,8 +58,11 @@ class Mirror:
                     return
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if how == "drop":
+                if how in ("drop", "hang"):
                     self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    if how == "hang":
+                        mirror.closing.wait()
                     self.close_connection = True
                 else:
                     self.wfile.write(body)
@@ -69,6 +77,7 @@ class Mirror:
         self.thread.start()
 
     def close(self):
+        self.closing.set()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join()
@@ -276,3 +285,24 @@ def test_a_mirror_that_is_no_url_is_a_failed_attempt_not_a_traceback(served, sta
     mirror = start_mirror(served)
     monkeypatch.setenv("TRICKRUN_MIRRORS", f"127.0.0.1/mnist/,{mirror.url}")  # the next mirror is tried
     assert load.load_dataset(DataConfig(**SMALL)).source == str(cache)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_stop_signal_while_downloading_leaves_no_partial_file(served, start_mirror, tmp_path, monkeypatch,
+                                                                children, signum, code):
+    mirror = start_mirror(served)
+    mirror.behaviour["/mnist/train-images-idx3-ubyte.gz"] = "hang"
+    use_mirrors(monkeypatch, mirror)
+    config = tmp_path / "small.yaml"
+    config.write_text("name: small\ndata:\n  val_size: 100\n")
+    proc = start("train", str(config), "--quiet")
+    children.append(proc)
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "cache").rglob(".train-images-idx3-ubyte.gz.*.tmp")):  # downloading
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert not (tmp_path / "cache").exists(), "no partial file, and no folder the download made"
+    assert proc.returncode == code, err  # as the shell reports a process the signal killed
+    assert err.strip() == "interrupted"

@@ -55,11 +55,15 @@ def _prepare(cfg: Config, progress: str):
     before the run directory exists so that a failure leaves nothing behind."""
     from .memory import check_fits
     from .progress import RichReporter, make_reporter
+    from .signals import SignalStop
     from .train import Trainer
 
     check_fits(cfg)  # arithmetic only: refuses a model that cannot fit before loading data
     reporter = make_reporter(progress)
-    data = load_dataset(cfg.data, progress=isinstance(getattr(reporter, "display", reporter), RichReporter))
+    # SIGTERM or SIGHUP while the data downloads ends it as Ctrl-C does (StopSignal is a
+    # KeyboardInterrupt), so the partial file is deleted, not left to an hour-long tidy-up.
+    with SignalStop().installed():
+        data = load_dataset(cfg.data, progress=isinstance(getattr(reporter, "display", reporter), RichReporter))
     try:
         trainer = Trainer(cfg, data, reporter)
     except MemoryError:

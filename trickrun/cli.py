@@ -3,6 +3,7 @@ TrickrunError into its exit code with a one-line message on stderr (never a trac
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -44,10 +45,16 @@ def train(
     progress = "quiet" if quiet else "auto"
     try:
         result = train_run(config, set_ or [], name=name, seed=seed, runs_dir=runs_dir, progress=progress)
-    except KeyboardInterrupt:  # before the run directory existed: nothing to keep
+    except KeyboardInterrupt as stop:  # before the run directory existed: nothing to keep
         err_console.print("interrupted")
-        raise typer.Exit(130) from None
+        raise typer.Exit(_stopped_code(stop)) from None
     _print_result(result, quiet, json_)
+
+
+def _stopped_code(stop: KeyboardInterrupt) -> int:
+    """128 + the signal that stopped the command before training (a StopSignal says which;
+    a plain KeyboardInterrupt is Ctrl-C): 130, 143 or 129, as for a run it interrupts."""
+    return 128 + getattr(stop, "signum", signal.SIGINT)
 
 
 def _print_result(result, quiet: bool, json_: bool) -> None:
@@ -97,9 +104,9 @@ def resume(
     path = _one_run(run, runs_dir, "resume")
     try:
         result = resume_run(path, progress="quiet" if quiet else "auto")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         err_console.print("interrupted")
-        raise typer.Exit(130) from None
+        raise typer.Exit(_stopped_code(stop)) from None
     _print_result(result, quiet, json_)
 
 
