@@ -306,3 +306,30 @@ def test_a_stop_signal_while_downloading_leaves_no_partial_file(served, start_mi
     assert not (tmp_path / "cache").exists(), "no partial file, and no folder the download made"
     assert proc.returncode == code, err  # as the shell reports a process the signal killed
     assert err.strip() == "interrupted"
+
+
+def test_a_bad_file_in_the_cache_says_to_delete_it_and_then_downloads_it(served, start_mirror, cache, monkeypatch):
+    cache.mkdir(parents=True)
+    for name in FILES:
+        (cache / f"{name}.gz").write_bytes(served[name])
+    bad = cache / "train-labels-idx1-ubyte.gz"
+    bad.write_bytes(served["train-labels-idx1-ubyte"][:-20])  # a copy cut short
+    mirror = start_mirror(served)
+    use_mirrors(monkeypatch, mirror)
+    with pytest.raises(DataError) as err:
+        load.load_dataset(DataConfig(**SMALL))
+    assert err.value.exit_code == 3
+    assert str(err.value).startswith(f"{bad}: corrupt gzip file")
+    assert f"in trickrun's download cache: delete it, and the next run downloads it again (rm {bad})" in str(err.value)
+    assert mirror.requests == []  # nothing is deleted or fetched unasked
+    bad.unlink()
+    assert load.load_dataset(DataConfig(**SMALL)).source == str(cache)
+    assert mirror.requests == ["/mnist/train-labels-idx1-ubyte.gz"]
+
+
+def test_a_bad_file_elsewhere_gets_no_cache_advice(fake_data):
+    bad = fake_data / "mnist" / "train-labels-idx1-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:-20])
+    with pytest.raises(DataError, match=f"^{bad}: corrupt gzip file") as err:
+        load.load_dataset(DataConfig(**SMALL))
+    assert "download cache" not in str(err.value)

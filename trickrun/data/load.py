@@ -8,6 +8,7 @@ returned. Where the files are looked for is described in `lookup`, downloading i
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -138,7 +139,16 @@ def verified_arrays(cfg: DataConfig, *, progress: bool = False) -> tuple[dict[st
         return _SUPPLIED[cfg.dataset]
     folder, files = _find_or_download(cfg, progress)
     sums, cache = DATASETS[cfg.dataset].sha256, cache_dir(cfg.dataset)
-    arrays = {name: load_verified(path, name, sums[name], cache) for name, path in files.items()}
+    arrays = {}
+    for name, path in files.items():
+        try:
+            arrays[name] = load_verified(path, name, sums[name], cache)
+        except DataError as err:
+            if folder != cache:
+                raise
+            # trickrun's own folder: downloads never leave a bad file there, but a copy may
+            raise DataError(f"{err}\nThe file is in trickrun's download cache: delete it, and the next run "
+                            f"downloads it again (rm {shlex.quote(str(path))})") from None
     for images, labels in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)):
         if len(arrays[images]) != len(arrays[labels]):
             raise DataError(
