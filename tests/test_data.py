@@ -584,3 +584,18 @@ def test_real_fashion_mnist(real_mnist, monkeypatch):
     ds = load.load_dataset(DataConfig(dataset="fashion-mnist"))
     assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (55000, 5000, 10000)
     assert ds.y_test[:10].tolist() == [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]
+
+
+def test_checksum_mismatch_names_the_file_it_is_when_it_is_a_known_one(tmp_path, expect_sums):
+    """data.dir at a fashion-mnist folder with data.dataset left at mnist: which file each one is."""
+    raw = idx_bytes(np.arange(10, dtype=np.uint8))
+    expect_sums({**catalog.DATASETS["fashion-mnist"].sha256, "t10k-labels-idx1-ubyte": hashlib.sha256(raw).hexdigest()},
+                dataset="fashion-mnist")
+    path = write_idx(tmp_path, "train-labels-idx1-ubyte", raw)
+    with pytest.raises(DataError, match=f"^{path}: checksum mismatch: ") as err:
+        idx.verify(path, catalog.DATASETS["mnist"].sha256["train-labels-idx1-ubyte"], LABELS_SIZE)
+    assert "these are the bytes of fashion-mnist's t10k-labels-idx1-ubyte: a folder or file mixed up" in str(err.value)
+    other = write_idx(tmp_path / "other", "train-labels-idx1-ubyte", raw[:-1])
+    with pytest.raises(DataError) as err:  # bytes that are no dataset's file get no such guess
+        idx.verify(other, catalog.DATASETS["mnist"].sha256["train-labels-idx1-ubyte"], LABELS_SIZE)
+    assert "these are the bytes" not in str(err.value)

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..atomic import replacing
 from ..errors import DataError
-from .catalog import IMAGE_SIDE, KIND, NUM_CLASSES, SIZE
+from .catalog import DATASETS, IMAGE_SIDE, KIND, NUM_CLASSES, SIZE
 
 _MAGIC = {"images": 2051, "labels": 2049}  # 0x0803, 0x0801: unsigned bytes, 3 or 1 dims
 _NDIM = {"images": 3, "labels": 1}
@@ -127,6 +127,12 @@ def verify(path: Path, sha256: str, size: int) -> bytes:
         note = ""
         if path.name.endswith(".gz") and not _starts_gzipped(path):  # the file, not `data`, gunzipped
             note = " (the file is not gzip-compressed although its name ends in .gz)"
+        known = [(dataset, name) for dataset, info in DATASETS.items()
+                 for name, digest in info.sha256.items() if digest == got]
+        if known:  # folders mixed up: another dataset's file, or another of the four
+            dataset, name = known[0]
+            note += (f"; these are the bytes of {dataset}'s {name}: a folder or file mixed up, "
+                     "or data.dataset not the one meant")
         raise DataError(
             f"{path}: checksum mismatch: expected sha256 {sha256}, got {got} "
             f"(of the decompressed bytes){note}"
