@@ -266,6 +266,18 @@ def test_nothing_found_and_no_network_lists_every_place(tmp_path, monkeypatch):
     assert not any(mnist_cache(tmp_path).glob("*")), "no partial download left behind"
 
 
+def test_data_dir_env_set_to_the_dataset_folder_itself_gets_a_hint(fake_data, monkeypatch):
+    monkeypatch.setenv("TRICKRUN_DATA_DIR", str(fake_data / "mnist"))  # one level too deep
+    with pytest.raises(DataError) as err:
+        load.load_dataset(DataConfig(**SMALL))
+    assert (f"{fake_data / 'mnist' / 'mnist'}: no such folder; TRICKRUN_DATA_DIR itself holds dataset files: "
+            f"set it to the folder above, {fake_data}, or data.dir to {fake_data / 'mnist'}") in str(err.value)
+    monkeypatch.setenv("TRICKRUN_DATA_DIR", str(fake_data / "elsewhere"))
+    with pytest.raises(DataError) as err:
+        load.load_dataset(DataConfig(**SMALL))
+    assert "itself holds" not in str(err.value)
+
+
 def test_nothing_found_with_empty_mirror_list_says_so(monkeypatch):
     monkeypatch.delenv("TRICKRUN_DATA_DIR", raising=False)
     monkeypatch.setenv("TRICKRUN_MIRRORS", "")

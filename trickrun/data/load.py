@@ -78,9 +78,15 @@ def _places(cfg: DataConfig) -> list[str]:
     looked = ["data.dir: not set"]
     if not os.environ.get(DATA_DIR_ENV):
         looked.append(f"${DATA_DIR_ENV}/{cfg.dataset}: {DATA_DIR_ENV} not set")
+    env = os.environ.get(DATA_DIR_ENV)
     for folder in search_dirs(cfg.dataset):
         label = " (user cache)" if folder == cache else ""
-        looked.append(f"{folder}{label}: {describe(folder)}")
+        hint = ""
+        if env and folder == Path(env).expanduser() / cfg.dataset and not folder.is_dir() and present(folder.parent):
+            # set to the dataset's own folder, not to the one holding it
+            hint = (f"; {DATA_DIR_ENV} itself holds dataset files: set it to the folder above, "
+                    f"{folder.parent.parent}, or data.dir to {folder.parent}")
+        looked.append(f"{folder}{label}: {describe(folder)}{hint}")
     if cache is None:
         looked.append(f"user cache: {NO_CACHE}")
     return looked
