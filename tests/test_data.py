@@ -229,6 +229,19 @@ def test_explicit_data_dir_lacking_files_is_an_error_not_a_fallback(three_copies
         load.load_dataset(DataConfig(dir=str(tmp_path / "absent"), **SMALL))
 
 
+def test_a_relative_data_dir_is_saved_absolute_so_a_run_finds_its_data_from_anywhere(fake_data, tmp_path, monkeypatch):
+    from trickrun.config import dump_yaml
+
+    monkeypatch.delenv("TRICKRUN_DATA_DIR")
+    monkeypatch.chdir(fake_data)
+    cfg = load_config({"data": {"dir": "mnist", "val_size": 100}})
+    assert cfg.data.dir == str(fake_data / "mnist")
+    saved = tmp_path / "config.yaml"  # as a run directory keeps it
+    saved.write_text(dump_yaml(cfg.to_dict()))
+    monkeypatch.chdir(tmp_path)  # `trickrun resume` from another folder
+    assert load.load_dataset(load_config(saved).data).source == str(fake_data / "mnist")
+
+
 def test_explicit_data_dir_pointing_at_the_root_gives_a_hint(three_copies, tmp_path):
     with pytest.raises(DataError, match=r"it has a mnist/ folder: set data.dir to .*/env/mnist"):
         load.load_dataset(DataConfig(dir=str(tmp_path / "env"), **SMALL))

@@ -362,7 +362,10 @@ def resolve(cfg: Config) -> Config:
     s = dataclasses.replace(cfg.schedule)
     if s.gamma is None:
         s.gamma = DEFAULT_GAMMA.get(s.name, DEFAULT_GAMMA["exponential"])
-    return dataclasses.replace(cfg, optimizer=o, schedule=s)
+    d = dataclasses.replace(cfg.data)
+    if d.dir is not None:  # saved absolute: `resume` or `ensemble` from another folder finds the same data
+        d.dir = str(Path(d.dir).expanduser().absolute())
+    return dataclasses.replace(cfg, optimizer=o, schedule=s, data=d)
 
 
 def unused_keys(cfg: Config) -> set[str]:
