@@ -5,6 +5,7 @@ synthetic case."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -109,6 +110,24 @@ def test_sign_flip_edge_cases() -> None:
     assert sign_flip_p([]) == 1.0 and sign_flip_p([0.0, 0.0, 0.0]) == 1.0
     assert sign_flip_p([0.3]) == 1.0  # one pair: +d and -d are the only patterns
     assert sign_flip_p([2.0] * 8) == pytest.approx(2 / 2**8)
+
+
+def test_sign_flip_counts_equal_accuracy_differences_as_ties() -> None:
+    # Test accuracies are whole digits out of 10,000: the differences +30, +30, -10, +10, +10 digits
+    # give exactly p = 2 x 4/32 (the sums that reach +70: flip nothing, the -10, or the -10 and
+    # either +10). The floats of 0.9743 - 0.9753 and 0.9718 - 0.9708 differ in their last bits by
+    # far more than 100 epsilons of the observed sum: read as unequal, two ties were lost, p halved.
+    arm = [0.9733, 0.9819, 0.9743, 0.9718, 0.9729]
+    base = [0.9703, 0.9789, 0.9753, 0.9708, 0.9719]
+    digits = [round(a * 10_000) - round(b * 10_000) for a, b in zip(arm, base)]
+    patterns = [sum(s * d for s, d in zip(signs, digits)) for signs in itertools.product((1, -1), repeat=5)]
+    exact = 2 * sum(s >= sum(digits) for s in patterns) / 2**5
+    assert exact == 0.25
+    c = Comparison("test_acc", "a", "b", True, sesoi=0.002)
+    (outcome,) = outcomes_for(1, [c], {"a": {"test_acc": SeedValues(dict(enumerate(arm)))},
+                                       "b": {"test_acc": SeedValues(dict(enumerate(base)))}})
+    assert outcome.p_flip == exact
+    assert sign_flip_p([0.1, 0.2, -0.3]) == 1.0  # a sum of 0 in theory, 5.6e-17 in floats
 
 
 def test_either_test_costs_a_factor_two() -> None:

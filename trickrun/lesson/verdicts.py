@@ -163,7 +163,8 @@ def test_comparison(claim: int, comparison: Comparison, arm: Sequence[float], ba
     if n < 2:
         return outcome
     paired = paired_t_test(arm_values, base_values, CONFIDENCE)
-    outcome.ci, outcome.p_t, outcome.p_flip = paired.ci, paired.p, sign_flip_p(diffs)
+    magnitude = max(abs(v) for v in (*arm_values, *base_values))
+    outcome.ci, outcome.p_t, outcome.p_flip = paired.ci, paired.p, sign_flip_p(diffs, magnitude)
     outcome.p = either_test_p(outcome.p_t, outcome.p_flip)
     outcome.p_tost = tost_p(paired, comparison.sesoi)
     outcome.mde = minimal_detectable_effect(paired.sd_diff, n, T_ALPHA)
