@@ -366,3 +366,19 @@ def test_a_verdict_the_sign_flip_test_decided_says_so_in_the_table_and_the_figur
     ax = drawn[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["skewed §"]
     assert "§ verdict by the sign-flip test" in ax.get_xlabel()
+
+
+def test_a_comparison_paired_on_fewer_seeds_than_its_arms_ran_names_the_seeds_left_out():
+    from trickrun.lesson.report import verdict_lines
+
+    claim = CLAIM_OF[3]  # residual > plain
+    samples = {"residual": {"test_acc": SeedValues({s: 0.91 + 0.001 * s for s in range(8)})},
+               "plain": {"test_acc": SeedValues({s: 0.1 for s in range(3, 10)})}}
+    result = ClaimResult(claim, [], samples, None, judge(outcomes_for(3, claim.comparisons, samples)))
+    assert result.outcomes[0].n_pairs == 5
+    text = "\n".join(verdict_lines(result))
+    assert ("- test acc: residual > plain: paired on the 5 seed(s) both arms have; left out, without a value of "
+            "the other arm: seed(s) 0, 1, 2 of residual and 8, 9 of plain") in text
+    samples["plain"]["test_acc"] = SeedValues({s: 0.1 for s in range(8)})
+    result = ClaimResult(claim, [], samples, None, judge(outcomes_for(3, claim.comparisons, samples)))
+    assert "left out" not in "\n".join(verdict_lines(result))

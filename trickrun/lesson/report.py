@@ -27,7 +27,7 @@ from .figures import draw, forest
 from .results import ClaimResult, LessonOptions
 from .measures import clip_interval
 from .verdicts import (ALPHA, CONFIDENCE, CONTRADICTED, INCONCLUSIVE, NO_PRACTICAL_EFFECT, SUPPORTED, T_ALPHA,
-                       VERDICTS, Comparison, Outcome, seed_order)
+                       VERDICTS, Comparison, Outcome, SeedValues, seed_order)
 
 REPORT_FILE = "lesson.md"
 # The lesson's claims in the project's words, which the report links (docs/ of the checkout).
@@ -327,7 +327,7 @@ TABLES: dict[str, Callable[[ClaimResult], list[str]]] = {"arms": arms_table, "ov
 def verdict_lines(result: ClaimResult) -> list[str]:
     rows = [[_expect(o.comparison, result.threshold), f"{fmt(o.mean_arm, o.comparison.metric)} vs "
              f"{fmt(o.mean_base, o.comparison.metric)}", *_outcome_cells(o)] for o in result.outcomes]
-    lines = md_table(["predicted", "means (paired seeds)", *OUTCOME_HEADER], rows)
+    lines = md_table(["predicted", "means (paired seeds)", *OUTCOME_HEADER], rows) + unpaired_lines(result)
     verdicts = [o.verdict for o in result.outcomes]
     caveats = [o for o in result.outcomes if o.verdict != SUPPORTED or o.below_practical_size]
     if verdicts and all(v == SUPPORTED for v in verdicts):
@@ -343,6 +343,22 @@ def verdict_lines(result: ClaimResult) -> list[str]:
     if caveats:
         lines.append(f"- see the table above and the figure, which show the {len(result.runs)} runs behind it.")
     return lines + [""]
+
+
+def unpaired_lines(result: ClaimResult) -> list[str]:
+    """A line per comparison whose two arms have values on different seeds: it pairs only the
+    seeds both have, so the others are named, each with the arm that has it."""
+    lines = []
+    for o in result.outcomes:
+        c = o.comparison
+        seeds = {arm: set(result.samples.get(arm, {}).get(c.metric, SeedValues()).seeds) for arm in (c.arm, c.baseline)}
+        alone = [(arm, sorted(seeds[arm] - seeds[other], key=seed_order))
+                 for arm, other in ((c.arm, c.baseline), (c.baseline, c.arm))]
+        left_out = [f"{', '.join(map(str, s))} of {arm}" for arm, s in alone if s]
+        if left_out:
+            lines.append(f"- {_expect(c, result.threshold)}: paired on the {o.n_pairs} seed(s) both arms have; "
+                         f"left out, without a value of the other arm: seed(s) {' and '.join(left_out)}")
+    return lines + [""] if lines else []
 
 
 # How _claim_head (and verdict_lines, for all supported) derive a claim's verdict, as the rule states it.
