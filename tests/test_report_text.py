@@ -113,7 +113,8 @@ def test_a_difference_the_same_on_every_seed_is_marked_beside_its_verdict():
     from trickrun.lesson.verdicts import Comparison, Outcome
 
     comparison = Comparison("epochs_to", "weight", "none", False, 1.0)
-    tied = Outcome(4, comparison, 8, 7.9, 7.9, 0.0, (0.0, 0.0), 0.0, 1.0, 0.0, verdict="no practical effect")
+    # no spread: the t-test has nothing to say (p_t None), the sign-flip test decided alone
+    tied = Outcome(4, comparison, 8, 7.9, 7.9, 0.0, (0.0, 0.0), 0.0, 1.0, None, 1.0, verdict="no practical effect")
     assert _verdict(tied) == "**no practical effect** (the same difference on every seed)"
     spread = Outcome(4, comparison, 8, 7.9, 8.0, -0.1, (-0.4, 0.2), 0.1, 0.5, 0.001, verdict="no practical effect")
     assert _verdict(spread) == "**no practical effect**"

@@ -237,3 +237,25 @@ def test_values_without_seeds_cannot_be_compared() -> None:
     comparison = Comparison("test_acc", "arm", "base", True, 0.002)
     with pytest.raises(TypeError, match="pair values by seed"):
         outcomes_for(1, [comparison], {"arm": {"test_acc": [0.9, 0.91]}, "base": {"test_acc": [0.8, 0.81]}})
+
+
+def test_the_same_difference_on_every_seed_is_judged_by_the_sign_flip_test_alone() -> None:
+    # Two seeds, each 8 test digits worse (a --quick report's weight norm against none): the
+    # t-test's p is 0 (no spread), which made this "contradicted" at Holm p 0 from two seeds, and
+    # its TOST p 0 "equivalent" at once. The sign-flip test's smallest p with 2 seeds is 2/2^2.
+    base = [0.8392, 0.8678]
+    outcome = judged([b - 0.0008 for b in base], base)
+    assert outcome.no_spread and outcome.p_t is None and outcome.ci == (outcome.diff, outcome.diff)
+    assert outcome.p_flip == 0.5 and outcome.p == 1.0 and outcome.p_tost == 0.25
+    assert outcome.verdict == INCONCLUSIVE and outcome.seeds_for_sesoi == 5  # 1/2^5 < 0.05: equivalent
+    # -10 digits on each seed, whose floats differ in the last bits of the accuracies: no spread all the same
+    assert 0.9743 - 0.9753 != 0.9718 - 0.9728 and judged([0.9743, 0.9718], [0.9753, 0.9728]).no_spread
+    # far beyond the SESOI on 2 seeds: not decided either; 7 seeds would be (2/2^7 < 0.025)
+    outcome = judged([b + 0.05 for b in base], base)
+    assert outcome.verdict == INCONCLUSIVE and outcome.p == 1.0 and outcome.seeds_for_sesoi == 7
+    # collapsed arms: the same accuracy on every seed, 12 seeds apart by 135 digits: the sign-flip test decides
+    outcome = judged([0.1135] * 12, [0.1] * 12)
+    assert outcome.verdict == SUPPORTED and outcome.p == 2 * 2 / 2**12 and outcome.by_sign_flip
+    # identical arms on 8 seeds: equivalent by the sign-flip form of TOST, 1/2^8
+    outcome = judged([0.95 + 0.001 * s for s in range(8)], [0.95 + 0.001 * s for s in range(8)])
+    assert outcome.verdict == NO_PRACTICAL_EFFECT and outcome.p_tost == 1 / 2**8

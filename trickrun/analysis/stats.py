@@ -222,6 +222,18 @@ def _signed_sums(values: np.ndarray) -> np.ndarray:
     return sums
 
 
+def rounding(diffs: Sequence[float], magnitude: float = 0.0) -> float:
+    """How far apart two sums of ±diffs equal in theory may lie in floats (see the module
+    docstring); `magnitude`: the largest |value| the differences were taken from."""
+    return (float(np.abs(np.asarray(diffs, dtype=np.float64)).sum()) + len(diffs) * abs(magnitude)) \
+        * np.finfo(np.float64).eps * 100
+
+
+def sign_flip_seeds(alpha: float) -> int:
+    """The fewest pairs whose sign-flip p can fall below `alpha`: its smallest p is 2/2^n."""
+    return math.floor(math.log2(2.0 / alpha)) + 1
+
+
 def sign_flip_p(diffs: Sequence[float], magnitude: float = 0.0) -> float:
     """The paired sign-flip permutation test's two-sided p for mean(diffs) = 0 (see the module
     docstring); 1 for no differences, NaN when one is not finite (as the t-test's p).
@@ -233,7 +245,7 @@ def sign_flip_p(diffs: Sequence[float], magnitude: float = 0.0) -> float:
     if not np.isfinite(d).all():
         return math.nan
     observed = float(d.sum())
-    tolerance = (float(np.abs(d).sum()) + n * abs(magnitude)) * np.finfo(np.float64).eps * 100
+    tolerance = rounding(d, magnitude)
     if n <= EXACT_FLIP_PAIRS:
         left, right = _signed_sums(d[: n // 2]), np.sort(_signed_sums(d[n // 2:]))
         # pairs (l, r) with l + r <= observed (+ tolerance), and with l + r >= observed (- tolerance)

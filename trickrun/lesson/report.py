@@ -138,7 +138,10 @@ def rule_lines(results: Sequence[ClaimResult]) -> list[str]:
         f"practical size* when the effect is smaller than the SESOI), **{CONTRADICTED}** when significant "
         f"against it, **{NO_PRACTICAL_EFFECT}** when otherwise the two one-sided tests against ±SESOI are "
         f"significant (the effect is shown to lie within ±SESOI), and *{INCONCLUSIVE}* otherwise, also when "
-        f"fewer than two seeds pair (those take no part in the corrections). {CLAIM_HEAD_RULE} For an "
+        f"fewer than two seeds pair (those take no part in the corrections). When every seed has the same "
+        "difference (collapsed arms score the same accuracy on every seed), the t-test's p is 0 or 1 whatever "
+        "the number of seeds, so the sign-flip test decides alone (its p doubled all the same), and equivalence "
+        f"is its one-sided form, p = 1/2^n when the difference lies within ±SESOI. {CLAIM_HEAD_RULE} For an "
         f"inconclusive comparison the report gives the minimal detectable effect (MDE) at {POWER:.0%} power of "
         f"a two-sided paired t-test at α = {T_ALPHA:g} without Holm (the doubled p is below {ALPHA:g} only "
         f"when the t-test's own p is below {T_ALPHA:g}), for the seeds it had, and how many seeds would detect "
@@ -224,14 +227,16 @@ def _seeds(n: int | None) -> str:
 
 def _verdict(o: Outcome) -> str:
     metric = o.comparison.metric
-    # A difference the same on every seed has no spread: its t and TOST p are 0 or 1.
-    marks = " (the same difference on every seed)" if o.ci is not None and o.ci[0] == o.ci[1] else ""
+    # A difference the same on every seed has no spread: the sign-flip test alone judged it.
+    marks = " (the same difference on every seed)" if o.no_spread else ""
     marks += " (by the sign-flip test)" if o.by_sign_flip else ""
     if o.verdict == SUPPORTED:
         return f"**{SUPPORTED}**" + (" (below practical size)" if o.below_practical_size else "") + marks
     if o.verdict == INCONCLUSIVE:
-        if o.mde is None:
+        if o.p is None:
             return f"*{INCONCLUSIVE}* (untestable)"
+        if o.no_spread:
+            return f"*{INCONCLUSIVE}*{marks} ({o.seeds_for_sesoi} seeds for the sign-flip test)"
         return f"*{INCONCLUSIVE}* (MDE {fmt(o.mde, metric)}; {_seeds(o.seeds_for_sesoi)} seeds for the SESOI)"
     return f"**{o.verdict}**" + marks
 
@@ -389,6 +394,11 @@ def _why(o: Outcome) -> str:
         return f"the effect {_effect(o)} lies within ±{sesoi} (Holm TOST p {_p(o.p_tost_holm)} < {ALPHA:g})"
     predicted = (o.diff or 0) * (1 if o.comparison.higher else -1) > 0
     direction = "points the predicted way" if predicted else "does not point the predicted way"
+    if o.no_spread:
+        return (f"the effect {_effect(o)} {direction}, the same on each of the {o.n_pairs} seeds, so the sign-flip "
+                f"test decides alone: neither it (Holm p {_p(o.p_holm)}) nor its equivalence form against ±{sesoi} "
+                f"(Holm TOST p {_p(o.p_tost_holm)}) is below {ALPHA:g}; {o.seeds_for_sesoi} seeds the same would "
+                "decide it before Holm")
     mde = fmt(o.mde, o.comparison.metric)
     return (f"the effect {_effect(o)} {direction}, within seed noise (Holm p {_p(o.p_holm)} ≥ "
             f"{ALPHA:g}) and not shown within ±{sesoi}; {o.n_pairs} pairs detect {mde} at {POWER:.0%} power, "

@@ -25,7 +25,12 @@ report: that p, and the equivalence (TOST, paired t) p against ±SESOI. At ALPHA
                      it had, and how many seeds would detect the SESOI
 
 A comparison with fewer than two paired seeds is inconclusive and takes no part in either
-correction. The statistics are in trickrun/analysis/stats.py.
+correction. When every seed has the same difference (to the rounding of the values: collapsed
+arms score the same accuracy on every seed), the differences have no spread and the t-test's p,
+0 or 1 whatever the number of seeds, says nothing about chance: the sign-flip test then decides
+alone (its p doubled, as declared), and equivalence is its one-sided form against ±SESOI,
+1/2^n when |d̄| < SESOI (else 1); such a comparison, if inconclusive, quotes the seeds the
+sign-flip test would need to decide it (before Holm) instead of an MDE. The statistics are in trickrun/analysis/stats.py.
 """
 
 from __future__ import annotations
@@ -35,8 +40,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
-from ..analysis.stats import (either_test_p, holm, minimal_detectable_effect, paired_t_test, seeds_needed,
-                              sign_flip_p, t_quantile, tost_p)
+from ..analysis.stats import (either_test_p, holm, minimal_detectable_effect, paired_t_test, rounding, seeds_needed,
+                              sign_flip_p, sign_flip_seeds, t_quantile, tost_p)
 
 ALPHA = 0.05
 # The level the paired t-test's own p must reach before Holm: the rule doubles the smaller of
@@ -114,20 +119,28 @@ class Outcome:
     ci: tuple[float, float] | None  # its 95% paired t interval
     won: float | None  # share of the pairs where the arm beats the baseline in the predicted direction
     p: float | None  # the difference's two-sided p (either_test_p of the two below); None when untestable
-    p_t: float | None = None  # the paired t-test's
+    p_t: float | None = None  # the paired t-test's; None also when the differences have no spread
     p_flip: float | None = None  # the sign-flip permutation test's
     p_tost: float | None = None  # equivalence within ±sesoi
     mde: float | None = None  # minimal detectable effect at 80% power, two-sided T_ALPHA, no Holm
-    seeds_for_sesoi: int | None = None  # pairs needed for the sesoi to be the mde (None: > MAX_SEEDS)
+    # pairs needed for the sesoi to be the mde (None: > MAX_SEEDS); with no spread (mde None), the
+    # pairs the sign-flip test needs to reach T_ALPHA
+    seeds_for_sesoi: int | None = None
     p_holm: float | None = None
     p_tost_holm: float | None = None
     verdict: str = INCONCLUSIVE
 
     @property
     def by_sign_flip(self) -> bool:
-        """Significant, and it is the sign-flip test's p that made it so (the t-test's is larger)."""
-        return (self.verdict in (SUPPORTED, CONTRADICTED) and self.p_flip is not None and self.p_t is not None
-                and self.p_flip < self.p_t)
+        """Significant, and it is the sign-flip test's p that made it so (the t-test's is larger,
+        or has nothing to say: no spread)."""
+        return (self.verdict in (SUPPORTED, CONTRADICTED) and self.p_flip is not None
+                and (self.p_t is None or self.p_flip < self.p_t))
+
+    @property
+    def no_spread(self) -> bool:
+        """Every paired seed had the same difference (the sign-flip test alone decided)."""
+        return self.p is not None and self.p_t is None
 
     @property
     def below_practical_size(self) -> bool:
@@ -164,7 +177,15 @@ def test_comparison(claim: int, comparison: Comparison, arm: Sequence[float], ba
         return outcome
     paired = paired_t_test(arm_values, base_values, CONFIDENCE)
     magnitude = max(abs(v) for v in (*arm_values, *base_values))
-    outcome.ci, outcome.p_t, outcome.p_flip = paired.ci, paired.p, sign_flip_p(diffs, magnitude)
+    outcome.p_flip = sign_flip_p(diffs, magnitude)
+    if max(diffs) - min(diffs) <= rounding(diffs, magnitude):  # no spread: see the module docstring
+        outcome.ci, outcome.p = (outcome.diff, outcome.diff), min(1.0, 2.0 * outcome.p_flip)
+        within = abs(outcome.diff) < comparison.sesoi
+        outcome.p_tost = 0.5**n if within else 1.0
+        # the seeds that decide it: a one-sided p of 1/2^n below ALPHA, or a doubled 2/2^n below it
+        outcome.seeds_for_sesoi = sign_flip_seeds(2 * ALPHA) if within else sign_flip_seeds(T_ALPHA)
+        return outcome
+    outcome.ci, outcome.p_t = paired.ci, paired.p
     outcome.p = either_test_p(outcome.p_t, outcome.p_flip)
     outcome.p_tost = tost_p(paired, comparison.sesoi)
     outcome.mde = minimal_detectable_effect(paired.sd_diff, n, T_ALPHA)
