@@ -382,3 +382,13 @@ def test_a_comparison_paired_on_fewer_seeds_than_its_arms_ran_names_the_seeds_le
     samples["plain"]["test_acc"] = SeedValues({s: 0.1 for s in range(8)})
     result = ClaimResult(claim, [], samples, None, judge(outcomes_for(3, claim.comparisons, samples)))
     assert "left out" not in "\n".join(verdict_lines(result))
+
+
+def test_a_table_cell_over_fewer_runs_than_its_arm_says_how_many():
+    from trickrun.lesson.report import arms_table
+
+    claim = CLAIM_OF[1]  # columns test acc and val acc (scored epoch)
+    samples = {"none": {"test_acc": SeedValues({0: 0.1, 1: 0.93, 2: 0.94}), "val_acc": SeedValues({1: 0.92, 2: 0.93}),
+                        "diverged": SeedValues({0: 1.0, 1: 0.0, 2: 0.0})}}  # seed 0 diverged in its first epoch
+    row = next(line for line in arms_table(ClaimResult(claim, [], samples, None)) if line.startswith("| none |"))
+    assert row == "| none | 3 | 0.6567 ± 0.4821 | 0.9250 ± 0.0071 (n 2) | 1/3 |"

@@ -299,9 +299,15 @@ def arms_table(result: ClaimResult) -> list[str]:
             continue
         n = max(len(v) for v in metrics.values())
         diverged = metrics.get("diverged")
-        rows.append([arm, str(n), *(mean_sd(metrics.get(m, []), m) for m in claim.metrics),
+        rows.append([arm, str(n), *(_counted(metrics.get(m, []), m, n) for m in claim.metrics),
                      f"{int(sum(diverged))}/{len(diverged)}" if diverged else "—"])
     return md_table(header, rows)
+
+
+def _counted(values: Sequence[float], metric: str, n: int) -> str:
+    """mean_sd, with its own count when fewer of the arm's n runs have the measure (a run that
+    diverged in its first epoch has no validation accuracy, one with a zero gradient no spread)."""
+    return mean_sd(values, metric) + (f" (n {len(values)})" if 0 < len(values) < n else "")
 
 
 def over_rates_table(result: ClaimResult) -> list[str]:
