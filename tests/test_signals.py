@@ -184,3 +184,18 @@ def test_ctrl_c_inside_a_command_that_does_not_take_it_exits_130(monkeypatch, tm
     monkeypatch.setattr("trickrun.cli_runs.scan_runs", interrupted)
     result = CliRunner().invoke(app, ["ls", "--runs-dir", str(tmp_path)])
     assert result.exit_code == 130 and "interrupted" in result.stderr and "Aborted" not in result.output
+
+
+def test_a_signal_inherited_ignored_stays_ignored_while_training():
+    """`nohup trickrun train ...`: the run goes on when its terminal closes (SIGHUP)."""
+    from trickrun.signals import SignalStop
+
+    stops = SignalStop()
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stops.installed():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGHUP)  # ignored: no StopSignal
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)

@@ -43,11 +43,14 @@ class SignalStop:
 
     @contextmanager
     def installed(self) -> Iterator[None]:
+        """A signal this process inherited ignored stays ignored: `nohup trickrun train ...` goes on
+        when its terminal closes (SIGHUP). (The command line takes an ignored SIGINT back: entry.py.)"""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
         previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
-        for s in STOP_SIGNALS:
+        previous = {s: handler for s, handler in previous.items() if handler is not signal.SIG_IGN}
+        for s in previous:
             signal.signal(s, self._handle)
         try:
             yield
