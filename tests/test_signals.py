@@ -199,3 +199,40 @@ def test_a_signal_inherited_ignored_stays_ignored_while_training():
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+# A child that runs `trickrun ARGS` and stops itself with a signal at the moment a file being
+# replaced is complete, before it is renamed into place.
+SIGNAL_WHILE_REPLACING = """
+import os, signal, sys
+from trickrun import atomic
+
+def stop(fd):
+    os.kill(os.getpid(), int(os.environ["STOP_WITH"]))
+
+atomic.os.fsync = stop
+sys.argv = ["trickrun", *sys.argv[1:]]
+from trickrun.entry import main
+main()
+"""
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_stop_signal_outside_training_ends_the_command_as_ctrl_c_does(tmp_path, signum, code):
+    """export -o: the old file stays whole and no temporary file is left beside it (SIGTERM and
+    SIGHUP used to kill the command where it stood)."""
+    import os
+    import subprocess
+    import sys
+
+    from runfactory import make_run
+
+    make_run(tmp_path / "runs", "adam")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "t.csv").write_text("old\n")
+    proc = subprocess.run([sys.executable, "-c", SIGNAL_WHILE_REPLACING, "export", "adam", "-o", str(out / "t.csv"),
+                           "--runs-dir", str(tmp_path / "runs")], env={**os.environ, "STOP_WITH": str(int(signum))},
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert proc.returncode == code and proc.stderr == "interrupted\n"
+    assert [p.name for p in out.iterdir()] == ["t.csv"] and (out / "t.csv").read_text() == "old\n"

@@ -3,7 +3,6 @@ TrickrunError into its exit code with a one-line message on stderr (never a trac
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,6 +17,7 @@ from .config import dump_yaml, load_config
 from .display import say
 from .errors import ConfigError
 from .rundir.writer import runs_root, to_json
+from .signals import stop_exit_code
 
 # Each command imports what does its work inside itself: `trickrun train` loads no analysis,
 # ensemble or export code before its first batch (start-up), and no command loads the
@@ -47,14 +47,8 @@ def train(
         result = train_run(config, set_ or [], name=name, seed=seed, runs_dir=runs_dir, progress=progress)
     except KeyboardInterrupt as stop:  # before the run directory existed: nothing to keep
         err_console.print("interrupted")
-        raise typer.Exit(_stopped_code(stop)) from None
+        raise typer.Exit(stop_exit_code(stop)) from None
     _print_result(result, quiet, json_)
-
-
-def _stopped_code(stop: KeyboardInterrupt) -> int:
-    """128 + the signal that stopped the command before training (a StopSignal says which;
-    a plain KeyboardInterrupt is Ctrl-C): 130, 143 or 129, as for a run it interrupts."""
-    return 128 + getattr(stop, "signum", signal.SIGINT)
 
 
 def _print_result(result, quiet: bool, json_: bool) -> None:
@@ -106,7 +100,7 @@ def resume(
         result = resume_run(path, progress="quiet" if quiet else "auto")
     except KeyboardInterrupt as stop:
         err_console.print("interrupted")
-        raise typer.Exit(_stopped_code(stop)) from None
+        raise typer.Exit(stop_exit_code(stop)) from None
     _print_result(result, quiet, json_)
 
 

@@ -19,6 +19,7 @@ from .display import say
 from .errors import ConfigError, TrickrunError
 from .rundir.reader import Ambiguous, resolve_run
 from .rundir.writer import runs_root
+from .signals import stop_exit_code
 from .stdout import STDOUT_ERRNOS, stdout_to_devnull
 from .version import __version__
 
@@ -40,9 +41,9 @@ err_console = Console(stderr=True, highlight=False, markup=False)
 
 
 def reports_errors(command: Callable) -> Callable:
-    """Turn TrickrunError into `error: ...` on stderr and its exit code, and a Ctrl-C that
-    the command does not take itself into `interrupted` and 130 (click would say "Aborted!"
-    and exit 1)."""
+    """Turn TrickrunError into `error: ...` on stderr and its exit code, and a Ctrl-C (or
+    SIGTERM, SIGHUP) that the command does not take itself into `interrupted` and 128 + the
+    signal (click would say "Aborted!" and exit 1)."""
 
     @functools.wraps(command)
     def run(*args, **kwargs):
@@ -53,9 +54,9 @@ def reports_errors(command: Callable) -> Callable:
         except TrickrunError as err:
             _error(str(err))
             raise typer.Exit(err.exit_code) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM or SIGHUP (entry.py)
             err_console.print("interrupted")
-            raise typer.Exit(130) from None
+            raise typer.Exit(stop_exit_code(stop)) from None
         except OSError as err:
             if err.errno not in STDOUT_ERRNOS:
                 raise

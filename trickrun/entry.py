@@ -1,12 +1,15 @@
 """The `trickrun` command's entry point, kept free of heavy imports: from its first instant a
-stop signal ends the command as Ctrl-C does (exit 130, no traceback), even while the
-command line's modules are still loading, and a closed stdout or stderr is a sink, not a crash."""
+stop signal (Ctrl-C, SIGTERM, SIGHUP) ends the command in order (exit 128 + the signal, no
+traceback, no temporary file left), even while the command line's modules are still loading,
+and a closed stdout or stderr is a sink, not a crash."""
 
 from __future__ import annotations
 
 import os
 import signal
 import sys
+
+from .signals import raise_stop, stop_exit_code
 
 
 def take_ctrl_c() -> None:
@@ -15,6 +18,17 @@ def take_ctrl_c() -> None:
     sweep driver take it once they run."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def take_stop_signals() -> None:
+    """SIGTERM (a scheduler, `kill`) and SIGHUP (a closed terminal) stop any command as Ctrl-C
+    does, instead of killing it where it stands: a file being replaced keeps its old content and
+    loses its temporary, a run directory being made is not left half-made. One inherited ignored
+    (nohup) stays ignored."""
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, raise_stop)
 
 
 def give_closed_streams_a_sink() -> None:
@@ -30,11 +44,12 @@ def give_closed_streams_a_sink() -> None:
 
 def main() -> None:
     take_ctrl_c()
+    take_stop_signals()
     give_closed_streams_a_sink()
     try:
         from .cli import main as run_command
 
         run_command()
-    except KeyboardInterrupt:  # while loading or parsing: the commands handle their own
+    except KeyboardInterrupt as stop:  # while loading or parsing: the commands handle their own
         print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(stop_exit_code(stop))

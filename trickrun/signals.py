@@ -20,6 +20,18 @@ class StopSignal(KeyboardInterrupt):
         self.signum = signum
 
 
+def raise_stop(signum: int, frame) -> None:
+    """A handler for the whole command (entry.py): a stop signal raises StopSignal wherever the
+    command is, so that it ends as Ctrl-C ends it (temporary files deleted, no half-made run)."""
+    raise StopSignal(signum)
+
+
+def stop_exit_code(stop: KeyboardInterrupt) -> int:
+    """128 + the signal behind `stop`, as a shell reports a process it killed: 130 for Ctrl-C
+    (a plain KeyboardInterrupt), 143 for SIGTERM, 129 for SIGHUP."""
+    return 128 + getattr(stop, "signum", signal.SIGINT)
+
+
 def signal_label(signum: int) -> str:
     return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
