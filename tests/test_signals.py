@@ -236,3 +236,46 @@ def test_a_stop_signal_outside_training_ends_the_command_as_ctrl_c_does(tmp_path
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
     assert proc.returncode == code and proc.stderr == "interrupted\n"
     assert [p.name for p in out.iterdir()] == ["t.csv"] and (out / "t.csv").read_text() == "old\n"
+
+
+# `trickrun train` in a child that stops itself with a signal as it is about to save model.npz,
+# once its last epoch is recorded: the moment a run writes its end.
+SIGNAL_AT_THE_END = """
+import os, sys
+from trickrun.rundir import writer
+
+save_model = writer.RunWriter.save_model
+
+def stop_then_save(self, arrays):
+    os.kill(os.getpid(), int(os.environ["STOP_WITH"]))
+    save_model(self, arrays)
+
+writer.RunWriter.save_model = stop_then_save
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_while_a_run_writes_its_end_waits_for_it(fake_data, tmp_path, signum):
+    """The run's end (test result, model.npz, summary) is written whole: it used to be left
+    "running" (stale), with no word of how to go on, or killed outright by SIGTERM."""
+    import os
+    import subprocess
+    import sys
+
+    import subproc
+
+    prelude = subproc._PRELUDE.replace("from trickrun.entry import main", SIGNAL_AT_THE_END + "from trickrun.entry import main")
+    env = {**os.environ, "STOP_WITH": str(int(signum)),
+           "TRICKRUN_TEST_SUMS": json.dumps(dict(subproc.catalog.DATASETS["mnist"].sha256))}
+    config = tmp_path / "short.yaml"
+    config.write_text("name: short\n")
+    proc = subprocess.run([sys.executable, "-c", prelude, "train", str(config), "--runs-dir", str(tmp_path / "runs"),
+                           "--quiet", "--set", "data.val_size=100", "--set", "model.hidden=[8]",
+                           "--set", "train.epochs=2"], env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, preexec_fn=subproc.foreground_sigint, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(proc.stdout.strip())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_run"] == 2
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "config.yaml", "metrics.jsonl", "model.npz",
+                                                         "summary.json"]

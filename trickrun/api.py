@@ -76,13 +76,16 @@ def _prepare(cfg: Config, progress: str):
 def _run(trainer, writer: RunWriter, reporter, *, made_here: bool = False) -> RunResult:
     """Train into `writer`'s run directory. If the run fails before its first epoch is
     recorded, a directory `made_here` (by this call's `train`, not a sweep's driver, which
-    records the failure itself) is removed: a run that never started is no run."""
+    records the failure itself) is removed: a run that never started is no run. The stop
+    signals stay installed to the summary: one that comes once the loop has ended waits for the
+    run's end to be written (ending.run_until_ended), which then says how the run ended."""
     try:
-        try:
-            result = trainer.run(writer)
-        finally:
-            getattr(reporter, "close", lambda: None)()
-        summary = writer.finish(result)
+        with trainer.signals.installed():
+            try:
+                result = trainer.run(writer)
+            finally:
+                getattr(reporter, "close", lambda: None)()
+            summary = writer.finish(result)
     except BaseException:
         if made_here:
             remove_if_never_trained(writer.path)  # under the lock the writer still holds

@@ -61,15 +61,19 @@ def run_until_ended(next_epoch: Callable[[], Ending | None], position: Callable[
     """Call `next_epoch` until it returns an Ending, with the stop signals turned into
     KeyboardInterrupt (signals.SignalStop). A stop signal or a MemoryError ends the run as
     interrupted, and resumable: freeing memory or a smaller batch may be enough. `position()`
-    says where in the run it stopped ("during epoch 3", "after epoch 2")."""
+    says where in the run it stopped ("during epoch 3", "after epoch 2"). Once the ending is
+    decided a later signal waits (SignalStop.hold_to_the_end) while the caller, which keeps the
+    signals installed (api._run), writes the run's end."""
     try:
         # Divergence is caught by the finiteness checks and reported in trickrun's words;
         # numpy's overflow warnings on the way there would only leak source lines.
         with signals.installed(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             while (ending := next_epoch()) is None:
                 pass
+            signals.hold_to_the_end()
             return ending
     except KeyboardInterrupt as stop:  # Ctrl-C, or a StopSignal
+        signals.hold_to_the_end()
         signum = getattr(stop, "signum", signal.SIGINT)
         return Ending(Status.INTERRUPTED, f"interrupted ({signal_label(signum)}) {position()}",
                       stop_signal=signum)

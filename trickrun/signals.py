@@ -70,6 +70,12 @@ class SignalStop:
             for s, handler in previous.items():
                 signal.signal(s, signal.SIG_DFL if handler is None else handler)
 
+    def hold_to_the_end(self) -> None:
+        """From now on a signal only waits, and is never raised: for a run whose ending is
+        decided (the ending says whether a signal stopped it), so that its test result, model.npz
+        and summary are written whole however often Ctrl-C is pressed meanwhile."""
+        self._holding += 1
+
     @contextmanager
     def held(self) -> Iterator[None]:
         self._holding += 1
