@@ -4,6 +4,7 @@ per seed group, the mean over its seeds, with a band of ± one sample standard d
 from __future__ import annotations
 
 import statistics
+from contextlib import nullcontext
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -80,3 +81,22 @@ def test_compare_group_plot_writes_the_group_figure(sweep, tmp_path, monkeypatch
 def test_the_group_figure_is_a_png(sweep, tmp_path):
     out = plots.plot_groups([(g.label, g.runs) for g in group_runs(sweep)], tmp_path / "groups.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+
+
+def test_a_figure_stopped_mid_write_leaves_the_previous_one(tmp_path, monkeypatch):
+    """Ctrl-C (or a full disk) while the PNG is written: the previous figure stays whole, no
+    part of the new one and no temporary file is left (it used to be truncated in place)."""
+    from matplotlib.figure import Figure
+
+    def part_then_stop(self, target, **kwargs):
+        with open(target, "wb") if isinstance(target, (str, Path)) else nullcontext(target) as f:
+            f.write(b"\x89PNG part")
+        raise KeyboardInterrupt
+
+    path = tmp_path / "cmp.png"
+    path.write_bytes(b"old figure")
+    fig = plt.figure()
+    monkeypatch.setattr(Figure, "savefig", part_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        plots.save_figure(fig, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["cmp.png"] and path.read_bytes() == b"old figure"

@@ -25,6 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from ..atomic import replacing  # noqa: E402
 from ..errors import ConfigError, RunDirError  # noqa: E402
 from ..metrics import best_index  # noqa: E402
 from ..rundir.format import layer_order  # noqa: E402
@@ -205,11 +206,17 @@ def _short(label: str) -> str:
 
 def save_figure(fig, path: str | Path) -> Path:
     """Write `fig` as the PNG `path` and close it; ConfigError for a name that is no .png or
-    a folder that does not exist, RunDirError when it cannot be written."""
+    a folder that does not exist, RunDirError when it cannot be written. A new or regular file
+    is replaced at once, so a Ctrl-C or a full disk mid-write leaves the previous figure, not
+    part of one; a link, a pipe or a device is written into (as export -o does)."""
     path = Path(path)
     try:
         check_png(path)
-        fig.savefig(path, format="png")
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            fig.savefig(path, format="png")
+        else:
+            with replacing(path) as (f, _):
+                fig.savefig(f, format="png")
     except FileNotFoundError:
         raise ConfigError(f"--plot {str(path)!r}: folder {str(path.parent)!r} does not exist") from None
     except OSError as err:
