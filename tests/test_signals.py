@@ -279,3 +279,26 @@ def test_a_stop_signal_while_a_run_writes_its_end_waits_for_it(fake_data, tmp_pa
     assert summary["status"] == "completed" and summary["epochs_run"] == 2
     assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "config.yaml", "metrics.jsonl", "model.npz",
                                                          "summary.json"]
+
+
+def test_a_signal_the_moment_a_temporary_file_is_made_leaves_none(tmp_path, monkeypatch):
+    """atomic.replacing: a Ctrl-C (or SIGTERM) right after the temporary file is created, before
+    anything is written into it, still deletes it."""
+    import os
+
+    from trickrun import atomic
+
+    real_open = os.open
+
+    def open_then_stop(*args, **kwargs):
+        real_open(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    path = tmp_path / "table.csv"
+    path.write_text("old\n")
+    monkeypatch.setattr(atomic.os, "open", open_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.replacing(path) as (f, _):
+            f.write(b"new\n")
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["table.csv"] and path.read_text() == "old\n"

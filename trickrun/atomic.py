@@ -45,16 +45,6 @@ def remove_temporaries(folder: Path) -> None:
             pass
 
 
-def _create_temporary(path: Path) -> tuple[int, Path]:
-    """A new, empty file beside `path` with a name no other writer uses."""
-    while True:
-        tmp = path.parent / _TEMPORARY.format(name=path.name, tag=secrets.token_hex(4))
-        try:
-            return os.open(tmp, _CREATE_FLAGS, _MODE), tmp
-        except FileExistsError:
-            continue
-
-
 @contextmanager
 def replacing(path: Path) -> Iterator[tuple[BinaryIO, Path]]:
     """Yield (file, its path): a temporary file beside `path` to write into.
@@ -63,13 +53,25 @@ def replacing(path: Path) -> Iterator[tuple[BinaryIO, Path]]:
     it raises (a full disk, a failed checksum, Ctrl-C) the temporary file is deleted and
     `path` is left as it was. The file gets the mode any new file gets: 0666 minus the umask.
     """
-    fd, tmp = _create_temporary(path)
+    tmp: Path | None = None
     try:
+        # Named before it is made: a Ctrl-C the moment it is made still finds it to delete.
+        while True:
+            tmp = path.parent / _TEMPORARY.format(name=path.name, tag=secrets.token_hex(4))
+            try:
+                fd = os.open(tmp, _CREATE_FLAGS, _MODE)
+                break
+            except FileExistsError:  # another writer's: never ours to delete
+                tmp = None
         with os.fdopen(fd, "wb") as f:
             yield f, tmp
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:  # the error being raised says what went wrong
+                pass
         raise
