@@ -223,6 +223,22 @@ def test_a_stdout_that_is_full_is_exit_1_saying_so_without_a_traceback(tmp_path)
     assert "-o FILE" in said and "Traceback" not in said and "Exception ignored" not in said
 
 
+def test_a_reader_that_closed_the_pipe_is_exit_1_silently_as_for_every_command(tmp_path):
+    """`trickrun export | head -1`: as `trickrun ls | head -1` (README, exit codes), not an error
+    telling to free some space."""
+    import os
+
+    run = make_run(tmp_path / "runs", "a")
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first byte
+    try:
+        proc = subprocess.run([sys.executable, "-m", "trickrun", "export", str(run)], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.returncode == 1 and proc.stderr == ""
+
+
 def test_an_export_is_never_written_into_a_run_directory(root_with_runs):
     (adam,) = root_with_runs.glob("adam-*")
     before = (adam / "summary.json").read_bytes()

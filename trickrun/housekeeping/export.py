@@ -23,6 +23,7 @@ finished an epoch) adds no rows and is named in a warning.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
@@ -199,8 +200,9 @@ def write_output(path: Path, data: bytes, runs_root: Path) -> None:
 
 def write_stdout(data: bytes, stream: BinaryIO | None = None) -> None:
     """Write the export to stdout (`stream`, for tests); RunDirError when it cannot take it
-    (a full disk, /dev/full, a closed pipe). stdout is then pointed at /dev/null, so the
-    bytes still buffered do not fail again, with a traceback, when Python exits."""
+    (a full disk, /dev/full). stdout is then pointed at /dev/null, so the bytes still
+    buffered do not fail again, with a traceback, when Python exits. A reader that closed the
+    pipe (`| head -1`) is click's, as for every command: exit 1, silently."""
     out = stream if stream is not None else sys.stdout.buffer
     try:
         out.write(data)
@@ -208,5 +210,7 @@ def write_stdout(data: bytes, stream: BinaryIO | None = None) -> None:
     except OSError as err:
         if stream is None:
             stdout_to_devnull()
+        if err.errno == errno.EPIPE:
+            raise
         raise RunDirError(f"cannot write the table to stdout: {err.strerror or err}; nothing more was written. "
                           "Free some space, or write it to a file with -o FILE") from None
