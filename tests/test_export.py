@@ -239,6 +239,24 @@ def test_a_reader_that_closed_the_pipe_is_exit_1_silently_as_for_every_command(t
     assert proc.returncode == 1 and proc.stderr == ""
 
 
+def test_a_reader_gone_mid_table_is_exit_1_also_under_pythonunbuffered(tmp_path):
+    """With PYTHONUNBUFFERED=1 a write cut short by the reader leaving lost the rest of the table
+    without an error, and the export exited 0."""
+    import os
+
+    run = make_run(tmp_path / "runs", "a", epochs=600)  # a table far larger than a pipe holds
+    proc = subprocess.Popen([sys.executable, "-m", "trickrun", "export", str(run)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout.read(1) == b"r"  # the table is being written, and fills the pipe
+        proc.stdout.close()
+        err = proc.stderr.read()
+        assert proc.wait(timeout=120) == 1 and err == b""
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_an_export_is_never_written_into_a_run_directory(root_with_runs):
     (adam,) = root_with_runs.glob("adam-*")
     before = (adam / "summary.json").read_bytes()

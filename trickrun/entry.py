@@ -5,6 +5,7 @@ and a closed stdout or stderr is a sink, not a crash."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sys
@@ -42,10 +43,27 @@ def give_closed_streams_a_sink() -> None:
         print("note: stdout is closed: what this command prints there is lost", file=sys.stderr)
 
 
+def whole_writes_on_stdout() -> None:
+    """Under PYTHONUNBUFFERED (python -u, common in containers and CI) stdout writes straight to
+    its file descriptor, and a write cut short (a disk filling up, a reader gone mid-table) loses
+    the rest without an error: a truncated table and exit 0. A buffer in between writes all of
+    it or raises, as without -u; lines still go out as they are printed."""
+    stream = sys.stdout
+    if not isinstance(getattr(stream, "buffer", None), io.RawIOBase):
+        return
+    try:
+        raw = io.FileIO(stream.fileno(), "w", closefd=False)
+    except (OSError, ValueError):
+        return
+    sys.stdout = io.TextIOWrapper(io.BufferedWriter(raw), encoding=stream.encoding, errors=stream.errors,
+                                  line_buffering=True)
+
+
 def main() -> None:
     take_ctrl_c()
     take_stop_signals()
     give_closed_streams_a_sink()
+    whole_writes_on_stdout()
     try:
         from .cli import main as run_command
 
