@@ -169,6 +169,19 @@ def test_a_worker_that_was_killed_or_failed_is_a_failure_and_a_diverged_one_is_n
     assert stopped_early.error is None and stopped_early.summary is None
 
 
+def test_a_failed_cells_error_keeps_the_start_of_trickruns_message_and_cuts_between_words():
+    from trickrun.sweep.local import why_failed
+
+    looked = "; ".join(f"/place/number/{i}: no such folder" for i in range(40))
+    said = why_failed(f"note: something first\nerror: mnist: the files were not found. Looked in: {looked}\n", 120)
+    assert said.startswith("error: mnist: the files were not found.") and said.endswith("…")
+    assert len(said) <= 120 and said[:-1] == said[:-1].rstrip() and said[:-1].endswith("folder;")
+    traceback = "Traceback (most recent call last):\n" + "  frame line\n" * 60 + "MemoryError: cannot allocate"
+    said = why_failed(traceback, 100)
+    assert said.startswith("…frame") and said.endswith("MemoryError: cannot allocate") and len(said) <= 100
+    assert why_failed("error: short\n") == "error: short"
+
+
 # ---------------------------------------------------------------------------------------
 # Real sweeps, on a slice of MNIST (each cell is a process, which finds the data itself).
 

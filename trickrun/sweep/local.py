@@ -131,10 +131,25 @@ def _summary(stdout: str) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
+def why_failed(stderr: str, limit: int = STDERR_TAIL) -> str:
+    """What a failed worker said, in at most `limit` characters cut between words: from its last
+    `error:` line on (trickrun's own message, whose start names the problem), else the end of
+    what it printed (a traceback's last lines)."""
+    text = stderr.strip()
+    last_error = text.rfind("\nerror: ")
+    if last_error >= 0 or text.startswith("error: "):
+        text = text[last_error + 1:]
+        return text if len(text) <= limit else text[: limit - 1].rsplit(None, 1)[0] + "…"
+    if len(text) <= limit:
+        return text
+    words = text[-(limit - 1):].split(None, 1)
+    return "…" + words[-1]
+
+
 def cell_end(index: int, code: int, stdout: str, stderr: str) -> CellEnd:
     """What a worker process left: its summary (exit 0, or interrupted), else why it failed."""
     summary = _summary(stdout)
-    tail = stderr.strip()[-STDERR_TAIL:]
+    tail = why_failed(stderr)
     if summary is not None and (code == 0 or code in INTERRUPTED_EXIT_CODES):
         return CellEnd(index, summary, None, code)
     if code in INTERRUPTED_EXIT_CODES:  # stopped before training began: resumable, not failed
