@@ -103,6 +103,12 @@ def test_a_cell_line_leaves_out_time_then_epochs_to_fit():
     assert cell_line(plan(), done, CellState.EARLY_STOPPED, 70) == f"{line}, test acc 0.9735"
 
 
+def test_an_interrupted_cell_without_a_summary_claims_nothing_about_its_epochs():
+    # its worker killed by a second Ctrl-C may have finished epochs, which the re-run resumes
+    line = cell_line(plan(), end(), CellState.INTERRUPTED)
+    assert line == f"cell 7 {LONG_CELL}: interrupted before its worker could report (a re-run of the sweep goes on with it)"
+
+
 def test_a_failed_cell_line_cuts_its_reason_to_the_room_left():
     failed = end("worker exited with code 1: " + "MemoryError " * 30)
     line = cell_line(plan(), failed, CellState.FAILED, 80)

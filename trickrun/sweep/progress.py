@@ -28,8 +28,8 @@ def cell_line(plan, end, state, width: int | None = None) -> str:
             reason = reason[:max(10, width - len(head) - len("FAILED ()") - 1)] + "…"
         return head + f"FAILED ({reason})"
     summary = end.summary or {}
-    if not summary:
-        return head + f"{state} before its first epoch"
+    if not summary:  # a worker stopped while it started, or killed by a second Ctrl-C: it may hold epochs
+        return head + f"{state} before its worker could report (a re-run of the sweep goes on with it)"
     test = summary.get("test") or {}
     acc = f"test acc {test['acc']:.4f}" if isinstance(test.get("acc"), float) else "no test evaluation"
     wall = summary.get("wall_s")
