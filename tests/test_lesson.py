@@ -102,6 +102,14 @@ def test_epochs_to_threshold_on_scripted_curves():
     assert epochs_to_threshold([], 0.95, 20) == 21
 
 
+def test_epochs_to_threshold_counts_the_records_own_epochs_when_a_line_was_lost():
+    from trickrun.lesson.measures import epochs_to
+
+    records = [{"epoch": 1, "val_acc": 0.5}, {"epoch": 2, "val_acc": 0.8}, {"epoch": 4, "val_acc": 0.96}]
+    run = Run(Path("r"), {"train": {"epochs": 6}}, {"status": "completed"}, records)  # epoch 3's line is gone
+    assert epochs_to(run, 0.95) == pytest.approx(2 + 2 * 0.15 / 0.16, abs=1e-12)  # from epoch 2 to epoch 4
+
+
 def _run(config: dict, acc: float | None = 0.9, status: str = "completed", records=None, path="r") -> Run:
     summary = {"status": status, "test": None if acc is None else {"acc": acc, "loss": 0.3}}
     return Run(Path(path), config, summary, records or [])

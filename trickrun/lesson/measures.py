@@ -43,14 +43,15 @@ def max_epochs(run: Run) -> int:
 
 
 def epochs_to_threshold(val_acc: Sequence[float | None], threshold: float, limit: int,
-                        start: float = CHANCE) -> float:
-    """When `val_acc` (one value per epoch, from epoch 1) first reaches `threshold`, in epochs:
+                        start: float = CHANCE, epochs: Sequence[int] | None = None) -> float:
+    """When `val_acc` (one value per epoch, from epoch 1; or of `epochs`, the records' own
+    numbers, when a line of metrics.jsonl was lost) first reaches `threshold`, in epochs:
     the crossing of the straight line from the last value below it to the first at or above
     it, with an untrained net (epoch 0) at `start`; limit + 1 when no value reaches it.
     Interpolated rather than the first epoch's number, so that two runs crossing within the
     same epoch still differ by how far into it: whole epochs tie often and hide small savings."""
     last_epoch, last = 0, start
-    for epoch, value in enumerate(val_acc, start=1):
+    for epoch, value in zip(epochs if epochs is not None else range(1, len(val_acc) + 1), val_acc):
         if value is None:
             continue
         if value >= threshold:
@@ -62,7 +63,7 @@ def epochs_to_threshold(val_acc: Sequence[float | None], threshold: float, limit
 
 
 def epochs_to(run: Run, threshold: float) -> float:
-    return epochs_to_threshold(run.series("val_acc"), threshold, max_epochs(run))
+    return epochs_to_threshold(run.series("val_acc"), threshold, max_epochs(run), epochs=run.epochs)
 
 
 def scored_record(run: Run) -> dict | None:
