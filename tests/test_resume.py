@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -81,6 +82,24 @@ def test_resuming_a_run_whose_config_was_edited_is_refused_and_changes_nothing(f
     assert {p.name: p.read_bytes() for p in cut.run_dir.iterdir() if p.is_file() and p.name != ".lock"} == before
     name = config.read_text().replace("name: run", "name: renamed")  # the name trains nothing: allowed
     config.write_text(name.replace(edit[1], edit[0]))
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: NullReporter())
+    assert resume(cut.run_dir, progress="quiet").summary["status"] != "interrupted"
+
+
+def test_a_run_saved_with_a_relative_data_dir_before_it_was_saved_absolute_still_resumes(fake_data, monkeypatch):
+    # Its config.yaml and checkpoint say `dir: data/mnist`; loaded, it resolves absolute, and the
+    # run was refused as edited, with "put those values back" no help: they were never changed.
+    monkeypatch.chdir(fake_data.parent)
+    monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: InterruptAt(3, 2))
+    cut = train({**CFG, "data": {"val_size": 100, "dir": "data/mnist"}}, progress="quiet")
+    config, checkpoint = cut.run_dir / "config.yaml", cut.run_dir / CHECKPOINT_FILE
+    config.write_text(config.read_text().replace(f"dir: {fake_data / 'mnist'}\n", "dir: data/mnist\n"))
+    with np.load(checkpoint) as npz:
+        arrays = dict(npz)
+    meta = json.loads(str(arrays["meta"]))
+    meta["config"]["data"]["dir"] = "data/mnist"
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(checkpoint, **arrays)
     monkeypatch.setattr("trickrun.progress.make_reporter", lambda mode: NullReporter())
     assert resume(cut.run_dir, progress="quiet").summary["status"] != "interrupted"
 

@@ -588,6 +588,22 @@ def test_a_sweep_whose_settings_changed_under_the_same_grid_is_refused(tmp_path)
     sweep.release()
 
 
+def test_runs_saved_with_a_relative_data_dir_before_it_was_saved_absolute_are_still_the_cells(tmp_path, monkeypatch):
+    # trickrun saved `dir: d` as given until resolve() made it absolute; the same command from the
+    # same folder then refused every such run as "configured otherwise".
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec(spec_of(tmp_path).base, grid=["optimizer.lr=0.1,0.01"], fixed=["data.dir=d"], seeds=None,
+                     seed_list=None, name=None)
+    run(tmp_path, spec, FakeBackend())
+    for cell in record(tmp_path)["cells"]:
+        config = tmp_path / "runs" / cell["run_dir"] / "config.yaml"
+        assert f"dir: {tmp_path / 'd'}\n" in config.read_text()
+        config.write_text(config.read_text().replace(f"dir: {tmp_path / 'd'}\n", "dir: d\n"))
+    sweep = prepare(spec, tmp_path / "runs", False, "local", 1)
+    sweep.release()
+    assert [str(p.action) for p in sweep.plans] == ["skip", "skip"]
+
+
 def test_a_re_run_with_its_grid_axes_in_another_order_skips_the_same_cells(tmp_path):
     run(tmp_path, spec_of(tmp_path, "optimizer.lr=0.1,0.01", "train.batch_size=8"), FakeBackend())
     first = [(c["name"], c["run_dir"]) for c in record(tmp_path)["cells"]]

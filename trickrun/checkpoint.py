@@ -21,7 +21,7 @@ from typing import Any, Mapping, Protocol
 
 import numpy as np
 
-from .config import flatten
+from .config import absolute_data_dir, flatten
 from .errors import ConfigError, RunDirError
 from .rundir.format import CHECKPOINT_FILE, CONFIG_FILE
 from .signals import SignalStop
@@ -102,6 +102,8 @@ def _check_unedited(run_dir: Path, started: Mapping[str, Any], now: Mapping[str,
     """ConfigError if config.yaml was edited since the run started: the epochs before the edit
     trained another experiment than the one the file would then claim for the whole run."""
     before, after = flatten(started), flatten(json.loads(json.dumps(now)))  # both as JSON reads them
+    if isinstance(before.get("data.dir"), str):  # started before data.dir was saved absolute
+        before["data.dir"] = absolute_data_dir(before["data.dir"])
     # Keys of both only: one a later trickrun added has its default, which is no edit.
     changed = [(key, before[key], after[key]) for key in before
                if key in after and key != "name" and before[key] != after[key]]

@@ -364,8 +364,15 @@ def resolve(cfg: Config) -> Config:
         s.gamma = DEFAULT_GAMMA.get(s.name, DEFAULT_GAMMA["exponential"])
     d = dataclasses.replace(cfg.data)
     if d.dir is not None:  # saved absolute: `resume` or `ensemble` from another folder finds the same data
-        d.dir = str(Path(d.dir).expanduser().absolute())
+        d.dir = absolute_data_dir(d.dir)
     return dataclasses.replace(cfg, optimizer=o, schedule=s, data=d)
+
+
+def absolute_data_dir(folder: str) -> str:
+    """data.dir as resolve() saves it: absolute, ~ expanded, a relative one taken from the current
+    folder. A run saved before that holds the relative one, which then meant the same folder:
+    compared through this, it is still the config it was (resume, a sweep's skip)."""
+    return str(Path(folder).expanduser().absolute())
 
 
 def unused_keys(cfg: Config) -> set[str]:

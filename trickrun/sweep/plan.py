@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import Config, dump_yaml, load_config, parse_yaml, read_config_file, set_key
+from ..config import Config, absolute_data_dir, dump_yaml, load_config, parse_yaml, read_config_file, set_key
 from ..errors import ConfigError
 from ..rundir.files import effective_status, read_config, read_summary
 from ..rundir.format import FINAL, RESUMABLE, Status
@@ -74,8 +74,13 @@ def resolve_cells(spec: SweepSpec) -> tuple[list[Cell], list[Config], list[int]]
 
 
 def _comparable(config: Any) -> Any:
-    """A config as it reads back from config.yaml, so a resolved Config and a saved one compare."""
-    return parse_yaml(dump_yaml(config), "config")
+    """A config as it reads back from config.yaml, so a resolved Config and a saved one compare
+    (a data.dir saved relative, before trickrun saved it absolute, as resolve() makes it)."""
+    comparable = parse_yaml(dump_yaml(config), "config")
+    data = comparable.get("data") if isinstance(comparable, dict) else None
+    if isinstance(data, dict) and isinstance(data.get("dir"), str):
+        data["dir"] = absolute_data_dir(data["dir"])
+    return comparable
 
 
 def _runs_by_name(root: Path) -> dict[str, list[Path]]:
