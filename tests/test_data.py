@@ -285,6 +285,13 @@ def test_data_dir_env_set_to_the_dataset_folder_itself_gets_a_hint(fake_data, mo
         load.load_dataset(DataConfig(**SMALL))
     assert (f"{fake_data / 'mnist' / 'mnist'}: no such folder; TRICKRUN_DATA_DIR itself holds dataset files: "
             f"set it to the folder above, {fake_data}, or data.dir to {fake_data / 'mnist'}") in str(err.value)
+    (fake_data / "mnist").rename(fake_data / "files")  # the folder above would hold no mnist/ folder
+    monkeypatch.setenv("TRICKRUN_DATA_DIR", str(fake_data / "files"))
+    with pytest.raises(DataError) as err:
+        load.load_dataset(DataConfig(**SMALL))
+    assert (f"TRICKRUN_DATA_DIR itself holds dataset files: move them into {fake_data / 'files' / 'mnist'}, or "
+            f"set data.dir to {fake_data / 'files'}") in str(err.value)
+    assert f"the folder above, {fake_data}" not in str(err.value)
     monkeypatch.setenv("TRICKRUN_DATA_DIR", str(fake_data / "elsewhere"))
     with pytest.raises(DataError) as err:
         load.load_dataset(DataConfig(**SMALL))

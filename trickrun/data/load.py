@@ -83,9 +83,12 @@ def _places(cfg: DataConfig) -> list[str]:
         label = " (user cache)" if folder == cache else ""
         hint = ""
         if env and folder == Path(env).expanduser() / cfg.dataset and not folder.is_dir() and present(folder.parent):
-            # set to the dataset's own folder, not to the one holding it
-            hint = (f"; {DATA_DIR_ENV} itself holds dataset files: set it to the folder above, "
-                    f"{folder.parent.parent}, or data.dir to {folder.parent}")
+            # set to the dataset's own folder, not to the one holding it; the folder above holds
+            # it as <dataset>/ only when the folder has the dataset's name
+            instead = (f"set it to the folder above, {folder.parent.parent}, or data.dir to {folder.parent}"
+                       if folder.parent.name == cfg.dataset else
+                       f"move them into {folder}, or set data.dir to {folder.parent}")
+            hint = f"; {DATA_DIR_ENV} itself holds dataset files: {instead}"
         looked.append(f"{folder}{label}: {describe(folder)}{hint}")
     if cache is None:
         looked.append(f"user cache: {NO_CACHE}")
