@@ -302,3 +302,27 @@ def test_a_signal_the_moment_a_temporary_file_is_made_leaves_none(tmp_path, monk
             f.write(b"new\n")
     monkeypatch.undo()
     assert [p.name for p in tmp_path.iterdir()] == ["table.csv"] and path.read_text() == "old\n"
+
+
+@pytest.mark.parametrize("last_epoch", ["ends the run", "runs out of memory", "is stopped by Ctrl-C"])
+def test_a_stop_signal_once_the_runs_ending_is_decided_waits(last_epoch):
+    """However the loop ended, a signal while the caller writes the run's end waits: after a
+    MemoryError it raised there and left the summary "running" instead of `interrupted`, resumable."""
+    from trickrun.ending import Ending, run_until_ended
+    from trickrun.rundir.format import Status
+    from trickrun.signals import SignalStop
+
+    def next_epoch():
+        if last_epoch == "runs out of memory":
+            raise MemoryError
+        if last_epoch == "is stopped by Ctrl-C":
+            raise KeyboardInterrupt
+        return Ending(Status.COMPLETED, "completed")
+
+    signals = SignalStop()
+    try:
+        with signals.installed():  # as api._run keeps them to the summary
+            run_until_ended(next_epoch, lambda: "during epoch 1", signals)
+            signal.raise_signal(signal.SIGTERM)  # while the test result, model.npz and summary are written
+    except KeyboardInterrupt:
+        pytest.fail("the signal was raised while the run's end was being written")

@@ -78,6 +78,7 @@ def run_until_ended(next_epoch: Callable[[], Ending | None], position: Callable[
         return Ending(Status.INTERRUPTED, f"interrupted ({signal_label(signum)}) {position()}",
                       stop_signal=signum)
     except MemoryError:
+        signals.hold_to_the_end()  # decided as well: its end (interrupted, resumable) is written whole
         return Ending(Status.INTERRUPTED, f"ran out of memory {position()}", out_of_memory=True)
 
 
