@@ -631,6 +631,21 @@ def test_two_files_whose_names_clean_to_one_sweep_name_are_told_apart_in_the_ref
         prepare(specs[1], tmp_path / "runs", False, "local", 1)
 
 
+def test_the_same_base_config_given_from_another_folder_is_not_told_to_be_another(tmp_path, monkeypatch):
+    # The record keeps the base as given, `tiny.yaml`; from a subfolder it is `../tiny.yaml`, and
+    # the refusal said the record was written from another base config.
+    monkeypatch.chdir(tmp_path)
+    spec_of(tmp_path, "optimizer.lr=0.1")  # writes tiny.yaml
+    run(tmp_path, load_spec(Path("tiny.yaml"), grid=["optimizer.lr=0.1"], fixed=[], seeds=None, seed_list=None,
+                            name=None), FakeBackend())
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    other = load_spec(Path("../tiny.yaml"), grid=["optimizer.lr=0.2"], fixed=[], seeds=None, seed_list=None, name=None)
+    with pytest.raises(ConfigError) as err:
+        prepare(other, tmp_path / "runs", False, "local", 1)
+    assert "a cell this command leaves out" in str(err.value) and "base config" not in str(err.value)
+
+
 def test_a_recorded_run_whose_config_cannot_be_read_is_named_as_such(tmp_path):
     spec = spec_of(tmp_path, "optimizer.lr=0.1")
     run(tmp_path, spec, FakeBackend())

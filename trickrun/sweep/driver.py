@@ -120,6 +120,8 @@ def _other_base(spec: SweepSpec, record: dict | None) -> str:
     old = record.get("base") if record else None
     if not isinstance(old, str) or Path(old).resolve() == spec.base.resolve():
         return ""
+    if not Path(old).is_absolute() and Path(old).name == spec.base.name:
+        return ""  # given from a folder the record does not keep (`../lr.yaml` from a subfolder): maybe this one
     return f" Its record was written from the base config {old}, not {spec.base}."
 
 
