@@ -213,6 +213,16 @@ def test_interrupted_download_in_cache_is_completed(served, start_mirror, cache,
     assert ds.x_test.shape == (200, 784)
 
 
+def test_a_mirror_sending_no_gzip_for_a_gz_url_is_told_so(served, start_mirror, tmp_path, monkeypatch):
+    # An error page served with 200: the temporary file's name ends in .tmp, so the note about a
+    # .gz that is not gzip-compressed, meant for exactly this, was never given for a download.
+    mirror = start_mirror({**served, "train-images-idx3-ubyte": b"<html>moved</html>"})
+    use_mirrors(monkeypatch, mirror)
+    with pytest.raises(DataError) as err:
+        load.load_dataset(DataConfig(**SMALL))
+    assert "(the file is not gzip-compressed although its name ends in .gz)" in str(err.value)
+
+
 def test_download_function_directly(served, start_mirror, tmp_path):
     mirror = start_mirror(served)
     dest = tmp_path / "dest"

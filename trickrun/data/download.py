@@ -127,7 +127,7 @@ def _fetch(url: str, target: Path, sha256: str, size: int, bar) -> Path:
             raise DataError(f"{type(err).__name__}: {err}") from None
         out.flush()
         try:
-            verify(tmp, sha256, size)  # a wrong file raises here, and `replacing` deletes it
+            verify(tmp, sha256, size, target.name)  # a wrong file raises here, and `replacing` deletes it
         except DataError as err:  # said of what the URL sent, not of the temporary file, gone by then
             raise DataError(str(err).removeprefix(f"{tmp}: ")) from None
     return target

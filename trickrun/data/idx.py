@@ -116,16 +116,17 @@ def _starts_gzipped(path: Path) -> bool:
         return False
 
 
-def verify(path: Path, sha256: str, size: int) -> bytes:
+def verify(path: Path, sha256: str, size: int, name: str | None = None) -> bytes:
     """Return the decompressed bytes of `path` if their SHA-256 is `sha256`, else DataError.
 
-    `size` bounds the decompressed length (see `read_decompressed`).
+    `size` bounds the decompressed length (see `read_decompressed`). `name`: the file's name
+    when `path` is a temporary file standing for it (a download, renamed once it verifies).
     """
     data = read_decompressed(path, size)
     got = hashlib.sha256(data).hexdigest()
     if got != sha256.lower():
         note = ""
-        if path.name.endswith(".gz") and not _starts_gzipped(path):  # the file, not `data`, gunzipped
+        if (name or path.name).endswith(".gz") and not _starts_gzipped(path):  # the file, not `data`, gunzipped
             note = " (the file is not gzip-compressed although its name ends in .gz)"
         known = [(dataset, name) for dataset, info in DATASETS.items()
                  for name, digest in info.sha256.items() if digest == got]
