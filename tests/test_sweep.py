@@ -169,6 +169,23 @@ def test_a_worker_that_was_killed_or_failed_is_a_failure_and_a_diverged_one_is_n
     assert stopped_early.error is None and stopped_early.summary is None
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="the worker asks Linux for its death signal")
+def test_a_worker_takes_sigterm_even_when_its_sweep_inherited_it_ignored():
+    """Its death signal (the sweep died, even by kill -9) is SIGTERM: a sweep that keeps an inherited
+    ignored SIGTERM ignored (as it keeps SIGHUP under nohup) passed that on, and its cells trained on."""
+    from trickrun.sweep.local import _worker_setup
+
+    parent = os.getpid()
+
+    def as_the_sweep_starts_a_worker():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # inherited by the sweep
+        _worker_setup(parent)
+
+    proc = subprocess.run([sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)"],
+                          preexec_fn=as_the_sweep_starts_a_worker, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "True", proc.stderr
+
+
 def test_a_failed_cells_error_keeps_the_start_of_trickruns_message_and_cuts_between_words():
     from trickrun.sweep.local import why_failed
 

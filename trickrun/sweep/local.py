@@ -34,8 +34,10 @@ def _worker_setup(parent: int) -> None:
     by the next run of the sweep. A sweep that died before the request was made sends
     nothing: then the worker never starts. And SIGINT as in a foreground job: a sweep
     started in the background inherits SIGINT ignored, and its cells would then ignore the
-    stop the sweep passes on to them."""
+    stop the sweep passes on to them. SIGTERM too: a sweep that inherited it ignored keeps it
+    so (signals.SignalStop), and its cells would then train on after it died."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         import ctypes
 
