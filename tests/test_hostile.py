@@ -8,6 +8,7 @@ hang fails the test instead of stalling the suite.
 
 from __future__ import annotations
 
+import os
 import resource
 from pathlib import Path
 import subprocess
@@ -378,6 +379,20 @@ def test_every_view_on_a_full_stdout_is_exit_1_saying_so_without_a_traceback(tmp
         said = " ".join(proc.stderr.split())
         assert proc.returncode == 1 and said.startswith("error: cannot write to stdout: No space left"), (args, said)
         assert "Traceback" not in said and "Exception ignored" not in said, (args, said)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device that is always full")
+@pytest.mark.parametrize("unbuffered", ["1", ""], ids=["PYTHONUNBUFFERED", "buffered"])
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["--version"]], ids=" ".join)
+def test_help_and_version_on_a_full_stdout_are_exit_1_saying_so_without_a_traceback(args, unbuffered):
+    """They print from click's own options, before any command's error handling."""
+    env = dict(os.environ, PYTHONUNBUFFERED=unbuffered)
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "trickrun", *args], stdout=full, stderr=subprocess.PIPE,
+                              text=True, timeout=120, env=env)
+    said = " ".join(proc.stderr.split())
+    assert proc.returncode == 1 and said.startswith("error: cannot write to stdout: No space left"), said
+    assert "Traceback" not in said and "Exception ignored" not in said, said
 
 
 def test_a_reader_that_closes_the_pipe_early_gets_no_traceback(tmp_path):

@@ -11,6 +11,7 @@ import signal
 import sys
 
 from .signals import raise_stop, stop_exit_code
+from .stdout import STDOUT_ERRNOS, stdout_to_devnull
 
 
 def take_ctrl_c() -> None:
@@ -71,3 +72,10 @@ def main() -> None:
     except KeyboardInterrupt as stop:  # while loading or parsing: the commands handle their own
         print("interrupted", file=sys.stderr)
         sys.exit(stop_exit_code(stop))
+    except OSError as err:  # --help or --version on a full stdout: the commands handle their own
+        if err.errno not in STDOUT_ERRNOS:
+            raise
+        stdout_to_devnull()
+        print(f"error: cannot write to stdout: {err.strerror}; the output is incomplete. Free some space, "
+              "or send it elsewhere", file=sys.stderr)
+        sys.exit(1)
