@@ -281,6 +281,43 @@ def test_a_stop_signal_while_a_run_writes_its_end_waits_for_it(fake_data, tmp_pa
                                                          "summary.json"]
 
 
+SIGNAL_WHILE_PRINTING = """\
+import os
+from trickrun import cli
+print_result = cli._print_result
+def stop_then_print(*args, **kwargs):
+    os.kill(os.getpid(), int(os.environ["STOP_WITH"]))
+    print_result(*args, **kwargs)
+
+cli._print_result = stop_then_print
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_once_the_run_has_ended_leaves_its_result_and_exit_code(fake_data, tmp_path, signum):
+    """A stop while the finished run's result is printed said `interrupted`, exit 130 or 143,
+    and printed no run directory, while the summary said completed."""
+    import os
+    import subprocess
+    import sys
+
+    import subproc
+
+    prelude = subproc._PRELUDE.replace("from trickrun.entry import main",
+                                       SIGNAL_WHILE_PRINTING + "from trickrun.entry import main")
+    env = {**os.environ, "STOP_WITH": str(int(signum)),
+           "TRICKRUN_TEST_SUMS": json.dumps(dict(subproc.catalog.DATASETS["mnist"].sha256))}
+    config = tmp_path / "short.yaml"
+    config.write_text("name: short\n")
+    proc = subprocess.run([sys.executable, "-c", prelude, "train", str(config), "--runs-dir", str(tmp_path / "runs"),
+                           "--quiet", "--set", "data.val_size=100", "--set", "model.hidden=[8]",
+                           "--set", "train.epochs=1"], env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, preexec_fn=subproc.foreground_sigint, timeout=120)
+    assert proc.returncode == 0 and "interrupted" not in proc.stderr, proc.stderr
+    run_dir = Path(proc.stdout.strip())
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
 def test_a_signal_the_moment_a_temporary_file_is_made_leaves_none(tmp_path, monkeypatch):
     """atomic.replacing: a Ctrl-C (or SIGTERM) right after the temporary file is created, before
     anything is written into it, still deletes it."""

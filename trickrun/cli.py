@@ -4,7 +4,7 @@ TrickrunError into its exit code with a one-line message on stderr (never a trac
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -17,7 +17,7 @@ from .config import dump_yaml, load_config
 from .display import say
 from .errors import ConfigError
 from .rundir.writer import runs_root, to_json
-from .signals import stop_exit_code
+from .signals import SignalStop, stop_exit_code
 
 # Each command imports what does its work inside itself: `trickrun train` loads no analysis,
 # ensemble or export code before its first batch (start-up), and no command loads the
@@ -43,12 +43,24 @@ def train(
     from .api import train as train_run
 
     progress = "quiet" if quiet else "auto"
-    try:
-        result = train_run(config, set_ or [], name=name, seed=seed, runs_dir=runs_dir, progress=progress)
-    except KeyboardInterrupt as stop:  # before the run directory existed: nothing to keep
-        err_console.print("interrupted")
-        raise typer.Exit(stop_exit_code(stop)) from None
-    _print_result(result, quiet, json_)
+    _run_and_print(lambda: train_run(config, set_ or [], name=name, seed=seed, runs_dir=runs_dir, progress=progress),
+                   quiet, json_)
+
+
+def _run_and_print(run: Callable[[], Any], quiet: bool, json_: bool) -> None:
+    """Train or resume, then print the result. A stop before the run began ends the command
+    (`interrupted`, nothing to keep); one that comes once the run has ended, while its result is
+    printed, waits and is dropped: the run is finished, its directory is printed and the exit
+    code is its summary's (a completed run's 0, not 130 with nothing on stdout)."""
+    stops = SignalStop()
+    with stops.installed():
+        try:
+            result = run()
+        except KeyboardInterrupt as stop:  # before the run directory existed: nothing to keep
+            err_console.print("interrupted")
+            raise typer.Exit(stop_exit_code(stop)) from None
+        stops.hold_to_the_end()
+        _print_result(result, quiet, json_)
 
 
 def _print_result(result, quiet: bool, json_: bool) -> None:
@@ -96,12 +108,7 @@ def resume(
     from .api import resume as resume_run
 
     path = _one_run(run, runs_dir, "resume")
-    try:
-        result = resume_run(path, progress="quiet" if quiet else "auto")
-    except KeyboardInterrupt as stop:
-        err_console.print("interrupted")
-        raise typer.Exit(stop_exit_code(stop)) from None
-    _print_result(result, quiet, json_)
+    _run_and_print(lambda: resume_run(path, progress="quiet" if quiet else "auto"), quiet, json_)
 
 
 @app.command(cls=Command)
