@@ -242,6 +242,15 @@ def test_a_relative_data_dir_is_saved_absolute_so_a_run_finds_its_data_from_anyw
     assert load.load_dataset(load_config(saved).data).source == str(fake_data / "mnist")
 
 
+def test_a_data_dir_named_through_its_parent_is_saved_as_the_same_folder(fake_data, monkeypatch):
+    """`../data` from a sub-folder and `data` from its parent are one folder, so one value: a
+    sweep re-run from the other folder must see its runs' configs unchanged."""
+    monkeypatch.delenv("TRICKRUN_DATA_DIR")
+    (fake_data / "sub").mkdir()
+    monkeypatch.chdir(fake_data / "sub")
+    assert load_config({"data": {"dir": "../mnist"}}).data.dir == str(fake_data / "mnist")
+
+
 def test_explicit_data_dir_pointing_at_the_root_gives_a_hint(three_copies, tmp_path):
     with pytest.raises(DataError, match=r"it has a mnist/ folder: set data.dir to .*/env/mnist"):
         load.load_dataset(DataConfig(dir=str(tmp_path / "env"), **SMALL))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -370,9 +371,11 @@ def resolve(cfg: Config) -> Config:
 
 def absolute_data_dir(folder: str) -> str:
     """data.dir as resolve() saves it: absolute, ~ expanded, a relative one taken from the current
-    folder. A run saved before that holds the relative one, which then meant the same folder:
-    compared through this, it is still the config it was (resume, a sweep's skip)."""
-    return str(Path(folder).expanduser().absolute())
+    folder, and without `..`: one folder is one value, or a sweep re-run from another folder
+    (`../data` there, `data` here) would take its own runs for another configuration. A run
+    saved before that holds the relative one, which then meant the same folder: compared
+    through this, it is still the config it was (resume, a sweep's skip)."""
+    return os.path.abspath(Path(folder).expanduser())
 
 
 def unused_keys(cfg: Config) -> set[str]:
