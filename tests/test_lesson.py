@@ -399,4 +399,4 @@ def test_a_table_cell_over_fewer_runs_than_its_arm_says_how_many():
     samples = {"none": {"test_acc": SeedValues({0: 0.1, 1: 0.93, 2: 0.94}), "val_acc": SeedValues({1: 0.92, 2: 0.93}),
                         "diverged": SeedValues({0: 1.0, 1: 0.0, 2: 0.0})}}  # seed 0 diverged in its first epoch
     row = next(line for line in arms_table(ClaimResult(claim, [], samples, None)) if line.startswith("| none |"))
-    assert row == "| none | 3 | 0.6567 ± 0.4821 | 0.9250 ± 0.0071 (n 2) | 1/3 |"
+    assert row == "| none | 3 | 0.6567 ± 0.4821 | 0.9250 ± 0.0071 (n=2) | 1/3 |"

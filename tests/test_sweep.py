@@ -197,6 +197,7 @@ def test_a_failed_cells_error_keeps_the_start_of_trickruns_message_and_cuts_betw
     said = why_failed(traceback, 100)
     assert said.startswith("…frame") and said.endswith("MemoryError: cannot allocate") and len(said) <= 100
     assert why_failed("error: short\n") == "error: short"
+    assert why_failed("error: /" + "x" * 200, 50) == "error: /" + "x" * 41 + "…"  # one word past the limit
 
 
 # ---------------------------------------------------------------------------------------

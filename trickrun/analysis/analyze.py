@@ -32,7 +32,7 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 from ..config import flatten
 from ..errors import ConfigError
 from ..metrics import METRIC_KEYS, best_index, higher_is_better
-from ..rundir.format import FINAL, Status, layer_order
+from ..rundir.format import FINAL, RAN_TO_END, layer_order
 from ..rundir.reader import Run, newer_namesakes, split_dir_name
 from .significance import Verdict, judge
 from .stats import mean_sd
@@ -43,7 +43,6 @@ DEAD_FRACTION = 0.5  # fraction of never-active ReLU units that flags a layer
 SATURATED_FRACTION = 0.5  # fraction of saturated tanh/sigmoid units that flags a layer
 DEFAULT_METRIC = "val_acc"
 GROUP_IGNORES = ("seed", "name")  # config keys that may differ within a seed group
-RAN_TO_END = frozenset({Status.COMPLETED, Status.EARLY_STOPPED})  # a wall time that compares
 
 
 # ---------------------------------------------------------------------------------------

@@ -307,7 +307,7 @@ def arms_table(result: ClaimResult) -> list[str]:
 def _counted(values: Sequence[float], metric: str, n: int) -> str:
     """mean_sd, with its own count when fewer of the arm's n runs have the measure (a run that
     diverged in its first epoch has no validation accuracy, one with a zero gradient no spread)."""
-    return mean_sd(values, metric) + (f" (n {len(values)})" if 0 < len(values) < n else "")
+    return mean_sd(values, metric) + (f" (n={len(values)})" if 0 < len(values) < n else "")
 
 
 def over_rates_table(result: ClaimResult) -> list[str]:

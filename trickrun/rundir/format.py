@@ -53,6 +53,8 @@ FINAL = frozenset({Status.COMPLETED, Status.EARLY_STOPPED, Status.DIVERGED})
 RESUMABLE = frozenset({Status.INTERRUPTED, Status.STALE})
 # Has results to show and no process writing to it any more.
 ENDED = FINAL | {Status.INTERRUPTED}
+# Ran all the way to its end: a wall time that compares (a diverged or interrupted run was cut short)
+RAN_TO_END = frozenset({Status.COMPLETED, Status.EARLY_STOPPED})
 
 OUTPUT_LAYER = "output"
 _HIDDEN = "hidden"

@@ -141,7 +141,10 @@ def why_failed(stderr: str, limit: int = STDERR_TAIL) -> str:
     last_error = text.rfind("\nerror: ")
     if last_error >= 0 or text.startswith("error: "):
         text = text[last_error + 1:]
-        return text if len(text) <= limit else text[: limit - 1].rsplit(None, 1)[0] + "…"
+        if len(text) <= limit:
+            return text
+        words = text[: limit - 1].rsplit(None, 1)[0]  # cut between words, unless one word fills it
+        return (words if len(words) > len("error:") else text[: limit - 1]) + "…"
     if len(text) <= limit:
         return text
     words = text[-(limit - 1):].split(None, 1)
