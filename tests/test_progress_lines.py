@@ -101,6 +101,8 @@ def test_a_cell_line_leaves_out_time_then_epochs_to_fit():
     assert cell_line(plan(), done, CellState.EARLY_STOPPED, 85) == f"{line}, test acc 0.9735"
     # the name, its state and its accuracy stay even when they do not fit: the terminal wraps them
     assert cell_line(plan(), done, CellState.EARLY_STOPPED, 70) == f"{line}, test acc 0.9735"
+    one = end(test={"acc": 0.9735}, epochs_run=1, wall_s=1.2)
+    assert cell_line(plan(), one, CellState.COMPLETED) == f"cell 7 {LONG_CELL}: completed, 1 epoch, test acc 0.9735, 1s"
 
 
 def test_an_interrupted_cell_without_a_summary_claims_nothing_about_its_epochs():

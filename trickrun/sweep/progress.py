@@ -33,7 +33,7 @@ def cell_line(plan, end, state, width: int | None = None) -> str:
     test = summary.get("test") or {}
     acc = f"test acc {test['acc']:.4f}" if isinstance(test.get("acc"), float) else "no test evaluation"
     wall = summary.get("wall_s")
-    parts = [(0, f"{head}{state}"), (1, f"{summary.get('epochs_run')} epochs"), (0, acc)]
+    parts = [(0, f"{head}{state}"), (1, f"{summary.get('epochs_run')} epoch{'' if summary.get('epochs_run') == 1 else 's'}"), (0, acc)]
     if isinstance(wall, (int, float)):
         parts.append((2, f"{wall:.0f}s"))
     return fitted_line(parts, width, ", ")
