@@ -481,6 +481,47 @@ class _Lock:
         pass
 
 
+class _RayStoppedHalfWay(_RayThatRuns):
+    """A `ray` that a Ctrl-C reaches half-way through its start and through its shutdown (where a
+    second Ctrl-C lands while a stopped sweep ends); each is recorded once it has finished."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.finished: list[str] = []
+
+    def init(self, **kwargs) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        super().init(**kwargs)
+        self.finished.append("init")
+
+    def shutdown(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        super().shutdown()
+        self.finished.append("shutdown")
+
+
+def test_a_ctrl_c_while_the_local_ray_starts_or_shuts_down_waits_for_ray_then_stops(local_ray_folder):
+    # Real Ray cut short there leaves its core worker half made or half torn down: the sweep
+    # then exited 1 or crashed (139) instead of 130, and left Ray's processes behind.
+    from trickrun.signals import stop_exit_code
+    from trickrun.sweep.ray_cluster import ENVIRONMENT, LocalCluster
+
+    ray = _RayStoppedHalfWay()
+    cluster = LocalCluster()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            cluster.start(ray)
+        assert ray.finished == ["init"] and ray.up
+        with pytest.raises(KeyboardInterrupt) as stop:
+            cluster.stop(ray)
+    finally:
+        cluster.stop(None)  # only the first call acts: the test's own clean-up
+    assert ray.finished == ["init", "shutdown"] and not ray.up
+    assert stop_exit_code(stop.value) == 130
+    assert not list(local_ray_folder.glob("trickrun-*"))  # the watchdog still removed the folder
+    assert not any(name in os.environ for name in ENVIRONMENT)
+
+
 def test_close_stops_the_local_ray_and_gives_stdout_back_when_collecting_a_cell_fails(local_ray_folder,
                                                                                      monkeypatch):
     from trickrun.sweep.backend import CellJob

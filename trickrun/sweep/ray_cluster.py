@@ -11,6 +11,11 @@ a failure it keeps Ray's logs there, without the token, and the error says where
 While Ray runs, file descriptor 1 points at the sweep's backend.log: Ray's own messages (its
 processes inherit the descriptor) never mix with trickrun's output on stdout, which is printed
 once Ray is done; one line on stderr then says whether Ray printed anything, and where.
+
+The local cluster's start and shutdown are never cut short by a stop signal: Ray interrupted
+half-way through either leaves its core worker half made or half torn down, and the process
+then exits 1 or crashes at its end (a second Ctrl-C lands there easily), leaving Ray's
+processes behind. A stop that arrives meanwhile is raised as soon as Ray is done.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, RunDirError
+from ..signals import SignalStop
 
 INSTALL = "pip install --upgrade 'trickrun[ray]'"
 # The first Ray that authenticates a local cluster by default (ray.init turns token mode on):
@@ -150,6 +157,14 @@ def _init(ray, address: str | None, **kwargs: Any) -> None:
             signal.signal(signal.SIGTERM, sigterm)
 
 
+@contextmanager
+def _whole():
+    """A stop signal (Ctrl-C, SIGTERM, SIGHUP) inside waits for the block's end, then is raised."""
+    stops = SignalStop()
+    with stops.installed(), stops.held():
+        yield
+
+
 def connect(ray, address: str) -> None:
     """Join an existing cluster (`--address`): its security is its owner's (see the README)."""
     if address != "auto":
@@ -233,7 +248,9 @@ class LocalCluster:
         except (ImportError, AttributeError):
             pass
         try:
-            _init(ray, None, num_cpus=os.cpu_count(), _temp_dir=str(self.ray_folder), _node_ip_address="127.0.0.1")
+            with _whole():
+                _init(ray, None, num_cpus=os.cpu_count(), _temp_dir=str(self.ray_folder),
+                      _node_ip_address="127.0.0.1")
         except ConfigError as err:
             self.stop(ray, keep=True)
             raise ConfigError(f"{err}; Ray's logs, which may say why, are kept in {self.folder}") from None
@@ -245,19 +262,20 @@ class LocalCluster:
         if self._stopped:
             return
         self._stopped = True
-        if ray is not None and ray.is_initialized():
-            ray.shutdown()
-        for name, value in self._env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        if self._watchdog is not None:
-            self._watchdog.communicate(b"keep" if keep else b"")
-            self._watchdog = None
-        elif not keep:
-            import shutil
+        with _whole():
+            if ray is not None and ray.is_initialized():
+                ray.shutdown()
+            for name, value in self._env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            if self._watchdog is not None:
+                self._watchdog.communicate(b"keep" if keep else b"")
+                self._watchdog = None
+            elif not keep:
+                import shutil
 
-            shutil.rmtree(self.folder, ignore_errors=True)
-        else:
-            self.token_file.unlink(missing_ok=True)
+                shutil.rmtree(self.folder, ignore_errors=True)
+            else:
+                self.token_file.unlink(missing_ok=True)
