@@ -234,6 +234,14 @@ def test_dry_run_lists_and_deletes_nothing(root):
     assert {run: files_of(run) for run in runs} == before
 
 
+def test_the_listing_says_1_epoch_not_1_epochs(root):
+    one, six = make_run(root, "adam", epochs=1), make_run(root, "sgd")
+    result = rm("adam", "sgd", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert f"{one.name}  (completed, 1 epoch)" in result.stdout
+    assert f"{six.name}  (completed, 6 epochs)" in result.stdout
+
+
 # ---------------------------------------------------------------------------------------
 # Asking.
 

@@ -280,7 +280,8 @@ def _listing(removal: Removal) -> list[str]:
     lines = []
     for run in removal.runs:
         entry = scan_entry(run)  # None only if it stopped being a run since it was checked
-        epochs = f", {entry.epochs} epochs" if entry and entry.epochs is not None else ""
+        epochs = (f", {entry.epochs} epoch{'' if entry.epochs == 1 else 's'}"
+                  if entry and entry.epochs is not None else "")
         lines.append(f"  {run.name}  ({entry.status if entry else 'no longer a run'}{epochs})")
     if removal.sweep_folder is not None:
         lines.append(f"  {SWEEPS_FOLDER}/{removal.sweep_folder.name}/  (the record of sweep {removal.sweep})")
