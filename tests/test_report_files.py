@@ -87,6 +87,14 @@ def test_a_full_disk_leaves_the_previous_report_and_figures_intact(tmp_path, mon
     assert "2.0 min for this command" in text and sorted(p.name for p in out.iterdir()) == sorted(before)
 
 
+def test_the_time_line_says_1_cell_at_a_time_not_1_cells(tmp_path):
+    results = claim_results(tmp_path)
+    one = write_report(results, LessonOptions(quick=True, out=tmp_path / "one"), 1, 60.0).read_text()
+    two = write_report(results, LessonOptions(quick=True, out=tmp_path / "two"), 2, 60.0).read_text()
+    assert "1.0 min for this command (finished runs it found are not counted), 1 cell at a time," in one
+    assert "2 cells at a time," in two
+
+
 def test_the_command_line_shows_folders_relative_to_the_current_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     opts = LessonOptions(out=tmp_path / "lessons" / "report", runs_dir=tmp_path / "runs")

@@ -442,7 +442,7 @@ def report_text(results: Sequence[ClaimResult], opts: LessonOptions, jobs: int, 
              "words), tested on MNIST with trickrun.", "",
              f"- **Command:** `{opts.command()}`",
              f"- **Time:** {wall_s / 60:.1f} min for this command (finished runs it found are not counted), "
-             f"{jobs} cells at a time"
+             f"{jobs} cell{'' if jobs == 1 else 's'} at a time"
              + (f", each with {threads_per_job(jobs)} BLAS thread(s)" if opts.backend == "local" else ""),
              seeds_line(results, declared=opts.seeds is None and opts.seed_list is None and not opts.quick),
              *machine_lines()]
