@@ -133,6 +133,17 @@ def test_every_problem_is_named_at_once_and_a_wrong_key_misleads_no_other_check(
     assert "model.residual" not in msg
 
 
+@pytest.mark.parametrize("data, hint", [
+    ({"lr": 0.01}, "unknown key 'lr' (did you mean 'optimizer.lr'?)"),
+    ({"model": {"lr": 0.01}}, "unknown key 'model.lr' (did you mean 'optimizer.lr'?)"),
+    ({"epochs": 5}, "unknown key 'epochs' (did you mean 'train.epochs'?)"),
+    ({"norm": "batch"}, "unknown key 'norm' (did you mean 'model.norm' or 'clip.norm'?)"),
+    ({"optimizer": {"nme": "sgd"}}, "unknown key 'optimizer.nme' (did you mean 'name'?)"),
+])
+def test_a_key_of_another_section_is_named_in_full(data, hint):
+    assert config_error(data) == hint
+
+
 def test_the_checks_that_join_keys_come_once_each_key_is_right():
     msg = config_error({"model": {"hidden": [64, 32], "residual": True}})
     assert msg.startswith("model.residual: needs equal hidden widths") and "\n" not in msg

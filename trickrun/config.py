@@ -160,6 +160,11 @@ class Config:
 
 
 def _closest(key: str, valid: Sequence[str]) -> str:
+    """The hint after an unknown `key` among `valid`: the full keys of another section whose last
+    part it is (`lr` -> `optimizer.lr`), else the closest of `valid`, else all of them."""
+    elsewhere = [full for full in flatten(Config().to_dict()) if full.rsplit(".", 1)[-1] == key]
+    if elsewhere:
+        return f" (did you mean {' or '.join(repr(full) for full in elsewhere)}?)"
     match = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     return f" (did you mean {match[0]!r}?)" if match else f" (valid keys: {', '.join(valid)})"
 
