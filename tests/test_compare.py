@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from runfactory import DEAD_PID, LAYERS, curve_records, make_run
 from trickrun.analysis import analyze
 from trickrun.analysis.compare import flags_summary
-from trickrun.analysis.render import SPARK_CHARS, SPARK_MISSING, sparkline
+from trickrun.analysis.render import SPARK_CHARS, SPARK_MISSING, fmt_delta, sparkline
 from trickrun.analysis.significance import RULE
 from trickrun.analysis.stats import welch_t_test
 from trickrun.cli import app
@@ -576,3 +576,13 @@ def test_an_ensemble_beside_a_trained_run_shows_what_differs_not_its_members_tra
     assert adam["epochs_run"] == 3 and avg["test_acc"] == 0.98
     out = invoke("compare", "avg", "adam", "sgd", "-f", "markdown").stdout  # the runs' own difference stays
     assert "| optimizer.name | null | adam | sgd |" in out
+
+
+def test_a_change_that_rounds_to_zero_has_no_minus_sign():
+    # 1.2 s against 1.2 s was shown "(-0.0)", as if the second run were faster
+    assert fmt_delta(1.18 - 1.22 + 0.01, "wall_s") == "+0.0"
+    assert fmt_delta(-0.00004, "acc") == "+0.0000"
+    assert fmt_delta(-0.04, "wall_s") == "+0.0"
+    assert fmt_delta(-0.06, "wall_s") == "-0.1"
+    assert fmt_delta(-0.0530, "acc") == "-0.0530"
+    assert fmt_delta(-2e-5, "lr") == "-2.00e-05"

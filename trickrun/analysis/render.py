@@ -415,8 +415,11 @@ def fmt_seconds(value: Any) -> str:
 
 
 def fmt_delta(value: float, key: str) -> str:
+    """A change with its sign; one that rounds to zero at the key's precision is +0 (not -0.0
+    beside two equal numbers)."""
     text = fmt_number(abs(value), key)
-    return ("+" if value >= 0 else "-") + text
+    shown_zero = not any(digit in "123456789" for digit in text.split("e")[0])
+    return ("+" if value >= 0 or shown_zero else "-") + text
 
 
 def fmt_config(value: Any) -> str:
