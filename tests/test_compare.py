@@ -586,3 +586,16 @@ def test_a_change_that_rounds_to_zero_has_no_minus_sign():
     assert fmt_delta(-0.06, "wall_s") == "-0.1"
     assert fmt_delta(-0.0530, "acc") == "-0.0530"
     assert fmt_delta(-2e-5, "lr") == "-2.00e-05"
+
+
+def test_curves_of_runs_with_no_epochs_claim_no_range(root: Path) -> None:
+    # an interrupted run before its first epoch was shown "val_acc  —  0.0000 … 1.0000"
+    make_run(root, "early", status="interrupted", records=[])
+    make_run(root, "late", stamp="20240501-130000", status="interrupted", records=[])
+    out = invoke("show", "early").stdout
+    curves = out[out.index("Curves"):out.index("Diagnostics")]
+    assert "0.0000" not in curves and "1.0000" not in curves and "1.00" not in curves
+    assert [line.split() for line in curves.splitlines()[3:7]] == [[m, "—", "—"] for m in
+                                                                   ("val_acc", "val_loss", "train_loss", "lr")]
+    out = invoke("compare", "early", "late").stdout
+    assert "val_acc: ▁" not in out and "val_loss: ▁" not in out

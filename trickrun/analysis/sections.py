@@ -150,9 +150,10 @@ def curves_section(title: str, corner: str, labels: list[str], curves: list[dict
     per run and metric, with a longer curve."""
     metrics = list(curves[0]) if curves else []
     scales = {m: spark_scale((v for c in curves for v in c[m].values), m) for m in metrics}
+    # a scale only for a metric some run has a value of (runs with no epochs, ensembles: none)
     footer = [f"{m}{scale_note}: {SPARK_CHARS[0]} {fmt_number(scales[m][0], m)} … "
               f"{SPARK_CHARS[-1]} {fmt_number(scales[m][1], m)}" + (" (log scale)" if scales[m][2] else "")
-              for m in metrics]
+              for m in metrics if any(v is not None for c in curves for v in c[m].values)]
     footer += notes
     label_width = max((len(word) for label in labels for word in label.split()), default=0)
     at_best = max((len(_at_best(c[m])) for c in curves for m in metrics), default=0)

@@ -149,7 +149,8 @@ def _layers_section(run: Run) -> Section | None:
 def _curves_section(run: Run, width: int | None) -> Section:
     curves = [run_curve(run, m) for m in CURVE_METRICS]
     scales = [spark_scale(curve.values, m) for curve, m in zip(curves, CURVE_METRICS)]
-    ranges = [" … ".join(fmt_column([lo, hi], m)) for (lo, hi, _), m in zip(scales, CURVE_METRICS)]
+    ranges = [" … ".join(fmt_column([lo, hi], m)) if any(v is not None for v in curve.values) else EMPTY
+              for curve, (lo, hi, _), m in zip(curves, scales, CURVE_METRICS)]
     spark = SPARK_WIDTH
     if width is not None:  # what the metric and range columns leave of the terminal
         fixed = max(map(len, CURVE_METRICS)) + max(map(len, ranges)) + 2 * GAP
