@@ -99,6 +99,7 @@ def test_at_60_columns_the_leaderboard_leaves_out_test_acc_before_it_folds_a_lab
     text = buf.getvalue()
     assert "optimizer.lr=0.001" in text and "left out to fit 60 columns: test acc" in text
     assert max(len(line) for line in text.splitlines()) <= 60
+    assert "test acc is shown" not in " ".join(text.split())  # it is not, here
 
 
 def test_a_group_without_a_finished_run_is_no_result_never_best(tmp_path):

@@ -85,8 +85,8 @@ def leaderboard_section(runs: Sequence[Run], title: str) -> Section:
     for rank, s in enumerate(ranked):
         rows.append([Cell(str(rank + 1)), Cell(s.label), Cell(_mean_sd(s.monitored, monitor), best=rank == 0),
                      Cell(_mean_sd(s.test_acc, "test_acc")), Cell(str(s.monitored.n)), Cell(verdict(s, rank))])
-    footer = [f"ranked by the mean best {monitor} over seeds alone (mean ± sample sd, n runs; the leader "
-              f"{BEST_IN_BOLD}); test acc is shown, never ranked on",
+    footer = [f"ranked by the mean best {monitor} over seeds alone, never by test acc (mean ± sample sd, "
+              f"n runs; the leader {BEST_IN_BOLD})",
               rule_line(f"best {monitor}", "the leader (#1)")]
     unfinished = sum(s.unfinished for s in ranked)
     if unfinished:
