@@ -170,6 +170,16 @@ def test_check_resumable_refuses_with_the_reason(tmp_path: Path, kind: str, erro
     assert message in str(info.value)
 
 
+def test_resuming_a_saved_ensemble_does_not_advise_training_its_config(tmp_path: Path) -> None:
+    # its config.yaml lists members, which `trickrun train` refuses as unknown keys
+    path = make_run(tmp_path, "avg", config={"kind": "ensemble", "name": "avg", "members": {}},
+                    records=[], summary={"status": "completed", "kind": "ensemble"})
+    with pytest.raises(ConfigError) as info:
+        check_resumable(path)
+    assert "is an ensemble saved by trickrun ensemble --save" in str(info.value)
+    assert "trickrun train" not in str(info.value)
+
+
 def test_only_interrupted_or_stale_runs_count_as_resumable(tmp_path: Path) -> None:
     assert can_resume(make_run(tmp_path, "cut", status="interrupted"))
     assert can_resume(make_run(tmp_path, "dead", status="running", pid=DEAD_PID))

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 from ..config import parse_yaml
 from ..errors import ConfigError, RunDirError
-from .format import CONFIG_FILE, FINAL, SUMMARY_FILE, Status
+from .format import CONFIG_FILE, ENSEMBLE_KIND, FINAL, SUMMARY_FILE, Status
 from .lock import RunLock, is_locked
 
 
@@ -182,6 +182,9 @@ def check_resumable(path: Path, lock: RunLock | None = None) -> dict[str, Any]:
     if summary is None:
         raise RunDirError(f"{path / SUMMARY_FILE} is not a readable JSON object; the run cannot be resumed")
     status = summary.get("status")
+    if summary.get("kind") == ENSEMBLE_KIND:  # its config.yaml lists members: no config to train
+        raise ConfigError(f"{path} is an ensemble saved by trickrun ensemble --save: it trained nothing, "
+                          "so there is nothing to resume (resume or train its member runs instead)")
     if isinstance(status, str) and status in FINAL:  # a list or dict in JSON is unhashable
         raise ConfigError(f"{path} already finished (status {status}); nothing to resume. "
                           f"To train it again: trickrun train {path / CONFIG_FILE}")
