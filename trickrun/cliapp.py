@@ -20,7 +20,7 @@ from .errors import ConfigError, TrickrunError
 from .rundir.reader import Ambiguous, resolve_run
 from .rundir.writer import runs_root
 from .signals import stop_exit_code
-from .stdout import STDOUT_ERRNOS, stdout_to_devnull
+from .stdout import STDOUT_ERRNOS, stdout_failed, stdout_to_devnull
 from .version import __version__
 
 # Heavy modules stay out of start-up: the training stack (.api) and matplotlib (.analysis.plots)
@@ -61,8 +61,7 @@ def reports_errors(command: Callable) -> Callable:
             if err.errno not in STDOUT_ERRNOS:
                 raise
             stdout_to_devnull()
-            _error(f"cannot write to stdout: {err.strerror}; the output is incomplete. Free some space, "
-                   "or send it elsewhere")
+            _error(stdout_failed(err))
             raise typer.Exit(1) from None
 
     return run

@@ -11,7 +11,7 @@ import signal
 import sys
 
 from .signals import raise_stop, stop_exit_code
-from .stdout import STDOUT_ERRNOS, stdout_to_devnull
+from .stdout import STDOUT_ERRNOS, stdout_failed, stdout_to_devnull
 
 
 def take_ctrl_c() -> None:
@@ -76,6 +76,5 @@ def main() -> None:
         if err.errno not in STDOUT_ERRNOS:
             raise
         stdout_to_devnull()
-        print(f"error: cannot write to stdout: {err.strerror}; the output is incomplete. Free some space, "
-              "or send it elsewhere", file=sys.stderr)
+        print(f"error: {stdout_failed(err)}", file=sys.stderr)
         sys.exit(1)

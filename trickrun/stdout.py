@@ -21,6 +21,13 @@ def stdout_to_devnull() -> None:
     stream_to_devnull(sys.stdout)
 
 
+def stdout_failed(err: OSError) -> str:
+    """What a command says (after `error:`) when stdout stopped taking its output, once it has
+    pointed stdout at os.devnull."""
+    return (f"cannot write to stdout: {err.strerror}; the output is incomplete. Free some space, "
+            "or send it elsewhere")
+
+
 def stream_to_devnull(stream) -> None:
     """Point `stream`'s file descriptor at os.devnull, so that what it still holds, and all
     that is written to it later, goes nowhere instead of failing again."""
