@@ -254,25 +254,31 @@ writer.RunWriter.save_model = stop_then_save
 """
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_stop_signal_while_a_run_writes_its_end_waits_for_it(fake_data, tmp_path, signum):
-    """The run's end (test result, model.npz, summary) is written whole: it used to be left
-    "running" (stale), with no word of how to go on, or killed outright by SIGTERM."""
+def _train_stopped_by(patch: str, signum: int, tmp_path: Path, epochs: int):
+    """`trickrun train` of a tiny net on the fake data, in a process where `patch` (run before the
+    entry point) sends the signal $STOP_WITH at the moment it chooses."""
     import os
     import subprocess
     import sys
 
     import subproc
 
-    prelude = subproc._PRELUDE.replace("from trickrun.entry import main", SIGNAL_AT_THE_END + "from trickrun.entry import main")
+    prelude = subproc._PRELUDE.replace("from trickrun.entry import main", patch + "from trickrun.entry import main")
     env = {**os.environ, "STOP_WITH": str(int(signum)),
            "TRICKRUN_TEST_SUMS": json.dumps(dict(subproc.catalog.DATASETS["mnist"].sha256))}
     config = tmp_path / "short.yaml"
     config.write_text("name: short\n")
-    proc = subprocess.run([sys.executable, "-c", prelude, "train", str(config), "--runs-dir", str(tmp_path / "runs"),
+    return subprocess.run([sys.executable, "-c", prelude, "train", str(config), "--runs-dir", str(tmp_path / "runs"),
                            "--quiet", "--set", "data.val_size=100", "--set", "model.hidden=[8]",
-                           "--set", "train.epochs=2"], env=env, capture_output=True, text=True,
+                           "--set", f"train.epochs={epochs}"], env=env, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, preexec_fn=subproc.foreground_sigint, timeout=120)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_while_a_run_writes_its_end_waits_for_it(fake_data, tmp_path, signum):
+    """The run's end (test result, model.npz, summary) is written whole: it used to be left
+    "running" (stale), with no word of how to go on, or killed outright by SIGTERM."""
+    proc = _train_stopped_by(SIGNAL_AT_THE_END, signum, tmp_path, epochs=2)
     assert proc.returncode == 0, proc.stderr
     run_dir = Path(proc.stdout.strip())
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -297,22 +303,7 @@ cli._print_result = stop_then_print
 def test_a_stop_signal_once_the_run_has_ended_leaves_its_result_and_exit_code(fake_data, tmp_path, signum):
     """A stop while the finished run's result is printed said `interrupted`, exit 130 or 143,
     and printed no run directory, while the summary said completed."""
-    import os
-    import subprocess
-    import sys
-
-    import subproc
-
-    prelude = subproc._PRELUDE.replace("from trickrun.entry import main",
-                                       SIGNAL_WHILE_PRINTING + "from trickrun.entry import main")
-    env = {**os.environ, "STOP_WITH": str(int(signum)),
-           "TRICKRUN_TEST_SUMS": json.dumps(dict(subproc.catalog.DATASETS["mnist"].sha256))}
-    config = tmp_path / "short.yaml"
-    config.write_text("name: short\n")
-    proc = subprocess.run([sys.executable, "-c", prelude, "train", str(config), "--runs-dir", str(tmp_path / "runs"),
-                           "--quiet", "--set", "data.val_size=100", "--set", "model.hidden=[8]",
-                           "--set", "train.epochs=1"], env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, preexec_fn=subproc.foreground_sigint, timeout=120)
+    proc = _train_stopped_by(SIGNAL_WHILE_PRINTING, signum, tmp_path, epochs=1)
     assert proc.returncode == 0 and "interrupted" not in proc.stderr, proc.stderr
     run_dir = Path(proc.stdout.strip())
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
