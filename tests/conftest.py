@@ -4,6 +4,7 @@
 - TRICKRUN_RUNS_DIR -> tmp_path/"runs".
 - TRICKRUN_MIRRORS -> a closed port on 127.0.0.1, so a test that finds no data fails at
   once instead of downloading from the internet (download tests set their own server).
+- SIGINT raises KeyboardInterrupt, as the command line makes it, also under `pytest &`.
 - TRICKRUN_DATA_DIR is left as it is: tests of real data use `real_data_dir()`,
   the `real_mnist` fixture or the `requires_real_mnist` marker (all in helpers.py or here)
   and skip without it.
@@ -12,8 +13,9 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -27,6 +29,16 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("TRICKRUN_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("TRICKRUN_MIRRORS", closed_port_url())
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_as_in_the_foreground() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt in every test, as the command line makes it (entry.py),
+    also under `pytest &`, which inherits it ignored: trickrun keeps an ignored stop signal
+    ignored, and a test's own Ctrl-C would never come."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture
