@@ -128,11 +128,11 @@ def verify(path: Path, sha256: str, size: int, name: str | None = None) -> bytes
         note = ""
         if (name or path.name).endswith(".gz") and not _starts_gzipped(path):  # the file, not `data`, gunzipped
             note = " (the file is not gzip-compressed although its name ends in .gz)"
-        known = [(dataset, name) for dataset, info in DATASETS.items()
-                 for name, digest in info.sha256.items() if digest == got]
+        known = [(dataset, file_name) for dataset, info in DATASETS.items()
+                 for file_name, digest in info.sha256.items() if digest == got]
         if known:  # folders mixed up: another dataset's file, or another of the four
-            dataset, name = known[0]
-            note += (f"; these are the bytes of {dataset}'s {name}: a folder or file mixed up, "
+            dataset, file_name = known[0]
+            note += (f"; these are the bytes of {dataset}'s {file_name}: a folder or file mixed up, "
                      "or data.dataset not the one meant")
         raise DataError(
             f"{path}: checksum mismatch: expected sha256 {sha256}, got {got} "

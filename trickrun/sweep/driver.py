@@ -24,7 +24,7 @@ from ..rundir.lock import RunLock
 from ..rundir.writer import RunWriter, remove_if_never_trained, runs_root
 from ..signals import SignalStop
 from .backend import Backend, CellEnd, CellJob
-from .plan import Plan, config_mismatch, plan_cells, resolve_cells
+from .plan import CONFIGURED_OTHERWISE, Plan, config_mismatch, plan_cells, resolve_cells
 from .record import SweepRecord, lock_sweep, read_record, record_path, recorded_runs
 from .spec import SweepSpec
 from .states import Action, CellState, INTERRUPTED_EXIT_CODES
@@ -98,6 +98,9 @@ def _in_recorded_order(spec: SweepSpec, record: dict | None) -> SweepSpec:
     return spec
 
 
+LEFT_OUT = "a cell this command leaves out"
+
+
 def _left_out(recorded: dict[str, str], cells, configs, root: Path, rerun: bool) -> list[tuple[str, str]]:
     """The runs the record lists that a new record would not, each with why: of cells no
     longer in the sweep, or (unless --rerun, which trains every cell afresh) whose config the
@@ -106,7 +109,7 @@ def _left_out(recorded: dict[str, str], cells, configs, root: Path, rerun: bool)
     wanted = {cell.name: cfg for cell, cfg in zip(cells, configs)}
     left = []
     for name, run in recorded.items():
-        why = "a cell this command leaves out" if name not in wanted else \
+        why = LEFT_OUT if name not in wanted else \
             None if rerun else config_mismatch(root / run, wanted[name])
         if why is not None:
             left.append((run, why))
@@ -128,7 +131,7 @@ def _other_base(spec: SweepSpec, record: dict | None) -> str:
 def _would_drop(name: str, runs: list[tuple[str, str]], other_base: str = "") -> ConfigError:
     shown = "; ".join(f"{run}: {why}" for run, why in runs[:3]) + \
         (f"; ... ({len(runs) - 3} more)" if len(runs) > 3 else "")
-    unreadable = any(why.endswith("the run's config is unknown") for _, why in runs)
+    unreadable = any(why not in (LEFT_OUT, CONFIGURED_OTHERWISE) for _, why in runs)  # config.yaml's own warning
     repair = "restore the run's config.yaml, " if unreadable else ""
     return ConfigError(
         f"sweep {name!r} already has {len(runs)} run{'s' if len(runs) > 1 else ''} this command would drop from "

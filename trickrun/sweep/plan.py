@@ -102,12 +102,15 @@ def holds_config(path: Path, cfg: Config) -> bool:
     return config_mismatch(path, cfg) is None
 
 
+CONFIGURED_OTHERWISE = "its cell is now configured otherwise"  # config_mismatch's reason for a readable config
+
+
 def config_mismatch(path: Path, cfg: Config) -> str | None:
     """Why the run directory `path` does not hold `cfg` as its config.yaml, or None if it does."""
     config, warnings = read_config(path / "config.yaml")
     if not config:
         return warnings[0] if warnings else f"{path / 'config.yaml'}: empty; the run's config is unknown"
-    return None if _comparable(config) == _comparable(cfg.to_dict()) else "its cell is now configured otherwise"
+    return None if _comparable(config) == _comparable(cfg.to_dict()) else CONFIGURED_OTHERWISE
 
 
 def _plan_for(cell: Cell, cfg: Config, config_yaml: str, path: Path) -> Plan | None:
