@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -354,3 +355,40 @@ def test_a_stop_signal_once_the_runs_ending_is_decided_waits(last_epoch):
             signal.raise_signal(signal.SIGTERM)  # while the test result, model.npz and summary are written
     except KeyboardInterrupt:
         pytest.fail("the signal was raised while the run's end was being written")
+
+
+@pytest.mark.parametrize("handler", ["command", "training loop"])
+def test_a_stop_signal_during_a_numba_compile_waits_for_the_compile_to_end(handler):
+    """Raised inside a compile, the stop lands in one of LLVM's callbacks, which swallows it and
+    leaves numba half-done (a traceback of numba's). It waits for the compile's end instead: the
+    function is then compiled, and the stop is raised as at any other moment."""
+    import numba
+    import numba.core.event
+
+    import trickrun.nn.kernels  # noqa: F401 (registers the listener that makes stops wait)
+    from trickrun.signals import SignalStop, StopSignal, raise_stop
+
+    class SignalMidCompile(numba.core.event.Listener):
+        def on_start(self, event) -> None:
+            signal.raise_signal(signal.SIGTERM)  # its handler runs before this returns
+
+        def on_end(self, event) -> None: ...
+
+    def fresh(x):
+        return x * 2
+
+    jitted = numba.njit(fresh)
+    previous = signal.signal(signal.SIGTERM, raise_stop)
+    try:
+        with SignalStop().installed() if handler == "training loop" else nullcontext():
+            with numba.core.event.install_listener("numba:compile", SignalMidCompile()):
+                with pytest.raises(StopSignal) as stop:
+                    jitted(3)
+            assert stop.value.signum == signal.SIGTERM
+            assert len(jitted.signatures) == 1  # compiled whole before the stop was raised
+            assert jitted(3) == 6
+            with pytest.raises(StopSignal):  # no compile under way: a stop is raised at once
+                signal.raise_signal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+

@@ -20,10 +20,47 @@ class StopSignal(KeyboardInterrupt):
         self.signum = signum
 
 
+class _Compiles:
+    """numba compiles under way in the main thread (they nest: a kernel compiles the functions
+    it calls) and a stop signal that arrived during one. Raised there, the exception lands in
+    one of LLVM's callbacks, which swallows it ("Exception ignored") and leaves the compile
+    half-done: numba then fails with a traceback of its own. So the signal waits for the end
+    of the outermost compile (the kernels' listener calls compile_started/compile_ended)."""
+
+    depth = 0
+    pending: int | None = None
+
+
+def compile_started() -> None:
+    if threading.current_thread() is threading.main_thread():
+        _Compiles.depth += 1
+
+
+def compile_ended() -> None:
+    """Raises the stop signal that waited for the compiles, once the last of them ends (its
+    kernel is then compiled for this process, though not saved to the disk cache)."""
+    if threading.current_thread() is not threading.main_thread() or not _Compiles.depth:
+        return
+    _Compiles.depth -= 1
+    if not _Compiles.depth and _Compiles.pending is not None:
+        signum, _Compiles.pending = _Compiles.pending, None
+        raise StopSignal(signum)
+
+
+def _waits_for_compile(signum: int) -> bool:
+    """Whether a stop signal arriving now waits for a compile's end (and is kept for it)."""
+    if _Compiles.depth:
+        _Compiles.pending = signum
+        return True
+    return False
+
+
 def raise_stop(signum: int, frame) -> None:
     """A handler for the whole command (entry.py): a stop signal raises StopSignal wherever the
-    command is, so that it ends as Ctrl-C ends it (temporary files deleted, no half-made run)."""
-    raise StopSignal(signum)
+    command is, so that it ends as Ctrl-C ends it (temporary files deleted, no half-made run),
+    except inside a numba compile, whose end it waits for."""
+    if not _waits_for_compile(signum):
+        raise StopSignal(signum)
 
 
 def stop_exit_code(stop: KeyboardInterrupt) -> int:
@@ -50,7 +87,7 @@ class SignalStop:
     def _handle(self, signum: int, frame) -> None:
         if self._holding:
             self._pending = signum
-        else:
+        elif not _waits_for_compile(signum):
             raise StopSignal(signum)
 
     @contextmanager

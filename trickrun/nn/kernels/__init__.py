@@ -29,6 +29,8 @@ from typing import Iterator
 import numba
 import numba.core.event
 
+from ... import signals
+
 # No fast-math: with contraction (FMA) or reassociation, LLVM rounds the vectorized body of
 # a loop and its scalar remainder differently (with `prange` that made two threads give
 # other bits than one), and each kernel would drift from its NumPy reference for no gain:
@@ -61,6 +63,22 @@ class _CompileNotice(numba.core.event.Listener):
             self.say(COMPILING)
 
     def on_end(self, event) -> None: ...
+
+
+class _StopsWaitForCompiles(numba.core.event.Listener):
+    """A stop signal (Ctrl-C, SIGTERM) that arrives while numba compiles waits for the
+    compile's end (signals.compile_started/compile_ended say why)."""
+
+    def on_start(self, event) -> None:
+        signals.compile_started()
+
+    def on_end(self, event) -> None:
+        signals.compile_ended()
+
+
+# Registered once, for every compile of the process: any command may be the first to call
+# a kernel (train, evaluate, ensemble, a sweep's worker).
+numba.core.event.register("numba:compile", _StopsWaitForCompiles())
 
 
 @contextmanager
