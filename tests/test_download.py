@@ -25,7 +25,8 @@ class Mirror:
     """A local HTTP server: `files` maps a URL path to its bytes, `behaviour` to how to serve it.
 
     behaviours: "ok" (default), "drop" (send a full Content-Length, then half the body
-    and close), "hang" (the same, then send nothing more until the mirror closes), "404",
+    and close), "hang" (the same, then send nothing more until the mirror closes), "trickle"
+    (a full Content-Length, then a byte every 0.05 s, 60 in all, and close), "404",
     "flood" (no Content-Length, then 5 MB of zeros, far more than any copy of the file, or
     less if the client hangs up). `requests` records every path asked for.
     """
@@ -58,7 +59,14 @@ class Mirror:
                     return
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if how in ("drop", "hang"):
+                if how == "trickle":
+                    for k in range(min(len(body), 60)):  # 60 bytes over 3 s, then it hangs up
+                        self.wfile.write(body[k : k + 1])
+                        self.wfile.flush()
+                        if mirror.closing.wait(0.05):
+                            break
+                    self.close_connection = True
+                elif how in ("drop", "hang"):
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     if how == "hang":
@@ -166,6 +174,22 @@ def test_a_server_sending_more_than_any_genuine_copy_is_stopped(served, start_mi
     assert err.value.exit_code == 3
     assert SIZE["train-labels-idx1-ubyte"] < 80 * 65536 // 10  # the flood is far past any genuine copy
     assert sorted(p.name for p in cache.iterdir()) == ["train-images-idx3-ubyte.gz"]  # no part of it kept
+
+
+def test_a_server_that_trickles_bytes_is_given_up_on_for_the_next_mirror(served, start_mirror, cache, monkeypatch):
+    """Each byte arrives well within the read timeout, so only the pace tells a stalled server."""
+    monkeypatch.setattr(download, "LOW_SPEED_WINDOW", 0.5)  # the 1,000 bytes a second over 0.5 s
+    slow, good = start_mirror(served), start_mirror(served)
+    slow.behaviour["/mnist/train-images-idx3-ubyte.gz"] = "trickle"
+    use_mirrors(monkeypatch, slow)
+    with pytest.raises(DataError) as err:
+        load.load_dataset(DataConfig(**SMALL))
+    assert f"{slow.url}train-images-idx3-ubyte.gz: the server is too slow: " in str(err.value)
+    assert "less than 1,000 bytes a second (try again later)" in str(err.value)
+    assert not cache.exists() or not list(cache.iterdir()), "no partial file kept"
+    use_mirrors(monkeypatch, slow, good)
+    ds = load.load_dataset(DataConfig(**SMALL))
+    assert ds.source == str(cache) and good.requests[0] == "/mnist/train-images-idx3-ubyte.gz"
 
 
 def test_dropped_connection_falls_through_to_the_next_mirror(served, start_mirror, cache, monkeypatch):

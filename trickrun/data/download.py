@@ -16,6 +16,7 @@ local server.
 from __future__ import annotations
 
 import os
+import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
@@ -30,6 +31,11 @@ from .idx import verify
 
 MIRRORS_ENV = "TRICKRUN_MIRRORS"
 DOWNLOAD_TIMEOUT = 30.0  # seconds allowed for connecting and for each read
+# A server that trickles bytes (one every few seconds, each read within the timeout) would
+# hold a download forever: one that sends less than LOW_SPEED bytes a second over a window of
+# LOW_SPEED_WINDOW seconds is given up on, as curl's --speed-limit/--speed-time do.
+LOW_SPEED = 1000
+LOW_SPEED_WINDOW = 60.0
 _CHUNK = 1 << 16  # bytes per read while downloading
 
 
@@ -89,6 +95,24 @@ def _progress_bar(enabled: bool) -> Iterator:
         yield bar
 
 
+class _Pace:
+    """Gives up on a download that has sent less than LOW_SPEED bytes a second over the last
+    LOW_SPEED_WINDOW seconds (windows one after the other, from the first byte's read)."""
+
+    def __init__(self) -> None:
+        self.start, self.received = time.monotonic(), 0
+
+    def check(self, received: int) -> None:
+        elapsed = time.monotonic() - self.start
+        if elapsed < LOW_SPEED_WINDOW:
+            return
+        sent = received - self.received
+        if sent < LOW_SPEED * elapsed:
+            raise DataError(f"the server is too slow: {sent:,} bytes in {elapsed:.0f} s, less than "
+                            f"{LOW_SPEED:,} bytes a second (try again later)")
+        self.start, self.received = time.monotonic(), received
+
+
 def _fetch(url: str, target: Path, sha256: str, size: int, bar) -> Path:
     """Download `url` into a temporary file beside `target`, verify it, rename it to `target`."""
     # No genuine copy is larger (gzip adds a little to bytes it cannot compress, and a plain
@@ -107,13 +131,17 @@ def _fetch(url: str, target: Path, sha256: str, size: int, bar) -> Path:
                     raise DataError(too_big)
                 task = bar.add_task(target.name, total=total)
                 received = 0
+                pace = _Pace()
                 try:
-                    while chunk := response.read(_CHUNK):
+                    # read1: what has arrived, so that a trickle is seen between reads (read
+                    # waits for the whole chunk, byte after byte within the timeout)
+                    while chunk := response.read1(_CHUNK):
                         received += len(chunk)
                         if received > limit:
                             raise DataError(too_big)
                         out.write(chunk)
                         bar.update(task, completed=received)
+                        pace.check(received)
                     if total is not None and received != total:
                         raise DataError(f"connection closed after {received} of {total} bytes")
                 except BaseException:
