@@ -104,18 +104,28 @@ def test_a_run_its_name_no_longer_means_is_labelled_name_tilde_k(tmp_path: Path)
     assert analyze.run_labels(seeds) == ["adam s0", "adam s1", "adam s2"]  # the seed says more
 
 
-def test_mean_curve_is_marked_at_the_best_of_the_mean(tmp_path: Path) -> None:
-    one = curve_records(3)
-    two = curve_records(4)
+def test_mean_curve_is_marked_at_the_best_of_the_mean_over_the_epochs_every_run_reached(tmp_path: Path) -> None:
+    one = curve_records(3)  # stopped early
+    two = curve_records(5)
     for r, v in zip(one, [0.5, 0.9, 0.8]):
         r["val_acc"] = v
-    for r, v in zip(two, [0.7, 0.5, 0.8, 0.6]):
+    for r, v in zip(two, [0.7, 0.5, 0.5, 0.99, 0.6]):
         r["val_acc"] = v
     runs = [load_run(make_run(tmp_path, "x", records=one)),
             load_run(make_run(tmp_path, "x", stamp="20240501-130000", records=two))]
     curve = analyze.mean_curve(runs, "val_acc")
-    assert curve.epochs == [1, 2, 3, 4] and curve.values == pytest.approx([0.6, 0.7, 0.8, 0.6])
-    assert curve.best_epoch == 3
+    # not epoch 4, where the one run left would make the best "mean" of the group
+    assert curve.epochs == [1, 2, 3] and curve.values == pytest.approx([0.6, 0.7, 0.65])
+    assert curve.best_epoch == 2
+
+
+def test_a_group_s_curves_follow_its_finished_runs_not_one_interrupted_early(tmp_path: Path) -> None:
+    finished = [load_run(make_run(tmp_path, "x", seed=s, stamp=f"20240501-12000{s}", epochs=5)) for s in (0, 1)]
+    stopped = load_run(make_run(tmp_path, "x", seed=2, stamp="20240501-120002", epochs=2, status="interrupted"))
+    group = analyze.compare_groups([*finished, stopped]).groups[0]
+    assert group.curves["val_acc"].epochs == [1, 2, 3, 4, 5]
+    assert group.curves["val_acc"].values == pytest.approx(analyze.mean_curve(finished, "val_acc").values)
+    assert analyze.curve_runs([stopped]) == [stopped]  # none finished: the runs there are
 
 
 def test_metric_value_is_the_value_at_the_metrics_best_epoch(tmp_path: Path) -> None:

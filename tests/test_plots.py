@@ -55,6 +55,16 @@ def test_one_line_per_group_with_its_sd_band(sweep):
         plt.close(fig)
 
 
+def test_a_group_s_line_ends_at_the_last_epoch_all_its_runs_reached(tmp_path):
+    runs = [load_run(make_run(tmp_path, "x", seed=s, stamp=f"20240501-12000{s}", epochs=e))
+            for s, e in ((0, 6), (1, 3))]  # one stopped early
+    line = plots.group_line("g", runs)
+    epochs, means, sds = line.curves["val_acc"]
+    assert epochs == [1, 2, 3]
+    assert means[-1] == pytest.approx(statistics.fmean(r.series("val_acc")[2] for r in runs))
+    assert all(sd is not None for sd in sds)  # both runs at every epoch drawn
+
+
 def test_training_and_validation_loss_share_the_axes_of_a_single_run(sweep):
     fig = plots.build_figure([plots.run_line(sweep[0], "one")], "t")
     try:

@@ -207,15 +207,27 @@ def run_curve(run: Run, metric: str) -> Curve:
     return Curve(metric, run.epochs, run.series(metric), run.best_index())
 
 
+def values_by_shared_epoch(series: Sequence[tuple[Sequence[int], Sequence[float | None]]]) -> dict[int, list[float]]:
+    """Several runs' (epochs, values), as the finite values at each epoch that every one of them
+    recorded, in epoch order. Only those epochs: where early stopping ended some runs sooner, a
+    mean over the runs that went on would follow the survivors. A value that is not finite (the
+    epoch a run diverged) is left out of its epoch's list."""
+    if not series:
+        return {}
+    shared = set.intersection(*(set(epochs) for epochs, _ in series))
+    by_epoch: dict[int, list[float]] = {e: [] for e in sorted(shared)}
+    for epochs, values in series:
+        for epoch, value in zip(epochs, values):
+            if epoch in shared and value is not None:
+                by_epoch[epoch].append(value)
+    return by_epoch
+
+
 def mean_curve(runs: Sequence[Run], metric: str) -> Curve:
-    """The per-epoch mean over `runs` (seeds), marked at the best epoch of that mean."""
-    by_epoch: dict[int, list[float]] = {}
-    for run in runs:
-        for epoch, value in zip(run.epochs, run.series(metric)):
-            bucket = by_epoch.setdefault(epoch, [])
-            if value is not None:
-                bucket.append(value)
-    epochs = sorted(by_epoch)
+    """The per-epoch mean over `runs` (seeds) at the epochs all of them recorded
+    (values_by_shared_epoch), marked at the best epoch of that mean."""
+    by_epoch = values_by_shared_epoch([(run.epochs, run.series(metric)) for run in runs])
+    epochs = list(by_epoch)
     values = [statistics.fmean(by_epoch[e]) if by_epoch[e] else None for e in epochs]
     return Curve(metric, epochs, values, best_index(values, metric))
 
@@ -484,7 +496,7 @@ def compare_groups(runs: Sequence[Run], *, baseline: int = 0, metric: str = DEFA
         rs = [results[id(r)] for r in group.runs]
         counted = [res for run, res in zip(group.runs, rs) if finished_run(run)]
         stats = {key: Stat(*mean_sd([res.get(key) for res in counted])) for key, _ in fields}
-        curves = {m: mean_curve(group.runs, m) for m in curve_metrics(metric)}
+        curves = {m: mean_curve(curve_runs(group.runs), m) for m in curve_metrics(metric)}
         analyses.append(GroupAnalysis(group, rs, stats, curves, counted))
     return GroupComparison(
         metric=metric,
@@ -504,6 +516,13 @@ def finished_run(run: Run) -> bool:
     diverged). An interrupted, running or stale run's best so far is not its result, and
     would pass for one more seed."""
     return run.status in FINAL
+
+
+def curve_runs(runs: Sequence[Run]) -> list[Run]:
+    """The runs a group's mean curves are drawn over: its finished runs (those its statistics
+    count), so that one interrupted early does not cut the curves short; all of them while none
+    has finished."""
+    return [run for run in runs if finished_run(run)] or list(runs)
 
 
 def _test_accs(results: Sequence[Mapping[str, Any]]) -> list[float]:

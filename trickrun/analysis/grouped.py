@@ -28,7 +28,8 @@ SPREAD_NOTE = ("mean ± sample standard deviation over the finished runs of each
                "running or stale run is in its status, not in its statistics; (n=k): only k of them have "
                "the value, as a run that diverged in its first epoch has none)")
 VERDICT_LABEL = "test acc vs baseline"
-MEAN_CURVE_NOTE = "@best: the best value of the group's mean curve, at its epoch (highlighted in the terminal curve)"
+MEAN_CURVE_NOTE = ("curves: the mean over the group's finished runs, at each epoch every one of them recorded; "
+                   "@best: the best value of that mean, at its epoch (highlighted in the terminal curve)")
 
 
 def group_report(analysis: GroupComparison, all_keys: bool, width: int | None) -> Report:

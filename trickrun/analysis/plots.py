@@ -4,8 +4,8 @@ display needed).
 One figure, four panels, all per epoch: loss and accuracy, each with training (dashed) and
 validation (solid) on the same axes, so the gap between them (overfitting) shows; the learning
 rate; and the per-layer gradient norm. Every run, or every seed group, is one colour. A group is
-drawn as the mean over its seeds with a band of ± one sample standard deviation (where at least
-two runs reached that epoch). The best epoch is starred on the validation curves: a run's own
+drawn as the mean over its finished runs with a band of ± one sample standard deviation, at the
+epochs every one of them recorded. The best epoch is starred on the validation curves: a run's own
 (its early-stopping monitor's), or for a group the best of its mean monitor curve. In the
 gradient panel the layers are told apart by line style (by colour when there is one line).
 Losses, learning rate and gradient norms use a log scale when their range calls for it.
@@ -30,7 +30,7 @@ from ..errors import ConfigError, RunDirError  # noqa: E402
 from ..metrics import best_index  # noqa: E402
 from ..rundir.format import layer_order  # noqa: E402
 from ..rundir.reader import Run  # noqa: E402
-from .analyze import group_runs, layer_union, run_labels  # noqa: E402
+from .analyze import curve_runs, group_runs, layer_union, run_labels, values_by_shared_epoch  # noqa: E402
 
 PANELS = (  # (title, (training metric, validation metric)) or (title, (metric,))
     ("loss", ("train_loss", "val_loss")),
@@ -60,15 +60,10 @@ class Line:
 
 
 def _mean_sd(series: Sequence[tuple[list[int], list[float | None]]]) -> Points:
-    """The per-epoch mean and sample sd of several runs' values (None where no run has a
-    finite value; sd None where fewer than two have)."""
-    by_epoch: dict[int, list[float]] = {}
-    for epochs, values in series:
-        for epoch, value in zip(epochs, values):
-            bucket = by_epoch.setdefault(epoch, [])
-            if value is not None:
-                bucket.append(value)
-    epochs = sorted(by_epoch)
+    """The mean and sample sd of several runs' values at each epoch all of them recorded (None
+    where no run has a finite value; sd None where fewer than two have)."""
+    by_epoch = values_by_shared_epoch(series)
+    epochs = list(by_epoch)
     means = [statistics.fmean(by_epoch[e]) if by_epoch[e] else None for e in epochs]
     sds = [statistics.stdev(by_epoch[e]) if len(by_epoch[e]) > 1 else None for e in epochs]
     return epochs, means, sds
@@ -87,8 +82,9 @@ def run_line(run: Run, label: str) -> Line:
 
 
 def group_line(label: str, runs: Sequence[Run]) -> Line:
-    """The mean ± sd over `runs` (one seed group), starred at the best epoch of its mean
-    monitor curve."""
+    """The mean ± sd over `runs` (one seed group; its finished ones, analyze.curve_runs), starred
+    at the best epoch of its mean monitor curve."""
+    runs = curve_runs(runs)
     curves = {m: _mean_sd([(r.epochs, r.series(m)) for r in runs]) for m in _metrics()}
     layers = layer_union(runs)
     grads = {layer: _mean_sd([(r.epochs, r.layer_series(layer, "grad_norm")) for r in runs]) for layer in layers}
