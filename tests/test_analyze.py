@@ -104,6 +104,12 @@ def test_a_run_its_name_no_longer_means_is_labelled_name_tilde_k(tmp_path: Path)
     assert analyze.run_labels(seeds) == ["adam s0", "adam s1", "adam s2"]  # the seed says more
 
 
+def test_one_run_copied_into_two_runs_folders_is_labelled_by_the_folders(tmp_path: Path) -> None:
+    a, b = (load_run(make_run(tmp_path / side / "runs", "base")) for side in ("a", "b"))
+    assert a.dirname == b.dirname
+    assert analyze.run_labels([a, b]) == [f"a/runs/{a.dirname}", f"b/runs/{b.dirname}"]
+
+
 def test_mean_curve_is_marked_at_the_best_of_the_mean_over_the_epochs_every_run_reached(tmp_path: Path) -> None:
     one = curve_records(3)  # stopped early
     two = curve_records(5)

@@ -27,6 +27,7 @@ import os
 import re
 import statistics
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from ..config import flatten
@@ -161,9 +162,10 @@ def best_runs(results: Sequence[Mapping[str, Any]], key: str, higher: bool | Non
 
 
 def run_labels(runs: Sequence[Run]) -> list[str]:
-    """Short labels: the run name when unique, else name + seed, else the folder. A run that
-    a newer one of its name has since replaced is `NAME~K`, as `show` and `compare` take it,
-    since its bare name now means the newer run."""
+    """Short labels: the run name when unique, else name + seed, else the folder, else as many
+    of the path's last parts as tell the runs apart (one run copied into two runs folders). A
+    run that a newer one of its name has since replaced is `NAME~K`, as `show` and `compare`
+    take it, since its bare name now means the newer run."""
     names = [r.name for r in runs]
     newer = newer_namesakes([r.path for r in runs])
     aged = [name if k == 0 else f"{split_dir_name(r.dirname)[0]}~{k}" for name, r, k in zip(names, runs, newer)]
@@ -171,7 +173,12 @@ def run_labels(runs: Sequence[Run]) -> list[str]:
     for labels in (names, seeded, aged):
         if len(set(labels)) == len(labels):
             return aged if labels is names else labels
-    return [r.dirname for r in runs]
+    parts = [Path(os.path.abspath(r.path)).parts for r in runs]
+    for k in range(1, max(map(len, parts), default=0) + 1):
+        labels = ["/".join(p[-k:]) for p in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [str(r.path) for r in runs]
 
 
 # ---------------------------------------------------------------------------------------
