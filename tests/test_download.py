@@ -192,6 +192,33 @@ def test_a_server_that_trickles_bytes_is_given_up_on_for_the_next_mirror(served,
     assert ds.source == str(cache) and good.requests[0] == "/mnist/train-images-idx3-ubyte.gz"
 
 
+def test_a_second_download_into_the_same_cache_waits_and_takes_the_files_the_first_stored(served, start_mirror,
+                                                                                         cache, capsys):
+    import fcntl
+    import os
+
+    mirror = start_mirror(served)
+    cache.mkdir(parents=True)
+    first = os.open(cache, os.O_RDONLY)  # another process downloading into the cache: its lock
+    fcntl.flock(first, fcntl.LOCK_EX)
+    done: dict = {}
+    second = threading.Thread(target=lambda: done.update(download.download("mnist", cache, urls=[mirror.url],
+                                                                           progress=True)))
+    second.start()
+    try:
+        waited = time.monotonic() + 30
+        while "note: waiting for another process downloading into" not in capsys.readouterr().err:
+            assert time.monotonic() < waited and second.is_alive(), "the second download did not wait"
+            time.sleep(0.01)
+        for name, body in served.items():  # the first one stores the files, then lets go
+            (cache / f"{name}.gz").write_bytes(body)
+    finally:
+        os.close(first)
+        second.join(timeout=60)
+    assert mirror.requests == []  # nothing downloaded twice
+    assert done == {name: cache / f"{name}.gz" for name in FILES}
+
+
 def test_dropped_connection_falls_through_to_the_next_mirror(served, start_mirror, cache, monkeypatch):
     first, second = start_mirror(served), start_mirror(served)
     first.behaviour["/mnist/train-images-idx3-ubyte.gz"] = "drop"

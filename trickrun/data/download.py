@@ -15,7 +15,9 @@ local server.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -204,12 +206,38 @@ def download(
         raise DownloadError(f"no mirrors to download from ({MIRRORS_ENV} is set but empty)", [])
     created = _make_folder(dest)
     try:
-        with _progress_bar(progress) as bar:
-            attempts: list[str] = []  # every failed URL so far, all listed if one file fails
-            return {name: _download_one(dataset, name, dest, order, attempts, bar) for name in names}
+        with _one_download_at_a_time(dest, progress):
+            done = {name: dest / f"{name}.gz" for name in names if (dest / f"{name}.gz").exists()}
+            with _progress_bar(progress) as bar:
+                attempts: list[str] = []  # every failed URL so far, all listed if one file fails
+                return {name: done.get(name) or _download_one(dataset, name, dest, order, attempts, bar)
+                        for name in names}
     except BaseException:
         _remove_empty(created)
         raise
+
+
+@contextmanager
+def _one_download_at_a_time(dest: Path, say_so: bool) -> Iterator[None]:
+    """An exclusive flock on the cache folder itself while downloading into it. Processes
+    starting together on an empty cache (a sweep's workers) would each download every file;
+    the later ones wait, then find the files the first one stored (a file appears only once
+    verified). Where the folder cannot be opened, no lock: each downloads, as before."""
+    try:
+        fd = os.open(dest, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if say_so:
+                print(f"note: waiting for another process downloading into {dest}", file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _download_one(dataset: str, name: str, dest: Path, order: list[str], attempts: list[str], bar) -> Path:
