@@ -116,38 +116,42 @@ class Trainer:
         block_norm_sums = np.zeros(len(m.blocks))
         loss_sum = norm_sum = 0.0
         correct_sum = clipped = 0
-        for index in range(n_batches):
-            xb, yb, dlogits = self._batch(order[index * bs : (index + 1) * bs])
-            with np.errstate(over="ignore", invalid="ignore"):
+        # Overflow and invalid values are what divergence is made of: the loop reports them
+        # (a non-finite loss or norm), not NumPy's warnings. One errstate for the epoch, not one
+        # per batch: each step's stream evicts errstate's Python code from the caches, and
+        # entering it again cost most at small batches (the README's Performance section).
+        with np.errstate(over="ignore", invalid="ignore"):
+            for index in range(n_batches):
+                xb, yb, dlogits = self._batch(order[index * bs : (index + 1) * bs])
                 logits = m.forward(xb, train=True)
                 loss, correct, dlogits = softmax_cross_entropy(logits, yb, grad_out=dlogits)
-            if not math.isfinite(loss):
-                return self._diverged(index + 1, lr, xb)
-            m.backward(dlogits)
-            if reg.l2 or reg.l1:
-                penalty_grad(weights, weight_grads, *self._penalty)
-            if clipping:  # clipping needs the norm before the step
-                sq, norm = self._grad_norms()
-                if math.isfinite(norm):  # else the run ends after this step (below)
-                    clipped += clip_gradients(grads, norm, clip.norm, clip.value)
-            if index == n_batches - 1:
-                np.copyto(self._last_weights, weights)  # for the update/weight ratio
-            self.optimizer.step(params, grads, lr)
-            if not clipping:  # else the norm is the one taken before clipping
-                sq, norm = self._step_norms()
-            if not math.isfinite(norm):
-                # The step has used the gradient and spoilt the weights; the run ends here
-                # all the same and keeps its best epoch's weights (ending.finish).
-                bad = next((b.name for b, s in zip(m.blocks, sq) if not math.isfinite(s)),
-                           "biases or normalization")
-                return self._diverged(index + 1, lr, xb, layer=(bad, "gradients"))
-            block_norm_sums += np.sqrt(sq[:-1])
-            norm_sum += norm
-            if reg.max_norm is not None:
-                apply_max_norm(m.max_norm_views(), reg.max_norm)
-            loss_sum += loss * len(yb)
-            correct_sum += correct
-            self.reporter.batch(self.epoch, index + 1, loss, correct, len(yb))
+                if not math.isfinite(loss):
+                    return self._diverged(index + 1, lr, xb)
+                m.backward(dlogits)
+                if reg.l2 or reg.l1:
+                    penalty_grad(weights, weight_grads, *self._penalty)
+                if clipping:  # clipping needs the norm before the step
+                    sq, norm = self._grad_norms()
+                    if math.isfinite(norm):  # else the run ends after this step (below)
+                        clipped += clip_gradients(grads, norm, clip.norm, clip.value)
+                if index == n_batches - 1:
+                    np.copyto(self._last_weights, weights)  # for the update/weight ratio
+                self.optimizer.step(params, grads, lr)
+                if not clipping:  # else the norm is the one taken before clipping
+                    sq, norm = self._step_norms()
+                if not math.isfinite(norm):
+                    # The step has used the gradient and spoilt the weights; the run ends here
+                    # all the same and keeps its best epoch's weights (ending.finish).
+                    bad = next((b.name for b, s in zip(m.blocks, sq) if not math.isfinite(s)),
+                               "biases or normalization")
+                    return self._diverged(index + 1, lr, xb, layer=(bad, "gradients"))
+                block_norm_sums += np.sqrt(sq[:-1])
+                norm_sum += norm
+                if reg.max_norm is not None:
+                    apply_max_norm(m.max_norm_views(), reg.max_norm)
+                loss_sum += loss * len(yb)
+                correct_sum += correct
+                self.reporter.batch(self.epoch, index + 1, loss, correct, len(yb))
         if m.dtype == np.float32:
             self._flush_subnormals()
         return {
@@ -196,9 +200,8 @@ class Trainer:
     def _step_norms(self) -> tuple[np.ndarray, float]:
         """The same, as the optimizer's kernel summed them during the step."""
         sq = self._sq
-        np.copyto(sq, self.optimizer.squares)
-        with np.errstate(over="ignore", invalid="ignore"):
-            return sq, math.sqrt(sq.sum())
+        np.copyto(sq, self.optimizer.squares)  # float64: their sum neither overflows nor warns
+        return sq, math.sqrt(sq.sum())
 
     def _flush_subnormals(self) -> None:
         flush_subnormals(self.model.params)
