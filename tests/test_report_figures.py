@@ -103,3 +103,21 @@ def test_the_overview_shows_an_accuracy_interval_cut_at_the_range(tmp_path):
     assert low == pytest.approx(-0.01 / 0.002) and effect == pytest.approx(10.0)
     path = figures.forest([("1: a > b", o)], tmp_path / "verdicts.png")
     assert path.stat().st_size > 5000
+
+
+def test_a_curve_runs_to_the_epochs_every_run_that_did_not_diverge_reached(tmp_path):
+    from runfactory import make_run
+    from trickrun.rundir.reader import load_run
+
+    def run(seed, epochs, status="completed"):
+        return load_run(make_run(tmp_path, "x", seed=seed, stamp=f"20240501-12000{seed}", epochs=epochs,
+                                 status=status))
+
+    full, stopped, broken = run(0, 5), run(1, 3, "early_stopped"), run(2, 2, "diverged")
+    epochs, means, _ = figures.mean_band([full, stopped], "val_acc")
+    assert epochs == [1, 2, 3]  # not epochs 4 and 5, where only the run still going is left
+    assert means[-1] == pytest.approx((full.series("val_acc")[2] + stopped.series("val_acc")[2]) / 2)
+    epochs, means, _ = figures.mean_band([full, broken], "val_acc")
+    assert epochs == [1, 2, 3, 4, 5]  # a diverged run counts until it diverged (its label says so)
+    assert means[0] == pytest.approx((full.series("val_acc")[0] + broken.series("val_acc")[0]) / 2)
+    assert means[-1] == pytest.approx(full.series("val_acc")[-1])

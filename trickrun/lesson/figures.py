@@ -1,7 +1,8 @@
 """One PNG per claim, drawn with matplotlib's Agg backend from the claim's runs.
 
-Curves are means over seeds with a band of ± one sample standard deviation; per-layer
-profiles are geometric means over seeds at the first and at the last epoch. Bars of an
+Curves are means over seeds with a band of ± one sample standard deviation (mean_band says at
+which epochs); per-layer profiles are geometric means over seeds at the first and at the last
+epoch. Bars of an
 accuracy start at 0, so their lengths compare (a dotted line marks chance, each bar is
 labelled with its mean); an arm whose runs diverged says how many in its label, and an arm
 with nothing finite to draw is named in the panel. FIGURES maps the name a claim declares
@@ -58,15 +59,22 @@ def arm_runs(result: ClaimResult) -> dict[str, list[Run]]:
     return {arm: runs for arm, runs in groups.items() if runs}
 
 
-def mean_band(series: Sequence[Sequence[float | None]]) -> tuple[list[int], list[float], list[float]]:
-    """(epochs, mean, sd) over the runs that have a finite value at each epoch."""
-    epochs, means, sds = [], [], []
-    for i in range(max((len(s) for s in series), default=0)):
-        values = [s[i] for s in series if i < len(s) and s[i] is not None and math.isfinite(s[i])]
-        if values:
-            epochs.append(i + 1)
-            means.append(statistics.fmean(values))
-            sds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
+def mean_band(runs: Sequence[Run], key: str) -> tuple[list[int], list[float], list[float]]:
+    """(epochs, mean, sd) of `key` over the runs with a finite value at each epoch, at the epochs
+    every run that did not diverge recorded: where early stopping ended some runs sooner, a mean
+    over those still going would follow the survivors. A diverged run counts until it diverged
+    (its arm's label says how many did); an arm whose runs all diverged is drawn as far as any
+    run went."""
+    going = [r for r in runs if not diverged(r)]
+    shared = set.intersection(*(set(r.epochs) for r in going)) if going else set().union(*(r.epochs for r in runs))
+    by_epoch: dict[int, list[float]] = {e: [] for e in sorted(shared)}
+    for run in runs:
+        for epoch, value in zip(run.epochs, run.series(key)):
+            if epoch in by_epoch and value is not None and math.isfinite(value):
+                by_epoch[epoch].append(value)
+    epochs = [e for e, values in by_epoch.items() if values]
+    means = [statistics.fmean(by_epoch[e]) for e in epochs]
+    sds = [statistics.stdev(by_epoch[e]) if len(by_epoch[e]) > 1 else 0.0 for e in epochs]
     return epochs, means, sds
 
 
@@ -74,7 +82,7 @@ def curve_panel(ax, groups: dict[str, list[Run]], key: str, title: str, log: boo
     colours = palette(list(groups))
     missing = []
     for arm, runs in groups.items():
-        epochs, mean, sd = mean_band([r.series(key) for r in runs])
+        epochs, mean, sd = mean_band(runs, key)
         if not epochs:
             missing.append(arm_label(arm, runs))
             continue
