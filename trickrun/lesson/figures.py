@@ -2,8 +2,7 @@
 
 Curves are means over seeds with a band of ± one sample standard deviation (mean_band says at
 which epochs); per-layer profiles are geometric means over seeds at the first and at the last
-epoch. Bars of an
-accuracy start at 0, so their lengths compare (a dotted line marks chance, each bar is
+epoch. Bars of an accuracy start at 0, so their lengths compare (a dotted line marks chance, each bar is
 labelled with its mean); an arm whose runs diverged says how many in its label, and an arm
 with nothing finite to draw is named in the panel. FIGURES maps the name a claim declares
 (claims.Claim.figure) to the function that draws it.
