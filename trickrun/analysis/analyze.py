@@ -214,18 +214,18 @@ def run_curve(run: Run, metric: str) -> Curve:
     return Curve(metric, run.epochs, run.series(metric), run.best_index())
 
 
-def values_by_shared_epoch(series: Sequence[tuple[Sequence[int], Sequence[float | None]]]) -> dict[int, list[float]]:
-    """Several runs' (epochs, values), as the finite values at each epoch that every one of them
-    recorded, in epoch order. Only those epochs: where early stopping ended some runs sooner, a
-    mean over the runs that went on would follow the survivors. A value that is not finite (the
-    epoch a run diverged) is left out of its epoch's list."""
-    if not series:
-        return {}
-    shared = set.intersection(*(set(epochs) for epochs, _ in series))
-    by_epoch: dict[int, list[float]] = {e: [] for e in sorted(shared)}
-    for epochs, values in series:
-        for epoch, value in zip(epochs, values):
-            if epoch in shared and value is not None:
+def values_by_shared_epoch(series: Sequence[tuple[Sequence[int], Sequence[float | None]]],
+                           epochs: Iterable[int] | None = None) -> dict[int, list[float]]:
+    """Several runs' (epochs, values), as the finite values at each of `epochs`, in epoch order;
+    by default the epochs every one of them recorded. Only those: where early stopping ended
+    some runs sooner, a mean over the runs that went on would follow the survivors. A value that
+    is not finite (the epoch a run diverged) is left out of its epoch's list."""
+    if epochs is None:
+        epochs = set.intersection(*(set(e) for e, _ in series)) if series else ()
+    by_epoch: dict[int, list[float]] = {e: [] for e in sorted(epochs)}
+    for run_epochs, values in series:
+        for epoch, value in zip(run_epochs, values):
+            if epoch in by_epoch and value is not None:
                 by_epoch[epoch].append(value)
     return by_epoch
 

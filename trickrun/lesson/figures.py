@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from ..analysis.analyze import values_by_shared_epoch  # noqa: E402
 from ..rundir.format import layer_order  # noqa: E402
 from ..rundir.reader import Run  # noqa: E402
 from .measures import CHANCE, clip_interval, diverged  # noqa: E402
@@ -66,11 +67,7 @@ def mean_band(runs: Sequence[Run], key: str) -> tuple[list[int], list[float], li
     run went."""
     going = [r for r in runs if not diverged(r)]
     shared = set.intersection(*(set(r.epochs) for r in going)) if going else set().union(*(r.epochs for r in runs))
-    by_epoch: dict[int, list[float]] = {e: [] for e in sorted(shared)}
-    for run in runs:
-        for epoch, value in zip(run.epochs, run.series(key)):
-            if epoch in by_epoch and value is not None and math.isfinite(value):
-                by_epoch[epoch].append(value)
+    by_epoch = values_by_shared_epoch([(r.epochs, r.series(key)) for r in runs], shared)
     epochs = [e for e, values in by_epoch.items() if values]
     means = [statistics.fmean(by_epoch[e]) for e in epochs]
     sds = [statistics.stdev(by_epoch[e]) if len(by_epoch[e]) > 1 else 0.0 for e in epochs]
