@@ -8,7 +8,8 @@ run did so. This script times, in the training loop:
 
 - "dot products first": Trainer._grad_norms, then a step that sums nothing (a clipping
   run's way, and every run's before);
-- "from the step": a step that sums the squares, then Trainer._step_norms;
+- "from the step": a step that sums the squares into the batch's row of the epoch's table
+  (the trainer takes the norms from that table after the epoch: train.norm_sums);
 - "no norms": the step that sums nothing, alone (what the norms cost above it).
 
 Three trainers of the same config take turns batch by batch over the same examples (real
@@ -51,6 +52,7 @@ def paired_steps(case, data, epochs: int) -> dict:
     bs = case.batch_size
     order = np.random.default_rng(0).permutation(len(data.x_train))
     n_batches = -(-len(order) // bs)
+    rows = np.zeros((n_batches, len(trainers["from the step"]._segments)), np.float32)
     times: dict[str, list[float]] = {way: [] for way in WAYS}
     for epoch in range(1 + epochs):  # the first is a warm-up
         for index in range(n_batches):
@@ -63,10 +65,11 @@ def paired_steps(case, data, epochs: int) -> dict:
                 t.model.backward(dlogits)
                 t0 = time.perf_counter()
                 if way == "dot products first":
-                    t._grad_norms()
-                t.optimizer.step(t.model.params, t.model.grads, lr)
+                    t._grad_norms(rows[index])
                 if way == "from the step":
-                    t._step_norms()
+                    t.optimizer.step(t.model.params, t.model.grads, lr, rows[index])
+                else:
+                    t.optimizer.step(t.model.params, t.model.grads, lr)
                 if epoch:
                     times[way].append(time.perf_counter() - t0)
     params = [t.model.params for t in trainers.values()]

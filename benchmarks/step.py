@@ -6,28 +6,17 @@ per value is the same at every size, its arithmetic bounds it (Adam: a square ro
 division per value); where it grows once the vectors leave the L2 cache, the memory does
 (momentum: a multiply-add). Best of 7 repeats per size, in ns per value; the benchmark's
 535,818 parameters are the third size.
-
-Then, in a real training epoch (Adam and momentum at batch 128, real MNIST from
-$TRICKRUN_DATA_DIR, else random pixels), what streaming the step costs the code after it:
-the trainer reads the norms the step summed (`Trainer._step_norms`, a few NumPy calls on 4
-values) right after each step, and this script times that call and then the very same call
-again at once. The difference is what the step's stream of megabytes through the caches
-costs the interpreter's own code and data, which it evicts, once per batch.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import numpy as np
 
-from epoch import CASES, N_TRAIN, load_data  # beside this script
-from machine import cpu_model
-from trickrun.config import load_config
+from machine import cpu_model  # beside this script
 from trickrun.nn.kernels import optim as K
-from trickrun.train import Trainer
 
 SIZES = (8_192, 65_536, 535_818, 4_000_000)
 f32 = np.float32
@@ -61,32 +50,6 @@ def ns_per_value(call, n: int, budget_s: float) -> float:
     return best / n * 1e9
 
 
-def after_the_step(label: str, data) -> tuple[float, float]:
-    """Median µs of reading the step's norms right after the step, and of the same call again,
-    over one epoch after a warm-up."""
-    trainer = Trainer(load_config(next(c for c in CASES if c.label == label).config()), data)
-    read = trainer._step_norms
-    first: list[float] = []
-    again: list[float] = []
-
-    def timed():
-        t0 = time.perf_counter()
-        read()
-        t1 = time.perf_counter()
-        result = read()
-        first.append(t1 - t0)
-        again.append(time.perf_counter() - t1)
-        return result
-
-    trainer._step_norms = timed
-    lr = trainer.schedule.lr(1)
-    trainer._train_epoch(lr)
-    first.clear()
-    again.clear()
-    trainer._train_epoch(lr)
-    return statistics.median(first) * 1e6, statistics.median(again) * 1e6
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: a few ms per size")
@@ -99,13 +62,6 @@ def main(argv: list[str] | None = None) -> None:
     print("| ---: | ---: | " + " | ".join("---:" for _ in names) + " |")
     for n, row in table.items():
         print(f"| {n:,} | {n * 4 / 2**20:.2f} | " + " | ".join(f"{row[name]:.3f}" for name in names) + " |")
-    data = load_data(N_TRAIN // 10 if args.quick else N_TRAIN)
-    print(f"\n# reading the step's norms in the training loop ({data.source}), median µs\n")
-    print("| config | right after the step | the same call again |")
-    print("| --- | ---: | ---: |")
-    for label in ("adam b128", "momentum b128"):
-        first, again = after_the_step(label, data)
-        print(f"| {label} | {first:.1f} | {again:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

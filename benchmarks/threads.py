@@ -51,7 +51,8 @@ ENVIRONMENTS = {
 def split_in_two(kernel, pool: ThreadPoolExecutor):
     """`kernel(p, g, m, v, *scalars, chunks, squares)` run on the two halves of its pieces
     (`chunks`' rows, absolute positions) at once. Each half sums its own squares and the
-    two sums are added after: the same updates bit for bit, the squares to rounding."""
+    two sums are added after: the same updates bit for bit, the squares and their total (the
+    kernel's return, what the trainer checks) to rounding."""
 
     def halves(p, g, m, v, *args):
         *scalars, chunks, squares = args
@@ -61,6 +62,7 @@ def split_in_two(kernel, pool: ThreadPoolExecutor):
         kernel(p, g, m, v, *scalars, chunks[h:], squares)
         first.result()
         squares += mine
+        return sum(float(s) for s in squares)  # as the kernels' _total adds them
 
     return halves
 

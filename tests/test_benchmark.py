@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from helpers import requires_real_mnist
 from trickrun.nn.kernels import optim as kernels
@@ -103,8 +104,9 @@ def test_the_optimizer_step_split_in_two_halves_gives_the_same_bits_as_one_call(
             before = p.copy()
             one = [a.copy() for a in (p, g, m, v)]
             squares_one, squares_halves = np.empty(2, f), np.empty(2, f)
-            kernels.adam(*one, *scalars, squares_one)
-            halves(p, g, m, v, *scalars, squares_halves)
+            total_one = kernels.adam(*one, *scalars, squares_one)
+            total_halves = halves(p, g, m, v, *scalars, squares_halves)
+            assert total_halves == pytest.approx(total_one, rel=1e-6)
             for got, want in zip((p, m, v), (one[0], one[2], one[3])):
                 assert np.array_equal(got, want), (size, n_decay)
             np.testing.assert_allclose(squares_halves, squares_one, rtol=1e-6)
@@ -152,4 +154,4 @@ def test_quick_step_benchmark_times_each_rule_at_each_size():
     rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| ")][2:]
     assert [r[0].strip() for r in rows[:4]] == ["8,192", "65,536", "535,818", "4,000,000"]
     assert all(float(cell) > 0 for r in rows[:4] for cell in r[2:])  # sgd, momentum, adam: ns per value
-    assert [r[0].strip() for r in rows[6:]] == ["adam b128", "momentum b128"]  # the norms read after the step
+    assert len(rows) == 4

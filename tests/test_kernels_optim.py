@@ -105,15 +105,38 @@ def test_each_step_sums_the_squares_of_its_gradient_segment_by_segment(name, end
     for scale in (1.0, 1e-3):
         g = (rng.standard_normal(size) * scale).astype(dtype)
         g64 = g.astype(np.float64)
-        opt.step(p, g, 0.01)
-        plain.step(q, g, 0.01)
+        total = opt.step(p, g, 0.01)
+        assert plain.step(q, g, 0.01) == 0.0
         np.testing.assert_array_equal(p, q)  # summing changes no update
         want = [np.sum(g64[a:b] ** 2) for a, b in zip([0, *ends], ends)]
         assert opt.squares.dtype == dtype
         np.testing.assert_allclose(opt.squares, want, rtol=rtol, atol=0)
+        # the step returns the segments' sums added in float64, in order
+        assert type(total) is float and total == sum(float(s) for s in opt.squares)
         standalone = np.empty(len(ends), dtype)
         K.sum_squares(g, K.chunk_table(ends), standalone)
         np.testing.assert_allclose(standalone, want, rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize("name", O.OPTIMIZERS.names())
+def test_a_step_given_its_own_squares_fills_them_and_leaves_the_optimizers_alone(name):
+    # the trainer hands each batch's step a row of the epoch's table
+    ends = [5, 12, 20]
+    rng = np.random.default_rng(8)
+    a = O.OPTIMIZERS.get(name)(20, np.float32, 10, segment_ends=ends)
+    b = O.OPTIMIZERS.get(name)(20, np.float32, 10, segment_ends=ends)
+    pa = rng.standard_normal(20).astype(np.float32)
+    pb = pa.copy()
+    rows = np.full((2, 3), -1.0, np.float32)
+    for k in range(2):
+        g = rng.standard_normal(20).astype(np.float32)
+        a.squares[:] = -1.0
+        total = a.step(pa, g, 0.01, rows[k])
+        assert total == b.step(pb, g, 0.01)
+        np.testing.assert_array_equal(rows[k], b.squares)  # the same sums, bit for bit
+        assert a.squares.tolist() == [-1.0] * 3
+    np.testing.assert_array_equal(pa, pb)
+    assert rows[0].tolist() != rows[1].tolist()
 
 
 def test_the_pieces_cut_every_segment_at_chunk_boundaries_and_nowhere_else():
@@ -133,11 +156,13 @@ def test_squares_of_a_non_finite_gradient_are_not_finite(name):
     g = np.ones(9, np.float32)
     g[4] = np.nan
     with np.errstate(invalid="ignore"):
-        opt.step(np.ones(9, np.float32), g, 0.1)
-    assert np.isfinite(opt.squares).tolist() == [True, False, True]
+        total = opt.step(np.ones(9, np.float32), g, 0.1)
+    assert np.isfinite(opt.squares).tolist() == [True, False, True] and math.isnan(total)
     g[4], g[7] = 1.0, np.float32(2e19)  # finite, but its square is past float32's range
-    opt.step(np.ones(9, np.float32), g, 0.1)
-    assert np.isfinite(opt.squares).tolist() == [True, True, False]
+    total = opt.step(np.ones(9, np.float32), g, 0.1)
+    assert np.isfinite(opt.squares).tolist() == [True, True, False] and total == math.inf
+    g[7] = 2.0
+    assert opt.step(np.ones(9, np.float32), g, 0.1) == 12.0  # 9 ones and a 2: 8 + 4
 
 
 def test_adamw_decays_the_weight_matrices_only():

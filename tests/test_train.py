@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import threading
@@ -24,7 +25,7 @@ from helpers import InterruptAt
 from trickrun.nn.losses import evaluate, predict_proba, softmax
 from trickrun.rundir.format import Status
 from trickrun.ending import Divergence
-from trickrun.train import NullReporter, Trainer, flush_subnormals
+from trickrun.train import NullReporter, Trainer, flush_subnormals, norm_sums
 
 BASE = {"data": {"val_size": 100}, "model": {"hidden": [16]}, "train": {"epochs": 3}}
 
@@ -316,9 +317,9 @@ def norms_before_each_step(trainer) -> list[float]:
     given, read from the gradients themselves (float64)."""
     seen, step = [], trainer.optimizer.step
 
-    def noting(p, g, lr):
+    def noting(p, g, lr, *squares):
         seen.append(float(np.sqrt(np.sum(g.astype(np.float64) ** 2))))
-        step(p, g, lr)
+        return step(p, g, lr, *squares)
 
     trainer.optimizer.step = noting
     return seen
@@ -339,6 +340,14 @@ def test_the_recorded_gradient_norm_is_that_of_the_gradients_stepped_along(fake_
     assert stats["grad_norm"] == pytest.approx(np.mean(seen), rel=1e-5)
     (b1, b2, out) = stats["block_grad_norms"]  # each block's weight matrix apart
     assert min(b1, b2, out) > 0 and b1**2 + b2**2 + out**2 < np.mean(seen) ** 2 * 1.0001
+
+
+def test_an_epochs_norms_are_added_batch_after_batch_from_each_batchs_squared_norms():
+    # rows: squared norms of each block's weight gradient, then of the rest (biases)
+    rows = np.array([[9, 16, 0, 1], [0, 0, 4, 0], [1, 1, 1, 1]], np.float32)
+    blocks, total = norm_sums(rows)
+    assert blocks.tolist() == [4.0, 5.0, 3.0]
+    assert total == math.sqrt(26) + 2.0 + 2.0
 
 
 class PoisonedBackward:

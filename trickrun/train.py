@@ -80,7 +80,7 @@ class Trainer:
         m = self.model
         # Each block's W gets its own squared norm; the rest (biases, norm params) one more.
         self._segments = [b.weight_slice for b in m.blocks] + [slice(m.n_weights, m.params.size)]
-        self._sq = np.zeros(len(self._segments))
+        self._squares = np.zeros((0, len(self._segments)), m.dtype)  # per epoch (_epoch_squares)
         # The optimizer's kernel sums each segment's squares during the step, unless the run
         # clips: clipping needs the norm before the step (_train_epoch).
         self._clipping = cfg.clip.norm is not None or cfg.clip.value is not None
@@ -113,8 +113,13 @@ class Trainer:
         params, grads, nw = m.params, m.grads, m.n_weights
         weights, weight_grads = params[:nw], grads[:nw]
         order = self.rngs.shuffle.permutation(len(self.data.x_train))
-        block_norm_sums = np.zeros(len(m.blocks))
-        loss_sum = norm_sum = 0.0
+        # Each batch's squared gradient norm per segment, one row a batch: the optimizer's
+        # kernel fills its row during the step (or _grad_norms before it, when clipping),
+        # and the norms are taken from them after the epoch. The step streams megabytes
+        # through the caches, and every NumPy call right after it ran cold: reading the
+        # norms there cost a batch ~30 us (the README's Performance section).
+        squares = self._epoch_squares(n_batches)
+        loss_sum = 0.0
         correct_sum = clipped = 0
         # Overflow and invalid values are what divergence is made of: the loop reports them
         # (a non-finite loss or norm), not NumPy's warnings. One errstate for the epoch, not one
@@ -130,23 +135,22 @@ class Trainer:
                 m.backward(dlogits)
                 if reg.l2 or reg.l1:
                     penalty_grad(weights, weight_grads, *self._penalty)
-                if clipping:  # clipping needs the norm before the step
-                    sq, norm = self._grad_norms()
-                    if math.isfinite(norm):  # else the run ends after this step (below)
-                        clipped += clip_gradients(grads, norm, clip.norm, clip.value)
                 if index == n_batches - 1:
                     np.copyto(self._last_weights, weights)  # for the update/weight ratio
-                self.optimizer.step(params, grads, lr)
-                if not clipping:  # else the norm is the one taken before clipping
-                    sq, norm = self._step_norms()
-                if not math.isfinite(norm):
+                row = squares[index]
+                if clipping:  # clipping needs the norm before the step, whose kernel sums nothing
+                    total = self._grad_norms(row)
+                    if math.isfinite(total):  # else the run ends after this step (below)
+                        clipped += clip_gradients(grads, math.sqrt(total), clip.norm, clip.value)
+                    self.optimizer.step(params, grads, lr)
+                else:
+                    total = self.optimizer.step(params, grads, lr, row)
+                if not math.isfinite(total):
                     # The step has used the gradient and spoilt the weights; the run ends here
                     # all the same and keeps its best epoch's weights (ending.finish).
-                    bad = next((b.name for b, s in zip(m.blocks, sq) if not math.isfinite(s)),
+                    bad = next((b.name for b, s in zip(m.blocks, row) if not math.isfinite(s)),
                                "biases or normalization")
                     return self._diverged(index + 1, lr, xb, layer=(bad, "gradients"))
-                block_norm_sums += np.sqrt(sq[:-1])
-                norm_sum += norm
                 if reg.max_norm is not None:
                     apply_max_norm(m.max_norm_views(), reg.max_norm)
                 loss_sum += loss * len(yb)
@@ -154,6 +158,7 @@ class Trainer:
                 self.reporter.batch(self.epoch, index + 1, loss, correct, len(yb))
         if m.dtype == np.float32:
             self._flush_subnormals()
+        block_norm_sums, norm_sum = norm_sums(squares)
         return {
             "train_loss": loss_sum / n,
             "train_acc": correct_sum / n,
@@ -161,6 +166,13 @@ class Trainer:
             "clip_fraction": clipped / n_batches,
             "block_grad_norms": (block_norm_sums / n_batches).tolist(),
         }
+
+    def _epoch_squares(self, n_batches: int) -> np.ndarray:
+        """A (batches, segments) array for an epoch's squared norms, kept between epochs."""
+        shape = (n_batches, len(self._segments))
+        if self._squares.shape != shape:
+            self._squares = np.zeros(shape, self.model.dtype)
+        return self._squares
 
     def _batches_and_examples(self) -> tuple[int, int]:
         """An epoch's batches and the examples they hold: all of them, except that under batch
@@ -187,21 +199,14 @@ class Trainer:
         np.take(y, idx, out=yb, mode="clip")
         return xb, yb, dlogits
 
-    def _grad_norms(self) -> tuple[np.ndarray, float]:
-        """Squared L2 norm of each gradient segment, and the global norm, read from the
-        gradients (BLAS dot products): what clipping decides on, as it always has."""
-        sq, grads = self._sq, self.model.grads
-        with np.errstate(over="ignore", invalid="ignore"):
-            for i, seg in enumerate(self._segments):
-                g = grads[seg]
-                sq[i] = np.dot(g, g)
-            return sq, math.sqrt(sq.sum())
-
-    def _step_norms(self) -> tuple[np.ndarray, float]:
-        """The same, as the optimizer's kernel summed them during the step."""
-        sq = self._sq
-        np.copyto(sq, self.optimizer.squares)  # float64: their sum neither overflows nor warns
-        return sq, math.sqrt(sq.sum())
+    def _grad_norms(self, row: np.ndarray) -> float:
+        """Squared L2 norm of each gradient segment into `row`, read from the gradients (BLAS
+        dot products), and their sum in float64: what clipping decides on, as it always has."""
+        grads = self.model.grads
+        for i, seg in enumerate(self._segments):
+            g = grads[seg]
+            row[i] = np.dot(g, g)
+        return float(row.astype(np.float64).sum())  # as norm_sums adds them
 
     def _flush_subnormals(self) -> None:
         flush_subnormals(self.model.params)
@@ -276,6 +281,17 @@ class Trainer:
         if self.epochs_done < self.epoch:
             return f"during epoch {self.epoch}"
         return f"after epoch {self.epoch}" if self.epoch else "before epoch 1"
+
+
+def norm_sums(squares: np.ndarray) -> tuple[np.ndarray, float]:
+    """From each batch's squared norms per segment (the last segment: biases and
+    normalization parameters), the sums over batches of each block's weight-gradient norm
+    and of the global norm, added batch after batch in float64."""
+    blocks, total = np.zeros(squares.shape[1] - 1), 0.0
+    for row in squares.astype(np.float64):
+        blocks += np.sqrt(row[:-1])
+        total += math.sqrt(row.sum())
+    return blocks, total
 
 
 def flush_subnormals(a: np.ndarray) -> None:

@@ -113,8 +113,10 @@ class Optimizer:
     gradient it was given over segment k of the flat vector: [0, segment_ends[0]),
     [segment_ends[0], segment_ends[1]), ... The kernel sums them in the pass it makes anyway
     (kernels/optim.py), so a trainer reads its gradient norms there instead of reading the
-    gradient again. Without (the default), `squares` is empty and nothing is summed.
-    `chunks` is the kernels' table of pieces (kernels.optim.chunk_table).
+    gradient again; `step` may be given another array of the same size to fill instead (the
+    trainer gives each batch its row of an epoch's table). Without (the default), `squares`
+    is empty and nothing is summed. `chunks` is the kernels' table of pieces
+    (kernels.optim.chunk_table).
     """
 
     state_names: tuple[str, ...] = ()
@@ -138,11 +140,13 @@ class Optimizer:
         self.chunks = kernels.chunk_table(ends)
         self.squares = np.zeros(0 if segment_ends is None else len(ends), self.dtype)
 
-    def step(self, p: np.ndarray, g: np.ndarray, lr: float) -> None:
+    def step(self, p: np.ndarray, g: np.ndarray, lr: float, squares: np.ndarray | None = None) -> float:
         """One update in place, by a fused kernel (nn/kernels/optim.py): the rules above
-        are its reference, to float32 rounding; fills `squares`."""
+        are its reference, to float32 rounding. Fills `squares` (default: self.squares)
+        and returns their sum in float64, 0.0 when there are none: not finite exactly
+        when the gradient is not."""
         self.t += 1
-        self._update(p, g, lr)
+        return self._update(p, g, lr, self.squares if squares is None else squares)
 
     def _cast(self, *scalars: float):
         """Scalars in the parameters' dtype: float32 arithmetic for a float32 model, as
@@ -150,7 +154,7 @@ class Optimizer:
         cast = self.dtype.type
         return cast(scalars[0]) if len(scalars) == 1 else tuple(cast(s) for s in scalars)
 
-    def _update(self, p, g, lr):  # pragma: no cover - every subclass defines it
+    def _update(self, p, g, lr, squares) -> float:  # pragma: no cover - every subclass defines it
         raise NotImplementedError
 
     def get_config(self) -> dict:
@@ -168,8 +172,8 @@ class Optimizer:
 @OPTIMIZERS.register("sgd")
 class SGD(Optimizer):
     default_lr = 0.1
-    def _update(self, p, g, lr):
-        kernels.sgd(p, g, self._cast(lr), self.chunks, self.squares)
+    def _update(self, p, g, lr, squares):
+        return kernels.sgd(p, g, self._cast(lr), self.chunks, squares)
 
 
 @OPTIMIZERS.register("momentum")
@@ -178,14 +182,14 @@ class Momentum(Optimizer):
     defaults = {"momentum": 0.9}
     default_lr = 0.01
 
-    def _update(self, p, g, lr):
-        kernels.momentum(p, g, self.state["velocity"], *self._cast(lr, self.momentum), self.chunks, self.squares)
+    def _update(self, p, g, lr, squares):
+        return kernels.momentum(p, g, self.state["velocity"], *self._cast(lr, self.momentum), self.chunks, squares)
 
 
 @OPTIMIZERS.register("nesterov")
 class Nesterov(Momentum):
-    def _update(self, p, g, lr):
-        kernels.nesterov(p, g, self.state["velocity"], *self._cast(lr, self.momentum), self.chunks, self.squares)
+    def _update(self, p, g, lr, squares):
+        return kernels.nesterov(p, g, self.state["velocity"], *self._cast(lr, self.momentum), self.chunks, squares)
 
 
 @OPTIMIZERS.register("adagrad")
@@ -194,8 +198,8 @@ class Adagrad(Optimizer):
     defaults = {"eps": EPS}
     default_lr = 0.01
 
-    def _update(self, p, g, lr):
-        kernels.adagrad(p, g, self.state["sum_sq"], *self._cast(lr, self.eps), self.chunks, self.squares)
+    def _update(self, p, g, lr, squares):
+        return kernels.adagrad(p, g, self.state["sum_sq"], *self._cast(lr, self.eps), self.chunks, squares)
 
 
 @OPTIMIZERS.register("rmsprop")
@@ -204,9 +208,9 @@ class RMSProp(Optimizer):
     defaults = {"rho": 0.9, "eps": EPS}
     default_lr = 0.001
 
-    def _update(self, p, g, lr):
-        kernels.rmsprop(p, g, self.state["mean_sq"], *self._cast(lr, 1.0 - self.rho, self.eps),
-                        self.chunks, self.squares)
+    def _update(self, p, g, lr, squares):
+        return kernels.rmsprop(p, g, self.state["mean_sq"], *self._cast(lr, 1.0 - self.rho, self.eps),
+                               self.chunks, squares)
 
 
 @OPTIMIZERS.register("adam")
@@ -215,24 +219,24 @@ class Adam(Optimizer):
     defaults = {"beta1": 0.9, "beta2": 0.999, "eps": EPS}
     default_lr = 0.001
 
-    def _update(self, p, g, lr):
-        self._adam(p, g, lr, decay=1.0, n_decay=0)
+    def _update(self, p, g, lr, squares):
+        return self._adam(p, g, lr, squares, decay=1.0, n_decay=0)
 
-    def _adam(self, p, g, lr, decay: float, n_decay: int) -> None:
+    def _adam(self, p, g, lr, squares, decay: float, n_decay: int) -> float:
         """adam_update's step in one kernel, with AdamW's decay of the first n_decay values."""
         bc1, bc2 = 1.0 - self.beta1**self.t, 1.0 - self.beta2**self.t
         lr_t, eps_t = lr * math.sqrt(bc2) / bc1, self.eps * math.sqrt(bc2)
-        kernels.adam(p, g, self.state["m"], self.state["v"],
-                     *self._cast(lr_t, 1.0 - self.beta1, 1.0 - self.beta2, eps_t, decay), n_decay,
-                     self.chunks, self.squares)
+        return kernels.adam(p, g, self.state["m"], self.state["v"],
+                            *self._cast(lr_t, 1.0 - self.beta1, 1.0 - self.beta2, eps_t, decay), n_decay,
+                            self.chunks, squares)
 
 
 @OPTIMIZERS.register("adamw")
 class AdamW(Adam):
     defaults = {**Adam.defaults, "weight_decay": 0.01}
 
-    def _update(self, p, g, lr):
-        self._adam(p, g, lr, decay=1.0 - lr * self.weight_decay, n_decay=self.n_weights)
+    def _update(self, p, g, lr, squares):
+        return self._adam(p, g, lr, squares, decay=1.0 - lr * self.weight_decay, n_decay=self.n_weights)
 
 
 @OPTIMIZERS.register("normalized")
@@ -245,13 +249,14 @@ class Normalized(Optimizer):
     # near 1); measured on 10,000 examples, 0.01 and below lag far behind after 10 epochs.
     default_lr = 0.1
 
-    def _update(self, p, g, lr):
+    def _update(self, p, g, lr, squares):
         with np.errstate(over="ignore", invalid="ignore"):  # a gradient gone wrong: the trainer says so
             norm = math.sqrt(float(np.dot(g, g)))
         if norm > 0.0:  # a zero gradient has no direction to step along
-            kernels.sgd(p, g, self._cast(lr / norm), self.chunks, self.squares)
-        elif self.squares.size:  # no step (g = 0, or NaN, which a trainer must still see)
-            kernels.sum_squares(g, self.chunks, self.squares)
+            return kernels.sgd(p, g, self._cast(lr / norm), self.chunks, squares)
+        if squares.size:  # no step (g = 0, or NaN, which a trainer must still see)
+            return kernels.sum_squares(g, self.chunks, squares)
+        return 0.0
 
 
 def hyper_defaults() -> dict[tuple[str, str], float]:

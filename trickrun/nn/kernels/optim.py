@@ -8,8 +8,10 @@ Every rule's kernel also sums the squares of the gradient it steps along, segmen
 dot products before the step, read the whole gradient from memory once more. The kernel
 walks `chunks`, rows (start, end, segment) that cut each segment into pieces of CHUNK values
 (`chunk_table`); each piece is updated, then its squares are summed while it is still in the
-L1 cache, and the piece's sum is added to its segment's, piece after piece. Given `squares`
-of size 0, a kernel sums nothing. Only the piece sum may reassociate (`_sum_squares`, so that
+L1 cache, and the piece's sum is added to its segment's, piece after piece. Each returns the
+segments' sums added in float64 (`_total`), which is not finite exactly when the gradient is
+not: the trainer's divergence check, with no NumPy call after the step. Given `squares` of
+size 0, a kernel sums nothing and returns 0.0. Only the piece sum may reassociate (`_sum_squares`, so that
 it vectorizes): the updates stay plain IEEE arithmetic, bit for bit what they were. Sums come
 out in the gradient's dtype, as NumPy's dot product of two float32 vectors does, so a norm
 past float32's range is inf, as it was. What it saves, measured in the training loop
@@ -72,12 +74,22 @@ def _tally(squares, segment, piece):
         squares[segment] += _sum_squares(piece)
 
 
+@numba.njit(inline="always")
+def _total(squares):
+    """The segments' sums added in float64, in order: non-finite exactly when one of them is."""
+    total = 0.0
+    for k in range(squares.size):
+        total += np.float64(squares[k])
+    return total
+
+
 @kernel
 def sum_squares(g, chunks, squares):
     """squares[k] = the sum of squares of segment k of g, summed as the rules' kernels do."""
     squares[:] = 0
     for c in range(chunks.shape[0]):
         squares[chunks[c, 2]] += _sum_squares(g[chunks[c, 0] : chunks[c, 1]])
+    return _total(squares)
 
 
 # Each rule loops over one piece's slices: indexing by `range(lo, hi)` with lo from an array
@@ -91,6 +103,7 @@ def sgd(p, g, lr, chunks, squares):
         for i in range(pc.size):
             pc[i] -= lr * gc[i]
         _tally(squares, chunks[c, 2], gc)
+    return _total(squares)
 
 
 @kernel
@@ -105,6 +118,7 @@ def momentum(p, g, v, lr, gamma, chunks, squares):
             vc[i] = vi
             pc[i] += vi
         _tally(squares, chunks[c, 2], gc)
+    return _total(squares)
 
 
 @kernel
@@ -120,6 +134,7 @@ def nesterov(p, g, v, lr, gamma, chunks, squares):
             vc[i] = vi
             pc[i] += gamma * vi - step
         _tally(squares, chunks[c, 2], gc)
+    return _total(squares)
 
 
 @kernel
@@ -134,6 +149,7 @@ def adagrad(p, g, G, lr, eps, chunks, squares):
             Gc[i] = Gi
             pc[i] -= lr * gi / (math.sqrt(Gi) + eps)
         _tally(squares, chunks[c, 2], gc)
+    return _total(squares)
 
 
 @kernel
@@ -150,6 +166,7 @@ def rmsprop(p, g, E, lr, one_minus_rho, eps, chunks, squares):
             Ec[i] = Ei
             pc[i] -= lr * gi / (math.sqrt(Ei) + eps)
         _tally(squares, chunks[c, 2], gc)
+    return _total(squares)
 
 
 @kernel
@@ -173,6 +190,7 @@ def adam(p, g, m, v, lr_t, one_minus_b1, one_minus_b2, eps_t, decay, n_decay, ch
             pi = pc[i] * decay if i < decayed else pc[i]
             pc[i] = pi - lr_t * mi / (math.sqrt(vi) + eps_t)
         _tally(squares, chunks[c, 2], gc)
+    return _total(squares)
 
 
 @kernel
