@@ -1,6 +1,7 @@
 """The batch kernel: training images kept as uint8 and scaled as they are gathered give,
 bit for bit, the rows of the whole array scaled at once (so keeping the pixels changed no
-run's numbers), for every data.scale method, odd widths and batches of one."""
+run's numbers), for every data.scale method, odd widths and batches of one; the labels'
+gather is np.take's."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from trickrun.config import CHOICES
 from trickrun.data.images import ScaledImages
 from trickrun.data.scaling import SCALES, scale
 from trickrun.nn.kernels import batches
-from trickrun.nn.kernels.batches import gather_scaled, gather_scaled_reference
+from trickrun.nn.kernels.batches import gather_labels, gather_scaled, gather_scaled_reference
 
 
 @pytest.mark.parametrize("method", CHOICES["data.scale"])
@@ -32,6 +33,17 @@ def test_gathered_batches_equal_the_whole_array_scaled(method, shape, batch):
     gather_scaled_reference(pixels, idx, s.shift, s.divisor, s.offset, reference)
     assert reference.tobytes() == out.tobytes()
     assert np.asarray(images).tobytes() == whole.tobytes() and images[idx].tobytes() == whole[idx].tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.intp, np.int64, np.uint8])
+@pytest.mark.parametrize("n,batch", [(600, 128), (1, 1), (9, 9)])
+def test_a_batchs_labels_are_gathered_as_np_take_gathers_them(dtype, n, batch):
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 10, n).astype(dtype)
+    idx = rng.permutation(n)[:batch]
+    out = np.full(batch, 99, dtype)
+    gather_labels(labels, idx, out)
+    np.testing.assert_array_equal(out, np.take(labels, idx))
 
 
 def test_standard_scaling_of_a_constant_training_set_only_centres():

@@ -22,6 +22,7 @@ from .early_stopping import EarlyStopping
 from .checkpoint import EpochSaver, load_into
 from .ending import Divergence, Ending, finish, run_until_ended, stop_condition
 from .nn.kernels import compile_notice
+from .nn.kernels.batches import gather_labels
 from .nn.kernels.optim import add_penalty_grad as penalty_grad
 from .nn.losses import evaluate, softmax_cross_entropy, weight_penalty
 from .nn.model import MLP
@@ -194,9 +195,7 @@ class Trainer:
                                    np.empty((size, self.n_classes), self.model.dtype))
         xb, yb, dlogits = self._buffers[size]
         x.take(idx, out=xb)  # gathered and scaled in one pass (data/images.py)
-        # mode="clip" (idx is a permutation, always in range): with the default "raise"
-        # numpy gathers into a temporary buffer and copies it into `out` afterwards.
-        np.take(y, idx, out=yb, mode="clip")
+        gather_labels(y, idx, yb)
         return xb, yb, dlogits
 
     def _grad_norms(self, row: np.ndarray) -> float:

@@ -78,3 +78,11 @@ def gather_scaled(pixels, idx, shift, divisor, offset, out):
         row = idx[i]
         for j in range(width):
             out[i, j] = (np.float32(pixels[row, j]) - shift) / divisor - offset
+
+
+@kernel
+def gather_labels(labels, idx, out):
+    """out[i] = labels[idx[i]]: a batch's labels (np.take's result, without its Python-side
+    dispatch, which ran cold once per batch right after the step)."""
+    for i in range(idx.shape[0]):
+        out[i] = labels[idx[i]]
