@@ -110,6 +110,28 @@ def test_activation_backward_with_mask_and_bias_gradient(shape, dtype, kind, mas
     np.testing.assert_allclose(gb, expected.sum(0), **tol(dtype))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [*SHAPES, (128, 10)])
+def test_add_bias_is_numpys_x_plus_b_bit_for_bit(shape, dtype):
+    x, b = data(shape, dtype), data(shape[1:], dtype, seed=1)
+    x[0, 0] = np.nan
+    got = x.copy()
+    K.add_bias(got, b)
+    np.testing.assert_array_equal(got, x + b)  # NaN where x was NaN, as NumPy
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [*SHAPES, (128, 10), (513, 3)])
+def test_column_sums_are_numpys_axis_0_sums_bit_for_bit(shape, dtype):
+    x = data(shape, dtype, scale=1e3)
+    out = np.full(shape[1], np.nan, dtype)
+    K.column_sums(x, out)
+    np.testing.assert_array_equal(out, np.sum(x, axis=0))
+    x[-1, 0] = np.nan
+    K.column_sums(x, out)
+    assert math.isnan(out[0]) and np.isfinite(out[1:]).all()
+
+
 def test_activation_backward_propagates_nan_and_skips_empty_sums():
     g = np.array([[np.nan, 1.0, np.inf]])
     y = np.array([[0.5, 0.0, 0.0]])  # inf * 0 (a dead unit) is NaN in NumPy too

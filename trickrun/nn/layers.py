@@ -103,13 +103,13 @@ class Dense:
         out = self._scratch.get("out", (x.shape[0], self.W.shape[1]), self.W.dtype)
         np.matmul(x, self.W, out=out)
         if self.b is not None and not self.bias_in_activation:
-            out += self.b
+            K.add_bias(out, self.b)
         return out
 
     def backward(self, grad: np.ndarray) -> np.ndarray | None:
         np.matmul(self._x.T, grad, out=self.gW)
         if self.gb is not None and not self.bias_in_activation:
-            np.sum(grad, axis=0, out=self.gb)
+            K.column_sums(grad, self.gb)
         if not self.input_grad:
             return None
         dx = self._scratch.get("dx", self._x.shape, grad.dtype)

@@ -1,7 +1,7 @@
 """The layers' kernels: bias + activation, activation backward (with dropout's mask and the
-bias gradient), dropout's mask, batch and layer norm forward and backward, and softmax
-cross-entropy. The NumPy they replace stays in nn/layers.py and nn/losses.py docstrings and
-in tests/test_kernels_layers.py as the reference.
+bias gradient), a bias gradient alone (column sums), dropout's mask, batch and layer norm
+forward and backward, and softmax cross-entropy. The NumPy they replace stays in nn/layers.py
+and nn/losses.py docstrings and in tests/test_kernels_layers.py as the reference.
 
 Every kernel takes 2-D (batch, features) arrays of one float dtype (float32 or float64).
 Column sums over the batch (bias, gamma and beta gradients, batch statistics) add the rows
@@ -64,6 +64,27 @@ def activation_backward(grad, y, mask, kind, slope, dx, gbias):
             dx[i, j] = d
             if sums:
                 gbias[j] += d
+
+
+@kernel
+def add_bias(x, bias):
+    """x[i, j] += bias[j] in place: a Dense's bias where no activation adds it (x + b in NumPy)."""
+    n, m = x.shape
+    for i in range(n):
+        for j in range(m):
+            x[i, j] += bias[j]
+
+
+@kernel
+def column_sums(x, out):
+    """out[j] = the sum of column j of x, the rows added in order: np.sum(x, axis=0) bit for
+    bit (a Dense's bias gradient where no activation fills it, as the output layer's), a
+    fraction of NumPy's reduction overhead on a (batch, 10) array."""
+    n, m = x.shape
+    out[:] = out.dtype.type(0)
+    for i in range(n):
+        for j in range(m):
+            out[j] += x[i, j]
 
 
 @kernel
