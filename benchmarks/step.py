@@ -6,6 +6,8 @@ per value is the same at every size, its arithmetic bounds it (Adam: a square ro
 division per value); where it grows once the vectors leave the L2 cache, the memory does
 (momentum: a multiply-add). Best of 7 repeats per size, in ns per value; the benchmark's
 535,818 parameters are the third size.
+
+What streaming the step costs the Python after it, in the training loop: benchmarks/cold.py.
 """
 
 from __future__ import annotations

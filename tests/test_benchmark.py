@@ -155,3 +155,12 @@ def test_quick_step_benchmark_times_each_rule_at_each_size():
     assert [r[0].strip() for r in rows[:4]] == ["8,192", "65,536", "535,818", "4,000,000"]
     assert all(float(cell) > 0 for r in rows[:4] for cell in r[2:])  # sgd, momentum, adam: ns per value
     assert len(rows) == 4
+
+
+def test_quick_cold_benchmark_times_both_ways_of_one_loop_for_each_config():
+    proc = run_script("cold.py", "--quick")
+    rows = table(proc.stdout)
+    assert [r["config"] for r in rows] == ["adam b128", "momentum b128"]
+    for row in rows:
+        assert float(row["before"]) > 0 and float(row["now"]) > 0
+        assert float(row["norms read after the step"]) > 0 and float(row["the same read again"]) > 0
