@@ -36,8 +36,7 @@ import types
 
 import numpy as np
 
-from epoch import CASES, N_TRAIN, TURN, blas_threads, load_data, paired_options  # beside this script
-from machine import cpu_model
+from epoch import TURN, paired_setup  # beside this script
 import trickrun.nn.layers
 import trickrun.train
 from trickrun.config import load_config
@@ -123,14 +122,10 @@ def paired(case, data, epochs: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = paired_options(__doc__, argv)
-    examples = N_TRAIN // 10 if args.quick else N_TRAIN
-    data = load_data(examples)
-    cases = [c for c in CASES if c.batch_size == args.batch and c.norm == "none"]
+    args, data, cases, machine = paired_setup(__doc__, argv)
     print("# NumPy calls after the step (before) or none (now): one trainer, the two ways in turns "
           f"of {TURN} batches")
-    print(f"- {cpu_model()}; BLAS threads {blas_threads()}; {examples} examples ({data.source}); "
-          f"{args.epochs} timed epoch(s) after a warm-up; medians, µs a batch\n")
+    print(f"{machine}; medians, µs a batch\n")
     print("| config | before | now | saving (paired) | saving, s/epoch | norms read after the step | "
           "the same read again |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")

@@ -46,7 +46,9 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, also under runpy
 
+from machine import cpu_model  # noqa: E402
 from trickrun.config import DataConfig, load_config  # noqa: E402
 from trickrun.data.load import Dataset, load_dataset  # noqa: E402
 from trickrun.data.images import ScaledImages  # noqa: E402
@@ -302,6 +304,19 @@ def paired_options(doc: str, argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--epochs", type=int, default=1, help="timed epochs, after 1 warm-up")
     ap.add_argument("--quick", action="store_true", help="smoke run: 10%% of an epoch")
     return ap.parse_args(argv)
+
+
+def paired_setup(doc: str, argv: list[str] | None) -> tuple[argparse.Namespace, Dataset, list[Case], str]:
+    """What the scripts that time ways of the training loop's tail start from (norms.py,
+    cold.py): their options, the data, the configs without normalization at the batch size
+    asked for, and a line naming the machine, the data and the epochs."""
+    args = paired_options(doc, argv)
+    examples = N_TRAIN // 10 if args.quick else N_TRAIN
+    data = load_data(examples)
+    cases = [c for c in CASES if c.batch_size == args.batch and c.norm == "none"]
+    line = (f"- {cpu_model()}; BLAS threads {blas_threads()}; {examples} examples ({data.source}); "
+            f"{args.epochs} timed epoch(s) after a warm-up")
+    return args, data, cases, line
 
 
 TURN = 20  # batches each trainer of a paired loop runs before the other takes over

@@ -31,8 +31,7 @@ import time
 
 import numpy as np
 
-from epoch import CASES, N_TRAIN, blas_threads, load_data, paired_options  # beside this script
-from machine import cpu_model
+from epoch import paired_setup  # beside this script
 from trickrun.config import load_config
 from trickrun.nn.kernels.optim import CHUNK
 from trickrun.nn.optim import make_optimizer
@@ -78,13 +77,9 @@ def paired_steps(case, data, epochs: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = paired_options(__doc__, argv)
-    examples = N_TRAIN // 10 if args.quick else N_TRAIN
-    data = load_data(examples)
-    cases = [c for c in CASES if c.batch_size == args.batch and c.norm == "none"]
+    args, data, cases, machine = paired_setup(__doc__, argv)
     print(f"# gradient norms: summed by the optimizer's kernel (pieces of {CHUNK}) or by dot products first")
-    print(f"- {cpu_model()}; BLAS threads {blas_threads()}; {examples} examples ({data.source}); "
-          f"{args.epochs} timed epoch(s) after a warm-up; the three take turns batch by batch; "
+    print(f"{machine}; the three take turns batch by batch; "
           f"medians, saving = paired median of dot products first - from the step\n")
     print("| config | no norms, ms/step | dot products first | from the step | saving, ms/step | saving, s/epoch "
           "| weights |")
