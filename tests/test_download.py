@@ -362,11 +362,27 @@ def test_a_stop_signal_while_downloading_leaves_no_partial_file(served, start_mi
     while not list((tmp_path / "cache").rglob(".train-images-idx3-ubyte.gz.*.tmp")):  # downloading
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.01)
+    dispositions = signal_state(proc.pid)  # what the child did with signals just before
+    sent = time.monotonic()
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert not (tmp_path / "cache").exists(), "no partial file, and no folder the download made"
-    assert proc.returncode == code, err  # as the shell reports a process the signal killed
+    # as the shell reports a process the signal killed
+    assert proc.returncode == code, (err, f"exited {time.monotonic() - sent:.1f} s after the signal", dispositions)
     assert err.strip() == "interrupted"
+
+
+def signal_state(pid: int) -> list[str]:
+    """Each thread's signal masks in hex (Linux's /proc: blocked, ignored, caught), for a failure
+    message: a stop signal that a child neither blocks nor ignores must end it."""
+    lines = []
+    for status in sorted(Path(f"/proc/{pid}/task").glob("*/status")):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:  # the thread has ended
+            continue
+        lines.append(" ".join(f"{k}={fields.get(k, '?').strip()}" for k in ("Name", "SigBlk", "SigIgn", "SigCgt")))
+    return lines
 
 
 def test_a_bad_file_in_the_cache_says_to_delete_it_and_then_downloads_it(served, start_mirror, cache, monkeypatch):
