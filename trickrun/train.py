@@ -118,7 +118,7 @@ class Trainer:
         # kernel fills its row during the step (or _grad_norms before it, when clipping),
         # and the norms are taken from them after the epoch. The step streams megabytes
         # through the caches, and every NumPy call right after it ran cold: reading the
-        # norms there cost a batch ~30 us (the README's Performance section).
+        # norms there cost a batch 20-30 us (the README's Performance section).
         squares = self._epoch_squares(n_batches)
         loss_sum = 0.0
         correct_sum = clipped = 0

@@ -11,12 +11,12 @@ walks `chunks`, rows (start, end, segment) that cut each segment into pieces of 
 L1 cache, and the piece's sum is added to its segment's, piece after piece. Each returns the
 segments' sums added in float64 (`_total`), which is not finite exactly when the gradient is
 not: the trainer's divergence check, with no NumPy call after the step. Given `squares` of
-size 0, a kernel sums nothing and returns 0.0. Only the piece sum may reassociate (`_sum_squares`, so that
-it vectorizes): the updates stay plain IEEE arithmetic, bit for bit what they were. Sums come
-out in the gradient's dtype, as NumPy's dot product of two float32 vectors does, so a norm
-past float32's range is inf, as it was. What it saves, measured in the training loop
-(benchmarks/norms.py; the README's Performance section): 0.03-0.11 ms a step at batch 128
-on an AMD EPYC, 1-3% of an epoch.
+size 0, a kernel sums nothing and returns 0.0. Only the piece sum may reassociate
+(`_sum_squares`, so that it vectorizes): the updates stay plain IEEE arithmetic, bit for bit
+what they were. Sums come out in the gradient's dtype, as NumPy's dot product of two float32
+vectors does, so a norm past float32's range is inf, as it was. What it saves, measured in
+the training loop (benchmarks/norms.py; the README's Performance section): 0.03-0.11 ms a
+step at batch 128 on an AMD EPYC, 1-3% of an epoch.
 
 State that decays (momentum's velocity, Adam's moments, RMSProp's mean square) is stored
 flushed: a subnormal value becomes 0. A moment whose gradient stays 0 (a pixel seldom lit,
