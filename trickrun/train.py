@@ -81,7 +81,8 @@ class Trainer:
         m = self.model
         # Each block's W gets its own squared norm; the rest (biases, norm params) one more.
         self._segments = [b.weight_slice for b in m.blocks] + [slice(m.n_weights, m.params.size)]
-        self._squares = np.zeros((0, len(self._segments)), m.dtype)  # per epoch (_epoch_squares)
+        # Each batch's squared norm per segment, one row a batch, refilled every epoch (_train_epoch).
+        self._squares = np.zeros((self._batches_and_examples()[0], len(self._segments)), m.dtype)
         # The optimizer's kernel sums each segment's squares during the step, unless the run
         # clips: clipping needs the norm before the step (_train_epoch).
         self._clipping = cfg.clip.norm is not None or cfg.clip.value is not None
@@ -119,7 +120,7 @@ class Trainer:
         # and the norms are taken from them after the epoch. The step streams megabytes
         # through the caches, and every NumPy call right after it ran cold: reading the
         # norms there cost a batch 20-30 us (the README's Performance section).
-        squares = self._epoch_squares(n_batches)
+        squares = self._squares
         loss_sum = 0.0
         correct_sum = clipped = 0
         # Overflow and invalid values are what divergence is made of: the loop reports them
@@ -167,13 +168,6 @@ class Trainer:
             "clip_fraction": clipped / n_batches,
             "block_grad_norms": (block_norm_sums / n_batches).tolist(),
         }
-
-    def _epoch_squares(self, n_batches: int) -> np.ndarray:
-        """A (batches, segments) array for an epoch's squared norms, kept between epochs."""
-        shape = (n_batches, len(self._segments))
-        if self._squares.shape != shape:
-            self._squares = np.zeros(shape, self.model.dtype)
-        return self._squares
 
     def _batches_and_examples(self) -> tuple[int, int]:
         """An epoch's batches and the examples they hold: all of them, except that under batch
